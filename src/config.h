@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: MIT */
+/* config.h - the site's configuration file (GKeyFile INI), parsed and validated.
+ *
+ *   [site]    name, state_dir, log_level, max_message_size, queue_max_messages
+ *   [local]   host, port, username, password, tls, cafile, client_id, keepalive
+ *   [signal]  url (mqtt://host:port or mqtts://host:port), username, password, cafile,
+ *             secret (the network secret, >= 16 chars) or secret_file
+ *   [ice]     stun (host:port), turn (host:port), turn_username, turn_password,
+ *             tcp (bool), force_relay (bool), send_host_candidates (bool)
+ *   [peer NAME] fingerprint (SHA-256, AB:CD:..), topic = RULE (repeatable: GKeyFile keeps
+ *             only the last of a repeated key, so repeats are read from the raw text),
+ *             mode (webrtc | esp32-example), queue_qos0 (bool)
+ *
+ * Every error names the file, the [section] and key, and what is wrong; the daemon
+ * refuses to start on any. Pure apart from reading the file (and secret_file). */
+#ifndef BL_CONFIG_H
+#define BL_CONFIG_H
+
+#include "common.h"
+#include "router.h"
+
+typedef struct config_peer {
+    char *name;
+    char *fingerprint; /* normalised upper-case "AB:CD:..." (95 chars) */
+    char *mode;        /* "webrtc" (default) or "esp32-example" */
+    bool queue_qos0;
+    route_rule_t *rules;
+    size_t n_rules;
+} config_peer_t;
+
+typedef struct config {
+    char *path;
+
+    char *site_name;
+    char *state_dir;
+    int log_level;           /* log_level_t */
+    size_t max_message_size; /* default BL_MAX_MESSAGE_DEFAULT */
+    size_t queue_max_messages; /* per peer, default 1000000 */
+
+    char *local_host;        /* default 127.0.0.1 */
+    int local_port;          /* default 1883 (8883 with tls) */
+    char *local_username, *local_password;
+    bool local_tls;
+    char *local_cafile;
+    char *local_client_id;   /* default "brokerless-<site>" */
+    int local_keepalive;     /* seconds, default 30 */
+
+    char *signal_host;
+    int signal_port;
+    bool signal_tls;
+    char *signal_username, *signal_password, *signal_cafile;
+    char *network_secret;    /* never logged */
+
+    char *stun_host;  int stun_port;  /* NULL = none */
+    char *turn_host;  int turn_port;  /* NULL = none */
+    char *turn_username, *turn_password;
+    bool ice_tcp;
+    bool force_relay;
+    bool send_host_candidates; /* default true */
+
+    config_peer_t *peers;
+    size_t n_peers;
+} config_t;
+
+/* Load and validate. On error returns BL_EINVAL (or BL_EIO) and writes
+ * "FILE: [section] key: reason" into err. *out is only filled on success. */
+int config_load_file(const char *path, config_t *out, char *err, size_t errlen);
+/* Same from memory; `name` stands for the file name in messages. */
+int config_load_data(const char *data, size_t len, const char *name, config_t *out, char *err,
+                     size_t errlen);
+void config_free(config_t *c);
+const config_peer_t *config_find_peer(const config_t *c, const char *name);
+/* Normalise a fingerprint ("ab:cd..", "ABCD..", "sha-256 AB:..") to "AB:CD:..";
+ * returns BL_EINVAL unless it is 32 bytes of hex. out must hold 96 bytes. */
+int config_fingerprint_normalise(const char *in, char out[96]);
+
+#endif

@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: MIT */
+/* mqtt.h - a libmosquitto MQTT v5 client driven by a GLib main context.
+ *
+ * No second thread: the socket is watched with a GSource and mosquitto_loop_read/
+ * write/misc are called from the loop (never mosquitto_loop_start). Connects in the
+ * background and reconnects with exponential backoff (0.5 s .. 30 s) whenever the broker
+ * goes away; every subscription made with mqtt_subscribe() is renewed after each
+ * reconnect. Publishes made while disconnected wait in memory, in order, and are sent
+ * after the next connect; on_published reports the broker's acknowledgement (PUBACK for
+ * QoS 1, PUBCOMP for QoS 2, the write for QoS 0).
+ * Used by local.c (the site's broker) and signal.c (the signalling broker). */
+#ifndef BL_MQTT_H
+#define BL_MQTT_H
+
+#include <glib.h>
+#include <mosquitto.h>
+
+#include "common.h"
+#include "msg.h"
+
+typedef struct mqtt mqtt_t;
+
+typedef struct mqtt_opts {
+    const char *name;      /* for logs: "local", "signal" */
+    const char *host;
+    int port;
+    const char *client_id;
+    const char *username, *password;
+    bool tls;
+    const char *cafile;    /* NULL = system store when tls */
+    int keepalive;         /* seconds */
+    bool clean_start;      /* false: persistent session (session expiry = 1 day) */
+} mqtt_opts_t;
+
+typedef struct mqtt_events {
+    void (*on_connect)(void *ud);
+    void (*on_disconnect)(void *ud, int rc);
+    /* A message from the broker, converted with its MQTT 5 properties. The callee
+     * borrows m for the duration of the call. */
+    void (*on_message)(void *ud, const bl_msg_t *m);
+    /* The broker acknowledged the publish that was given `token`. */
+    void (*on_published)(void *ud, uint64_t token);
+} mqtt_events_t;
+
+mqtt_t *mqtt_new(GMainContext *ctx, const mqtt_opts_t *opts, const mqtt_events_t *ev, void *ud);
+/* Start connecting (returns at once). */
+int mqtt_start(mqtt_t *c);
+/* Remembered; (re)sent on every connect. no_local and retain_as_published are the MQTT 5
+ * subscription options. */
+int mqtt_subscribe(mqtt_t *c, const char *filter, int qos, bool no_local, bool rap);
+/* Queue a publish with m's topic, payload, QoS, retain and properties. */
+int mqtt_publish(mqtt_t *c, const bl_msg_t *m, uint64_t token);
+bool mqtt_connected(const mqtt_t *c);
+/* Publishes waiting for the broker (queued + in flight). */
+size_t mqtt_pending(const mqtt_t *c);
+void mqtt_free(mqtt_t *c);
+
+/* Conversion helpers (pure), exposed for tests. */
+int mqtt_props_to_msg(const mosquitto_property *props, bl_msg_t *m);
+int mqtt_props_from_msg(const bl_msg_t *m, mosquitto_property **props);
+
+#endif

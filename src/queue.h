@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+/* queue.h - the site's durable state in one SQLite database (WAL), state_dir/queue.db:
+ *
+ *   - the origin sequence counter (survives restarts, never reused);
+ *   - one outbound queue per peer: messages not yet acknowledged by that peer, in order;
+ *   - the inbound dedupe window per origin site: sequences already delivered to the
+ *     local broker, so a resend after a crash or reconnect is only acknowledged;
+ *   - the retained store: the last retained message per topic that crossed a link.
+ *
+ * All calls are synchronous and cheap (prepared statements). Writes between
+ * queue_begin() and queue_commit() share one transaction, so a burst costs one commit.
+ * synchronous=NORMAL: a committed message survives a crash of the daemon (kill -9);
+ * surviving power loss would need FULL (config, later). */
+#ifndef BL_QUEUE_H
+#define BL_QUEUE_H
+
+#include "common.h"
+#include "msg.h"
+
+typedef struct queue queue_t;
+
+int queue_open(const char *path, queue_t **out);
+void queue_close(queue_t *q);
+
+int queue_begin(queue_t *q);  /* nests: only the outermost begin/commit pair counts */
+int queue_commit(queue_t *q);
+
+/* Next origin sequence (1, 2, ...), persisted. */
+int queue_next_seq(queue_t *q, uint64_t *seq);
+
+/* Append m (its seq set) to peer's queue. enq_ms = wall clock when taken in, so expiry
+ * can be reduced by the time spent queued. BL_ETOOBIG when the peer's queue is at
+ * `max_messages` (0 = no cap). */
+int queue_push(queue_t *q, const char *peer, const bl_msg_t *m, int64_t enq_ms,
+               size_t max_messages);
+/* Up to `max` messages of peer's queue with seq > after_seq, in seq order; *msgs is
+ * an array of owned messages (free with queue_msgs_free), enq_ms filled alongside. */
+int queue_peek(queue_t *q, const char *peer, uint64_t after_seq, size_t max, bl_msg_t ***msgs,
+               int64_t **enq_ms, size_t *n);
+void queue_msgs_free(bl_msg_t **msgs, int64_t *enq_ms, size_t n);
+/* The peer's broker has it: remove. Unknown seq is not an error. */
+int queue_ack(queue_t *q, const char *peer, uint64_t seq);
+size_t queue_depth(queue_t *q, const char *peer);
+
+/* Inbound dedupe: 1 if (origin, seq) was already delivered, 0 if not. */
+int queue_seen(queue_t *q, const char *origin, uint64_t seq);
+int queue_mark_seen(queue_t *q, const char *origin, uint64_t seq);
+
+/* Retained store: set (payload_len > 0) or clear (payload_len == 0) the topic. */
+int queue_retained_put(queue_t *q, const bl_msg_t *m);
+/* All retained entries (including clears, kept as tombstones with empty payload). */
+int queue_retained_all(queue_t *q, bl_msg_t ***msgs, size_t *n);
+
+#endif

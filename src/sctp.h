@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: MIT */
+/* sctp.h - SCTP (usrsctp, AF_CONN) over DTLS, with WebRTC data channels (RFC 8831).
+ *
+ * usrsctp is initialised once with usrsctp_init_nothreads and its timers are driven
+ * from the GMainContext, so every callback runs on the daemon's one thread. Port 5000
+ * both ends, both sides connect. The DTLS client opens channels on even stream ids,
+ * the server on odd (RFC 8832 6). Path MTU discovery off, MTU 1200 - overheads, so
+ * SCTP packets are never fragmented by DTLS. */
+#ifndef BL_SCTP_H
+#define BL_SCTP_H
+
+#include <glib.h>
+
+#include "common.h"
+
+typedef struct sctp sctp_t;
+
+typedef struct sctp_events {
+    /* An SCTP packet to encrypt and send (dtls_send). */
+    int (*send)(void *ud, const uint8_t *buf, size_t len);
+    /* The association is up (both can open channels now). */
+    void (*on_connected)(void *ud);
+    /* A channel is open: ours after the peer's ACK, theirs when its OPEN arrived. */
+    void (*on_channel_open)(void *ud, uint16_t stream, const char *label);
+    /* One whole message on an open channel (ppid 51/53; 56/57 give len 0). */
+    void (*on_message)(void *ud, uint16_t stream, uint32_t ppid, const uint8_t *buf, size_t len);
+    /* Send buffer drained below half: sctp_send may be called again after EAGAIN. */
+    void (*on_writable)(void *ud);
+    /* The association went down (abort, shutdown, peer restart). */
+    void (*on_closed)(void *ud, const char *why);
+} sctp_events_t;
+
+typedef struct sctp_opts {
+    const char *who;
+    bool dtls_client;      /* chooses even/odd stream ids */
+    size_t max_message;    /* largest message we send/accept (default 262144) */
+} sctp_opts_t;
+
+/* Process-wide init (idempotent); sctp_new calls it. */
+int sctp_global_init(GMainContext *ctx);
+
+sctp_t *sctp_new(GMainContext *ctx, const sctp_opts_t *opts, const sctp_events_t *ev, void *ud);
+/* Start the association (call when DTLS is connected). */
+int sctp_start(sctp_t *s);
+/* One decrypted DTLS record from the peer. */
+int sctp_feed(sctp_t *s, const uint8_t *buf, size_t len);
+/* Open a data channel with DCEP; returns the stream id (>= 0) or <0. `max_rtx` < 0 means
+ * fully reliable; `ordered` false sets the unordered bit. */
+int sctp_open_channel(sctp_t *s, const char *label, bool ordered, int max_rtx);
+/* Send one message (binary, PPID 53; empty as PPID 57). BL_EAGAIN when the send buffer
+ * is full: keep the message and retry after on_writable. */
+int sctp_send(sctp_t *s, uint16_t stream, const uint8_t *buf, size_t len);
+/* Bytes queued in the association's send buffer. */
+size_t sctp_buffered(const sctp_t *s);
+void sctp_free(sctp_t *s);
+
+#endif

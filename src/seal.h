@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: MIT */
+/* seal.h - sealed signalling messages, pure (docs/PROTOCOL.md "Signalling").
+ *
+ * Keys and topics come from the network secret by HKDF-SHA256 (OpenSSL EVP_KDF):
+ *   key   = HKDF(secret, salt "brokerless/v1", info "signal key")     32 bytes
+ *   inbox = HKDF(secret, salt "brokerless/v1", info "inbox:" + site)  16 bytes, hex
+ *           the topic "bl/<32 hex>" where a site receives its signalling
+ * A sealed message is: version u8 (1) | nonce 12 bytes | ChaCha20-Poly1305 ciphertext of
+ * the JSON body | tag 16 bytes; the AAD is the version byte and the destination topic.
+ * The JSON body: {"v":1,"from":S,"to":S,"sid":HEX,"ts":MS,"type":T, ...fields}.
+ * Stale (|now - ts| > 120 s), replayed (nonce seen), undecryptable or malformed
+ * messages are refused. Fuzzed by fuzz/fuzz_seal.c. */
+#ifndef BL_SEAL_H
+#define BL_SEAL_H
+
+#include "common.h"
+
+#define SEAL_KEY_LEN 32
+#define SEAL_NONCE_LEN 12
+#define SEAL_TAG_LEN 16
+#define SEAL_MAX_AGE_MS 120000
+#define SEAL_MAX_LEN 65536
+
+typedef struct seal_keys {
+    uint8_t key[SEAL_KEY_LEN];
+    char secret_hash[17]; /* not secret: 16 hex chars to tell two secrets apart in logs */
+} seal_keys_t;
+
+int seal_derive(const char *secret, seal_keys_t *out);
+/* "bl/<hex>" for a site's inbox; out must hold 64 bytes. */
+int seal_inbox_topic(const char *secret, const char *site, char *out, size_t outlen);
+
+typedef struct seal_msg {
+    char from[BL_SITE_NAME_MAX + 1];
+    char to[BL_SITE_NAME_MAX + 1];
+    char sid[33];      /* session id, hex */
+    int64_t ts_ms;     /* sender's wall clock */
+    char type[16];     /* "offer", "answer", "cand", "eoc", "bye", "restart" */
+    char *body;        /* type-specific: SDP for offer/answer, candidate line; may be NULL */
+    uint8_t nonce[SEAL_NONCE_LEN];
+} seal_msg_t;
+
+int seal_pack(const seal_keys_t *k, const char *topic, const seal_msg_t *m, uint8_t **out,
+              size_t *out_len);
+/* Authenticate and parse. Does not check time or replay (see seal_replay_*). */
+int seal_unpack(const seal_keys_t *k, const char *topic, const uint8_t *buf, size_t len,
+                seal_msg_t *out);
+void seal_msg_clear(seal_msg_t *m);
+
+/* A replay cache of nonces within the age window. */
+typedef struct seal_replay seal_replay_t;
+seal_replay_t *seal_replay_new(void);
+/* 0 if fresh and remembered, BL_ESTALE if out of the window, BL_EREPLAY if seen. */
+int seal_replay_check(seal_replay_t *r, const seal_msg_t *m, int64_t now_wall_ms);
+void seal_replay_free(seal_replay_t *r);
+
+#endif

@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: MIT */
+/* wire.h - the frame codec spoken inside the data channel (docs/PROTOCOL.md).
+ *
+ * Pure: bytes in, structs out, no I/O, no globals. Every decoder checks every length
+ * against the buffer and returns BL_ETRUNC / BL_EINVAL / BL_EVERSION / BL_ETOOBIG,
+ * never reads past `len`. Fuzzed by fuzz/fuzz_wire.c. */
+#ifndef BL_WIRE_H
+#define BL_WIRE_H
+
+#include "common.h"
+#include "msg.h"
+
+#define WIRE_VERSION 1
+#define WIRE_HEADER_LEN 4
+/* Largest frame handed to the channel in one piece; larger frames are fragmented.
+ * 65536 is what a WebRTC peer without a=max-message-size accepts (RFC 8841 6.1). */
+#define WIRE_MAX_CHUNK 65536
+
+typedef enum {
+    WIRE_MSG = 1,   /* one MQTT message */
+    WIRE_ACK = 2,   /* the peer's broker accepted these origin sequences */
+    WIRE_HELLO = 3, /* first frame on a channel: who I am, what I accept */
+    WIRE_FRAG = 4,  /* one piece of a frame larger than WIRE_MAX_CHUNK */
+} wire_type_t;
+
+typedef struct wire_hello {
+    char site[BL_SITE_NAME_MAX + 1];
+    uint32_t features;         /* bit flags, WIRE_FEAT_* */
+    uint32_t max_message_size; /* largest MQTT payload this site accepts */
+} wire_hello_t;
+
+typedef struct wire_frag {
+    uint32_t msg_no;  /* per-channel counter of fragmented frames */
+    uint32_t offset;  /* of this chunk in the whole frame */
+    uint32_t total;   /* whole frame length */
+    const uint8_t *chunk; /* points into the decoded buffer */
+    size_t chunk_len;
+} wire_frag_t;
+
+typedef struct wire_frame {
+    uint8_t type;
+    union {
+        bl_msg_t *msg; /* WIRE_MSG: owned, freed by wire_frame_clear */
+        struct {
+            uint64_t *seqs; /* owned */
+            size_t n;
+        } ack;
+        wire_hello_t hello;
+        wire_frag_t frag;
+    } u;
+} wire_frame_t;
+
+/* Encoders allocate *out (free()). */
+int wire_encode_msg(const bl_msg_t *m, uint8_t **out, size_t *out_len);
+int wire_encode_ack(const uint64_t *seqs, size_t n, uint8_t **out, size_t *out_len);
+int wire_encode_hello(const wire_hello_t *h, uint8_t **out, size_t *out_len);
+/* Piece `index` of `frame` cut into chunks of at most `chunk` payload bytes. */
+size_t wire_frag_count(size_t frame_len, size_t chunk);
+int wire_encode_frag(const uint8_t *frame, size_t frame_len, size_t chunk, uint32_t msg_no,
+                     size_t index, uint8_t **out, size_t *out_len);
+
+/* Decode one frame. `max_payload` bounds MSG payloads (BL_ETOOBIG over it). */
+int wire_decode(const uint8_t *buf, size_t len, size_t max_payload, wire_frame_t *out);
+void wire_frame_clear(wire_frame_t *f);
+
+/* Reassembly of WIRE_FRAG pieces, which arrive in order on the reliable channel. */
+typedef struct wire_reasm {
+    size_t max_total;
+    uint32_t msg_no;
+    uint8_t *buf;
+    size_t total, filled;
+} wire_reasm_t;
+
+void wire_reasm_init(wire_reasm_t *r, size_t max_total);
+/* Returns 1 and hands over *whole (free()) when the frame is complete, 0 when more is
+ * needed, <0 on an inconsistent or oversize piece (the partial frame is discarded). */
+int wire_reasm_feed(wire_reasm_t *r, const wire_frag_t *f, uint8_t **whole, size_t *whole_len);
+void wire_reasm_clear(wire_reasm_t *r);
+
+#endif
