@@ -1,0 +1,472 @@
+/* SPDX-License-Identifier: MIT */
+#include "link.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/rand.h>
+
+#include "log.h"
+#include "rtc.h"
+
+#define LINK_CONNECT_TIMEOUT_MS 20000
+#define LINK_BACKOFF_MIN_MS 1000
+#define LINK_BACKOFF_MAX_MS 30000
+#define LINK_RESTART_SPACING_MS 300
+/* Above this many bytes waiting for the transport the caller is told to hold off. */
+#define LINK_HIGH_WATER (256 * 1024)
+
+struct link {
+    GMainContext *ctx;
+    const config_t *cfg;
+    const config_peer_t *peer;
+    const cert_t *cert;
+    char who[96];
+    bool offerer;
+
+    link_state_t state;
+    bool signal_up;
+    transport_t *tr;
+    char sid[33];
+    int64_t t_attempt, t_step, t_last_offer;
+    unsigned backoff_ms;
+    GSource *retry_src, *timeout_src;
+
+    GQueue pending; /* GBytes pieces waiting for the transport */
+    size_t pending_bytes;
+    uint32_t frag_no;
+    wire_reasm_t reasm;
+
+    link_stats_t stats;
+    link_events_t ev;
+    void *ud;
+};
+
+static const char *const state_names[] = {"waiting", "signalling", "ice", "dtls",
+                                          "sctp",    "open",       "failed"};
+
+const char *link_state_name(link_state_t s)
+{
+    return (unsigned)s < BL_ARRAY_LEN(state_names) ? state_names[s] : "?";
+}
+
+static void set_state(link_t *l, link_state_t s)
+{
+    if (l->state == s)
+        return;
+    l->state = s;
+    if (l->ev.on_state)
+        l->ev.on_state(l->ud, l);
+}
+
+static GSource *timer(link_t *l, unsigned ms, GSourceFunc fn)
+{
+    GSource *src = g_timeout_source_new(ms);
+    g_source_set_callback(src, fn, l, NULL);
+    g_source_attach(src, l->ctx);
+    g_source_unref(src);
+    return src;
+}
+
+static void cancel(GSource **src)
+{
+    if (*src) {
+        g_source_destroy(*src);
+        *src = NULL;
+    }
+}
+
+static void clear_pending(link_t *l)
+{
+    GBytes *b;
+    while ((b = g_queue_pop_head(&l->pending)))
+        g_bytes_unref(b);
+    l->pending_bytes = 0;
+    wire_reasm_clear(&l->reasm);
+    wire_reasm_init(&l->reasm, l->cfg->max_message_size + WIRE_MAX_CHUNK);
+}
+
+/* Tear the current attempt down; the transport is never on the stack here (rtc reports
+ * failure from an idle callback). */
+static void drop_session(link_t *l)
+{
+    bool was_open = l->state == LINK_OPEN;
+    cancel(&l->timeout_src);
+    if (l->tr) {
+        l->tr->ops->free(l->tr);
+        l->tr = NULL;
+    }
+    clear_pending(l);
+    l->sid[0] = '\0';
+    if (was_open && l->ev.on_down)
+        l->ev.on_down(l->ud, l);
+}
+
+static void start_session(link_t *l);
+
+static gboolean retry_cb(gpointer p)
+{
+    link_t *l = p;
+    l->retry_src = NULL;
+    start_session(l);
+    return G_SOURCE_REMOVE;
+}
+
+static void session_failed(link_t *l, const char *why)
+{
+    link_state_t was = l->state;
+    l->stats.failures++;
+    if (was == LINK_OPEN)
+        LOG_WARN(l->who, "link down: %s", why);
+    else
+        LOG_WARN(l->who, "connection attempt failed in %s after %lld ms: %s",
+                 link_state_name(was), (long long)(bl_now_ms() - l->t_attempt), why);
+    char sid[33];
+    snprintf(sid, sizeof(sid), "%s", l->sid);
+    drop_session(l);
+    if (!l->signal_up) {
+        set_state(l, LINK_WAITING);
+        return;
+    }
+    if (l->offerer) {
+        set_state(l, LINK_FAILED);
+        LOG_INFO(l->who, "retrying in %.1f s", l->backoff_ms / 1000.0);
+        cancel(&l->retry_src);
+        l->retry_src = timer(l, l->backoff_ms, retry_cb);
+        l->backoff_ms = BL_MIN(l->backoff_ms * 2, LINK_BACKOFF_MAX_MS);
+    } else {
+        /* Ask the offerer for a fresh session; it may not have noticed yet. */
+        set_state(l, LINK_WAITING);
+        if (sid[0])
+            l->ev.signal_send(l->ud, l, "restart", sid, NULL);
+    }
+}
+
+static gboolean timeout_cb(gpointer p)
+{
+    link_t *l = p;
+    l->timeout_src = NULL;
+    char why[80];
+    snprintf(why, sizeof(why), "no channel after %d s", LINK_CONNECT_TIMEOUT_MS / 1000);
+    session_failed(l, why);
+    return G_SOURCE_REMOVE;
+}
+
+/* ---- transport events ---- */
+
+static void tr_signal(void *ud, const char *type, const char *body)
+{
+    link_t *l = ud;
+    l->ev.signal_send(l->ud, l, type, l->sid, body);
+}
+
+static void tr_step(void *ud, const char *layer, const char *what)
+{
+    link_t *l = ud;
+    int64_t now = bl_now_ms();
+    LOG_INFO(l->who, "%s: %s (+%lld ms, %lld ms since start)", layer, what,
+             (long long)(now - l->t_step), (long long)(now - l->t_attempt));
+    l->t_step = now;
+    if (!strcmp(layer, "ice") && strncmp(what, "gathering", 9) != 0)
+        set_state(l, LINK_DTLS);
+    else if (!strcmp(layer, "dtls"))
+        set_state(l, LINK_SCTP);
+}
+
+static void tr_open(void *ud)
+{
+    link_t *l = ud;
+    char pair[128] = "";
+    l->tr->ops->describe(l->tr, pair, sizeof(pair));
+    cancel(&l->timeout_src);
+    l->backoff_ms = LINK_BACKOFF_MIN_MS;
+    l->stats.opens++;
+    LOG_INFO(l->who, "link open via %s path (%s) in %lld ms", l->tr->ops->path_type(l->tr), pair,
+             (long long)(bl_now_ms() - l->t_attempt));
+    set_state(l, LINK_OPEN);
+    if (l->ev.on_open)
+        l->ev.on_open(l->ud, l);
+}
+
+static void tr_failed(void *ud, const char *why)
+{
+    session_failed(ud, why);
+}
+
+static void deliver(link_t *l, const uint8_t *buf, size_t len)
+{
+    wire_frame_t f;
+    int rc = wire_decode(buf, len, l->cfg->max_message_size, &f);
+    if (rc) {
+        l->stats.bad_frames++;
+        LOG_WARN(l->who, "dropped a bad frame of %zu bytes from the peer: %s (%llu so far)", len,
+                 bl_strerror(rc), (unsigned long long)l->stats.bad_frames);
+        return;
+    }
+    if (f.type == WIRE_FRAG) {
+        uint8_t *whole;
+        size_t whole_len;
+        rc = wire_reasm_feed(&l->reasm, &f.u.frag, &whole, &whole_len);
+        wire_frame_clear(&f);
+        if (rc < 0) {
+            l->stats.bad_frames++;
+            LOG_WARN(l->who, "dropped a fragmented frame from the peer: %s", bl_strerror(rc));
+        } else if (rc == 1) {
+            deliver(l, whole, whole_len);
+            free(whole);
+        }
+        return;
+    }
+    l->ev.on_frame(l->ud, l, &f);
+    wire_frame_clear(&f);
+}
+
+static void tr_frame(void *ud, const uint8_t *buf, size_t len)
+{
+    link_t *l = ud;
+    l->stats.frames_in++;
+    l->stats.bytes_in += len;
+    deliver(l, buf, len);
+}
+
+static void flush(link_t *l)
+{
+    GBytes *b;
+    while (l->tr && (b = g_queue_peek_head(&l->pending))) {
+        size_t n;
+        const uint8_t *d = g_bytes_get_data(b, &n);
+        int rc = l->tr->ops->send(l->tr, d, n);
+        if (rc == BL_EAGAIN)
+            return;
+        if (rc) {
+            session_failed(l, "send failed");
+            return;
+        }
+        g_queue_pop_head(&l->pending);
+        l->pending_bytes -= n;
+        l->stats.frames_out++;
+        l->stats.bytes_out += n;
+        g_bytes_unref(b);
+    }
+}
+
+static void tr_writable(void *ud)
+{
+    link_t *l = ud;
+    flush(l);
+    if (link_can_send(l) && l->ev.on_writable)
+        l->ev.on_writable(l->ud, l);
+}
+
+/* ---- sessions ---- */
+
+static void new_sid(char out[33])
+{
+    uint8_t rnd[8];
+    RAND_bytes(rnd, sizeof(rnd));
+    for (int i = 0; i < 8; i++)
+        snprintf(out + 2 * i, 3, "%02x", rnd[i]);
+}
+
+static int new_transport(link_t *l, bool offerer)
+{
+    const config_t *c = l->cfg;
+    rtc_opts_t o = {
+        .who = l->who,
+        .offerer = offerer,
+        .cert = l->cert,
+        .peer_fingerprint = l->peer->fingerprint,
+        .ice = {.stun_host = c->stun_host, .stun_port = c->stun_port,
+                .turn_host = c->turn_host, .turn_port = c->turn_port,
+                .turn_username = c->turn_username, .turn_password = c->turn_password,
+                .tcp = c->ice_tcp, .force_relay = c->force_relay,
+                .send_host_candidates = c->send_host_candidates},
+    };
+    transport_events_t ev = {.signal = tr_signal, .on_step = tr_step, .on_open = tr_open,
+                             .on_failed = tr_failed, .on_frame = tr_frame,
+                             .on_writable = tr_writable};
+    l->tr = rtc_new(l->ctx, &o, &ev, l);
+    if (!l->tr)
+        return BL_ENOMEM;
+    l->t_attempt = l->t_step = bl_now_ms();
+    l->timeout_src = timer(l, LINK_CONNECT_TIMEOUT_MS, timeout_cb);
+    set_state(l, LINK_SIGNALLING);
+    return 0;
+}
+
+static void start_session(link_t *l)
+{
+    drop_session(l);
+    cancel(&l->retry_src);
+    if (!l->signal_up) {
+        set_state(l, LINK_WAITING);
+        return;
+    }
+    new_sid(l->sid);
+    l->t_last_offer = bl_now_ms();
+    LOG_INFO(l->who, "offering session %s", l->sid);
+    if (new_transport(l, true) || l->tr->ops->start(l->tr))
+        session_failed(l, "cannot start the transport");
+}
+
+void link_signal_up(link_t *l)
+{
+    l->signal_up = true;
+    if (l->state == LINK_OPEN)
+        return;
+    if (l->offerer) {
+        if (l->state == LINK_WAITING || l->state == LINK_FAILED)
+            start_session(l);
+    } else {
+        LOG_INFO(l->who, "asking the peer for a session");
+        l->ev.signal_send(l->ud, l, "restart", "00", NULL);
+    }
+}
+
+static void answer_offer(link_t *l, const seal_msg_t *m)
+{
+    if (!strcmp(m->sid, l->sid))
+        return; /* a repeat of the session we are in */
+    if (l->tr)
+        LOG_INFO(l->who, "peer started a new session %s, dropping %s", m->sid, l->sid);
+    drop_session(l);
+    snprintf(l->sid, sizeof(l->sid), "%s", m->sid);
+    LOG_INFO(l->who, "answering session %s", l->sid);
+    if (new_transport(l, false) || l->tr->ops->signal_in(l->tr, "offer", m->body))
+        session_failed(l, "cannot answer the offer");
+    else
+        set_state(l, LINK_ICE);
+}
+
+void link_signal_in(link_t *l, const seal_msg_t *m)
+{
+    if (!strcmp(m->type, "restart")) {
+        if (!l->offerer)
+            return;
+        /* Honour it unless a session is already past the offer/answer exchange. */
+        bool progressing = l->state >= LINK_ICE && l->state < LINK_OPEN;
+        if (progressing || bl_now_ms() - l->t_last_offer < LINK_RESTART_SPACING_MS)
+            return;
+        LOG_INFO(l->who, "peer asks for a new session");
+        l->backoff_ms = LINK_BACKOFF_MIN_MS;
+        start_session(l);
+        return;
+    }
+    if (!strcmp(m->type, "offer")) {
+        if (l->offerer) {
+            LOG_WARN(l->who, "peer sent an offer but we are the offerer (site names \"%s\" < "
+                             "\"%s\"): is the peer configured with another name for us?",
+                     l->cfg->site_name, l->peer->name);
+            return;
+        }
+        answer_offer(l, m);
+        return;
+    }
+    if (!l->tr || strcmp(m->sid, l->sid) != 0) {
+        LOG_DEBUG(l->who, "ignored %s for session %s (current: %s)", m->type, m->sid,
+                  l->sid[0] ? l->sid : "none");
+        return;
+    }
+    if (!strcmp(m->type, "bye")) {
+        session_failed(l, "peer closed the session");
+        return;
+    }
+    if (!strcmp(m->type, "answer"))
+        set_state(l, LINK_ICE);
+    if (l->tr->ops->signal_in(l->tr, m->type, m->body) == BL_EINVAL)
+        LOG_DEBUG(l->who, "transport refused a %s message", m->type);
+}
+
+int link_send_frame(link_t *l, const uint8_t *frame, size_t len)
+{
+    if (l->state != LINK_OPEN)
+        return BL_ESTATE;
+    if (len <= WIRE_MAX_CHUNK) {
+        g_queue_push_tail(&l->pending, g_bytes_new(frame, len));
+        l->pending_bytes += len;
+    } else {
+        size_t n = wire_frag_count(len, WIRE_MAX_CHUNK);
+        uint32_t no = ++l->frag_no;
+        for (size_t i = 0; i < n; i++) {
+            uint8_t *piece;
+            size_t plen;
+            int rc = wire_encode_frag(frame, len, WIRE_MAX_CHUNK, no, i, &piece, &plen);
+            if (rc)
+                return rc;
+            g_queue_push_tail(&l->pending, g_bytes_new_take(piece, plen));
+            l->pending_bytes += plen;
+        }
+    }
+    flush(l);
+    return 0;
+}
+
+bool link_can_send(const link_t *l)
+{
+    return l->state == LINK_OPEN && l->pending_bytes < LINK_HIGH_WATER;
+}
+
+bool link_is_open(const link_t *l)
+{
+    return l->state == LINK_OPEN;
+}
+
+link_state_t link_state(const link_t *l)
+{
+    return l->state;
+}
+
+const char *link_peer_name(const link_t *l)
+{
+    return l->peer->name;
+}
+
+const config_peer_t *link_peer(const link_t *l)
+{
+    return l->peer;
+}
+
+const char *link_path_type(const link_t *l)
+{
+    return l->tr && l->state == LINK_OPEN ? l->tr->ops->path_type(l->tr) : "";
+}
+
+const link_stats_t *link_stats(const link_t *l)
+{
+    return &l->stats;
+}
+
+link_t *link_new(GMainContext *ctx, const config_t *cfg, const config_peer_t *peer,
+                 const cert_t *cert, const link_events_t *ev, void *ud)
+{
+    link_t *l = calloc(1, sizeof(*l));
+    if (!l)
+        return NULL;
+    l->ctx = ctx;
+    l->cfg = cfg;
+    l->peer = peer;
+    l->cert = cert;
+    l->ev = *ev;
+    l->ud = ud;
+    snprintf(l->who, sizeof(l->who), "peer %s", peer->name);
+    /* DESIGN.md: the side with the smaller site name offers and controls ICE. */
+    l->offerer = strcmp(cfg->site_name, peer->name) < 0;
+    l->backoff_ms = LINK_BACKOFF_MIN_MS;
+    g_queue_init(&l->pending);
+    wire_reasm_init(&l->reasm, cfg->max_message_size + WIRE_MAX_CHUNK);
+    LOG_INFO(l->who, "configured, we are the %s", l->offerer ? "offerer" : "answerer");
+    return l;
+}
+
+void link_free(link_t *l)
+{
+    if (!l)
+        return;
+    cancel(&l->retry_src);
+    l->ev.on_down = NULL;
+    l->ev.on_state = NULL;
+    drop_session(l);
+    wire_reasm_clear(&l->reasm);
+    free(l);
+}

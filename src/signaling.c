@@ -1,0 +1,179 @@
+/* SPDX-License-Identifier: MIT */
+#include "signaling.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "log.h"
+#include "mqtt.h"
+
+struct signaling {
+    const config_t *cfg;
+    seal_keys_t keys;
+    seal_replay_t *replay;
+    char inbox[64];
+    char client_id[32];
+    mqtt_t *mqtt;
+    signaling_stats_t stats;
+    signaling_events_t ev;
+    void *ud;
+};
+
+static void on_connect(void *ud)
+{
+    signaling_t *s = ud;
+    LOG_INFO("signal", "connected to %s:%d, listening on our inbox (secret id %s)",
+             s->cfg->signal_host, s->cfg->signal_port, s->keys.secret_hash);
+    if (s->ev.on_connect)
+        s->ev.on_connect(s->ud);
+}
+
+static void on_disconnect(void *ud, int rc)
+{
+    (void)ud;
+    (void)rc;
+}
+
+/* Drop one incoming message: count it, and log at WARN the first time of each kind
+ * (a hostile broker could flood us; the counters keep the full story). */
+static void refuse(uint64_t *counter, const char *what, const char *detail)
+{
+    (*counter)++;
+    /* WARN at 1, 2, 4, 8, ... so a flood costs a few lines, not one each. */
+    bool pow2 = (*counter & (*counter - 1)) == 0;
+    log_level_t lvl = pow2 ? LOG_LVL_WARN : LOG_LVL_DEBUG;
+    LOG_AT(lvl, "signal", "dropped a signalling message: %s%s%s (%llu so far)", what,
+           detail ? ": " : "", detail ? detail : "", (unsigned long long)*counter);
+}
+
+static void on_message(void *ud, const bl_msg_t *m)
+{
+    signaling_t *s = ud;
+    seal_msg_t sm;
+    if (strcmp(m->topic, s->inbox) != 0)
+        return;
+    int rc = seal_unpack(&s->keys, s->inbox, m->payload, m->payload_len, &sm);
+    if (rc) {
+        refuse(&s->stats.bad, "cannot open it", bl_strerror(rc));
+        return;
+    }
+    rc = seal_replay_check(s->replay, &sm, bl_wall_ms());
+    if (rc == BL_ESTALE)
+        refuse(&s->stats.stale, "stale timestamp", sm.from);
+    else if (rc == BL_EREPLAY)
+        refuse(&s->stats.replayed, "replayed", sm.from);
+    else if (rc)
+        refuse(&s->stats.bad, "replay check failed", bl_strerror(rc));
+    else if (strcmp(sm.to, s->cfg->site_name) != 0 || strcmp(sm.from, s->cfg->site_name) == 0)
+        refuse(&s->stats.misdirected, "not addressed to us", sm.to);
+    else if (!config_find_peer(s->cfg, sm.from))
+        refuse(&s->stats.unknown_peer, "from a site that is not a configured peer", sm.from);
+    else {
+        s->stats.received++;
+        LOG_DEBUG("signal", "%s from %s (session %s)", sm.type, sm.from, sm.sid);
+        s->ev.on_message(s->ud, &sm);
+    }
+    seal_msg_clear(&sm);
+}
+
+signaling_t *signaling_new(GMainContext *ctx, const config_t *cfg, const signaling_events_t *ev,
+                            void *ud)
+{
+    signaling_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->cfg = cfg;
+    s->ev = *ev;
+    s->ud = ud;
+    if (seal_derive(cfg->network_secret, &s->keys) ||
+        seal_inbox_topic(cfg->network_secret, cfg->site_name, s->inbox, sizeof(s->inbox)))
+        goto error;
+    /* "bl-" + part of the inbox hash: stable across restarts, says nothing. */
+    snprintf(s->client_id, sizeof(s->client_id), "bl-%.20s", s->inbox + 3);
+    s->replay = seal_replay_new();
+    if (!s->replay)
+        goto error;
+    mqtt_opts_t o = {
+        .name = "signal",
+        .host = cfg->signal_host,
+        .port = cfg->signal_port,
+        .client_id = s->client_id,
+        .username = cfg->signal_username,
+        .password = cfg->signal_password,
+        .tls = cfg->signal_tls,
+        .cafile = cfg->signal_cafile,
+        .keepalive = 20,
+        .clean_start = true,
+    };
+    mqtt_events_t mev = {.on_connect = on_connect, .on_disconnect = on_disconnect,
+                         .on_message = on_message};
+    s->mqtt = mqtt_new(ctx, &o, &mev, s);
+    if (!s->mqtt)
+        goto error;
+    return s;
+error:
+    signaling_free(s);
+    return NULL;
+}
+
+int signaling_start(signaling_t *s)
+{
+    int rc = mqtt_subscribe(s->mqtt, s->inbox, 1, true, false);
+    return rc ? rc : mqtt_start(s->mqtt);
+}
+
+int signaling_send(signaling_t *s, const char *to, const char *type, const char *sid,
+                const char *body)
+{
+    seal_msg_t m;
+    memset(&m, 0, sizeof(m));
+    snprintf(m.from, sizeof(m.from), "%s", s->cfg->site_name);
+    snprintf(m.to, sizeof(m.to), "%s", to);
+    snprintf(m.sid, sizeof(m.sid), "%s", sid);
+    snprintf(m.type, sizeof(m.type), "%s", type);
+    m.ts_ms = bl_wall_ms();
+    m.body = (char *)body;
+
+    char topic[64];
+    int rc = seal_inbox_topic(s->cfg->network_secret, to, topic, sizeof(topic));
+    if (rc)
+        return rc;
+    uint8_t *buf;
+    size_t len;
+    rc = seal_pack(&s->keys, topic, &m, &buf, &len);
+    if (rc)
+        return rc;
+    bl_msg_t pm;
+    msg_init(&pm);
+    pm.topic = topic;
+    pm.payload = buf;
+    pm.payload_len = len;
+    pm.qos = 1;
+    rc = mqtt_publish(s->mqtt, &pm, 0);
+    free(buf);
+    if (!rc)
+        s->stats.sent++;
+    return rc;
+}
+
+bool signaling_connected(const signaling_t *s)
+{
+    return mqtt_connected(s->mqtt);
+}
+
+const signaling_stats_t *signaling_stats(const signaling_t *s)
+{
+    return &s->stats;
+}
+
+void signaling_free(signaling_t *s)
+{
+    if (!s)
+        return;
+    mqtt_free(s->mqtt);
+    seal_replay_free(s->replay);
+    OPENSSL_cleanse(&s->keys, sizeof(s->keys));
+    free(s);
+}

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+/* signaling.h - signalling over the [signal] MQTT broker, sealed (seal.h).
+ *
+ * Each site subscribes to its own inbox topic (derived from the network secret and its
+ * name, opaque to the broker) and publishes to the peer's inbox. Every message that
+ * comes in is authenticated, checked for freshness and replay, addressed to us, and
+ * from a configured peer; anything else is dropped, logged once per kind, and counted.
+ * The MQTT client id is derived from the inbox, so the broker never sees a site name. */
+#ifndef BL_SIGNALING_H
+#define BL_SIGNALING_H
+
+#include <glib.h>
+
+#include "config.h"
+#include "seal.h"
+
+typedef struct signaling signaling_t;
+
+typedef struct signaling_stats {
+    uint64_t sent, received;
+    uint64_t bad;      /* undecryptable or malformed */
+    uint64_t stale;    /* outside the time window */
+    uint64_t replayed; /* nonce seen before */
+    uint64_t misdirected; /* not addressed to us, or from ourselves */
+    uint64_t unknown_peer;
+} signaling_stats_t;
+
+typedef struct signaling_events {
+    void (*on_connect)(void *ud);
+    /* A valid message from configured peer m->from. Borrowed for the call. */
+    void (*on_message)(void *ud, const seal_msg_t *m);
+} signaling_events_t;
+
+signaling_t *signaling_new(GMainContext *ctx, const config_t *cfg, const signaling_events_t *ev,
+                            void *ud);
+int signaling_start(signaling_t *s);
+int signaling_send(signaling_t *s, const char *to, const char *type, const char *sid,
+                const char *body);
+bool signaling_connected(const signaling_t *s);
+const signaling_stats_t *signaling_stats(const signaling_t *s);
+void signaling_free(signaling_t *s);
+
+#endif

@@ -1,0 +1,585 @@
+/* SPDX-License-Identifier: MIT */
+#include "site.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "link.h"
+#include "local.h"
+#include "log.h"
+#include "queue.h"
+#include "router.h"
+#include "signaling.h"
+#include "wire.h"
+
+#define SITE_PUMP_BATCH 64
+#define SITE_ACK_BATCH 512
+
+typedef struct peer_ctx {
+    site_t *site;
+    const config_peer_t *cfg;
+    link_t *link;
+    uint64_t cursor;     /* highest seq handed to the link in this session */
+    uint64_t sent_max;   /* highest seq ever handed to the link (dup flag) */
+    GArray *acks;        /* seqs to acknowledge to this peer */
+    bool dirty;          /* queue grew: pump after commit */
+    bool warned_full;
+} peer_ctx_t;
+
+typedef struct delivery {
+    peer_ctx_t *peer;
+    uint64_t seq;
+} delivery_t;
+
+struct site {
+    GMainContext *ctx;
+    const config_t *cfg;
+    const cert_t *cert;
+    local_t *local;
+    signaling_t *sig;
+    queue_t *q;
+    peer_ctx_t *peers;
+    size_t n_peers;
+    GHashTable *inflight;   /* token -> delivery_t */
+    GHashTable *delivering; /* "peer/seq" being published locally */
+    uint64_t next_token;
+    bool txn_open;
+    GSource *commit_src;
+    GSource *stats_src;
+    site_stats_t stats;
+};
+
+/* ---- batching: one transaction per main-loop dispatch ----
+ *
+ * Writes open a transaction lazily; a high-priority idle commits it right after the
+ * callback that wrote, before any other I/O is dispatched. Only after the commit do we
+ * send frames (a sequence must be durable before a peer can see it) and acks (a dedupe
+ * mark must be durable before the peer forgets the message). */
+
+static void pump(peer_ctx_t *p);
+static void flush_acks(peer_ctx_t *p);
+
+static gboolean commit_cb(gpointer ud)
+{
+    site_t *s = ud;
+    s->commit_src = NULL;
+    if (s->txn_open) {
+        s->txn_open = false;
+        if (queue_commit(s->q))
+            LOG_ERROR("site", "cannot commit the queue database");
+    }
+    for (size_t i = 0; i < s->n_peers; i++) {
+        peer_ctx_t *p = &s->peers[i];
+        flush_acks(p);
+        if (p->dirty) {
+            p->dirty = false;
+            pump(p);
+        }
+    }
+    return G_SOURCE_REMOVE;
+}
+
+static void schedule_commit(site_t *s)
+{
+    if (s->commit_src)
+        return;
+    s->commit_src = g_idle_source_new();
+    g_source_set_priority(s->commit_src, G_PRIORITY_HIGH);
+    g_source_set_callback(s->commit_src, commit_cb, s, NULL);
+    g_source_attach(s->commit_src, s->ctx);
+    g_source_unref(s->commit_src);
+}
+
+static void txn(site_t *s)
+{
+    if (!s->txn_open && queue_begin(s->q) == 0)
+        s->txn_open = true;
+    schedule_commit(s);
+}
+
+/* ---- status on the local broker ---- */
+
+static void publish_status(site_t *s, const char *sub, const char *json)
+{
+    /* $SYS is reserved to the broker (mosquitto drops client publishes there), so the
+     * status tree lives under brokerless/<site>/. */
+    char topic[256];
+    snprintf(topic, sizeof(topic), "brokerless/%s/%s", s->cfg->site_name, sub);
+    bl_msg_t m;
+    msg_init(&m);
+    m.topic = topic;
+    m.payload = (uint8_t *)json;
+    m.payload_len = strlen(json);
+    m.retain = true;
+    local_publish(s->local, &m, 0);
+}
+
+static void publish_peer_state(peer_ctx_t *p)
+{
+    char json[256], sub[128];
+    link_t *l = p->link;
+    snprintf(json, sizeof(json), "{\"state\":\"%s\",\"path\":\"%s\",\"queued\":%zu}",
+             link_state_name(link_state(l)), link_path_type(l),
+             queue_depth(p->site->q, p->cfg->name));
+    snprintf(sub, sizeof(sub), "peers/%s", p->cfg->name);
+    publish_status(p->site, sub, json);
+}
+
+/* ---- outbound ---- */
+
+static int send_msg(peer_ctx_t *p, bl_msg_t *m)
+{
+    uint8_t *frame;
+    size_t len;
+    int rc = wire_encode_msg(m, &frame, &len);
+    if (rc)
+        return rc;
+    rc = link_send_frame(p->link, frame, len);
+    free(frame);
+    return rc;
+}
+
+/* Message expiry (MQTT 5 3.3.2.3.3): the interval left is what was left when we took
+ * it in, minus the time it spent in our queue. */
+static bool expire(bl_msg_t *m, int64_t enq_ms)
+{
+    if (!m->has_expiry)
+        return false;
+    int64_t spent = (bl_wall_ms() - enq_ms) / 1000;
+    if (spent < 0)
+        spent = 0;
+    if ((int64_t)m->expiry_s <= spent)
+        return true;
+    m->expiry_s -= (uint32_t)spent;
+    return false;
+}
+
+static void pump(peer_ctx_t *p)
+{
+    site_t *s = p->site;
+    if (s->txn_open) {
+        /* Frames leave only once their sequence is committed (commit_cb pumps). */
+        p->dirty = true;
+        return;
+    }
+    while (link_can_send(p->link)) {
+        bl_msg_t **msgs;
+        int64_t *enq;
+        size_t n = 0;
+        if (queue_peek(s->q, p->cfg->name, p->cursor, SITE_PUMP_BATCH, &msgs, &enq, &n) || !n)
+            return;
+        size_t i = 0;
+        for (; i < n && link_can_send(p->link); i++) {
+            bl_msg_t *m = msgs[i];
+            p->cursor = m->seq;
+            if (expire(m, enq[i])) {
+                s->stats.expired++;
+                LOG_DEBUG("site", "message on %s for %s expired in the queue", m->topic,
+                          p->cfg->name);
+                txn(s);
+                queue_ack(s->q, p->cfg->name, m->seq);
+                continue;
+            }
+            m->dup = m->seq <= p->sent_max;
+            if (send_msg(p, m))
+                LOG_WARN("site", "cannot send a message on %s to %s", m->topic, p->cfg->name);
+            if (m->seq > p->sent_max)
+                p->sent_max = m->seq;
+        }
+        queue_msgs_free(msgs, enq, n);
+    }
+}
+
+static void route_out(site_t *s, peer_ctx_t *p, const bl_msg_t *m, uint64_t *seq)
+{
+    char *wire_topic = NULL;
+    int qos = 0;
+    if (router_map_out(p->cfg->rules, p->cfg->n_rules, m->topic, m->qos, &wire_topic, &qos) != 1)
+        return;
+    bl_msg_t *c = msg_dup(m);
+    if (!c) {
+        free(wire_topic);
+        return;
+    }
+    free(c->topic);
+    c->topic = wire_topic;
+    c->qos = (uint8_t)qos;
+    free(c->origin);
+    c->origin = strdup(s->cfg->site_name);
+    s->stats.routed_out++;
+
+    if (qos == 0 && !p->cfg->queue_qos0) {
+        /* MQTT QoS 0: at most once, nothing kept for a peer that is not there. */
+        c->seq = 0;
+        if (link_can_send(p->link))
+            send_msg(p, c);
+        else
+            s->stats.dropped_qos0++;
+        msg_free(c);
+        return;
+    }
+    txn(s);
+    if (*seq == 0 && queue_next_seq(s->q, seq)) {
+        LOG_ERROR("site", "cannot allocate a sequence number");
+        msg_free(c);
+        return;
+    }
+    c->seq = *seq;
+    int rc = queue_push(s->q, p->cfg->name, c, bl_wall_ms(), s->cfg->queue_max_messages);
+    if (rc == BL_ETOOBIG) {
+        s->stats.queue_full++;
+        if (!p->warned_full)
+            LOG_WARN("site", "queue for %s is full (%zu messages): refusing new messages "
+                             "for it until it drains", p->cfg->name, s->cfg->queue_max_messages);
+        p->warned_full = true;
+    } else if (rc) {
+        LOG_ERROR("site", "cannot queue a message on %s for %s: %s", m->topic, p->cfg->name,
+                  bl_strerror(rc));
+    } else {
+        p->warned_full = false;
+        p->dirty = true;
+    }
+    msg_free(c);
+}
+
+static void local_message(void *ud, const bl_msg_t *m)
+{
+    site_t *s = ud;
+    s->stats.local_in++;
+    if (m->payload_len > s->cfg->max_message_size) {
+        s->stats.too_big++;
+        LOG_WARN("site", "refused a message on %s: %zu bytes is over max_message_size %zu "
+                         "(%llu refused so far)", m->topic, m->payload_len,
+                 s->cfg->max_message_size, (unsigned long long)s->stats.too_big);
+        return;
+    }
+    uint64_t seq = 0; /* one origin sequence per message, shared by all peers */
+    for (size_t i = 0; i < s->n_peers; i++)
+        route_out(s, &s->peers[i], m, &seq);
+}
+
+/* ---- inbound ---- */
+
+static void ack_add(peer_ctx_t *p, uint64_t seq)
+{
+    g_array_append_val(p->acks, seq);
+    schedule_commit(p->site);
+}
+
+static void flush_acks(peer_ctx_t *p)
+{
+    while (p->acks->len) {
+        size_t n = BL_MIN(p->acks->len, SITE_ACK_BATCH);
+        uint8_t *frame;
+        size_t len;
+        if (link_is_open(p->link) &&
+            wire_encode_ack((uint64_t *)(void *)p->acks->data, n, &frame, &len) == 0) {
+            link_send_frame(p->link, frame, len);
+            free(frame);
+        }
+        g_array_remove_range(p->acks, 0, (guint)n);
+    }
+}
+
+static char *delivery_key(peer_ctx_t *p, uint64_t seq)
+{
+    return g_strdup_printf("%s/%llu", p->cfg->name, (unsigned long long)seq);
+}
+
+static void remote_message(peer_ctx_t *p, const bl_msg_t *m)
+{
+    site_t *s = p->site;
+    if (!m->origin || strcmp(m->origin, p->cfg->name) != 0) {
+        /* Split horizon: a peer only forwards what its own clients published. */
+        s->stats.bad_origin++;
+        LOG_WARN(p->cfg->name, "peer sent a message of origin \"%s\", dropped",
+                 m->origin ? m->origin : "");
+        if (m->seq)
+            ack_add(p, m->seq);
+        return;
+    }
+    char *local_topic = NULL;
+    int qos = 0;
+    if (router_map_in(p->cfg->rules, p->cfg->n_rules, m->topic, m->qos, &local_topic, &qos) != 1) {
+        s->stats.not_routed_in++;
+        LOG_DEBUG(p->cfg->name, "no in-rule for %s, dropped", m->topic);
+        if (m->seq)
+            ack_add(p, m->seq);
+        return;
+    }
+    if (m->seq) {
+        if (queue_seen(s->q, m->origin, m->seq) == 1) {
+            s->stats.duplicates++;
+            ack_add(p, m->seq);
+            free(local_topic);
+            return;
+        }
+        char *key = delivery_key(p, m->seq);
+        if (g_hash_table_contains(s->delivering, key)) {
+            g_free(key); /* already on its way to our broker; its ack will follow */
+            free(local_topic);
+            return;
+        }
+        g_hash_table_add(s->delivering, key);
+    }
+    bl_msg_t *c = msg_dup(m);
+    if (!c) {
+        free(local_topic);
+        return;
+    }
+    free(c->topic);
+    c->topic = local_topic;
+    c->qos = (uint8_t)qos;
+    uint64_t token = ++s->next_token;
+    delivery_t *d = g_new0(delivery_t, 1);
+    d->peer = p;
+    d->seq = m->seq;
+    g_hash_table_insert(s->inflight, GSIZE_TO_POINTER(token), d);
+    local_publish(s->local, c, token);
+    msg_free(c);
+}
+
+static void local_delivered(void *ud, uint64_t token)
+{
+    site_t *s = ud;
+    if (!token)
+        return;
+    delivery_t *d = g_hash_table_lookup(s->inflight, GSIZE_TO_POINTER(token));
+    if (!d)
+        return;
+    s->stats.remote_in++;
+    if (d->seq) {
+        char *key = delivery_key(d->peer, d->seq);
+        g_hash_table_remove(s->delivering, key);
+        g_free(key);
+        txn(s);
+        queue_mark_seen(s->q, d->peer->cfg->name, d->seq);
+        ack_add(d->peer, d->seq);
+    }
+    g_hash_table_remove(s->inflight, GSIZE_TO_POINTER(token));
+}
+
+/* ---- link events ---- */
+
+static peer_ctx_t *peer_of(site_t *s, link_t *l)
+{
+    for (size_t i = 0; i < s->n_peers; i++)
+        if (s->peers[i].link == l)
+            return &s->peers[i];
+    return NULL;
+}
+
+static void link_signal(void *ud, link_t *l, const char *type, const char *sid, const char *body)
+{
+    site_t *s = ud;
+    if (signaling_send(s->sig, link_peer_name(l), type, sid, body))
+        LOG_WARN(link_peer_name(l), "cannot send a %s over signalling", type);
+}
+
+static void link_open(void *ud, link_t *l)
+{
+    site_t *s = ud;
+    peer_ctx_t *p = peer_of(s, l);
+    wire_hello_t h = {.features = 0, .max_message_size = (uint32_t)s->cfg->max_message_size};
+    snprintf(h.site, sizeof(h.site), "%s", s->cfg->site_name);
+    uint8_t *frame;
+    size_t len;
+    if (wire_encode_hello(&h, &frame, &len) == 0) {
+        link_send_frame(l, frame, len);
+        free(frame);
+    }
+    /* Resend everything not yet acknowledged, in order. */
+    p->cursor = 0;
+    pump(p);
+}
+
+static void link_down(void *ud, link_t *l)
+{
+    site_t *s = ud;
+    peer_ctx_t *p = peer_of(s, l);
+    g_array_set_size(p->acks, 0);
+}
+
+static void link_frame(void *ud, link_t *l, const wire_frame_t *f)
+{
+    site_t *s = ud;
+    peer_ctx_t *p = peer_of(s, l);
+    switch (f->type) {
+    case WIRE_MSG:
+        remote_message(p, f->u.msg);
+        break;
+    case WIRE_ACK:
+        txn(s);
+        for (size_t i = 0; i < f->u.ack.n; i++)
+            queue_ack(s->q, p->cfg->name, f->u.ack.seqs[i]);
+        break;
+    case WIRE_HELLO:
+        if (strcmp(f->u.hello.site, p->cfg->name) != 0)
+            LOG_WARN(p->cfg->name, "peer calls itself \"%s\"; check the [peer] name",
+                     f->u.hello.site);
+        break;
+    default:
+        break;
+    }
+}
+
+static void link_writable(void *ud, link_t *l)
+{
+    pump(peer_of(ud, l));
+}
+
+static void link_state_cb(void *ud, link_t *l)
+{
+    publish_peer_state(peer_of(ud, l));
+}
+
+/* ---- signalling and local events ---- */
+
+static void signal_up(void *ud)
+{
+    site_t *s = ud;
+    for (size_t i = 0; i < s->n_peers; i++)
+        link_signal_up(s->peers[i].link);
+}
+
+static void signal_message(void *ud, const seal_msg_t *m)
+{
+    site_t *s = ud;
+    for (size_t i = 0; i < s->n_peers; i++)
+        if (!strcmp(s->peers[i].cfg->name, m->from))
+            link_signal_in(s->peers[i].link, m);
+}
+
+static void local_up(void *ud)
+{
+    site_t *s = ud;
+    for (size_t i = 0; i < s->n_peers; i++)
+        publish_peer_state(&s->peers[i]);
+}
+
+static gboolean stats_cb(gpointer ud)
+{
+    site_t *s = ud;
+    const site_stats_t *st = &s->stats;
+    char json[512];
+    snprintf(json, sizeof(json),
+             "{\"local_in\":%llu,\"routed_out\":%llu,\"remote_in\":%llu,\"duplicates\":%llu,"
+             "\"dropped_qos0\":%llu,\"too_big\":%llu,\"queue_full\":%llu,\"expired\":%llu,"
+             "\"not_routed_in\":%llu,\"bad_origin\":%llu}",
+             (unsigned long long)st->local_in, (unsigned long long)st->routed_out,
+             (unsigned long long)st->remote_in, (unsigned long long)st->duplicates,
+             (unsigned long long)st->dropped_qos0, (unsigned long long)st->too_big,
+             (unsigned long long)st->queue_full, (unsigned long long)st->expired,
+             (unsigned long long)st->not_routed_in, (unsigned long long)st->bad_origin);
+    publish_status(s, "stats", json);
+    for (size_t i = 0; i < s->n_peers; i++)
+        publish_peer_state(&s->peers[i]);
+    return G_SOURCE_CONTINUE;
+}
+
+/* ---- lifecycle ---- */
+
+site_t *site_new(GMainContext *ctx, const config_t *cfg, const cert_t *cert)
+{
+    site_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->ctx = ctx;
+    s->cfg = cfg;
+    s->cert = cert;
+    s->inflight = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
+    s->delivering = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/queue.db", cfg->state_dir);
+    if (queue_open(path, &s->q)) {
+        LOG_ERROR("site", "cannot open the queue database %s", path);
+        goto error;
+    }
+    local_events_t lev = {.on_message = local_message, .on_delivered = local_delivered,
+                          .on_connect = local_up};
+    s->local = local_new(ctx, cfg, &lev, s);
+    signaling_events_t sev = {.on_connect = signal_up, .on_message = signal_message};
+    s->sig = signaling_new(ctx, cfg, &sev, s);
+    if (!s->local || !s->sig)
+        goto error;
+
+    s->peers = calloc(cfg->n_peers, sizeof(*s->peers));
+    if (!s->peers)
+        goto error;
+    link_events_t kev = {.signal_send = link_signal, .on_open = link_open,
+                         .on_down = link_down, .on_frame = link_frame,
+                         .on_writable = link_writable, .on_state = link_state_cb};
+    for (size_t i = 0; i < cfg->n_peers; i++) {
+        peer_ctx_t *p = &s->peers[i];
+        p->site = s;
+        p->cfg = &cfg->peers[i];
+        p->acks = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+        p->link = link_new(ctx, cfg, p->cfg, cert, &kev, s);
+        s->n_peers++;
+        if (!p->link)
+            goto error;
+    }
+    return s;
+error:
+    site_free(s);
+    return NULL;
+}
+
+int site_start(site_t *s)
+{
+    /* Subscribe every out/both rule's local filter once, whichever peer it is for. */
+    GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal, free, NULL);
+    for (size_t i = 0; i < s->n_peers; i++) {
+        const config_peer_t *p = s->peers[i].cfg;
+        for (size_t r = 0; r < p->n_rules; r++) {
+            char *f = router_local_filter(&p->rules[r]);
+            if (!f)
+                continue;
+            if (g_hash_table_contains(seen, f)) {
+                free(f);
+                continue;
+            }
+            local_subscribe(s->local, f, 2);
+            g_hash_table_add(seen, f);
+        }
+    }
+    g_hash_table_destroy(seen);
+    s->stats_src = g_timeout_source_new_seconds(10);
+    g_source_set_callback(s->stats_src, stats_cb, s, NULL);
+    g_source_attach(s->stats_src, s->ctx);
+    g_source_unref(s->stats_src);
+    int rc = local_start(s->local);
+    return rc ? rc : signaling_start(s->sig);
+}
+
+const site_stats_t *site_stats(const site_t *s)
+{
+    return &s->stats;
+}
+
+void site_free(site_t *s)
+{
+    if (!s)
+        return;
+    if (s->stats_src)
+        g_source_destroy(s->stats_src);
+    if (s->commit_src)
+        g_source_destroy(s->commit_src);
+    for (size_t i = 0; i < s->n_peers; i++) {
+        link_free(s->peers[i].link);
+        g_array_free(s->peers[i].acks, TRUE);
+    }
+    free(s->peers);
+    signaling_free(s->sig);
+    local_free(s->local);
+    if (s->q) {
+        if (s->txn_open)
+            queue_commit(s->q);
+        queue_close(s->q);
+    }
+    g_hash_table_destroy(s->inflight);
+    g_hash_table_destroy(s->delivering);
+    free(s);
+}

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+/* site.h - one running site: the local broker, the signalling client, the durable
+ * state and one link per peer, wired together on one GMainContext.
+ *
+ * Message path out: local broker -> router (per peer, out rules, QoS cap) -> origin
+ * sequence -> durable queue (QoS >= 1, or QoS 0 when asked) -> link -> peer.
+ * Message path in: peer -> dedupe -> router (in rules) -> local broker -> ACK to peer
+ * once our broker accepted it. Split horizon: only messages published by local clients
+ * are routed out; what we inject is never echoed to us (No Local). */
+#ifndef BL_SITE_H
+#define BL_SITE_H
+
+#include <glib.h>
+
+#include "cert.h"
+#include "config.h"
+
+typedef struct site site_t;
+
+typedef struct site_stats {
+    uint64_t local_in;        /* messages taken from the local broker */
+    uint64_t routed_out;      /* message copies queued/sent to peers */
+    uint64_t dropped_qos0;    /* QoS 0 with the peer down (not queued) */
+    uint64_t too_big;         /* over max_message_size */
+    uint64_t queue_full;      /* refused: a peer's queue at its cap */
+    uint64_t expired;         /* expired while queued */
+    uint64_t remote_in;       /* messages from peers delivered locally */
+    uint64_t duplicates;      /* resends recognised and only acknowledged */
+    uint64_t not_routed_in;   /* from a peer but no in-rule allows the topic */
+    uint64_t bad_origin;      /* a peer sent a message it did not originate */
+} site_stats_t;
+
+site_t *site_new(GMainContext *ctx, const config_t *cfg, const cert_t *cert);
+int site_start(site_t *s);
+const site_stats_t *site_stats(const site_t *s);
+void site_free(site_t *s);
+
+#endif
