@@ -272,12 +272,17 @@ static void new_sid(char out[33])
 static int new_transport(link_t *l, bool offerer)
 {
     const config_t *c = l->cfg;
+    /* TURN's allocation already yields our server-reflexive address, and libnice drops
+     * the STUN answer when STUN and TURN share host and port (gathering then stalls
+     * ~2 s): skip a STUN server that is the TURN server. */
+    bool stun_is_turn = c->stun_host && c->turn_host && !strcmp(c->stun_host, c->turn_host) &&
+                        c->stun_port == c->turn_port;
     rtc_opts_t o = {
         .who = l->who,
         .offerer = offerer,
         .cert = l->cert,
         .peer_fingerprint = l->peer->fingerprint,
-        .ice = {.stun_host = c->stun_host, .stun_port = c->stun_port,
+        .ice = {.stun_host = stun_is_turn ? NULL : c->stun_host, .stun_port = c->stun_port,
                 .turn_host = c->turn_host, .turn_port = c->turn_port,
                 .turn_username = c->turn_username, .turn_password = c->turn_password,
                 .tcp = c->ice_tcp, .force_relay = c->force_relay,

@@ -1,0 +1,111 @@
+# shellcheck shell=bash
+# sites.sh - brokerless sites on top of lab.sh: identities, configs, daemons.
+#
+#   . "$(dirname "$0")/lab.sh"; . "$(dirname "$0")/sites.sh"
+#   lab_up 2 cone; lab_start_pub_broker; lab_start_coturn
+#   bl_sites 2                      # names alpha, bravo; brokers + identities
+#   bl_config 1 "test/# both 2"     # site 1's config: every other site as a peer
+#   bl_start 1; bl_start 2
+#   bl_wait_open 1 bravo 30
+#
+# Site i is named ${BL_NAMES[i]}; its state dir, config and log live in $LAB_DIR.
+
+BL_BIN=${BL_BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build/brokerless}
+BL_NAMES=(none alpha bravo charlie delta)
+BL_SECRET=${BL_SECRET:-lab-network-secret-not-for-production}
+declare -A BL_FP=()
+
+# bl_sites N: start a local broker at every site and create each site's identity.
+bl_sites() {
+  local i
+  for ((i = 1; i <= $1; i++)); do
+    lab_start_site_broker "$i"
+    BL_FP[$i]=$("$BL_BIN" init --name "${BL_NAMES[$i]}" -d "$LAB_DIR/state$i" |
+      sed -n 's/^fingerprint = //p')
+    [[ -n ${BL_FP[$i]} ]] || { echo "bl_sites: no fingerprint for site $i" >&2; return 1; }
+  done
+}
+
+# bl_config SITE RULE [ICE_MODE] [EXTRA_PEER_LINES]: write site SITE's config with every
+# other site of the lab as a peer using RULE. ICE_MODE: stun (default), turn, both,
+# relay (TURN with force_relay).
+bl_config() {
+  local i=$1 rule=$2 mode=${3:-stun} extra=${4:-} j f=$LAB_DIR/site$1.conf
+  {
+    echo "[site]"
+    echo "name = ${BL_NAMES[$i]}"
+    echo "state_dir = $LAB_DIR/state$i"
+    echo "log_level = ${BL_LOG_LEVEL:-info}"
+    echo
+    echo "[local]"
+    echo "host = 127.0.0.1"
+    echo "port = 1883"
+    echo
+    echo "[signal]"
+    echo "url = mqtt://$LAB_PUB_IP:1883"
+    echo "secret = $BL_SECRET"
+    echo
+    echo "[ice]"
+    case $mode in
+      stun) echo "stun = $LAB_PUB_IP:3478" ;;
+      turn | both | relay)
+        [[ $mode == both ]] && echo "stun = $LAB_PUB_IP:3478"
+        echo "turn = $LAB_PUB_IP:3478"
+        echo "turn_username = $LAB_TURN_USER"
+        echo "turn_password = $LAB_TURN_PASS"
+        [[ $mode == relay ]] && echo "force_relay = true"
+        ;;
+    esac
+    for ((j = 1; j <= LAB_N; j++)); do
+      ((j == i)) && continue
+      echo
+      echo "[peer ${BL_NAMES[$j]}]"
+      echo "fingerprint = ${BL_FP[$j]}"
+      echo "topic = $rule"
+      [[ -n $extra ]] && echo "$extra"
+    done
+  } >"$f"
+}
+
+# bl_start SITE: run site SITE's daemon in its host namespace (log: $LAB_DIR/bl<SITE>.log).
+bl_start() { lab_bg "bl$1" "h$1" "$BL_BIN" run -c "$LAB_DIR/site$1.conf"; }
+bl_stop() { lab_kill "bl$1" "${2:-TERM}"; }
+bl_log() { echo "$LAB_DIR/bl$1.log"; }
+
+# bl_count SITE PATTERN: how many lines of site SITE's log match PATTERN (grep -E).
+bl_count() { grep -cE "$2" "$(bl_log "$1")" 2>/dev/null || true; }
+
+# bl_wait_open SITE PEER TIMEOUT [N]: wait until site SITE's log shows its N-th (default
+# 1st) "link open" to PEER.
+bl_wait_open() {
+  local n=${4:-1}
+  lab_wait_for "$3" bash -c "[[ \$(grep -c 'peer $2: link open via' '$(bl_log "$1")' 2>/dev/null) -ge $n ]]"
+}
+
+# bl_path SITE PEER: the path type of the last "link open" to PEER (host/srflx/prflx/relay).
+bl_path() { grep "peer $2: link open via" "$(bl_log "$1")" | tail -1 | sed -E 's/.*link open via ([a-z]+) path.*/\1/'; }
+
+# bl_sub SITE NAME TOPIC [ARGS...]: a background subscriber at site SITE whose output
+# (one line per message: "topic payload") is $(bl_sub_out NAME). Returns once it is
+# subscribed: it also listens on probe/NAME, which is published until it shows up.
+bl_sub() {
+  local i=$1 name=$2 topic=$3 k
+  shift 3
+  lab_bg "$name" "h$i" mosquitto_sub -h 127.0.0.1 -V 5 -q 2 -t "$topic" -t "probe/$name" -v "$@"
+  for ((k = 0; k < 50; k++)); do
+    lab_exec "$i" mosquitto_pub -h 127.0.0.1 -t "probe/$name" -m ready 2>/dev/null || true
+    grep -q "^probe/$name ready" "$LAB_DIR/$name.log" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "bl_sub: subscriber $name did not come up" >&2
+  return 1
+}
+bl_sub_out() { echo "$LAB_DIR/$1.log"; }
+# bl_got NAME: the messages subscriber NAME received, probes left out.
+bl_got() { grep -v "^probe/" "$LAB_DIR/$1.log" 2>/dev/null || true; }
+
+# bl_pub SITE ARGS...: mosquitto_pub at site SITE's broker.
+bl_pub() { local i=$1; shift; lab_exec "$i" mosquitto_pub -h 127.0.0.1 -V 5 "$@"; }
+
+# bl_wait_got NAME N TIMEOUT: wait until subscriber NAME has at least N messages.
+bl_wait_got() { lab_wait_for "$3" bash -c "[[ \$(grep -vc '^probe/' '$LAB_DIR/$1.log' 2>/dev/null) -ge $2 ]]"; }

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Two sites behind cone NATs, on the same private subnet, find each other through the
+# signalling broker and open a direct (non-relay) link; messages flow both ways with
+# their QoS, retain flag and properties.
+set -euo pipefail
+HERE=$(dirname "$0")
+. "$HERE/lab.sh"
+. "$HERE/sites.sh"
+
+lab_up 2 cone
+lab_start_pub_broker
+lab_start_coturn
+bl_sites 2
+bl_config 1 "test/# both 2" both
+bl_config 2 "test/# both 2" both
+t0=$(_lab_now_us)
+bl_start 1
+bl_start 2
+
+if bl_wait_open 1 bravo 30 && bl_wait_open 2 alpha 30; then
+  pass "link open on both sides after $(lab_elapsed "$t0") s"
+else
+  fail "link did not open within 30 s"
+fi
+path=$(bl_path 1 bravo)
+if [[ $path == host || $path == srflx || $path == prflx ]]; then
+  pass "direct path ($path), not relayed"
+else
+  fail "expected a direct path, got '$path'"
+fi
+
+# A -> B with properties, and B -> A.
+bl_sub 2 subB 'test/#' -F '%t %p %q %r %P'
+bl_sub 1 subA 'test/#' -F '%t %p %q %r'
+bl_pub 1 -t test/ab -m "hello from alpha" -q 1 -D publish user-property k1 v1 \
+  -D publish content-type text/plain
+bl_wait_got subB 1 10 || true
+got=$(bl_got subB)
+assert_eq "$got" "test/ab hello from alpha 1 0 k1:v1" "alpha -> bravo: topic, payload, QoS, retain, user property"
+
+bl_pub 2 -t test/ba -m "hello from bravo" -q 2 -r
+bl_wait_got subA 1 10 || true
+assert_eq "$(bl_got subA)" "test/ba hello from bravo 2 1" "bravo -> alpha: QoS 2 and retain kept"
+
+# Retained at B's broker too: a new subscriber at B gets it.
+late=$(lab_exec 2 mosquitto_sub -h 127.0.0.1 -t test/ba -C 1 -W 5 -F '%t %p %r' || true)
+assert_eq "$late" "test/ba hello from bravo 1" "the retained message stays retained at the sending site"
+late=$(lab_exec 1 mosquitto_sub -h 127.0.0.1 -t test/ba -C 1 -W 5 -F '%t %p %r' || true)
+assert_eq "$late" "test/ba hello from bravo 1" "the retained message is retained at the receiving site"
+
+# Nothing echoes back or loops: alpha's subscriber saw exactly bravo's one message.
+sleep 1
+assert_eq "$(bl_got subA | wc -l)" "1" "no echo of alpha's own message back to alpha"
+assert_eq "$(bl_got subB | wc -l)" "1" "no echo of bravo's own message back to bravo"
+
+# Topics outside the rules do not cross.
+bl_sub 2 subOther 'other/#'
+bl_pub 1 -t other/x -m nope -q 1
+sleep 1
+assert_eq "$(bl_got subOther | wc -l)" "0" "a topic outside the rules does not cross"
+
+# The status topic tells the path.
+st=$(lab_exec 2 mosquitto_sub -h 127.0.0.1 -t brokerless/bravo/peers/alpha -C 1 -W 5 || true)
+if grep -q '"state":"open"' <<<"$st"; then pass "status topic shows the link open: $st"; else fail "status topic: '$st'"; fi
+
+lab_finish
