@@ -42,7 +42,10 @@ void queue_msgs_free(bl_msg_t **msgs, int64_t *enq_ms, size_t n);
 int queue_ack(queue_t *q, const char *peer, uint64_t seq);
 size_t queue_depth(queue_t *q, const char *peer);
 
-/* Inbound dedupe: 1 if (origin, seq) was already delivered, 0 if not. */
+/* Inbound dedupe: 1 if (origin, seq) was already delivered, 0 if not. A sequence more
+ * than QUEUE_SEEN_WINDOW below the highest one marked for that origin counts as
+ * delivered (bounds the rows kept; docs/QUEUE.md). seq 0 or a bad origin: BL_EINVAL. */
+#define QUEUE_SEEN_WINDOW 100000u
 int queue_seen(queue_t *q, const char *origin, uint64_t seq);
 int queue_mark_seen(queue_t *q, const char *origin, uint64_t seq);
 
