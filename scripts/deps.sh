@@ -8,7 +8,7 @@ PKGS=(
   libglib2.0-dev libnice-dev libssl-dev libusrsctp-dev libmosquitto-dev
   libsqlite3-dev libcjson-dev libcmocka-dev
   mosquitto mosquitto-clients coturn
-  iproute2 iptables iputils-ping procps psmisc
+  iproute2 iptables iputils-ping procps psmisc xxd
 )
 
 missing=()

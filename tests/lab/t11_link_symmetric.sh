@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Two sites behind symmetric NATs: hole punching cannot work, so the link comes up
+# through the coturn relay on the public host, and messages flow.
+set -euo pipefail
+HERE=$(dirname "$0")
+. "$HERE/lab.sh"
+. "$HERE/sites.sh"
+
+lab_up 2 symmetric
+lab_start_pub_broker
+lab_start_coturn
+bl_sites 2
+bl_config 1 "test/# both 2" both
+bl_config 2 "test/# both 2" both
+t0=$(_lab_now_us)
+bl_start 1
+bl_start 2
+
+if bl_wait_open 1 bravo 40 && bl_wait_open 2 alpha 40; then
+  pass "link open through symmetric NATs after $(lab_elapsed "$t0") s"
+else
+  fail "link did not open within 40 s"
+fi
+assert_eq "$(bl_path 1 bravo)" "relay" "alpha reports a relay path"
+assert_eq "$(bl_path 2 alpha)" "relay" "bravo reports a relay path"
+
+bl_sub 2 subB 'test/#' -F '%t %p %q'
+bl_sub 1 subA 'test/#' -F '%t %p %q'
+for k in 1 2 3; do bl_pub 1 -t test/ab -m "a$k" -q 1; done
+for k in 1 2 3; do bl_pub 2 -t test/ba -m "b$k" -q 1; done
+bl_wait_got subB 3 15 || true
+bl_wait_got subA 3 15 || true
+assert_eq "$(bl_got subB | tr '\n' ' ')" "test/ab a1 1 test/ab a2 1 test/ab a3 1 " "alpha -> bravo through the relay, in order"
+assert_eq "$(bl_got subA | tr '\n' ' ')" "test/ba b1 1 test/ba b2 1 test/ba b3 1 " "bravo -> alpha through the relay, in order"
+
+lab_finish
