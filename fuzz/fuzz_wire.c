@@ -44,10 +44,17 @@ static void check_reencode(const wire_frame_t *f)
     size_t alen = 0;
     wire_frame_t g;
     switch (f->type) {
-    case WIRE_MSG: check_msg_stable(f->u.msg); return;
-    case WIRE_ACK: check(wire_encode_ack(f->u.ack.seqs, f->u.ack.n, &a, &alen) == 0); break;
-    case WIRE_HELLO: check(wire_encode_hello(&f->u.hello, &a, &alen) == 0); break;
-    default: return;
+    case WIRE_MSG:
+        check_msg_stable(f->u.msg);
+        return;
+    case WIRE_ACK:
+        check(wire_encode_ack(f->u.ack.seqs, f->u.ack.n, &a, &alen) == 0);
+        break;
+    case WIRE_HELLO:
+        check(wire_encode_hello(&f->u.hello, &a, &alen) == 0);
+        break;
+    default:
+        return;
     }
     check(wire_decode(a, alen, 0, &g) == 0 && g.type == f->type);
     if (f->type == WIRE_ACK)

@@ -273,15 +273,15 @@ static int add_user_prop(bl_msg_t *m, const uint8_t *v, size_t n)
 /* One property TLV. `seen` holds a bit per singleton id already decoded. */
 static int decode_prop(bl_msg_t *m, uint8_t id, const uint8_t *v, size_t n, unsigned *seen)
 {
+    static const uint8_t singletons[] = {PROP_PAYLOAD_FORMAT, PROP_EXPIRY, PROP_CONTENT_TYPE,
+                                         PROP_RESPONSE_TOPIC, PROP_CORRELATION};
     unsigned bit = 0;
-    switch (id) {
-    case PROP_PAYLOAD_FORMAT: bit = 1u << 0; break;
-    case PROP_EXPIRY: bit = 1u << 1; break;
-    case PROP_CONTENT_TYPE: bit = 1u << 2; break;
-    case PROP_RESPONSE_TOPIC: bit = 1u << 3; break;
-    case PROP_CORRELATION: bit = 1u << 4; break;
-    case PROP_USER: return add_user_prop(m, v, n);
-    default:
+    if (id == PROP_USER)
+        return add_user_prop(m, v, n);
+    for (size_t i = 0; i < BL_ARRAY_LEN(singletons); i++)
+        if (id == singletons[i])
+            bit = 1u << i;
+    if (!bit) {
         /* Forward compatibility: a newer sender may add properties we skip. */
         LOG_DEBUG(WHO, "skipping unknown property 0x%02x (%zu bytes)", id, n);
         return 0;
@@ -301,11 +301,13 @@ static int decode_prop(bl_msg_t *m, uint8_t id, const uint8_t *v, size_t n, unsi
         if (n != 4)
             return BL_EINVAL;
         m->has_expiry = true;
-        m->expiry_s = ((uint32_t)v[0] << 24) | ((uint32_t)v[1] << 16) | ((uint32_t)v[2] << 8) |
-                      v[3];
+        m->expiry_s =
+            ((uint32_t)v[0] << 24) | ((uint32_t)v[1] << 16) | ((uint32_t)v[2] << 8) | v[3];
         return 0;
-    case PROP_CONTENT_TYPE: return dup_text(v, n, &m->content_type);
-    case PROP_RESPONSE_TOPIC: return dup_text(v, n, &m->response_topic);
+    case PROP_CONTENT_TYPE:
+        return dup_text(v, n, &m->content_type);
+    case PROP_RESPONSE_TOPIC:
+        return dup_text(v, n, &m->response_topic);
     default: /* PROP_CORRELATION: present-but-empty stays non-NULL */
         m->correlation = malloc(n ? n : 1);
         if (!m->correlation)
@@ -594,11 +596,21 @@ int wire_decode(const uint8_t *buf, size_t len, size_t max_payload, wire_frame_t
     rd_t r = {buf + WIRE_HEADER_LEN, len - WIRE_HEADER_LEN};
     int rc;
     switch (type) {
-    case WIRE_MSG: rc = decode_msg(&r, flags, max_payload, &out->u.msg); break;
-    case WIRE_ACK: rc = decode_ack(&r, flags, out); break;
-    case WIRE_HELLO: rc = decode_hello(&r, flags, &out->u.hello); break;
-    case WIRE_FRAG: rc = decode_frag(&r, flags, &out->u.frag); break;
-    default: LOG_DEBUG(WHO, "unknown frame type %u", type); return BL_EINVAL;
+    case WIRE_MSG:
+        rc = decode_msg(&r, flags, max_payload, &out->u.msg);
+        break;
+    case WIRE_ACK:
+        rc = decode_ack(&r, flags, out);
+        break;
+    case WIRE_HELLO:
+        rc = decode_hello(&r, flags, &out->u.hello);
+        break;
+    case WIRE_FRAG:
+        rc = decode_frag(&r, flags, &out->u.frag);
+        break;
+    default:
+        LOG_DEBUG(WHO, "unknown frame type %u", type);
+        return BL_EINVAL;
     }
     if (rc) {
         out->type = type;
@@ -648,8 +660,8 @@ static int reasm_accept(wire_reasm_t *r, const wire_frag_t *f)
     if (r->buf) {
         if (f->msg_no == r->msg_no && f->total == r->total && f->offset == r->filled)
             return 0;
-        LOG_DEBUG(WHO, "FRAG %u@%u/%u does not continue frame %u at %zu/%zu", f->msg_no,
-                  f->offset, f->total, r->msg_no, r->filled, r->total);
+        LOG_DEBUG(WHO, "FRAG %u@%u/%u does not continue frame %u at %zu/%zu", f->msg_no, f->offset,
+                  f->total, r->msg_no, r->filled, r->total);
         return BL_EINVAL;
     }
     if (f->offset != 0) {
@@ -658,8 +670,7 @@ static int reasm_accept(wire_reasm_t *r, const wire_frag_t *f)
     }
     /* Check the announced total before allocating anything for it. */
     if (f->total > r->max_total) {
-        LOG_DEBUG(WHO, "FRAG frame of %u bytes over the limit of %zu", f->total,
-                  r->max_total);
+        LOG_DEBUG(WHO, "FRAG frame of %u bytes over the limit of %zu", f->total, r->max_total);
         return BL_ETOOBIG;
     }
     r->buf = malloc(f->total);

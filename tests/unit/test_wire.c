@@ -95,7 +95,8 @@ static uint8_t *raw_msg(const void *props, size_t plen, size_t *len)
     p += 10;
     put_be(p, 7, 8);
     p += 8;
-    memcpy(p, "\x00\x03" "a/b", 5);
+    static const uint8_t topic[] = {0, 3, 'a', '/', 'b'};
+    memcpy(p, topic, sizeof(topic));
     p += 5;
     put_be(p, plen, 4);
     memcpy(p + 4, props, plen);
@@ -152,12 +153,27 @@ static void test_msg_roundtrip_each_prop_alone(void **state)
     for (int i = 0; i < 6; i++) {
         bl_msg_t *m = base_msg();
         switch (i) {
-        case 0: m->payload_format = 0; break;
-        case 1: m->has_expiry = true; m->expiry_s = 0xfffffffe; break;
-        case 2: m->content_type = strdup(""); break;
-        case 3: m->response_topic = strdup("r/t"); break;
-        case 4: m->correlation = malloc(1); m->correlation[0] = 9; m->correlation_len = 1; break;
-        default: assert_int_equal(msg_add_user_prop(m, "only", "one"), 0); break;
+        case 0:
+            m->payload_format = 0;
+            break;
+        case 1:
+            m->has_expiry = true;
+            m->expiry_s = 0xfffffffe;
+            break;
+        case 2:
+            m->content_type = strdup("");
+            break;
+        case 3:
+            m->response_topic = strdup("r/t");
+            break;
+        case 4:
+            m->correlation = malloc(1);
+            m->correlation[0] = 9;
+            m->correlation_len = 1;
+            break;
+        default:
+            assert_int_equal(msg_add_user_prop(m, "only", "one"), 0);
+            break;
         }
         msg_free(roundtrip(m));
         msg_free(m);
@@ -237,13 +253,13 @@ static void test_msg_exact_bytes(void **state)
     size_t len;
     assert_int_equal(wire_encode_msg(m, &buf, &len), 0);
     static const uint8_t want[] = {
-        1, 1, 0x05, 0,                              /* v1, MSG, qos 1 | retain, reserved */
-        5, 's', 'i', 't', 'e', 'A',                 /* origin */
-        0, 0, 0, 0, 0, 0, 0, 7,                     /* seq */
-        0, 3, 'a', '/', 'b',                        /* topic */
-        0, 0, 0, 9,                                 /* props_len */
-        0x02, 0, 0, 0, 4, 0x0a, 0x0b, 0x0c, 0x0d,   /* expiry TLV */
-        0, 0, 0, 2, 'x', 'y',                       /* payload */
+        1,    1,   0x05, 0,                                /* v1, MSG, qos 1 | retain, reserved */
+        5,    's', 'i',  't', 'e', 'A',                    /* origin */
+        0,    0,   0,    0,   0,   0,    0,    7,          /* seq */
+        0,    3,   'a',  '/', 'b',                         /* topic */
+        0,    0,   0,    9,                                /* props_len */
+        0x02, 0,   0,    0,   4,   0x0a, 0x0b, 0x0c, 0x0d, /* expiry TLV */
+        0,    0,   0,    2,   'x', 'y',                    /* payload */
     };
     assert_int_equal(len, sizeof(want));
     assert_memory_equal(buf, want, sizeof(want));
@@ -561,10 +577,10 @@ static void test_property_errors(void **state)
         const uint8_t *p;
         size_t n;
     } bad[] = {
-        {pf_twice, sizeof(pf_twice)}, {pf_two, sizeof(pf_two)},     {pf_len2, sizeof(pf_len2)},
+        {pf_twice, sizeof(pf_twice)}, {pf_two, sizeof(pf_two)},       {pf_len2, sizeof(pf_len2)},
         {exp_len3, sizeof(exp_len3)}, {exp_twice, sizeof(exp_twice)}, {ct_twice, sizeof(ct_twice)},
-        {rt_twice, sizeof(rt_twice)}, {cd_twice, sizeof(cd_twice)}, {ct_nul, sizeof(ct_nul)},
-        {rt_nul, sizeof(rt_nul)},     {key_nul, sizeof(key_nul)},   {val_nul, sizeof(val_nul)},
+        {rt_twice, sizeof(rt_twice)}, {cd_twice, sizeof(cd_twice)},   {ct_nul, sizeof(ct_nul)},
+        {rt_nul, sizeof(rt_nul)},     {key_nul, sizeof(key_nul)},     {val_nul, sizeof(val_nul)},
     };
     for (size_t i = 0; i < BL_ARRAY_LEN(bad); i++)
         if (raw_msg_rc(bad[i].p, bad[i].n) != BL_EINVAL)
@@ -581,11 +597,11 @@ static void test_unknown_property_skipped(void **state)
 {
     (void)state;
     static const uint8_t props[] = {
-        0x7f, 0, 0, 0, 3, 1, 2, 3,           /* unknown, 3 bytes */
-        0x03, 0, 0, 0, 2, 't', 'x',          /* content type "tx" */
-        0x0b, 0, 0, 0, 0,                    /* unknown, empty */
-        0x26, 0, 0, 0, 4, 0, 1, 'k', 'v',    /* user property k=v */
-        0xff, 0, 0, 0, 1, 0,                 /* unknown, a NUL byte */
+        0x7f, 0, 0, 0, 3, 1,   2,   3,        /* unknown, 3 bytes */
+        0x03, 0, 0, 0, 2, 't', 'x',           /* content type "tx" */
+        0x0b, 0, 0, 0, 0,                     /* unknown, empty */
+        0x26, 0, 0, 0, 4, 0,   1,   'k', 'v', /* user property k=v */
+        0xff, 0, 0, 0, 1, 0,                  /* unknown, a NUL byte */
     };
     size_t len;
     uint8_t *b = raw_msg(props, sizeof(props), &len);
@@ -711,25 +727,25 @@ static void test_frag_decode_inconsistent(void **state)
     (void)state;
     /* v1 FRAG flags msg_no=1 offset total chunk... */
     uint8_t f[] = {1, 4, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 4, 'a', 'b'};
-    assert_int_equal(decode_rc(f, sizeof(f)), 0);       /* 2 of 4, more to come */
-    f[2] = 1;                                           /* "last" but not at the end */
+    assert_int_equal(decode_rc(f, sizeof(f)), 0); /* 2 of 4, more to come */
+    f[2] = 1;                                     /* "last" but not at the end */
     assert_int_equal(decode_rc(f, sizeof(f)), BL_EINVAL);
-    f[15] = 2;                                          /* total 2: now it is the end */
+    f[15] = 2; /* total 2: now it is the end */
     assert_int_equal(decode_rc(f, sizeof(f)), 0);
-    f[2] = 0;                                           /* at the end without "last" */
+    f[2] = 0; /* at the end without "last" */
     assert_int_equal(decode_rc(f, sizeof(f)), BL_EINVAL);
     f[2] = 1;
-    f[11] = 1;                                          /* offset 1 + 2 > total 2 */
+    f[11] = 1; /* offset 1 + 2 > total 2 */
     assert_int_equal(decode_rc(f, sizeof(f)), BL_EINVAL);
     f[11] = 0xff;
-    f[8] = 0xff;                                        /* offset way past total */
+    f[8] = 0xff; /* offset way past total */
     assert_int_equal(decode_rc(f, sizeof(f)), BL_EINVAL);
     f[8] = 0;
     f[11] = 0;
-    f[2] = 3;                                           /* unknown flag */
+    f[2] = 3; /* unknown flag */
     assert_int_equal(decode_rc(f, sizeof(f)), BL_EINVAL);
     f[2] = 1;
-    assert_int_equal(decode_rc(f, 16), BL_ETRUNC);      /* no chunk byte */
+    assert_int_equal(decode_rc(f, 16), BL_ETRUNC); /* no chunk byte */
 }
 
 static wire_frag_t piece(uint32_t msg_no, uint32_t offset, uint32_t total, const char *s)
