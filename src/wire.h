@@ -15,6 +15,10 @@
 /* Largest frame handed to the channel in one piece; larger frames are fragmented.
  * 65536 is what a WebRTC peer without a=max-message-size accepts (RFC 8841 6.1). */
 #define WIRE_MAX_CHUNK 65536
+/* A FRAG frame is this header (frame header + msg_no, offset, total) plus its chunk, so
+ * pieces cut with chunk = WIRE_FRAG_CHUNK are at most WIRE_MAX_CHUNK bytes on the wire. */
+#define WIRE_FRAG_HEADER_LEN (WIRE_HEADER_LEN + 12)
+#define WIRE_FRAG_CHUNK (WIRE_MAX_CHUNK - WIRE_FRAG_HEADER_LEN)
 
 typedef enum {
     WIRE_MSG = 1,   /* one MQTT message */

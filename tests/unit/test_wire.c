@@ -1,0 +1,855 @@
+/* SPDX-License-Identifier: MIT */
+/* test_wire.c - the frame codec against docs/PROTOCOL.md "Frames": round trips, exact
+ * bytes, and refusal of every truncated, overlong or inconsistent frame. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "wire.h"
+
+#define BIG (16u * 1024u * 1024u)
+
+/* ---- helpers ---------------------------------------------------------------------- */
+
+static bl_msg_t *base_msg(void)
+{
+    bl_msg_t *m = msg_new();
+    assert_non_null(m);
+    m->origin = strdup("siteA");
+    m->seq = 0x0102030405060708ull;
+    assert_int_equal(msg_set_topic(m, "a/b"), 0);
+    assert_int_equal(msg_set_payload(m, "xy", 2), 0);
+    m->qos = 1;
+    return m;
+}
+
+static bl_msg_t *full_msg(void)
+{
+    bl_msg_t *m = base_msg();
+    m->retain = true;
+    m->dup = true;
+    m->qos = 2;
+    m->payload_format = 1;
+    m->has_expiry = true;
+    m->expiry_s = 3600;
+    m->content_type = strdup("application/json");
+    m->response_topic = strdup("reply/here");
+    m->correlation = malloc(3);
+    memcpy(m->correlation, "\x00\xff\x10", 3);
+    m->correlation_len = 3;
+    assert_int_equal(msg_add_user_prop(m, "k1", "v1"), 0);
+    assert_int_equal(msg_add_user_prop(m, "k1", "again"), 0);
+    assert_int_equal(msg_add_user_prop(m, "", ""), 0);
+    return m;
+}
+
+static void assert_same_msg(const bl_msg_t *a, const bl_msg_t *b)
+{
+    assert_true(msg_equal(a, b));
+    assert_string_equal(a->origin, b->origin);
+    assert_true(a->seq == b->seq);
+    assert_int_equal(a->dup, b->dup);
+}
+
+/* Encode, decode, compare; returns the decoded message (caller frees). */
+static bl_msg_t *roundtrip(const bl_msg_t *m)
+{
+    uint8_t *buf;
+    size_t len;
+    wire_frame_t f;
+    assert_int_equal(wire_encode_msg(m, &buf, &len), 0);
+    assert_int_equal(wire_decode(buf, len, BIG, &f), 0);
+    free(buf);
+    assert_int_equal(f.type, WIRE_MSG);
+    assert_same_msg(m, f.u.msg);
+    bl_msg_t *d = f.u.msg;
+    f.type = 0;
+    return d;
+}
+
+static int decode_rc(const uint8_t *buf, size_t len)
+{
+    wire_frame_t f;
+    int rc = wire_decode(buf, len, BIG, &f);
+    wire_frame_clear(&f);
+    return rc;
+}
+
+static void put_be(uint8_t *p, uint64_t v, size_t n)
+{
+    for (size_t i = n; i > 0; i--, v >>= 8)
+        p[i - 1] = (uint8_t)v;
+}
+
+/* A MSG from siteA, seq 7, topic "a/b", payload "xy", with a raw property block. */
+static uint8_t *raw_msg(const void *props, size_t plen, size_t *len)
+{
+    *len = 4 + 1 + 5 + 8 + 2 + 3 + 4 + plen + 4 + 2;
+    uint8_t *b = malloc(*len), *p = b;
+    memcpy(p, "\x01\x01\x00\x00\x05siteA", 10);
+    p += 10;
+    put_be(p, 7, 8);
+    p += 8;
+    static const uint8_t topic[] = {0, 3, 'a', '/', 'b'};
+    memcpy(p, topic, sizeof(topic));
+    p += 5;
+    put_be(p, plen, 4);
+    memcpy(p + 4, props, plen);
+    p += 4 + plen;
+    memcpy(p, "\x00\x00\x00\x02xy", 6);
+    return b;
+}
+
+static int raw_msg_rc(const void *props, size_t plen)
+{
+    size_t len;
+    uint8_t *b = raw_msg(props, plen, &len);
+    int rc = decode_rc(b, len);
+    free(b);
+    return rc;
+}
+
+/* ---- MSG round trips ---------------------------------------------------------------- */
+
+static void test_msg_roundtrip_plain(void **state)
+{
+    (void)state;
+    bl_msg_t *m = base_msg();
+    bl_msg_t *d = roundtrip(m);
+    assert_int_equal(d->payload_format, -1);
+    assert_false(d->has_expiry);
+    assert_null(d->content_type);
+    assert_null(d->response_topic);
+    assert_null(d->correlation);
+    assert_int_equal(d->n_user_props, 0);
+    assert_memory_equal(d->payload, "xy", 2);
+    msg_free(d);
+    msg_free(m);
+}
+
+static void test_msg_roundtrip_all_props(void **state)
+{
+    (void)state;
+    bl_msg_t *m = full_msg();
+    bl_msg_t *d = roundtrip(m);
+    assert_int_equal(d->n_user_props, 3);
+    assert_string_equal(d->user_props[1].key, "k1");
+    assert_string_equal(d->user_props[1].value, "again");
+    assert_string_equal(d->user_props[2].key, "");
+    assert_int_equal(d->expiry_s, 3600);
+    assert_int_equal(d->correlation_len, 3);
+    msg_free(d);
+    msg_free(m);
+}
+
+static void test_msg_roundtrip_each_prop_alone(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 6; i++) {
+        bl_msg_t *m = base_msg();
+        switch (i) {
+        case 0:
+            m->payload_format = 0;
+            break;
+        case 1:
+            m->has_expiry = true;
+            m->expiry_s = 0xfffffffe;
+            break;
+        case 2:
+            m->content_type = strdup("");
+            break;
+        case 3:
+            m->response_topic = strdup("r/t");
+            break;
+        case 4:
+            m->correlation = malloc(1);
+            m->correlation[0] = 9;
+            m->correlation_len = 1;
+            break;
+        default:
+            assert_int_equal(msg_add_user_prop(m, "only", "one"), 0);
+            break;
+        }
+        msg_free(roundtrip(m));
+        msg_free(m);
+    }
+}
+
+static void test_msg_roundtrip_qos_retain_dup(void **state)
+{
+    (void)state;
+    for (int q = 0; q <= 2; q++)
+        for (int r = 0; r <= 1; r++)
+            for (int d = 0; d <= 1; d++) {
+                bl_msg_t *m = base_msg();
+                m->qos = (uint8_t)q;
+                m->retain = r;
+                m->dup = d;
+                bl_msg_t *x = roundtrip(m);
+                assert_int_equal(x->qos, q);
+                assert_int_equal(x->retain, r);
+                assert_int_equal(x->dup, d);
+                msg_free(x);
+                msg_free(m);
+            }
+}
+
+/* A retained message with an empty payload clears the retained topic: keep it exact. */
+static void test_msg_empty_payload(void **state)
+{
+    (void)state;
+    bl_msg_t *m = base_msg();
+    msg_set_payload(m, NULL, 0);
+    m->retain = true;
+    bl_msg_t *d = roundtrip(m);
+    assert_int_equal(d->payload_len, 0);
+    assert_true(d->retain);
+    msg_free(d);
+    msg_free(m);
+}
+
+static void test_msg_empty_correlation_present(void **state)
+{
+    (void)state;
+    bl_msg_t *m = base_msg();
+    m->correlation = malloc(1);
+    m->correlation_len = 0;
+    bl_msg_t *d = roundtrip(m);
+    assert_non_null(d->correlation);
+    assert_int_equal(d->correlation_len, 0);
+    msg_free(d);
+    msg_free(m);
+}
+
+static void test_msg_big_seq_and_payload(void **state)
+{
+    (void)state;
+    bl_msg_t *m = base_msg();
+    m->seq = UINT64_MAX;
+    uint8_t *pl = malloc(100000);
+    for (size_t i = 0; i < 100000; i++)
+        pl[i] = (uint8_t)(i * 7);
+    msg_set_payload(m, pl, 100000);
+    free(pl);
+    msg_free(roundtrip(m));
+    msg_free(m);
+}
+
+/* The exact bytes of a small MSG, as docs/PROTOCOL.md draws them. */
+static void test_msg_exact_bytes(void **state)
+{
+    (void)state;
+    bl_msg_t *m = base_msg();
+    m->seq = 7;
+    m->retain = true;
+    m->has_expiry = true;
+    m->expiry_s = 0x0a0b0c0d;
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(wire_encode_msg(m, &buf, &len), 0);
+    static const uint8_t want[] = {
+        1,    1,   0x05, 0,                                /* v1, MSG, qos 1 | retain, reserved */
+        5,    's', 'i',  't', 'e', 'A',                    /* origin */
+        0,    0,   0,    0,   0,   0,    0,    7,          /* seq */
+        0,    3,   'a',  '/', 'b',                         /* topic */
+        0,    0,   0,    9,                                /* props_len */
+        0x02, 0,   0,    0,   4,   0x0a, 0x0b, 0x0c, 0x0d, /* expiry TLV */
+        0,    0,   0,    2,   'x', 'y',                    /* payload */
+    };
+    assert_int_equal(len, sizeof(want));
+    assert_memory_equal(buf, want, sizeof(want));
+    free(buf);
+    msg_free(m);
+}
+
+static void test_msg_encode_refused(void **state)
+{
+    (void)state;
+    uint8_t *buf = NULL;
+    size_t len;
+    bl_msg_t *m = base_msg();
+    free(m->origin);
+    m->origin = NULL;
+    assert_int_equal(wire_encode_msg(m, &buf, &len), BL_EINVAL);
+    m->origin = strdup("bad site");
+    assert_int_equal(wire_encode_msg(m, &buf, &len), BL_EINVAL);
+    free(m->origin);
+    m->origin = strdup("siteA");
+    m->qos = 3;
+    assert_int_equal(wire_encode_msg(m, &buf, &len), BL_EINVAL);
+    m->qos = 0;
+    m->payload_format = 2;
+    assert_int_equal(wire_encode_msg(m, &buf, &len), BL_EINVAL);
+    m->payload_format = -1;
+    msg_set_topic(m, "");
+    assert_int_equal(wire_encode_msg(m, &buf, &len), BL_EINVAL);
+    char *longkey = malloc(70000);
+    memset(longkey, 'k', 69999);
+    longkey[69999] = '\0';
+    msg_set_topic(m, "t");
+    msg_add_user_prop(m, longkey, "v");
+    free(longkey);
+    assert_int_equal(wire_encode_msg(m, &buf, &len), BL_EINVAL);
+    assert_null(buf);
+    msg_free(m);
+}
+
+/* ---- ACK, HELLO --------------------------------------------------------------------- */
+
+static void ack_roundtrip(size_t n)
+{
+    uint64_t *seqs = calloc(n + 1, sizeof(*seqs));
+    for (size_t i = 0; i < n; i++)
+        seqs[i] = 0x8000000000000000ull + i * 977;
+    uint8_t *buf;
+    size_t len;
+    wire_frame_t f;
+    assert_int_equal(wire_encode_ack(seqs, n, &buf, &len), 0);
+    assert_int_equal(len, 6 + 8 * n);
+    assert_int_equal(wire_decode(buf, len, 0, &f), 0);
+    assert_int_equal(f.type, WIRE_ACK);
+    assert_int_equal(f.u.ack.n, n);
+    if (n)
+        assert_memory_equal(f.u.ack.seqs, seqs, n * sizeof(*seqs));
+    wire_frame_clear(&f);
+    free(buf);
+    free(seqs);
+}
+
+static void test_ack_roundtrip(void **state)
+{
+    (void)state;
+    ack_roundtrip(0);
+    ack_roundtrip(1);
+    ack_roundtrip(100);
+    ack_roundtrip(UINT16_MAX);
+    uint8_t *buf;
+    size_t len;
+    uint64_t one = 1;
+    assert_int_equal(wire_encode_ack(&one, UINT16_MAX + 1, &buf, &len), BL_EINVAL);
+}
+
+static void test_hello_roundtrip(void **state)
+{
+    (void)state;
+    wire_hello_t h = {.features = 0xdeadbeef, .max_message_size = BIG};
+    strcpy(h.site, "cabin-2.lan_x");
+    uint8_t *buf;
+    size_t len;
+    wire_frame_t f;
+    assert_int_equal(wire_encode_hello(&h, &buf, &len), 0);
+    assert_int_equal(len, 4 + 1 + strlen(h.site) + 8);
+    assert_int_equal(wire_decode(buf, len, 0, &f), 0);
+    assert_int_equal(f.type, WIRE_HELLO);
+    assert_string_equal(f.u.hello.site, h.site);
+    assert_int_equal(f.u.hello.features, h.features);
+    assert_int_equal(f.u.hello.max_message_size, h.max_message_size);
+    wire_frame_clear(&f);
+
+    /* A later version may append fields: they are ignored. */
+    uint8_t *longer = malloc(len + 7);
+    memcpy(longer, buf, len);
+    memset(longer + len, 0xee, 7);
+    assert_int_equal(wire_decode(longer, len + 7, 0, &f), 0);
+    assert_string_equal(f.u.hello.site, h.site);
+    wire_frame_clear(&f);
+    free(longer);
+    free(buf);
+
+    strcpy(h.site, "no/slash");
+    assert_int_equal(wire_encode_hello(&h, &buf, &len), BL_EINVAL);
+    h.site[0] = '\0';
+    assert_int_equal(wire_encode_hello(&h, &buf, &len), BL_EINVAL);
+}
+
+static void test_hello_bad_site(void **state)
+{
+    (void)state;
+    static const uint8_t zero_len[] = {1, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    static const uint8_t bad_char[] = {1, 3, 0, 0, 2, 'a', '/', 0, 0, 0, 0, 0, 0, 0, 0};
+    static const uint8_t nul_char[] = {1, 3, 0, 0, 2, 'a', 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    assert_int_equal(decode_rc(zero_len, sizeof(zero_len)), BL_EINVAL);
+    assert_int_equal(decode_rc(bad_char, sizeof(bad_char)), BL_EINVAL);
+    assert_int_equal(decode_rc(nul_char, sizeof(nul_char)), BL_EINVAL);
+    uint8_t long_site[4 + 1 + 65 + 8];
+    memset(long_site, 'a', sizeof(long_site));
+    memcpy(long_site, "\x01\x03\x00\x00\x41", 5);
+    assert_int_equal(decode_rc(long_site, sizeof(long_site)), BL_EINVAL);
+}
+
+/* ---- refusals ----------------------------------------------------------------------- */
+
+/* Every proper prefix of a valid frame is refused, whatever the frame type. */
+static void assert_prefixes_refused(const uint8_t *buf, size_t len)
+{
+    assert_int_equal(decode_rc(buf, len), 0);
+    for (size_t n = 0; n < len; n++) {
+        uint8_t *cut = malloc(n ? n : 1); /* exact size so ASan sees any overread */
+        memcpy(cut, buf, n);
+        int rc = decode_rc(cut, n);
+        if (rc == 0)
+            fail_msg("prefix of %zu/%zu bytes accepted", n, len);
+        assert_true(rc == BL_ETRUNC || rc == BL_EINVAL);
+        free(cut);
+    }
+}
+
+static void test_every_truncation_refused(void **state)
+{
+    (void)state;
+    uint8_t *buf, *frame;
+    size_t len, flen;
+    bl_msg_t *m = full_msg();
+    assert_int_equal(wire_encode_msg(m, &frame, &flen), 0);
+    assert_prefixes_refused(frame, flen);
+    /* The last piece: its flag says where the frame ends. (A cut middle piece looks like
+     * a shorter piece; reassembly catches it when the next offset does not follow.) */
+    size_t last = wire_frag_count(flen, 10) - 1;
+    assert_int_equal(wire_encode_frag(frame, flen, 10, 3, last, &buf, &len), 0);
+    assert_prefixes_refused(buf, len);
+    free(buf);
+    free(frame);
+    msg_free(m);
+
+    uint64_t seqs[3] = {1, 2, 3};
+    assert_int_equal(wire_encode_ack(seqs, 3, &buf, &len), 0);
+    assert_prefixes_refused(buf, len);
+    free(buf);
+    assert_int_equal(wire_encode_ack(NULL, 0, &buf, &len), 0);
+    assert_prefixes_refused(buf, len);
+    free(buf);
+
+    wire_hello_t h = {.site = "s", .features = 1, .max_message_size = 2};
+    assert_int_equal(wire_encode_hello(&h, &buf, &len), 0);
+    assert_prefixes_refused(buf, len);
+    free(buf);
+}
+
+/* Offsets in the MSG of base_msg(): origin "siteA", topic "a/b". */
+enum { OFF_ORIGIN_LEN = 4, OFF_TOPIC_LEN = 18, OFF_PROPS_LEN = 23, OFF_PROPS = 27 };
+
+static int patched_rc(const bl_msg_t *m, size_t off, uint64_t v, size_t n)
+{
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(wire_encode_msg(m, &buf, &len), 0);
+    put_be(buf + off, v, n);
+    int rc = decode_rc(buf, len);
+    free(buf);
+    return rc;
+}
+
+static void test_bad_lengths(void **state)
+{
+    (void)state;
+    bl_msg_t *m = base_msg();
+    size_t len, off_payload_len = OFF_PROPS;
+    uint8_t *buf;
+    assert_int_equal(wire_encode_msg(m, &buf, &len), 0);
+    assert_int_equal(len, off_payload_len + 4 + 2);
+    free(buf);
+
+    assert_int_equal(patched_rc(m, OFF_ORIGIN_LEN, 0, 1), BL_EINVAL);
+    assert_int_equal(patched_rc(m, OFF_ORIGIN_LEN, 255, 1), BL_ETRUNC);
+    assert_int_equal(patched_rc(m, OFF_TOPIC_LEN, 0, 2), BL_EINVAL);
+    assert_int_equal(patched_rc(m, OFF_TOPIC_LEN, 14, 2), BL_ETRUNC);
+    assert_int_equal(patched_rc(m, OFF_TOPIC_LEN, 0xffff, 2), BL_ETRUNC);
+    assert_int_equal(patched_rc(m, OFF_PROPS_LEN, 7, 4), BL_ETRUNC);
+    assert_int_equal(patched_rc(m, OFF_PROPS_LEN, 0xffffffff, 4), BL_ETRUNC);
+    assert_int_equal(patched_rc(m, off_payload_len, 3, 4), BL_ETRUNC);
+    assert_int_equal(patched_rc(m, off_payload_len, 0xffffffff, 4), BL_ETOOBIG);
+    /* Shorter lengths leave bytes over: trailing garbage. */
+    assert_int_equal(patched_rc(m, off_payload_len, 1, 4), BL_EINVAL);
+
+    /* A property value running past the property block. */
+    m->content_type = strdup("text");
+    assert_int_equal(patched_rc(m, OFF_PROPS + 1, 5, 4), BL_ETRUNC);
+    assert_int_equal(patched_rc(m, OFF_PROPS + 1, 0xffffffff, 4), BL_ETRUNC);
+    msg_free(m);
+
+    /* User property key length running past its value. */
+    static const uint8_t up[] = {0x26, 0, 0, 0, 4, 0, 3, 'k', 'v'};
+    assert_int_equal(raw_msg_rc(up, sizeof(up)), BL_ETRUNC);
+    static const uint8_t up1[] = {0x26, 0, 0, 0, 1, 0};
+    assert_int_equal(raw_msg_rc(up1, sizeof(up1)), BL_ETRUNC);
+    static const uint8_t half_tlv[] = {0x03, 0, 0};
+    assert_int_equal(raw_msg_rc(half_tlv, sizeof(half_tlv)), BL_ETRUNC);
+}
+
+static void test_bad_version(void **state)
+{
+    (void)state;
+    uint8_t *buf;
+    size_t len;
+    uint64_t s = 1;
+    assert_int_equal(wire_encode_ack(&s, 1, &buf, &len), 0);
+    buf[0] = 0;
+    assert_int_equal(decode_rc(buf, len), BL_EVERSION);
+    buf[0] = 2;
+    assert_int_equal(decode_rc(buf, len), BL_EVERSION);
+    buf[1] = 99; /* version is judged before the type */
+    assert_int_equal(decode_rc(buf, len), BL_EVERSION);
+    free(buf);
+}
+
+static void test_unknown_type(void **state)
+{
+    (void)state;
+    uint8_t f[] = {1, 0, 0, 0, 0, 0};
+    assert_int_equal(decode_rc(f, sizeof(f)), BL_EINVAL);
+    f[1] = 5;
+    assert_int_equal(decode_rc(f, sizeof(f)), BL_EINVAL);
+    f[1] = 255;
+    assert_int_equal(decode_rc(f, sizeof(f)), BL_EINVAL);
+    assert_int_equal(decode_rc(f, 3), BL_ETRUNC);
+}
+
+static void test_bad_flags_and_reserved(void **state)
+{
+    (void)state;
+    bl_msg_t *m = base_msg();
+    uint8_t *buf;
+    size_t len;
+    assert_int_equal(wire_encode_msg(m, &buf, &len), 0);
+    buf[3] = 0xaa; /* reserved: ignored */
+    assert_int_equal(decode_rc(buf, len), 0);
+    buf[2] = 0x03; /* QoS 3 */
+    assert_int_equal(decode_rc(buf, len), BL_EINVAL);
+    buf[2] = 0x10; /* unknown flag */
+    assert_int_equal(decode_rc(buf, len), BL_EINVAL);
+    free(buf);
+    msg_free(m);
+
+    uint64_t s = 1;
+    assert_int_equal(wire_encode_ack(&s, 1, &buf, &len), 0);
+    buf[2] = 1;
+    assert_int_equal(decode_rc(buf, len), BL_EINVAL);
+    free(buf);
+    wire_hello_t h = {.site = "s"};
+    assert_int_equal(wire_encode_hello(&h, &buf, &len), 0);
+    buf[2] = 1;
+    assert_int_equal(decode_rc(buf, len), BL_EINVAL);
+    free(buf);
+}
+
+static void test_payload_over_max(void **state)
+{
+    (void)state;
+    bl_msg_t *m = base_msg();
+    uint8_t *buf;
+    size_t len;
+    wire_frame_t f;
+    assert_int_equal(wire_encode_msg(m, &buf, &len), 0);
+    assert_int_equal(wire_decode(buf, len, 1, &f), BL_ETOOBIG);
+    assert_int_equal(f.type, 0);
+    assert_int_equal(wire_decode(buf, len, 2, &f), 0);
+    wire_frame_clear(&f);
+    free(buf);
+    msg_set_payload(m, NULL, 0);
+    assert_int_equal(wire_encode_msg(m, &buf, &len), 0);
+    assert_int_equal(wire_decode(buf, len, 0, &f), 0);
+    wire_frame_clear(&f);
+    free(buf);
+    msg_free(m);
+}
+
+static void test_property_errors(void **state)
+{
+    (void)state;
+    static const uint8_t pf_twice[] = {1, 0, 0, 0, 1, 1, 1, 0, 0, 0, 1, 0};
+    static const uint8_t pf_two[] = {1, 0, 0, 0, 1, 2};
+    static const uint8_t pf_len2[] = {1, 0, 0, 0, 2, 1, 0};
+    static const uint8_t exp_len3[] = {2, 0, 0, 0, 3, 1, 2, 3};
+    static const uint8_t exp_twice[] = {2, 0, 0, 0, 4, 0, 0, 0, 1, 2, 0, 0, 0, 4, 0, 0, 0, 1};
+    static const uint8_t ct_twice[] = {3, 0, 0, 0, 1, 'a', 3, 0, 0, 0, 0};
+    static const uint8_t rt_twice[] = {8, 0, 0, 0, 0, 8, 0, 0, 0, 0};
+    static const uint8_t cd_twice[] = {9, 0, 0, 0, 0, 9, 0, 0, 0, 1, 7};
+    static const uint8_t ct_nul[] = {3, 0, 0, 0, 3, 'a', 0, 'b'};
+    static const uint8_t rt_nul[] = {8, 0, 0, 0, 1, 0};
+    static const uint8_t key_nul[] = {0x26, 0, 0, 0, 4, 0, 1, 0, 'v'};
+    static const uint8_t val_nul[] = {0x26, 0, 0, 0, 4, 0, 1, 'k', 0};
+    const struct {
+        const uint8_t *p;
+        size_t n;
+    } bad[] = {
+        {pf_twice, sizeof(pf_twice)}, {pf_two, sizeof(pf_two)},       {pf_len2, sizeof(pf_len2)},
+        {exp_len3, sizeof(exp_len3)}, {exp_twice, sizeof(exp_twice)}, {ct_twice, sizeof(ct_twice)},
+        {rt_twice, sizeof(rt_twice)}, {cd_twice, sizeof(cd_twice)},   {ct_nul, sizeof(ct_nul)},
+        {rt_nul, sizeof(rt_nul)},     {key_nul, sizeof(key_nul)},     {val_nul, sizeof(val_nul)},
+    };
+    for (size_t i = 0; i < BL_ARRAY_LEN(bad); i++)
+        if (raw_msg_rc(bad[i].p, bad[i].n) != BL_EINVAL)
+            fail_msg("bad property block %zu accepted", i);
+
+    /* NUL inside the topic. */
+    bl_msg_t *m = base_msg();
+    assert_int_equal(patched_rc(m, OFF_TOPIC_LEN + 3, 0, 1), BL_EINVAL);
+    msg_free(m);
+}
+
+/* A property id this version does not know is skipped, whatever its length. */
+static void test_unknown_property_skipped(void **state)
+{
+    (void)state;
+    static const uint8_t props[] = {
+        0x7f, 0, 0, 0, 3, 1,   2,   3,        /* unknown, 3 bytes */
+        0x03, 0, 0, 0, 2, 't', 'x',           /* content type "tx" */
+        0x0b, 0, 0, 0, 0,                     /* unknown, empty */
+        0x26, 0, 0, 0, 4, 0,   1,   'k', 'v', /* user property k=v */
+        0xff, 0, 0, 0, 1, 0,                  /* unknown, a NUL byte */
+    };
+    size_t len;
+    uint8_t *b = raw_msg(props, sizeof(props), &len);
+    wire_frame_t f;
+    assert_int_equal(wire_decode(b, len, BIG, &f), 0);
+    assert_string_equal(f.u.msg->content_type, "tx");
+    assert_int_equal(f.u.msg->n_user_props, 1);
+    assert_string_equal(f.u.msg->user_props[0].value, "v");
+    assert_int_equal(f.u.msg->payload_format, -1);
+    wire_frame_clear(&f);
+    free(b);
+}
+
+static void test_trailing_garbage(void **state)
+{
+    (void)state;
+    bl_msg_t *m = full_msg();
+    uint8_t *buf, *big;
+    size_t len;
+    assert_int_equal(wire_encode_msg(m, &buf, &len), 0);
+    big = malloc(len + 1);
+    memcpy(big, buf, len);
+    big[len] = 0;
+    assert_int_equal(decode_rc(big, len + 1), BL_EINVAL);
+    free(big);
+    free(buf);
+    msg_free(m);
+
+    uint64_t s[2] = {5, 6};
+    assert_int_equal(wire_encode_ack(s, 2, &buf, &len), 0);
+    big = malloc(len + 3);
+    memcpy(big, buf, len);
+    assert_int_equal(decode_rc(big, len + 3), BL_EINVAL);
+    free(big);
+    free(buf);
+}
+
+/* ---- fragmentation ------------------------------------------------------------------ */
+
+static void frag_and_reassemble(const uint8_t *frame, size_t flen, size_t chunk)
+{
+    size_t n = wire_frag_count(flen, chunk);
+    assert_int_equal(n, (flen + chunk - 1) / chunk);
+    wire_reasm_t r;
+    wire_reasm_init(&r, BIG);
+    uint8_t *whole = NULL;
+    size_t whole_len = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *piece;
+        size_t plen;
+        wire_frame_t f;
+        assert_int_equal(wire_encode_frag(frame, flen, chunk, 42, i, &piece, &plen), 0);
+        assert_true(plen <= WIRE_FRAG_HEADER_LEN + chunk);
+        assert_int_equal(wire_decode(piece, plen, 0, &f), 0);
+        assert_int_equal(f.type, WIRE_FRAG);
+        assert_int_equal(f.u.frag.msg_no, 42);
+        assert_int_equal(f.u.frag.offset, i * chunk);
+        assert_int_equal(f.u.frag.total, flen);
+        assert_int_equal(piece[2], i + 1 == n ? 1 : 0); /* last-piece flag */
+        int rc = wire_reasm_feed(&r, &f.u.frag, &whole, &whole_len);
+        assert_int_equal(rc, i + 1 == n ? 1 : 0);
+        free(piece);
+    }
+    assert_int_equal(whole_len, flen);
+    assert_memory_equal(whole, frame, flen);
+    assert_null(r.buf);
+    free(whole);
+    wire_reasm_clear(&r);
+}
+
+static void test_frag_5mib(void **state)
+{
+    (void)state;
+    bl_msg_t *m = full_msg();
+    size_t plen = 5u * 1024u * 1024u;
+    uint8_t *pl = malloc(plen);
+    for (size_t i = 0; i < plen; i++)
+        pl[i] = (uint8_t)(i ^ (i >> 11));
+    msg_set_payload(m, pl, plen);
+    free(pl);
+    uint8_t *frame;
+    size_t flen;
+    assert_int_equal(wire_encode_msg(m, &frame, &flen), 0);
+    assert_true(wire_frag_count(flen, WIRE_MAX_CHUNK) > 80);
+    frag_and_reassemble(frame, flen, WIRE_MAX_CHUNK);
+    /* With WIRE_FRAG_CHUNK every piece fits what any WebRTC peer accepts. */
+    frag_and_reassemble(frame, flen, WIRE_FRAG_CHUNK);
+    frag_and_reassemble(frame, flen, flen); /* one piece */
+
+    wire_frame_t f;
+    assert_int_equal(wire_decode(frame, flen, BIG, &f), 0);
+    assert_same_msg(m, f.u.msg);
+    wire_frame_clear(&f);
+    free(frame);
+    msg_free(m);
+}
+
+static void test_frag_encode_args(void **state)
+{
+    (void)state;
+    uint8_t frame[10] = {1, 1}, *out = NULL;
+    size_t len;
+    assert_int_equal(wire_frag_count(10, 3), 4);
+    assert_int_equal(wire_frag_count(9, 3), 3);
+    assert_int_equal(wire_frag_count(0, 3), 0);
+    assert_int_equal(wire_frag_count(10, 0), 0);
+    assert_int_equal(wire_encode_frag(frame, 10, 3, 0, 4, &out, &len), BL_EINVAL);
+    assert_int_equal(wire_encode_frag(frame, 10, 0, 0, 0, &out, &len), BL_EINVAL);
+    assert_int_equal(wire_encode_frag(frame, 0, 3, 0, 0, &out, &len), BL_EINVAL);
+    frame[1] = WIRE_FRAG; /* no FRAG inside a FRAG */
+    assert_int_equal(wire_encode_frag(frame, 10, 3, 0, 0, &out, &len), BL_EINVAL);
+    assert_null(out);
+    frame[1] = WIRE_MSG;
+    assert_int_equal(wire_encode_frag(frame, 10, 3, 0x01020304, 3, &out, &len), 0);
+    static const uint8_t want[] = {1, 4, 1, 0, 1, 2, 3, 4, 0, 0, 0, 9, 0, 0, 0, 10, 0};
+    assert_int_equal(len, sizeof(want));
+    assert_memory_equal(out, want, sizeof(want));
+    free(out);
+}
+
+static void test_frag_decode_inconsistent(void **state)
+{
+    (void)state;
+    /* v1 FRAG flags msg_no=1 offset total chunk... */
+    uint8_t f[] = {1, 4, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 4, 'a', 'b'};
+    assert_int_equal(decode_rc(f, sizeof(f)), 0); /* 2 of 4, more to come */
+    f[2] = 1;                                     /* "last" but not at the end */
+    assert_int_equal(decode_rc(f, sizeof(f)), BL_EINVAL);
+    f[15] = 2; /* total 2: now it is the end */
+    assert_int_equal(decode_rc(f, sizeof(f)), 0);
+    f[2] = 0; /* at the end without "last" */
+    assert_int_equal(decode_rc(f, sizeof(f)), BL_EINVAL);
+    f[2] = 1;
+    f[11] = 1; /* offset 1 + 2 > total 2 */
+    assert_int_equal(decode_rc(f, sizeof(f)), BL_EINVAL);
+    f[11] = 0xff;
+    f[8] = 0xff; /* offset way past total */
+    assert_int_equal(decode_rc(f, sizeof(f)), BL_EINVAL);
+    f[8] = 0;
+    f[11] = 0;
+    f[2] = 3; /* unknown flag */
+    assert_int_equal(decode_rc(f, sizeof(f)), BL_EINVAL);
+    f[2] = 1;
+    assert_int_equal(decode_rc(f, 16), BL_ETRUNC); /* no chunk byte */
+}
+
+static wire_frag_t piece(uint32_t msg_no, uint32_t offset, uint32_t total, const char *s)
+{
+    wire_frag_t p = {msg_no, offset, total, (const uint8_t *)s, strlen(s)};
+    return p;
+}
+
+static void test_reasm_errors(void **state)
+{
+    (void)state;
+    wire_reasm_t r;
+    uint8_t *whole;
+    size_t wl;
+    wire_reasm_init(&r, 100);
+    wire_frag_t p;
+
+    /* Offset gap: the frame is dropped, the next offset-0 piece starts afresh. */
+    p = piece(1, 0, 9, "abc");
+    assert_int_equal(wire_reasm_feed(&r, &p, &whole, &wl), 0);
+    p = piece(1, 4, 9, "def");
+    assert_int_equal(wire_reasm_feed(&r, &p, &whole, &wl), BL_EINVAL);
+    assert_null(r.buf);
+    p = piece(1, 6, 9, "ghi"); /* rest of the dropped frame */
+    assert_int_equal(wire_reasm_feed(&r, &p, &whole, &wl), BL_EINVAL);
+
+    /* Total changes mid-frame. */
+    p = piece(2, 0, 9, "abc");
+    assert_int_equal(wire_reasm_feed(&r, &p, &whole, &wl), 0);
+    p = piece(2, 3, 10, "def");
+    assert_int_equal(wire_reasm_feed(&r, &p, &whole, &wl), BL_EINVAL);
+
+    /* msg_no changes mid-frame, even with a fresh offset 0 piece. */
+    p = piece(3, 0, 6, "abc");
+    assert_int_equal(wire_reasm_feed(&r, &p, &whole, &wl), 0);
+    p = piece(4, 3, 6, "def");
+    assert_int_equal(wire_reasm_feed(&r, &p, &whole, &wl), BL_EINVAL);
+    p = piece(5, 0, 6, "abc");
+    assert_int_equal(wire_reasm_feed(&r, &p, &whole, &wl), 0);
+    p = piece(6, 0, 6, "abc");
+    assert_int_equal(wire_reasm_feed(&r, &p, &whole, &wl), BL_EINVAL);
+
+    /* Over max_total, including a hostile 4 GiB total (refused before any allocation). */
+    p = piece(7, 0, 101, "abc");
+    assert_int_equal(wire_reasm_feed(&r, &p, &whole, &wl), BL_ETOOBIG);
+    p = piece(7, 0, UINT32_MAX, "abc");
+    assert_int_equal(wire_reasm_feed(&r, &p, &whole, &wl), BL_ETOOBIG);
+    assert_null(r.buf);
+
+    /* A piece past its own total. */
+    p = piece(8, 0, 2, "abc");
+    assert_int_equal(wire_reasm_feed(&r, &p, &whole, &wl), BL_EINVAL);
+
+    /* Still works after all that; exactly max_total is fine. */
+    char hundred[101];
+    memset(hundred, 'z', 100);
+    hundred[100] = '\0';
+    hundred[1] = WIRE_MSG;
+    p = piece(9, 0, 100, hundred);
+    assert_int_equal(wire_reasm_feed(&r, &p, &whole, &wl), 1);
+    assert_int_equal(wl, 100);
+    assert_memory_equal(whole, hundred, 100);
+    free(whole);
+
+    /* A reassembled FRAG is refused. */
+    static const uint8_t nested[] = {1, WIRE_FRAG, 0, 0, 'x'};
+    p = (wire_frag_t){10, 0, 5, nested, sizeof(nested)};
+    assert_int_equal(wire_reasm_feed(&r, &p, &whole, &wl), BL_EINVAL);
+
+    /* Clearing mid-frame releases the partial buffer (ASan checks the leak). */
+    p = piece(11, 0, 50, "abc");
+    assert_int_equal(wire_reasm_feed(&r, &p, &whole, &wl), 0);
+    wire_reasm_clear(&r);
+    assert_null(r.buf);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_msg_roundtrip_plain),
+        cmocka_unit_test(test_msg_roundtrip_all_props),
+        cmocka_unit_test(test_msg_roundtrip_each_prop_alone),
+        cmocka_unit_test(test_msg_roundtrip_qos_retain_dup),
+        cmocka_unit_test(test_msg_empty_payload),
+        cmocka_unit_test(test_msg_empty_correlation_present),
+        cmocka_unit_test(test_msg_big_seq_and_payload),
+        cmocka_unit_test(test_msg_exact_bytes),
+        cmocka_unit_test(test_msg_encode_refused),
+        cmocka_unit_test(test_ack_roundtrip),
+        cmocka_unit_test(test_hello_roundtrip),
+        cmocka_unit_test(test_hello_bad_site),
+        cmocka_unit_test(test_every_truncation_refused),
+        cmocka_unit_test(test_bad_lengths),
+        cmocka_unit_test(test_bad_version),
+        cmocka_unit_test(test_unknown_type),
+        cmocka_unit_test(test_bad_flags_and_reserved),
+        cmocka_unit_test(test_payload_over_max),
+        cmocka_unit_test(test_property_errors),
+        cmocka_unit_test(test_unknown_property_skipped),
+        cmocka_unit_test(test_trailing_garbage),
+        cmocka_unit_test(test_frag_5mib),
+        cmocka_unit_test(test_frag_encode_args),
+        cmocka_unit_test(test_frag_decode_inconsistent),
+        cmocka_unit_test(test_reasm_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
