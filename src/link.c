@@ -391,12 +391,12 @@ int link_send_frame(link_t *l, const uint8_t *frame, size_t len)
         g_queue_push_tail(&l->pending, g_bytes_new(frame, len));
         l->pending_bytes += len;
     } else {
-        size_t n = wire_frag_count(len, WIRE_MAX_CHUNK);
+        size_t n = wire_frag_count(len, WIRE_FRAG_CHUNK);
         uint32_t no = ++l->frag_no;
         for (size_t i = 0; i < n; i++) {
             uint8_t *piece;
             size_t plen;
-            int rc = wire_encode_frag(frame, len, WIRE_MAX_CHUNK, no, i, &piece, &plen);
+            int rc = wire_encode_frag(frame, len, WIRE_FRAG_CHUNK, no, i, &piece, &plen);
             if (rc)
                 return rc;
             g_queue_push_tail(&l->pending, g_bytes_new_take(piece, plen));
