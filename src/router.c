@@ -245,8 +245,9 @@ int router_rule_parse(const char *line, route_rule_t *out, char *err, size_t err
     int n = tokenize(line, buf, tok, err, errlen);
     int rc = n;
     if (n == 0)
-        rc = set_err(err, errlen, "empty rule; expected PATTERN [in|out|both [QOS "
-                                  "[LOCAL_PREFIX REMOTE_PREFIX]]]");
+        rc = set_err(err, errlen,
+                     "empty rule; expected PATTERN [in|out|both [QOS "
+                     "[LOCAL_PREFIX REMOTE_PREFIX]]]");
     else if (n > 0)
         rc = parse_fields(tok, n, &r, err, errlen);
     if (rc == 0) {
@@ -278,8 +279,8 @@ static const char *rule_rest(const route_rule_t *r, const char *from_prefix, con
     return match_levels(r->pattern, rest) ? rest : NULL;
 }
 
-static int map(const route_rule_t *rules, size_t n, route_dir_t want, const char *topic,
-               int qos_in, char **mapped, int *qos)
+static int map(const route_rule_t *rules, size_t n, route_dir_t want, const char *topic, int qos_in,
+               char **mapped, int *qos)
 {
     if (!rules && n)
         return BL_EINVAL;

@@ -104,7 +104,9 @@ static void test_parse_errors(void **state)
     parse_bad("# in 1 a/ b/#", "remote prefix \"b/#\" must not contain '+' or '#'");
     parse_bad("# in 1 home site/", "local prefix \"home\" followed by pattern \"#\"");
     parse_bad("+ in 1 a/ b", "remote prefix \"b\" followed by pattern \"+\"");
-    parse_bad("a\x01" "b", "control characters");
+    parse_bad("a\x01"
+              "b",
+              "control characters");
     parse_bad("\xff", "UTF-8");
 
     char *big = malloc(70000);
@@ -143,7 +145,7 @@ static void test_filter_and_topic_valid(void **state)
     assert_false(router_topic_valid("a/+"));
     assert_false(router_topic_valid("a/#"));
     assert_false(router_topic_valid("a\x7f"));
-    assert_false(router_topic_valid("\xc0\xaf")); /* overlong '/' */
+    assert_false(router_topic_valid("\xc0\xaf"));     /* overlong '/' */
     assert_false(router_topic_valid("\xed\xa0\x80")); /* UTF-16 surrogate */
 }
 
@@ -236,8 +238,8 @@ static void expect_out(const route_rule_t *r, size_t n, const char *local, int q
     free(got);
 }
 
-static void expect_in(const route_rule_t *r, size_t n, const char *wire, int qin,
-                      const char *local, int qos)
+static void expect_in(const route_rule_t *r, size_t n, const char *wire, int qin, const char *local,
+                      int qos)
 {
     char *got = NULL;
     int q = -1;
@@ -362,16 +364,11 @@ static void test_dollar_and_bad_topics(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_defaults),
-        cmocka_unit_test(test_parse_prefixes),
-        cmocka_unit_test(test_parse_errors),
-        cmocka_unit_test(test_filter_and_topic_valid),
-        cmocka_unit_test(test_matching_table),
-        cmocka_unit_test(test_remap_both_ways),
-        cmocka_unit_test(test_qos_cap),
-        cmocka_unit_test(test_direction_filtering),
-        cmocka_unit_test(test_first_rule_wins),
-        cmocka_unit_test(test_dollar_and_bad_topics),
+        cmocka_unit_test(test_parse_defaults),  cmocka_unit_test(test_parse_prefixes),
+        cmocka_unit_test(test_parse_errors),    cmocka_unit_test(test_filter_and_topic_valid),
+        cmocka_unit_test(test_matching_table),  cmocka_unit_test(test_remap_both_ways),
+        cmocka_unit_test(test_qos_cap),         cmocka_unit_test(test_direction_filtering),
+        cmocka_unit_test(test_first_rule_wins), cmocka_unit_test(test_dollar_and_bad_topics),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
