@@ -1,0 +1,885 @@
+/* SPDX-License-Identifier: MIT */
+/* config.c - load and validate the site's INI file (format in docs/CONFIG.md).
+ *
+ * Two passes over the text: a line scan of our own (line numbers, repeated `topic`
+ * keys, repeated sections and keys, unknown names), then GKeyFile for the values. The
+ * result is built in a local config_t and copied to *out only when everything is valid,
+ * so every error path just frees that local. Strings are GLib-allocated (g_free). */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <glib.h>
+
+#include "log.h"
+
+#define CONFIG_MAX_BYTES (1024 * 1024)
+#define SECRET_MIN 16
+#define SECRET_LINE_MAX 4096
+#define DEFAULT_STATE_DIR "/var/lib/brokerless"
+#define DEFAULT_QUEUE_MAX 1000000
+#define MAX_MESSAGE_LIMIT (256u * 1024u * 1024u) /* MQTT's own payload limit */
+
+typedef struct scan_key {
+    int sect; /* index into loader.sects */
+    char *key;
+    char *value;
+    int line;
+} scan_key_t;
+
+typedef struct loader {
+    const char *file;
+    char *dir; /* where a relative secret_file is looked for */
+    char *err;
+    size_t errlen;
+    GKeyFile *kf;
+    GPtrArray *sects; /* section names in file order */
+    GArray *sect_lines;
+    GArray *keys;      /* scan_key_t in file order */
+    GHashTable *lines; /* "sect\nkey" or "sect" -> first line (GINT_TO_POINTER) */
+} loader_t;
+
+static const char *const site_keys[] = {
+    "name", "state_dir", "log_level", "max_message_size", "queue_max_messages", NULL};
+static const char *const local_keys[] = {"host",   "port",      "username",  "password", "tls",
+                                         "cafile", "client_id", "keepalive", NULL};
+static const char *const signal_keys[] = {"url",    "username",    "password", "cafile",
+                                          "secret", "secret_file", NULL};
+static const char *const ice_keys[] = {
+    "stun", "turn",        "turn_username",        "turn_password",
+    "tcp",  "force_relay", "send_host_candidates", NULL};
+static const char *const peer_keys[] = {"fingerprint", "mode", "queue_qos0", "topic", NULL};
+
+/* ---- errors ------------------------------------------------------------------------ */
+
+static int line_of(const loader_t *L, const char *sect, const char *key)
+{
+    if (!L->lines || !sect)
+        return 0;
+    int line = 0;
+    if (key) {
+        char *k = g_strconcat(sect, "\n", key, NULL);
+        line = GPOINTER_TO_INT(g_hash_table_lookup(L->lines, k));
+        g_free(k);
+    }
+    /* A missing key is reported at its section's header. */
+    return line ? line : GPOINTER_TO_INT(g_hash_table_lookup(L->lines, sect));
+}
+
+/* "FILE[:LINE]: [section] key: reason"; returns BL_EINVAL. */
+static int fail_at(loader_t *L, int line, const char *sect, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static int fail_at(loader_t *L, int line, const char *sect, const char *key, const char *fmt, ...)
+{
+    char why[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    char where[32] = "";
+    if (line > 0)
+        snprintf(where, sizeof(where), ":%d", line);
+    snprintf(L->err, L->errlen, "%s%s: %s%.100s%s%s%s%s", L->file, where, sect ? "[" : "",
+             sect ? sect : "", sect ? "]" : "", key ? " " : "", key ? key : "",
+             sect || key ? ": " : "");
+    size_t used = strlen(L->err);
+    if (used + 1 < L->errlen)
+        snprintf(L->err + used, L->errlen - used, "%s", why);
+    return BL_EINVAL;
+}
+
+#define fail(L, sect, key, ...)                                                                    \
+    fail_at((L), line_of((L), (sect), (key)), (sect), (key), __VA_ARGS__)
+
+/* ---- pass 1: our own line scan ------------------------------------------------------ */
+
+static void remember(loader_t *L, char *hkey, int line)
+{
+    /* Keeps the first line; takes ownership of hkey. */
+    if (g_hash_table_contains(L->lines, hkey))
+        g_free(hkey);
+    else
+        g_hash_table_insert(L->lines, hkey, GINT_TO_POINTER(line));
+}
+
+/* Same rules as GKeyFile: "[name]" then only blanks; no '[' ']' or controls in name. */
+static int scan_section(loader_t *L, const char *s, int line)
+{
+    const char *close = strchr(s, ']');
+    const char *after = close ? close + 1 : NULL;
+    while (after && (*after == ' ' || *after == '\t'))
+        after++;
+    bool ok = close && close > s + 1 && *after == '\0';
+    for (const char *p = s + 1; ok && p < close; p++)
+        if (*p == '[' || g_ascii_iscntrl(*p))
+            ok = false;
+    if (!ok)
+        return fail_at(L, line, NULL, NULL, "\"%.100s\" is not a [section] header", s);
+    char *name = g_strndup(s + 1, (gsize)(close - s - 1));
+    int first = GPOINTER_TO_INT(g_hash_table_lookup(L->lines, name));
+    if (first) {
+        fail_at(L, line, name, NULL, "section repeated (first at line %d); give each once", first);
+        g_free(name);
+        return BL_EINVAL;
+    }
+    g_ptr_array_add(L->sects, name);
+    g_array_append_val(L->sect_lines, line);
+    remember(L, g_strdup(name), line);
+    return 0;
+}
+
+static int scan_key(loader_t *L, const char *s, int line)
+{
+    const char *eq = strchr(s, '=');
+    if (!eq)
+        return fail_at(L, line, NULL, NULL,
+                       "\"%.100s\" is not a key = value line, a [section] header or a comment", s);
+    char *key = g_strstrip(g_strndup(s, (gsize)(eq - s)));
+    if (!*key || L->sects->len == 0) {
+        fail_at(L, line, NULL, NULL,
+                *key ? "key \"%.100s\" comes before any [section]"
+                     : "\"%.100s\" has no key before '='",
+                *key ? key : s);
+        g_free(key);
+        return BL_EINVAL;
+    }
+    int sect = (int)L->sects->len - 1;
+    const char *sname = g_ptr_array_index(L->sects, sect);
+    char *hkey = g_strconcat(sname, "\n", key, NULL);
+    int first = GPOINTER_TO_INT(g_hash_table_lookup(L->lines, hkey));
+    /* GKeyFile would silently keep the last of a repeated key; only topic repeats. */
+    if (first && strcmp(key, "topic") != 0) {
+        fail_at(L, line, sname, key, "given twice (first at line %d)", first);
+        g_free(hkey);
+        g_free(key);
+        return BL_EINVAL;
+    }
+    remember(L, hkey, line);
+    scan_key_t k = {sect, key, g_strstrip(g_strdup(eq + 1)), line};
+    g_array_append_val(L->keys, k);
+    return 0;
+}
+
+/* text is our private copy: ';' comment lines are turned into '#' ones in place so
+ * GKeyFile (which only knows '#') reads the same file we do. */
+static int scan_text(loader_t *L, char *text)
+{
+    int lineno = 0, rc = 0;
+    for (char *line = text; line && rc == 0;) {
+        lineno++;
+        char *nl = strchr(line, '\n');
+        char *end = nl ? nl : line + strlen(line);
+        char *s = line;
+        while (s < end && g_ascii_isspace(*s))
+            s++;
+        if (s < end && *s == ';')
+            *s = '#';
+        char *l = g_strndup(s, (gsize)(end - s));
+        size_t n = strlen(l);
+        if (n && l[n - 1] == '\r')
+            l[n - 1] = '\0';
+        if (*l == '[')
+            rc = scan_section(L, l, lineno);
+        else if (*l && *l != '#')
+            rc = scan_key(L, l, lineno);
+        g_free(l);
+        line = nl ? nl + 1 : NULL;
+    }
+    return rc;
+}
+
+static int line_at(const char *data, const char *pos)
+{
+    int line = 1;
+    for (const char *p = data; p < pos; p++)
+        line += *p == '\n';
+    return line;
+}
+
+/* ---- typed values --------------------------------------------------------------------- */
+
+/* The value as written, blanks trimmed; NULL when absent or empty (empty = not set). */
+static char *get_str(loader_t *L, const char *sect, const char *key)
+{
+    char *v = g_key_file_get_value(L->kf, sect, key, NULL);
+    if (v && !*g_strstrip(v)) {
+        g_free(v);
+        v = NULL;
+    }
+    return v;
+}
+
+static int get_long(loader_t *L, const char *sect, const char *key, long min, long max, long *dst)
+{
+    char *v = get_str(L, sect, key);
+    if (!v)
+        return 0;
+    char *end = NULL;
+    errno = 0;
+    long long x = g_ascii_strtoll(v, &end, 10);
+    int rc = 0;
+    if (errno || end == v || *end || x < min || x > max)
+        rc = fail(L, sect, key, "\"%.100s\" is not a whole number from %ld to %ld", v, min, max);
+    else
+        *dst = (long)x;
+    g_free(v);
+    return rc;
+}
+
+static int get_int(loader_t *L, const char *sect, const char *key, long min, long max, int *dst)
+{
+    long x = *dst;
+    int rc = get_long(L, sect, key, min, max, &x);
+    *dst = (int)x;
+    return rc;
+}
+
+static int get_bool(loader_t *L, const char *sect, const char *key, bool *dst)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"};
+    static const char *const no[] = {"false", "no", "off", "0"};
+    char *v = get_str(L, sect, key);
+    if (!v)
+        return 0;
+    bool found = false;
+    for (size_t i = 0; i < BL_ARRAY_LEN(yes); i++) {
+        bool is_yes = g_ascii_strcasecmp(v, yes[i]) == 0;
+        if (is_yes || g_ascii_strcasecmp(v, no[i]) == 0) {
+            *dst = is_yes;
+            found = true;
+        }
+    }
+    int rc = 0;
+    if (!found)
+        rc = fail(L, sect, key, "\"%.100s\" is not a boolean (true or false)", v);
+    g_free(v);
+    return rc;
+}
+
+/* Bytes with an optional k (KiB) or M (MiB) suffix. */
+static int get_size(loader_t *L, const char *sect, const char *key, size_t max, size_t *dst)
+{
+    char *v = get_str(L, sect, key);
+    if (!v)
+        return 0;
+    char *end = NULL;
+    errno = 0;
+    guint64 x = g_ascii_strtoull(v, &end, 10);
+    guint64 mult = 1;
+    if (end != v && (*end == 'k' || *end == 'K'))
+        mult = 1024, end++;
+    else if (end != v && (*end == 'm' || *end == 'M'))
+        mult = 1024 * 1024, end++;
+    int rc = 0;
+    if (errno || end == v || *end || !g_ascii_isdigit(v[0]) || x == 0 || x > max / mult)
+        rc = fail(L, sect, key,
+                  "\"%.100s\" is not a size from 1 to %zu bytes (suffix k or M "
+                  "for KiB or MiB)",
+                  v, max);
+    else
+        *dst = (size_t)(x * mult);
+    g_free(v);
+    return rc;
+}
+
+static bool host_chars_ok(const char *h, bool bracketed)
+{
+    for (const char *p = h; *p; p++) {
+        bool ok = bracketed ? (g_ascii_isxdigit(*p) || *p == ':' || *p == '.')
+                            : (g_ascii_isalnum(*p) || *p == '.' || *p == '-' || *p == '_');
+        if (!ok)
+            return false;
+    }
+    return *h != '\0';
+}
+
+/* "host", "host:port", "[v6]" or "[v6]:port". Returns a reason or NULL. */
+static const char *parse_hostport(const char *s, int defport, char **host, int *port)
+{
+    const char *colon, *hs = s, *he;
+    bool br = s[0] == '[';
+    if (br) {
+        hs = s + 1;
+        he = strchr(hs, ']');
+        if (!he)
+            return "has '[' without ']'";
+        colon = he[1] == ':' ? he + 1 : NULL;
+        if (he[1] && !colon)
+            return "has something other than :PORT after ']'";
+    } else {
+        colon = strchr(s, ':');
+        if (colon && strchr(colon + 1, ':'))
+            return "has several ':' (write an IPv6 address in brackets: [::1]:3478)";
+        he = colon ? colon : s + strlen(s);
+    }
+    char *h = g_strndup(hs, (gsize)(he - hs));
+    if (!host_chars_ok(h, br)) {
+        g_free(h);
+        return "does not start with a host name or address";
+    }
+    long p = defport;
+    if (colon) {
+        char *end = NULL;
+        p = g_ascii_isdigit(colon[1]) ? strtol(colon + 1, &end, 10) : -1;
+        if (p < 1 || p > 65535 || *end) {
+            g_free(h);
+            return "has a port that is not a number from 1 to 65535";
+        }
+    }
+    *host = h;
+    *port = (int)p;
+    return NULL;
+}
+
+static int get_hostport(loader_t *L, const char *sect, const char *key, int defport, char **host,
+                        int *port)
+{
+    char *v = get_str(L, sect, key);
+    if (!v)
+        return 0;
+    const char *why = parse_hostport(v, defport, host, port);
+    if (why)
+        fail(L, sect, key, "\"%.100s\" %s; expected HOST[:PORT]", v, why);
+    g_free(v);
+    return why ? BL_EINVAL : 0;
+}
+
+/* ---- sections ------------------------------------------------------------------------- */
+
+static int load_site(loader_t *L, config_t *c)
+{
+    const char *S = "site";
+    c->site_name = get_str(L, S, "name");
+    if (!c->site_name)
+        return fail(L, S, "name", "missing (required): this site's name");
+    if (!bl_site_name_valid(c->site_name))
+        return fail(L, S, "name",
+                    "\"%.100s\" is not a valid site name (1 to 64 of A-Z a-z 0-9 . _ -)",
+                    c->site_name);
+    c->state_dir = get_str(L, S, "state_dir");
+    if (!c->state_dir)
+        c->state_dir = g_strdup(DEFAULT_STATE_DIR);
+    c->log_level = LOG_LVL_INFO;
+    char *lvl = get_str(L, S, "log_level");
+    if (lvl && (c->log_level = log_level_parse(lvl)) < 0) {
+        fail(L, S, "log_level", "\"%.100s\" is not debug, info, warn or error", lvl);
+        g_free(lvl);
+        return BL_EINVAL;
+    }
+    g_free(lvl);
+    c->max_message_size = BL_MAX_MESSAGE_DEFAULT;
+    if (get_size(L, S, "max_message_size", MAX_MESSAGE_LIMIT, &c->max_message_size))
+        return BL_EINVAL;
+    long q = DEFAULT_QUEUE_MAX;
+    if (get_long(L, S, "queue_max_messages", 1, 1000000000L, &q))
+        return BL_EINVAL;
+    c->queue_max_messages = (size_t)q;
+    return 0;
+}
+
+static int load_local(loader_t *L, config_t *c)
+{
+    const char *S = "local";
+    c->local_host = get_str(L, S, "host");
+    if (!c->local_host)
+        c->local_host = g_strdup("127.0.0.1");
+    if (get_bool(L, S, "tls", &c->local_tls))
+        return BL_EINVAL;
+    c->local_port = c->local_tls ? 8883 : 1883;
+    if (get_int(L, S, "port", 1, 65535, &c->local_port))
+        return BL_EINVAL;
+    c->local_username = get_str(L, S, "username");
+    c->local_password = get_str(L, S, "password");
+    if (c->local_password && !c->local_username)
+        return fail(L, S, "password", "given without a username");
+    c->local_cafile = get_str(L, S, "cafile");
+    if (c->local_cafile && !c->local_tls)
+        return fail(L, S, "cafile", "given but tls is false (set tls = true)");
+    c->local_client_id = get_str(L, S, "client_id");
+    if (!c->local_client_id)
+        c->local_client_id = g_strconcat("brokerless-", c->site_name, NULL);
+    c->local_keepalive = 30;
+    return get_int(L, S, "keepalive", 5, 3600, &c->local_keepalive);
+}
+
+/* "mqtt://host[:port]" (1883) or "mqtts://host[:port]" (8883), optional trailing '/'. */
+static int load_url(loader_t *L, config_t *c)
+{
+    char *url = get_str(L, "signal", "url");
+    if (!url)
+        return fail(L, "signal", "url",
+                    "missing (required): mqtt://HOST[:PORT] or "
+                    "mqtts://HOST[:PORT] of the signalling broker");
+    const char *rest = NULL, *why = NULL;
+    if (g_ascii_strncasecmp(url, "mqtt://", 7) == 0)
+        rest = url + 7;
+    else if (g_ascii_strncasecmp(url, "mqtts://", 8) == 0)
+        rest = url + 8, c->signal_tls = true;
+    if (!rest) {
+        why = "scheme is not mqtt:// or mqtts://";
+    } else {
+        char *hp = g_strdup(rest);
+        size_t n = strlen(hp);
+        if (n && hp[n - 1] == '/')
+            hp[n - 1] = '\0';
+        why = parse_hostport(hp, c->signal_tls ? 8883 : 1883, &c->signal_host, &c->signal_port);
+        g_free(hp);
+    }
+    if (why)
+        fail(L, "signal", "url", "\"%.100s\": %s", url, why);
+    g_free(url);
+    return why ? BL_EINVAL : 0;
+}
+
+/* The first line of the file, trailing blanks removed. Only a regular file is read, so a
+ * FIFO or device named by mistake cannot block or flood the daemon. */
+static int read_secret_file(loader_t *L, const char *name, char **out)
+{
+    char *path = g_path_is_absolute(name) ? g_strdup(name) : g_build_filename(L->dir, name, NULL);
+    char buf[SECRET_LINE_MAX + 1];
+    ssize_t n = -1;
+    struct stat st;
+    int err = 0;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) != 0)
+        err = errno;
+    else if (!S_ISREG(st.st_mode))
+        err = EINVAL;
+    else if ((n = read(fd, buf, SECRET_LINE_MAX)) < 0)
+        err = errno;
+    if (fd >= 0)
+        close(fd);
+    int rc = 0;
+    if (n < 0) {
+        rc = fail(L, "signal", "secret_file", "cannot read \"%.200s\": %s", path,
+                  err == EINVAL ? "not a regular file" : g_strerror(err));
+    } else {
+        buf[n] = '\0';
+        char *nl = memchr(buf, '\n', (size_t)n);
+        if (memchr(buf, '\0', (size_t)n))
+            rc = fail(L, "signal", "secret_file", "\"%.200s\" contains a NUL byte", path);
+        else if (!nl && n == SECRET_LINE_MAX)
+            rc =
+                fail(L, "signal", "secret_file", "first line of \"%.200s\" is longer than %d bytes",
+                     path, SECRET_LINE_MAX - 1);
+        if (nl)
+            *nl = '\0';
+        *out = g_strchomp(g_strdup(buf));
+    }
+    explicit_bzero(buf, sizeof(buf));
+    if (rc == 0 && strlen(*out) < SECRET_MIN)
+        rc = fail(L, "signal", "secret_file", "the secret in \"%.200s\" is shorter than %d bytes",
+                  path, SECRET_MIN);
+    g_free(path);
+    return rc;
+}
+
+static int load_signal(loader_t *L, config_t *c)
+{
+    const char *S = "signal";
+    if (load_url(L, c))
+        return BL_EINVAL;
+    c->signal_username = get_str(L, S, "username");
+    c->signal_password = get_str(L, S, "password");
+    if (c->signal_password && !c->signal_username)
+        return fail(L, S, "password", "given without a username");
+    c->signal_cafile = get_str(L, S, "cafile");
+    if (c->signal_cafile && !c->signal_tls)
+        return fail(L, S, "cafile", "given but the url is mqtt:// (use mqtts:// for TLS)");
+    char *file = get_str(L, S, "secret_file");
+    c->network_secret = get_str(L, S, "secret");
+    int rc = 0;
+    if (file && c->network_secret)
+        rc = fail(L, S, "secret_file", "given together with secret; give exactly one");
+    else if (file)
+        rc = read_secret_file(L, file, &c->network_secret);
+    else if (!c->network_secret)
+        rc = fail(L, S, "secret",
+                  "missing (required): the network secret shared by all "
+                  "sites, or secret_file naming a file that holds it");
+    else if (strlen(c->network_secret) < SECRET_MIN)
+        rc = fail(L, S, "secret", "shorter than %d bytes", SECRET_MIN);
+    g_free(file);
+    return rc;
+}
+
+static int load_ice(loader_t *L, config_t *c)
+{
+    const char *S = "ice";
+    c->send_host_candidates = true;
+    if (get_hostport(L, S, "stun", 3478, &c->stun_host, &c->stun_port) ||
+        get_hostport(L, S, "turn", 3478, &c->turn_host, &c->turn_port) ||
+        get_bool(L, S, "tcp", &c->ice_tcp) || get_bool(L, S, "force_relay", &c->force_relay) ||
+        get_bool(L, S, "send_host_candidates", &c->send_host_candidates))
+        return BL_EINVAL;
+    c->turn_username = get_str(L, S, "turn_username");
+    c->turn_password = get_str(L, S, "turn_password");
+    if (c->turn_host && !c->turn_username)
+        return fail(L, S, "turn_username", "missing (required with turn)");
+    if (c->turn_host && !c->turn_password)
+        return fail(L, S, "turn_password", "missing (required with turn)");
+    if (!c->turn_host && (c->turn_username || c->turn_password))
+        return fail(L, S, c->turn_username ? "turn_username" : "turn_password",
+                    "given but there is no turn server (set turn = HOST[:PORT])");
+    if (c->force_relay && !c->turn_host)
+        return fail(L, S, "force_relay", "needs a turn server (set turn = HOST[:PORT])");
+    return 0;
+}
+
+/* "peer NAME" -> "NAME" (maybe empty), or NULL when the section is not a peer's. */
+static const char *peer_name_of(const char *sect)
+{
+    if (strncmp(sect, "peer", 4) != 0 || (sect[4] && sect[4] != ' ' && sect[4] != '\t'))
+        return NULL;
+    const char *n = sect + 4;
+    while (*n == ' ' || *n == '\t')
+        n++;
+    return n;
+}
+
+static int load_rules(loader_t *L, int sect_idx, const char *sect, config_peer_t *p)
+{
+    size_t n = 0;
+    for (guint i = 0; i < L->keys->len; i++) {
+        scan_key_t *k = &g_array_index(L->keys, scan_key_t, i);
+        n += k->sect == sect_idx && strcmp(k->key, "topic") == 0;
+    }
+    if (n == 0)
+        return fail(L, sect, "topic",
+                    "missing: a peer needs at least one topic = PATTERN "
+                    "[in|out|both [QOS [LOCAL_PREFIX REMOTE_PREFIX]]] line");
+    p->rules = g_new0(route_rule_t, n);
+    for (guint i = 0; i < L->keys->len; i++) {
+        scan_key_t *k = &g_array_index(L->keys, scan_key_t, i);
+        if (k->sect != sect_idx || strcmp(k->key, "topic") != 0)
+            continue;
+        char why[400];
+        if (router_rule_parse(k->value, &p->rules[p->n_rules], why, sizeof(why)))
+            return fail_at(L, k->line, sect, "topic", "%s", why);
+        p->n_rules++;
+    }
+    return 0;
+}
+
+static int load_peer(loader_t *L, config_t *c, int sect_idx, config_peer_t *p)
+{
+    const char *sect = g_ptr_array_index(L->sects, sect_idx);
+    const char *name = peer_name_of(sect);
+    if (!bl_site_name_valid(name))
+        return fail(L, sect, NULL,
+                    "\"%.100s\" is not a valid site name (1 to 64 of A-Z a-z "
+                    "0-9 . _ -)",
+                    name);
+    if (strcmp(name, c->site_name) == 0)
+        return fail(L, sect, NULL,
+                    "this is the site's own name ([site] name); a site does "
+                    "not peer with itself");
+    p->name = g_strdup(name);
+    char *fp = get_str(L, sect, "fingerprint");
+    char norm[96];
+    int rc = 0;
+    if (!fp)
+        rc = fail(L, sect, "fingerprint",
+                  "missing (required): the peer's certificate "
+                  "fingerprint, as printed by brokerless init there");
+    else if (config_fingerprint_normalise(fp, norm))
+        rc = fail(L, sect, "fingerprint",
+                  "\"%.100s\" is not a SHA-256 fingerprint (32 hex "
+                  "bytes, AB:CD:...)",
+                  fp);
+    g_free(fp);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < c->n_peers; i++)
+        if (&c->peers[i] != p && c->peers[i].fingerprint &&
+            strcmp(c->peers[i].fingerprint, norm) == 0)
+            return fail(L, sect, "fingerprint",
+                        "same as [peer %s]; each peer has its own "
+                        "certificate",
+                        c->peers[i].name);
+    p->fingerprint = g_strdup(norm);
+    p->mode = get_str(L, sect, "mode");
+    if (!p->mode)
+        p->mode = g_strdup("webrtc");
+    if (strcmp(p->mode, "webrtc") != 0 && strcmp(p->mode, "esp32-example") != 0)
+        return fail(L, sect, "mode", "\"%.100s\" is not webrtc or esp32-example", p->mode);
+    if (get_bool(L, sect, "queue_qos0", &p->queue_qos0))
+        return BL_EINVAL;
+    return load_rules(L, sect_idx, sect, p);
+}
+
+static int load_peers(loader_t *L, config_t *c)
+{
+    size_t n = 0;
+    for (guint i = 0; i < L->sects->len; i++)
+        n += peer_name_of(g_ptr_array_index(L->sects, i)) != NULL;
+    if (n == 0)
+        return fail_at(L, 0, "peer NAME", NULL,
+                       "no peer configured; add at least one "
+                       "[peer NAME] section");
+    c->peers = g_new0(config_peer_t, n);
+    for (guint i = 0; i < L->sects->len; i++) {
+        if (!peer_name_of(g_ptr_array_index(L->sects, i)))
+            continue;
+        /* Counted before it is filled, so config_free() frees a half-built peer. */
+        config_peer_t *p = &c->peers[c->n_peers++];
+        if (load_peer(L, c, (int)i, p))
+            return BL_EINVAL;
+    }
+    return 0;
+}
+
+/* Every section and key must be one we know: a typo must not silently fall back to a
+ * default. Reported in file order, at the offending line. */
+static int check_names(loader_t *L)
+{
+    static const struct {
+        const char *name;
+        const char *const *keys;
+    } known[] = {
+        {"site", site_keys}, {"local", local_keys}, {"signal", signal_keys}, {"ice", ice_keys}};
+    const char *const **keys = g_new0(const char *const *, L->sects->len + 1);
+    int rc = 0;
+    for (guint i = 0; i < L->sects->len && !rc; i++) {
+        const char *s = g_ptr_array_index(L->sects, i);
+        int line = g_array_index(L->sect_lines, int, i);
+        for (size_t j = 0; j < BL_ARRAY_LEN(known); j++)
+            if (strcmp(s, known[j].name) == 0)
+                keys[i] = known[j].keys;
+        const char *peer = peer_name_of(s);
+        if (peer && !*peer)
+            rc = fail_at(L, line, s, NULL, "a peer section needs a name: [peer NAME]");
+        else if (peer)
+            keys[i] = peer_keys;
+        else if (!keys[i])
+            rc = fail_at(L, line, s, NULL,
+                         "unknown section (known: [site], [local], [signal], "
+                         "[ice], [peer NAME])");
+    }
+    for (guint i = 0; i < L->keys->len && !rc; i++) {
+        scan_key_t *k = &g_array_index(L->keys, scan_key_t, i);
+        if (g_strv_contains((const char *const *)keys[k->sect], k->key))
+            continue;
+        char *list = g_strjoinv(", ", (char **)keys[k->sect]);
+        rc = fail_at(L, k->line, g_ptr_array_index(L->sects, k->sect), k->key,
+                     "unknown key (known here: %s)", list);
+        g_free(list);
+    }
+    g_free(keys);
+    return rc;
+}
+
+/* ---- public ----------------------------------------------------------------------------- */
+
+static void scan_key_clear(gpointer p)
+{
+    scan_key_t *k = p;
+    g_free(k->key);
+    g_free(k->value);
+}
+
+static void loader_clear(loader_t *L)
+{
+    if (L->kf)
+        g_key_file_free(L->kf);
+    if (L->sects)
+        g_ptr_array_free(L->sects, TRUE);
+    if (L->sect_lines)
+        g_array_free(L->sect_lines, TRUE);
+    if (L->keys)
+        g_array_free(L->keys, TRUE);
+    if (L->lines)
+        g_hash_table_destroy(L->lines);
+    g_free(L->dir);
+}
+
+/* Whole-file checks GKeyFile does not make with a line number. */
+static int check_bytes(loader_t *L, const char *data, size_t len)
+{
+    const char *bad = memchr(data, '\0', len);
+    if (bad)
+        return fail_at(L, line_at(data, bad), NULL, NULL, "contains a NUL byte");
+    if (!g_utf8_validate_len(data, len, &bad))
+        return fail_at(L, line_at(data, bad), NULL, NULL, "is not valid UTF-8");
+    return 0;
+}
+
+static int load_all(loader_t *L, char *text, config_t *c)
+{
+    GError *gerr = NULL;
+    if (scan_text(L, text))
+        return BL_EINVAL;
+    /* Our scan accepts only what GKeyFile accepts, so this rarely speaks; when it does
+     * its message has no line number, only the offending text. */
+    if (!g_key_file_load_from_data(L->kf, text, strlen(text), G_KEY_FILE_NONE, &gerr)) {
+        fail_at(L, 0, NULL, NULL, "%s", gerr->message);
+        g_error_free(gerr);
+        return BL_EINVAL;
+    }
+    if (check_names(L) || load_site(L, c) || load_local(L, c) || load_signal(L, c) ||
+        load_ice(L, c) || load_peers(L, c))
+        return BL_EINVAL;
+    return 0;
+}
+
+int config_load_data(const char *data, size_t len, const char *name, config_t *out, char *err,
+                     size_t errlen)
+{
+    char dummy[1];
+    loader_t L = {.file = name ? name : "config", .err = err, .errlen = errlen};
+    if (!err || !errlen) {
+        L.err = dummy;
+        L.errlen = sizeof(dummy);
+    }
+    L.err[0] = '\0';
+    if (!data || !out)
+        return fail_at(&L, 0, NULL, NULL, "no configuration given");
+    if (len > CONFIG_MAX_BYTES)
+        return fail_at(&L, 0, NULL, NULL, "larger than %d bytes", CONFIG_MAX_BYTES);
+    int rc = check_bytes(&L, data, len);
+    if (rc)
+        return rc;
+
+    config_t c = {0};
+    char *text = g_strndup(data, len);
+    L.dir = g_path_get_dirname(L.file);
+    L.kf = g_key_file_new();
+    L.sects = g_ptr_array_new_with_free_func(g_free);
+    L.sect_lines = g_array_new(FALSE, FALSE, sizeof(int));
+    L.keys = g_array_new(FALSE, FALSE, sizeof(scan_key_t));
+    g_array_set_clear_func(L.keys, scan_key_clear);
+    L.lines = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    rc = load_all(&L, text, &c);
+    c.path = g_strdup(L.file);
+    loader_clear(&L);
+    explicit_bzero(text, len); /* it may hold the network secret */
+    g_free(text);
+    if (rc) {
+        config_free(&c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+int config_load_file(const char *path, config_t *out, char *err, size_t errlen)
+{
+    char dummy[1];
+    if (!err || !errlen) {
+        err = dummy;
+        errlen = sizeof(dummy);
+    }
+    struct stat st;
+    if (!path || !out) {
+        snprintf(err, errlen, "config: no file given");
+        return BL_EINVAL;
+    }
+    if (stat(path, &st) != 0) {
+        snprintf(err, errlen, "%s: cannot read: %s", path, g_strerror(errno));
+        return BL_EIO;
+    }
+    if (!S_ISREG(st.st_mode) || st.st_size > CONFIG_MAX_BYTES) {
+        snprintf(err, errlen, "%s: %s", path,
+                 S_ISREG(st.st_mode) ? "larger than 1 MiB" : "not a regular file");
+        return BL_EINVAL;
+    }
+    gchar *data = NULL;
+    gsize len = 0;
+    GError *gerr = NULL;
+    if (!g_file_get_contents(path, &data, &len, &gerr)) {
+        snprintf(err, errlen, "%s: %s", path, gerr->message);
+        g_error_free(gerr);
+        return BL_EIO;
+    }
+    int rc = config_load_data(data, len, path, out, err, errlen);
+    explicit_bzero(data, len);
+    g_free(data);
+    return rc;
+}
+
+static void wipe_free(char *s)
+{
+    if (s)
+        explicit_bzero(s, strlen(s));
+    g_free(s);
+}
+
+void config_free(config_t *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->n_peers; i++) {
+        config_peer_t *p = &c->peers[i];
+        for (size_t j = 0; j < p->n_rules; j++)
+            router_rule_clear(&p->rules[j]);
+        g_free(p->rules);
+        g_free(p->name);
+        g_free(p->fingerprint);
+        g_free(p->mode);
+    }
+    g_free(c->peers);
+    char *strs[] = {
+        c->path,         c->site_name,       c->state_dir,    c->local_host,      c->local_username,
+        c->local_cafile, c->local_client_id, c->signal_host,  c->signal_username, c->signal_cafile,
+        c->stun_host,    c->turn_host,       c->turn_username};
+    for (size_t i = 0; i < BL_ARRAY_LEN(strs); i++)
+        g_free(strs[i]);
+    wipe_free(c->local_password);
+    wipe_free(c->signal_password);
+    wipe_free(c->turn_password);
+    wipe_free(c->network_secret);
+    memset(c, 0, sizeof(*c));
+}
+
+const config_peer_t *config_find_peer(const config_t *c, const char *name)
+{
+    for (size_t i = 0; c && name && i < c->n_peers; i++)
+        if (c->peers[i].name && strcmp(c->peers[i].name, name) == 0)
+            return &c->peers[i];
+    return NULL;
+}
+
+int config_fingerprint_normalise(const char *in, char out[96])
+{
+    if (!in || !out)
+        return BL_EINVAL;
+    const char *p = in;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    /* The SDP form (RFC 8122 5): "sha-256 AB:CD:...". */
+    if (g_ascii_strncasecmp(p, "sha-256", 7) == 0 && (p[7] == ' ' || p[7] == '\t')) {
+        p += 7;
+        while (*p == ' ' || *p == '\t')
+            p++;
+    }
+    size_t n = strlen(p);
+    while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+        n--;
+    bool colons = n == 95;
+    if (!colons && n != 64)
+        return BL_EINVAL;
+    char hex[64];
+    for (size_t i = 0, k = 0; i < n; i++) {
+        if (colons && i % 3 == 2) {
+            if (p[i] != ':')
+                return BL_EINVAL;
+        } else if (g_ascii_isxdigit(p[i])) {
+            hex[k++] = g_ascii_toupper(p[i]);
+        } else {
+            return BL_EINVAL;
+        }
+    }
+    for (size_t i = 0; i < 32; i++) {
+        out[i * 3] = hex[i * 2];
+        out[i * 3 + 1] = hex[i * 2 + 1];
+        out[i * 3 + 2] = i < 31 ? ':' : '\0';
+    }
+    return 0;
+}

@@ -1,0 +1,635 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests for config.c: a full valid file, defaults, and one test per refusal, each
+ * checking the message names the file, the [section] and the key. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <glib.h>
+#include <glib/gstdio.h>
+
+#include "config.h"
+#include "log.h"
+
+#define FP1                                                                                        \
+    "01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:"   \
+    "CD:EF"
+#define FP1_LOWER_BARE "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define FP2                                                                                        \
+    "FE:DC:BA:98:76:54:32:10:FE:DC:BA:98:76:54:32:10:FE:DC:BA:98:76:54:32:10:FE:DC:BA:98:76:54:"   \
+    "32:10"
+
+#define SITE "[site]\nname = home\n"
+#define SIGNAL "[signal]\nurl = mqtt://127.0.0.1\nsecret = 0123456789abcdef\n"
+#define PEER "[peer cabin]\nfingerprint = " FP1 "\ntopic = # both 1\n"
+#define BASE SITE SIGNAL PEER
+
+static int load(const char *text, config_t *c, char *err, size_t errlen)
+{
+    return config_load_data(text, strlen(text), "test.conf", c, err, errlen);
+}
+
+/* The file is refused; the message names test.conf, [sect] (if any), key (if any) and
+ * contains `why`; *out is left exactly as it was. */
+static void expect_err(const char *text, const char *sect, const char *key, const char *why)
+{
+    char err[512] = "";
+    config_t c, before;
+    memset(&c, 0x5a, sizeof(c));
+    memcpy(&before, &c, sizeof(c));
+    int rc = load(text, &c, err, sizeof(err));
+    if (rc == 0)
+        fail_msg("accepted:\n%s", text);
+    if (getenv("BL_SHOW_ERRORS"))
+        print_message("%s\n", err);
+    assert_memory_equal(&c, &before, sizeof(c));
+    char want[128];
+    snprintf(want, sizeof(want), "[%s]", sect ? sect : "");
+    if (!strstr(err, "test.conf") || (sect && !strstr(err, want)) || (key && !strstr(err, key)) ||
+        !strstr(err, why))
+        fail_msg("error \"%s\" should name test.conf, %s, %s and say \"%s\"", err,
+                 sect ? want : "-", key ? key : "-", why);
+}
+
+static void test_full_config(void **state)
+{
+    (void)state;
+    const char *text = "# a full site\n"
+                       "[site]\n"
+                       "name = home\n"
+                       "state_dir = /srv/bl\n"
+                       "log_level = debug\n"
+                       "max_message_size = 4M\n"
+                       "queue_max_messages = 5000\n"
+                       "\n"
+                       "[local]\n"
+                       "host = broker.lan\n"
+                       "port = 1884\n"
+                       "username = bl\n"
+                       "password = pw-local\n"
+                       "tls = true\n"
+                       "cafile = /etc/ssl/ca.pem\n"
+                       "client_id = bl-home\n"
+                       "keepalive = 60\n"
+                       "[signal]\n"
+                       "url = mqtts://signal.example.org:8884/\n"
+                       "username = su\n"
+                       "password = sp\n"
+                       "cafile = /etc/ssl/sig.pem\n"
+                       "secret = correct horse battery staple\n"
+                       "[ice]\n"
+                       "stun = stun.example.org:19302\n"
+                       "turn = [2001:db8::1]\n"
+                       "turn_username = tu\n"
+                       "turn_password = tp\n"
+                       "tcp = yes\n"
+                       "force_relay = true\n"
+                       "send_host_candidates = false\n"
+                       "; a peer\n"
+                       "[peer cabin]\n"
+                       "fingerprint = sha-256 " FP1_LOWER_BARE "\n"
+                       "mode = webrtc\n"
+                       "queue_qos0 = true\n"
+                       "topic = sensors/# out 1 home/ sites/home/\n"
+                       "topic = cmd/+ in\n"
+                       "[peer esp]\n"
+                       "fingerprint = " FP2 "\n"
+                       "mode = esp32-example\n"
+                       "topic = esp/#\n";
+    char err[512] = "";
+    config_t c;
+    int rc = load(text, &c, err, sizeof(err));
+    if (rc)
+        fail_msg("refused: %s", err);
+    assert_string_equal(c.path, "test.conf");
+    assert_string_equal(c.site_name, "home");
+    assert_string_equal(c.state_dir, "/srv/bl");
+    assert_int_equal(c.log_level, LOG_LVL_DEBUG);
+    assert_int_equal(c.max_message_size, 4 * 1024 * 1024);
+    assert_int_equal(c.queue_max_messages, 5000);
+    assert_string_equal(c.local_host, "broker.lan");
+    assert_int_equal(c.local_port, 1884);
+    assert_string_equal(c.local_username, "bl");
+    assert_string_equal(c.local_password, "pw-local");
+    assert_true(c.local_tls);
+    assert_string_equal(c.local_cafile, "/etc/ssl/ca.pem");
+    assert_string_equal(c.local_client_id, "bl-home");
+    assert_int_equal(c.local_keepalive, 60);
+    assert_string_equal(c.signal_host, "signal.example.org");
+    assert_int_equal(c.signal_port, 8884);
+    assert_true(c.signal_tls);
+    assert_string_equal(c.signal_username, "su");
+    assert_string_equal(c.signal_password, "sp");
+    assert_string_equal(c.signal_cafile, "/etc/ssl/sig.pem");
+    assert_string_equal(c.network_secret, "correct horse battery staple");
+    assert_string_equal(c.stun_host, "stun.example.org");
+    assert_int_equal(c.stun_port, 19302);
+    assert_string_equal(c.turn_host, "2001:db8::1");
+    assert_int_equal(c.turn_port, 3478);
+    assert_string_equal(c.turn_username, "tu");
+    assert_string_equal(c.turn_password, "tp");
+    assert_true(c.ice_tcp);
+    assert_true(c.force_relay);
+    assert_false(c.send_host_candidates);
+
+    assert_int_equal(c.n_peers, 2);
+    const config_peer_t *p = config_find_peer(&c, "cabin");
+    assert_non_null(p);
+    assert_string_equal(p->name, "cabin");
+    assert_string_equal(p->fingerprint, FP1);
+    assert_string_equal(p->mode, "webrtc");
+    assert_true(p->queue_qos0);
+    assert_int_equal(p->n_rules, 2);
+    assert_string_equal(p->rules[0].pattern, "sensors/#");
+    assert_int_equal(p->rules[0].dir, ROUTE_OUT);
+    assert_int_equal(p->rules[0].qos, 1);
+    assert_string_equal(p->rules[0].local_prefix, "home/");
+    assert_string_equal(p->rules[0].remote_prefix, "sites/home/");
+    assert_string_equal(p->rules[1].pattern, "cmd/+");
+    assert_int_equal(p->rules[1].dir, ROUTE_IN);
+    assert_int_equal(p->rules[1].qos, 2);
+    p = config_find_peer(&c, "esp");
+    assert_non_null(p);
+    assert_string_equal(p->fingerprint, FP2);
+    assert_string_equal(p->mode, "esp32-example");
+    assert_false(p->queue_qos0);
+    assert_int_equal(p->n_rules, 1);
+    assert_null(config_find_peer(&c, "home"));
+    config_free(&c);
+    assert_null(c.site_name);
+    config_free(&c); /* twice is harmless */
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    config_t c;
+    int rc = load(BASE, &c, err, sizeof(err));
+    if (rc)
+        fail_msg("refused: %s", err);
+    assert_string_equal(c.state_dir, "/var/lib/brokerless");
+    assert_int_equal(c.log_level, LOG_LVL_INFO);
+    assert_int_equal(c.max_message_size, 16 * 1024 * 1024);
+    assert_int_equal(c.queue_max_messages, 1000000);
+    assert_string_equal(c.local_host, "127.0.0.1");
+    assert_int_equal(c.local_port, 1883);
+    assert_null(c.local_username);
+    assert_null(c.local_password);
+    assert_false(c.local_tls);
+    assert_null(c.local_cafile);
+    assert_string_equal(c.local_client_id, "brokerless-home");
+    assert_int_equal(c.local_keepalive, 30);
+    assert_string_equal(c.signal_host, "127.0.0.1");
+    assert_int_equal(c.signal_port, 1883);
+    assert_false(c.signal_tls);
+    assert_null(c.stun_host);
+    assert_null(c.turn_host);
+    assert_false(c.ice_tcp);
+    assert_false(c.force_relay);
+    assert_true(c.send_host_candidates);
+    assert_int_equal(c.n_peers, 1);
+    assert_string_equal(c.peers[0].mode, "webrtc");
+    assert_false(c.peers[0].queue_qos0);
+    config_free(&c);
+
+    /* tls moves the default ports; mqtts:// means TLS on 8883. */
+    rc = load(SITE "[local]\ntls = true\n[signal]\nurl = MQTTS://sig\nsecret = 0123456789abcdef\n"
+                   "[ice]\nstun = [::1]\n" PEER,
+              &c, err, sizeof(err));
+    if (rc)
+        fail_msg("refused: %s", err);
+    assert_int_equal(c.local_port, 8883);
+    assert_true(c.signal_tls);
+    assert_int_equal(c.signal_port, 8883);
+    assert_string_equal(c.stun_host, "::1");
+    assert_int_equal(c.stun_port, 3478);
+    config_free(&c);
+}
+
+static void test_syntax_variants(void **state)
+{
+    (void)state;
+    /* CRLF, ';' comments, indentation, trailing blanks, 'k' suffix, empty = default. */
+    const char *text = "; hello\r\n[site]\r\n  name=home  \r\n max_message_size = 64k\r\n"
+                       "state_dir =\r\n; no = key\r\n[signal]\r\nurl=mqtt://h:1\r\n"
+                       "secret=0123456789abcdef\r\n[peer cabin]  \r\nfingerprint=" FP1 "\r\n"
+                       "topic=a\r\ntopic = b out\r\n";
+    char err[512] = "";
+    config_t c;
+    int rc = load(text, &c, err, sizeof(err));
+    if (rc)
+        fail_msg("refused: %s", err);
+    assert_string_equal(c.site_name, "home");
+    assert_int_equal(c.max_message_size, 65536);
+    assert_string_equal(c.state_dir, "/var/lib/brokerless");
+    assert_int_equal(c.signal_port, 1);
+    assert_int_equal(c.peers[0].n_rules, 2);
+    assert_string_equal(c.peers[0].rules[1].pattern, "b");
+    config_free(&c);
+}
+
+static void test_fingerprint_normalise(void **state)
+{
+    (void)state;
+    char out[96];
+    const char *ok[] = {FP1, FP1_LOWER_BARE, "sha-256 " FP1, "SHA-256  " FP1_LOWER_BARE,
+                        "01:23:45:67:89:ab:cd:ef:01:23:45:67:89:ab:cd:ef:01:23:45:67:89:ab:cd:"
+                        "ef:01:23:45:67:89:ab:cd:ef"};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        memset(out, 0, sizeof(out));
+        assert_int_equal(config_fingerprint_normalise(ok[i], out), 0);
+        assert_string_equal(out, FP1);
+    }
+    const char *bad[] = {"",
+                         "AB:CD",
+                         FP1 ":00",
+                         FP1_LOWER_BARE "0",
+                         "sha-1 " FP1,
+                         "sha-256" FP1,
+                         "0123456789abcdef0123456789abcdef0123456789abcdef01234567"
+                         "89abcdeg",
+                         "01-23-45-67-89-AB-CD-EF-01-23-45-67-89-AB-CD-EF-01-23-45-67-89-AB-CD-"
+                         "EF-01-23-45-67-89-AB-CD-EF",
+                         "0:123:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:"
+                         "01:23:45:67:89:AB:CD:EF"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(config_fingerprint_normalise(bad[i], out), BL_EINVAL);
+    assert_int_equal(config_fingerprint_normalise(NULL, out), BL_EINVAL);
+}
+
+/* A temporary directory holding a config file and, optionally, a secret file. */
+static char *write_tmp(const char *dir, const char *name, const char *text)
+{
+    char *path = g_build_filename(dir, name, NULL);
+    assert_true(g_file_set_contents(path, text, -1, NULL));
+    return path;
+}
+
+static void rm_tmp(char *dir)
+{
+    GDir *d = g_dir_open(dir, 0, NULL);
+    const char *n;
+    while (d && (n = g_dir_read_name(d))) {
+        char *p = g_build_filename(dir, n, NULL);
+        g_unlink(p);
+        g_free(p);
+    }
+    if (d)
+        g_dir_close(d);
+    g_rmdir(dir);
+    g_free(dir);
+}
+
+static void test_load_file_and_secret_file(void **state)
+{
+    (void)state;
+    char *dir = g_dir_make_tmp("bl-config-XXXXXX", NULL);
+    assert_non_null(dir);
+    char *secret = write_tmp(dir, "secret", "  a secret of some length \t\r\nsecond line\n");
+    char *conf =
+        write_tmp(dir, "site.conf", SITE "[signal]\nurl = mqtt://h\nsecret_file = secret\n" PEER);
+    char err[512] = "";
+    config_t c;
+    int rc = config_load_file(conf, &c, err, sizeof(err));
+    if (rc)
+        fail_msg("refused: %s", err);
+    /* Relative to the config file's directory; trailing blanks stripped, leading kept. */
+    assert_string_equal(c.network_secret, "  a secret of some length");
+    assert_string_equal(c.path, conf);
+    config_free(&c);
+
+    char *abs = g_strdup_printf(SITE "[signal]\nurl = mqtt://h\nsecret_file = %s\n" PEER, secret);
+    rc = load(abs, &c, err, sizeof(err));
+    assert_int_equal(rc, 0);
+    config_free(&c);
+    g_free(abs);
+
+    /* A secret file whose first line is too short is named in the error. */
+    g_free(write_tmp(dir, "short", "tiny\n"));
+    g_free(conf);
+    conf =
+        write_tmp(dir, "short.conf", SITE "[signal]\nurl = mqtt://h\nsecret_file = short\n" PEER);
+    assert_int_equal(config_load_file(conf, &c, err, sizeof(err)), BL_EINVAL);
+    assert_non_null(strstr(err, "short.conf"));
+    assert_non_null(strstr(err, "[signal] secret_file"));
+    assert_non_null(strstr(err, "short\" is shorter than 16"));
+
+    /* A directory is not a secret. */
+    abs = g_strdup_printf(SITE "[signal]\nurl = mqtt://h\nsecret_file = %s\n" PEER, dir);
+    expect_err(abs, "signal", "secret_file", "not a regular file");
+    g_free(abs);
+
+    g_free(secret);
+    g_free(conf);
+    rm_tmp(dir);
+
+    assert_int_equal(config_load_file("/nonexistent/bl.conf", &c, err, sizeof(err)), BL_EIO);
+    assert_non_null(strstr(err, "/nonexistent/bl.conf"));
+}
+
+/* ---- one test per refusal ------------------------------------------------------------ */
+
+static void test_err_missing_name(void **s)
+{
+    (void)s;
+    expect_err("[site]\nlog_level = info\n" SIGNAL PEER, "site", "name", "missing");
+    expect_err(SIGNAL PEER, "site", "name", "missing");
+}
+
+static void test_err_bad_name(void **s)
+{
+    (void)s;
+    expect_err("[site]\nname = my home\n" SIGNAL PEER, "site", "name", "not a valid site name");
+}
+
+static void test_err_bad_log_level(void **s)
+{
+    (void)s;
+    expect_err(SITE "log_level = loud\n" SIGNAL PEER, "site", "log_level",
+               "\"loud\" is not debug, info, warn or error");
+}
+
+static void test_err_bad_max_size(void **s)
+{
+    (void)s;
+    expect_err(SITE "max_message_size = 0\n" SIGNAL PEER, "site", "max_message_size", "size");
+    expect_err(SITE "max_message_size = 257M\n" SIGNAL PEER, "site", "max_message_size",
+               "from 1 to 268435456");
+    expect_err(SITE "max_message_size = 10G\n" SIGNAL PEER, "site", "max_message_size", "10G");
+    expect_err(SITE "max_message_size = -1\n" SIGNAL PEER, "site", "max_message_size", "-1");
+}
+
+static void test_err_bad_queue_max(void **s)
+{
+    (void)s;
+    expect_err(SITE "queue_max_messages = lots\n" SIGNAL PEER, "site", "queue_max_messages",
+               "not a whole number");
+}
+
+static void test_err_bad_port(void **s)
+{
+    (void)s;
+    expect_err(BASE "[local]\nport = 70000\n", "local", "port", "from 1 to 65535");
+    expect_err(BASE "[local]\nport = 12ab\n", "local", "port", "\"12ab\"");
+}
+
+static void test_err_bad_keepalive(void **s)
+{
+    (void)s;
+    expect_err(BASE "[local]\nkeepalive = 1\n", "local", "keepalive", "from 5 to 3600");
+}
+
+static void test_err_bad_bool(void **s)
+{
+    (void)s;
+    expect_err(BASE "[local]\ntls = maybe\n", "local", "tls", "not a boolean");
+}
+
+static void test_err_local_cafile_without_tls(void **s)
+{
+    (void)s;
+    expect_err(BASE "[local]\ncafile = /ca.pem\n", "local", "cafile", "tls is false");
+}
+
+static void test_err_missing_url(void **s)
+{
+    (void)s;
+    expect_err(SITE "[signal]\nsecret = 0123456789abcdef\n" PEER, "signal", "url", "missing");
+}
+
+static void test_err_bad_url_scheme(void **s)
+{
+    (void)s;
+    expect_err(SITE "[signal]\nurl = http://h\nsecret = 0123456789abcdef\n" PEER, "signal", "url",
+               "scheme is not mqtt:// or mqtts://");
+    expect_err(SITE "[signal]\nurl = mqtt://h:0\nsecret = 0123456789abcdef\n" PEER, "signal", "url",
+               "port");
+    expect_err(SITE "[signal]\nurl = mqtt://\nsecret = 0123456789abcdef\n" PEER, "signal", "url",
+               "host");
+}
+
+static void test_err_missing_secret(void **s)
+{
+    (void)s;
+    expect_err(SITE "[signal]\nurl = mqtt://h\n" PEER, "signal", "secret", "missing");
+}
+
+static void test_err_secret_and_secret_file(void **s)
+{
+    (void)s;
+    expect_err(SITE "[signal]\nurl = mqtt://h\nsecret = 0123456789abcdef\nsecret_file = /x\n" PEER,
+               "signal", "secret_file", "exactly one");
+}
+
+static void test_err_short_secret(void **s)
+{
+    (void)s;
+    expect_err(SITE "[signal]\nurl = mqtt://h\nsecret = 0123456789abcde\n" PEER, "signal", "secret",
+               "shorter than 16");
+}
+
+static void test_err_unreadable_secret_file(void **s)
+{
+    (void)s;
+    expect_err(SITE "[signal]\nurl = mqtt://h\nsecret_file = /nonexistent/bl-secret\n" PEER,
+               "signal", "secret_file", "cannot read \"/nonexistent/bl-secret\"");
+}
+
+static void test_err_turn_without_credentials(void **s)
+{
+    (void)s;
+    expect_err(BASE "[ice]\nturn = turn.example.org\n", "ice", "turn_username", "missing");
+    expect_err(BASE "[ice]\nturn = t\nturn_username = u\n", "ice", "turn_password", "missing");
+    expect_err(BASE "[ice]\nturn_username = u\nturn_password = p\n", "ice", "turn_username",
+               "no turn server");
+}
+
+static void test_err_force_relay_without_turn(void **s)
+{
+    (void)s;
+    expect_err(BASE "[ice]\nforce_relay = true\n", "ice", "force_relay", "needs a turn server");
+}
+
+static void test_err_bad_stun(void **s)
+{
+    (void)s;
+    expect_err(BASE "[ice]\nstun = stun.example.org:99999\n", "ice", "stun", "port");
+    expect_err(BASE "[ice]\nstun = ::1\n", "ice", "stun", "brackets");
+    expect_err(BASE "[ice]\nstun = :3478\n", "ice", "stun", "host");
+    expect_err(BASE "[ice]\nstun = stun:stun.example.org:3478\n", "ice", "stun", "HOST[:PORT]");
+}
+
+static void test_err_unknown_section(void **s)
+{
+    (void)s;
+    expect_err(BASE "[sitee]\nname = x\n", "sitee", NULL, "unknown section");
+    expect_err(BASE "[peer]\ntopic = #\n", "peer", NULL, "needs a name");
+}
+
+static void test_err_unknown_key(void **s)
+{
+    (void)s;
+    expect_err(SITE "nmae = x\n" SIGNAL PEER, "site", "nmae", "unknown key");
+    expect_err(BASE "[local]\nprot = 1\n", "local", "prot", "unknown key");
+    expect_err(SITE SIGNAL "[peer cabin]\nfingerprint = " FP1 "\ntopic = #\ntopics = a\n",
+               "peer cabin", "topics", "unknown key");
+    expect_err(SITE "name[de] = x\n" SIGNAL PEER, "site", "name[de]", "unknown key");
+}
+
+static void test_err_duplicate_key(void **s)
+{
+    (void)s;
+    expect_err(SITE "name = again\n" SIGNAL PEER, "site", "name", "given twice");
+}
+
+static void test_err_peer_own_name(void **s)
+{
+    (void)s;
+    expect_err(BASE "[peer home]\nfingerprint = " FP2 "\ntopic = #\n", "peer home", NULL,
+               "own name");
+}
+
+static void test_err_peer_bad_name(void **s)
+{
+    (void)s;
+    expect_err(BASE "[peer the/cabin]\nfingerprint = " FP2 "\ntopic = #\n", "peer the/cabin", NULL,
+               "not a valid site name");
+}
+
+static void test_err_missing_fingerprint(void **s)
+{
+    (void)s;
+    expect_err(SITE SIGNAL "[peer cabin]\ntopic = #\n", "peer cabin", "fingerprint", "missing");
+}
+
+static void test_err_bad_fingerprint(void **s)
+{
+    (void)s;
+    expect_err(SITE SIGNAL "[peer cabin]\nfingerprint = AB:CD\ntopic = #\n", "peer cabin",
+               "fingerprint", "not a SHA-256 fingerprint");
+}
+
+static void test_err_duplicate_fingerprint(void **s)
+{
+    (void)s;
+    expect_err(BASE "[peer barn]\nfingerprint = " FP1_LOWER_BARE "\ntopic = #\n", "peer barn",
+               "fingerprint", "same as [peer cabin]");
+}
+
+static void test_err_duplicate_peer_section(void **s)
+{
+    (void)s;
+    expect_err(BASE "[peer cabin]\ntopic = x\n", "peer cabin", NULL, "section repeated");
+    expect_err(SITE SIGNAL PEER "[site]\nlog_level = info\n", "site", NULL, "section repeated");
+}
+
+static void test_err_peer_without_topic(void **s)
+{
+    (void)s;
+    expect_err(SITE SIGNAL "[peer cabin]\nfingerprint = " FP1 "\n", "peer cabin", "topic",
+               "at least one topic");
+}
+
+static void test_err_bad_topic_rule(void **s)
+{
+    (void)s;
+    expect_err(SITE SIGNAL "[peer cabin]\nfingerprint = " FP1 "\ntopic = a\ntopic = b sideways\n",
+               "peer cabin", "topic", "direction \"sideways\" is not in, out or both");
+    /* The line of the bad rule is given. */
+    expect_err(SITE SIGNAL "[peer cabin]\nfingerprint = " FP1 "\ntopic = a\ntopic = b sideways\n",
+               "peer cabin", "topic", "test.conf:9:");
+}
+
+static void test_err_bad_mode(void **s)
+{
+    (void)s;
+    expect_err(SITE SIGNAL "[peer cabin]\nfingerprint = " FP1 "\nmode = udp\ntopic = #\n",
+               "peer cabin", "mode", "\"udp\" is not webrtc or esp32-example");
+}
+
+static void test_err_no_peers(void **s)
+{
+    (void)s;
+    expect_err(SITE SIGNAL, "peer NAME", NULL, "no peer configured");
+}
+
+static void test_err_syntax(void **s)
+{
+    (void)s;
+    expect_err(SITE "this line is wrong\n" SIGNAL PEER, NULL, NULL,
+               "test.conf:3: \"this line is wrong\" is not a key = value line");
+    expect_err("name = home\n" SITE SIGNAL PEER, NULL, "name", "test.conf:1:");
+    expect_err(SITE "[signal] # comment\n", NULL, NULL, "test.conf:3:");
+    expect_err(SITE "[]\n", NULL, NULL, "not a [section] header");
+    expect_err(SITE "= x\n", NULL, NULL, "no key");
+    const char nul[] = "[site]\nname = h\0me\n";
+    char err[256];
+    config_t c;
+    assert_int_equal(config_load_data(nul, sizeof(nul) - 1, "test.conf", &c, err, sizeof(err)),
+                     BL_EINVAL);
+    assert_non_null(strstr(err, "test.conf:2: contains a NUL byte"));
+    expect_err(SITE "state_dir = /\xff\n", NULL, NULL, "test.conf:3: is not valid UTF-8");
+}
+
+static void test_err_null_and_tiny_buffers(void **s)
+{
+    (void)s;
+    config_t c;
+    char err[8];
+    assert_int_equal(config_load_data(SITE, strlen(SITE), "x", &c, NULL, 0), BL_EINVAL);
+    assert_int_equal(config_load_data(SITE, strlen(SITE), "test.conf", &c, err, sizeof(err)),
+                     BL_EINVAL);
+    assert_int_equal(strlen(err), sizeof(err) - 1);
+    assert_int_equal(config_load_data(NULL, 0, "x", &c, err, sizeof(err)), BL_EINVAL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_full_config),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_syntax_variants),
+        cmocka_unit_test(test_fingerprint_normalise),
+        cmocka_unit_test(test_load_file_and_secret_file),
+        cmocka_unit_test(test_err_missing_name),
+        cmocka_unit_test(test_err_bad_name),
+        cmocka_unit_test(test_err_bad_log_level),
+        cmocka_unit_test(test_err_bad_max_size),
+        cmocka_unit_test(test_err_bad_queue_max),
+        cmocka_unit_test(test_err_bad_port),
+        cmocka_unit_test(test_err_bad_keepalive),
+        cmocka_unit_test(test_err_bad_bool),
+        cmocka_unit_test(test_err_local_cafile_without_tls),
+        cmocka_unit_test(test_err_missing_url),
+        cmocka_unit_test(test_err_bad_url_scheme),
+        cmocka_unit_test(test_err_missing_secret),
+        cmocka_unit_test(test_err_secret_and_secret_file),
+        cmocka_unit_test(test_err_short_secret),
+        cmocka_unit_test(test_err_unreadable_secret_file),
+        cmocka_unit_test(test_err_turn_without_credentials),
+        cmocka_unit_test(test_err_force_relay_without_turn),
+        cmocka_unit_test(test_err_bad_stun),
+        cmocka_unit_test(test_err_unknown_section),
+        cmocka_unit_test(test_err_unknown_key),
+        cmocka_unit_test(test_err_duplicate_key),
+        cmocka_unit_test(test_err_peer_own_name),
+        cmocka_unit_test(test_err_peer_bad_name),
+        cmocka_unit_test(test_err_missing_fingerprint),
+        cmocka_unit_test(test_err_bad_fingerprint),
+        cmocka_unit_test(test_err_duplicate_fingerprint),
+        cmocka_unit_test(test_err_duplicate_peer_section),
+        cmocka_unit_test(test_err_peer_without_topic),
+        cmocka_unit_test(test_err_bad_topic_rule),
+        cmocka_unit_test(test_err_bad_mode),
+        cmocka_unit_test(test_err_no_peers),
+        cmocka_unit_test(test_err_syntax),
+        cmocka_unit_test(test_err_null_and_tiny_buffers),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
