@@ -190,8 +190,8 @@ _lab_site_up() {
 
 # lab_up N MODE: build the public host and N sites (2..4). MODE is cone or symmetric for
 # every site, or a comma list with one mode per site ("cone,symmetric"). Creates the lab
-# dir ($LAB_DIR), installs `trap lab_down EXIT INT TERM`, and returns 0 when everything is
-# up (on failure it tears down what it made and returns 1).
+# dir ($LAB_DIR), installs the teardown trap on EXIT INT TERM HUP (replacing any), and
+# returns 0 when everything is up (on failure it tears down what it made and returns 1).
 lab_up() {
   local n=${1:-2} modes=${2:-cone} i mode
   local -a per_site
@@ -212,6 +212,7 @@ lab_up() {
   trap '_lab_on_exit' EXIT
   trap '_lab_on_signal 130' INT
   trap '_lab_on_signal 143' TERM
+  trap '_lab_on_signal 129' HUP
   # A fresh id whose namespaces do not exist (a stale run's are left alone).
   while :; do
     LAB_ID=$(od -An -N2 -tx2 /dev/urandom | tr -d ' \n')
@@ -254,7 +255,7 @@ _lab_on_exit() {
 }
 
 _lab_on_signal() {
-  trap - EXIT INT TERM
+  trap - EXIT INT TERM HUP
   _lab_log "interrupted, tearing down"
   lab_down 1
   exit "$1"
