@@ -95,8 +95,7 @@ int local_subscribe(local_t *l, const char *filter, int qos)
         return BL_EINVAL;
     int rc = mqtt_subscribe(l->mqtt, filter, qos, true, true);
     if (rc)
-        LOG_WARN("local", "cannot subscribe %s: %s", filter ? filter : "(null)",
-                 bl_strerror(rc));
+        LOG_WARN("local", "cannot subscribe %s: %s", filter ? filter : "(null)", bl_strerror(rc));
     return rc;
 }
 

@@ -25,6 +25,7 @@
 #include "mqtt.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,7 +33,7 @@
 
 #include "log.h"
 
-#define MQTT_INFLIGHT_MAX 1000u     /* publishes handed to libmosquitto, unacknowledged */
+#define MQTT_INFLIGHT_MAX 1000u /* publishes handed to libmosquitto, unacknowledged */
 #define MQTT_BACKOFF_MIN_MS 500u
 #define MQTT_BACKOFF_MAX_MS 30000u
 #define MQTT_SESSION_EXPIRY_S 86400u /* one day, for clean_start false */
@@ -236,8 +237,7 @@ static void on_connect_cb(struct mosquitto *m, void *ud, int rc, int flags,
         c->ev.on_connect(c->ud);
 }
 
-static void on_disconnect_cb(struct mosquitto *m, void *ud, int rc,
-                             const mosquitto_property *props)
+static void on_disconnect_cb(struct mosquitto *m, void *ud, int rc, const mosquitto_property *props)
 {
     (void)m, (void)props;
     mqtt_t *c = ud;
@@ -540,9 +540,12 @@ static gboolean misc_cb(gpointer ud)
 static int to_bl(int rc)
 {
     switch (rc) {
-    case MOSQ_ERR_SUCCESS: return 0;
-    case MOSQ_ERR_NOMEM: return BL_ENOMEM;
-    default: return BL_EINVAL;
+    case MOSQ_ERR_SUCCESS:
+        return 0;
+    case MOSQ_ERR_NOMEM:
+        return BL_ENOMEM;
+    default:
+        return BL_EINVAL;
     }
 }
 
@@ -566,10 +569,10 @@ int mqtt_props_from_msg(const bl_msg_t *m, mosquitto_property **props)
                  ? MOSQ_ERR_INVAL
                  : mosquitto_property_add_string(props, MQTT_PROP_CONTENT_TYPE, m->content_type);
     if (!rc && m->response_topic)
-        rc = strlen(m->response_topic) > UINT16_MAX || mosquitto_pub_topic_check(m->response_topic)
-                 ? MOSQ_ERR_INVAL
-                 : mosquitto_property_add_string(props, MQTT_PROP_RESPONSE_TOPIC,
-                                                 m->response_topic);
+        rc =
+            strlen(m->response_topic) > UINT16_MAX || mosquitto_pub_topic_check(m->response_topic)
+                ? MOSQ_ERR_INVAL
+                : mosquitto_property_add_string(props, MQTT_PROP_RESPONSE_TOPIC, m->response_topic);
     if (!rc && m->correlation)
         rc = m->correlation_len > UINT16_MAX
                  ? MOSQ_ERR_INVAL
@@ -578,8 +581,7 @@ int mqtt_props_from_msg(const bl_msg_t *m, mosquitto_property **props)
     for (size_t i = 0; !rc && i < m->n_user_props; i++) {
         const msg_user_prop_t *u = &m->user_props[i];
         /* libmosquitto 2.0.11 checks the value's UTF-8 with length 0, i.e. not at all. */
-        if (!u->key || !u->value || strlen(u->key) > UINT16_MAX ||
-            strlen(u->value) > UINT16_MAX ||
+        if (!u->key || !u->value || strlen(u->key) > UINT16_MAX || strlen(u->value) > UINT16_MAX ||
             mosquitto_validate_utf8(u->value, (int)strlen(u->value)))
             rc = MOSQ_ERR_INVAL;
         else
@@ -663,6 +665,11 @@ mqtt_t *mqtt_new(GMainContext *ctx, const mqtt_opts_t *opts, const mqtt_events_t
     static gsize lib_once;
     if (g_once_init_enter(&lib_once)) {
         mosquitto_lib_init();
+        /* libmosquitto 2.0 writes with write(2), not send(MSG_NOSIGNAL): a broker that
+         * dies under us would kill the process with SIGPIPE. Leave any handler alone. */
+        struct sigaction sa;
+        if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
+            signal(SIGPIPE, SIG_IGN);
         g_once_init_leave(&lib_once, 1);
     }
     if (!opts || !opts->host || !opts->name)
@@ -714,8 +721,8 @@ int mqtt_subscribe(mqtt_t *c, const char *filter, int qos, bool no_local, bool r
     if (!c || !filter || qos < 0 || qos > 2 || mosquitto_sub_topic_check(filter) ||
         mosquitto_validate_utf8(filter, (int)strlen(filter)))
         return BL_EINVAL;
-    int options = (no_local ? MQTT_SUB_OPT_NO_LOCAL : 0) |
-                  (rap ? MQTT_SUB_OPT_RETAIN_AS_PUBLISHED : 0);
+    int options =
+        (no_local ? MQTT_SUB_OPT_NO_LOCAL : 0) | (rap ? MQTT_SUB_OPT_RETAIN_AS_PUBLISHED : 0);
     sub_t *s = NULL;
     for (guint i = 0; i < c->subs->len && !s; i++)
         if (!strcmp(((sub_t *)g_ptr_array_index(c->subs, i))->filter, filter))
