@@ -17,15 +17,20 @@ typedef struct local local_t;
 typedef struct local_events {
     /* A message published by a local client (never one we injected). */
     void (*on_message)(void *ud, const bl_msg_t *m);
-    /* The local broker accepted the message published with `token`. */
+    /* The local broker accepted the message published with `token` (PUBACK/PUBCOMP; the
+     * write for QoS 0; also after a final refusal, which is logged). */
     void (*on_delivered)(void *ud, uint64_t token);
     void (*on_connect)(void *ud);
     void (*on_disconnect)(void *ud);
 } local_events_t;
 
 local_t *local_new(GMainContext *ctx, const config_t *cfg, const local_events_t *ev, void *ud);
-/* Subscribe the local filters of every peer's out/both rules and connect. */
+/* Connect (returns at once; reconnects by itself). Subscribes nothing by itself: the
+ * caller (site.c) calls local_subscribe() with router_local_filter() of every peer's
+ * out/both rules, before or after local_start(). */
 int local_start(local_t *l);
+/* Remembered and renewed on every connect; always No Local + Retain As Published.
+ * QoS 2 is the usual choice: the broker downgrades each message to its own QoS. */
 int local_subscribe(local_t *l, const char *filter, int qos);
 int local_publish(local_t *l, const bl_msg_t *m, uint64_t token);
 bool local_connected(const local_t *l);

@@ -7,7 +7,12 @@
  * goes away; every subscription made with mqtt_subscribe() is renewed after each
  * reconnect. Publishes made while disconnected wait in memory, in order, and are sent
  * after the next connect; on_published reports the broker's acknowledgement (PUBACK for
- * QoS 1, PUBCOMP for QoS 2, the write for QoS 0).
+ * QoS 1, PUBCOMP for QoS 2, the hand-over to the socket for QoS 0). A publish the broker
+ * refuses for good (reason code >= 0x80) or that expired while waiting is also reported
+ * (with a log line), so one bad message cannot wedge the queue above.
+ * clean_start true: a lost connection sends every unacknowledged publish again, in order
+ * (at-least-once). clean_start false: libmosquitto resends them with their packet ids.
+ * At most 1000 publishes are in flight; the wait queue is bounded only by the caller.
  * Used by local.c (the site's broker) and signal.c (the signalling broker). */
 #ifndef BL_MQTT_H
 #define BL_MQTT_H
@@ -29,7 +34,8 @@ typedef struct mqtt_opts {
     bool tls;
     const char *cafile;    /* NULL = system store when tls */
     int keepalive;         /* seconds */
-    bool clean_start;      /* false: persistent session (session expiry = 1 day) */
+    bool clean_start;      /* false: persistent session (session expiry = 1 day); needs
+                            * a client_id */
 } mqtt_opts_t;
 
 typedef struct mqtt_events {
@@ -48,11 +54,13 @@ int mqtt_start(mqtt_t *c);
 /* Remembered; (re)sent on every connect. no_local and retain_as_published are the MQTT 5
  * subscription options. */
 int mqtt_subscribe(mqtt_t *c, const char *filter, int qos, bool no_local, bool rap);
-/* Queue a publish with m's topic, payload, QoS, retain and properties. */
+/* Queue a copy of m (topic, payload, QoS, retain, properties). BL_EINVAL when it could
+ * never be sent (bad topic, QoS, property too long, not UTF-8). */
 int mqtt_publish(mqtt_t *c, const bl_msg_t *m, uint64_t token);
 bool mqtt_connected(const mqtt_t *c);
 /* Publishes waiting for the broker (queued + in flight). */
 size_t mqtt_pending(const mqtt_t *c);
+/* Any state, also from inside a callback; no callback afterwards. */
 void mqtt_free(mqtt_t *c);
 
 /* Conversion helpers (pure), exposed for tests. */

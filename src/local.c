@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: MIT */
+/* local.c - the site's attachment to its local broker, a thin layer over mqtt.c.
+ *
+ * clean_start is true. brokerless's only promise-keeping store is the durable queue per
+ * peer; a persistent broker session would be a second, invisible queue (bounded and
+ * silently trimmed by the broker's max_queued_messages) that would also carry
+ * subscriptions of an older configuration across restarts. With a clean session every
+ * connection starts from the subscriptions the caller gave us, and mqtt.c re-publishes
+ * every unacknowledged injected message itself (at-least-once, never lost). The cost:
+ * messages that local clients publish while we are not connected are not seen. */
+#include "local.h"
+
+#include <stdlib.h>
+
+#include "log.h"
+
+struct local {
+    mqtt_t *mqtt;
+    local_events_t ev;
+    void *ud;
+};
+
+static void on_connect(void *ud)
+{
+    local_t *l = ud;
+    if (l->ev.on_connect)
+        l->ev.on_connect(l->ud);
+}
+
+static void on_disconnect(void *ud, int rc)
+{
+    (void)rc; /* mqtt.c has logged the reason */
+    local_t *l = ud;
+    if (l->ev.on_disconnect)
+        l->ev.on_disconnect(l->ud);
+}
+
+static void on_message(void *ud, const bl_msg_t *m)
+{
+    local_t *l = ud;
+    if (l->ev.on_message)
+        l->ev.on_message(l->ud, m);
+}
+
+static void on_published(void *ud, uint64_t token)
+{
+    local_t *l = ud;
+    if (l->ev.on_delivered)
+        l->ev.on_delivered(l->ud, token);
+}
+
+local_t *local_new(GMainContext *ctx, const config_t *cfg, const local_events_t *ev, void *ud)
+{
+    if (!cfg || !cfg->local_host)
+        return NULL;
+    local_t *l = calloc(1, sizeof(*l));
+    if (!l)
+        return NULL;
+    if (ev)
+        l->ev = *ev;
+    l->ud = ud;
+    mqtt_opts_t o = {
+        .name = "local",
+        .host = cfg->local_host,
+        .port = cfg->local_port,
+        .client_id = cfg->local_client_id,
+        .username = cfg->local_username,
+        .password = cfg->local_password,
+        .tls = cfg->local_tls,
+        .cafile = cfg->local_cafile,
+        .keepalive = cfg->local_keepalive > 0 ? cfg->local_keepalive : 30,
+        .clean_start = true,
+    };
+    static const mqtt_events_t mev = {on_connect, on_disconnect, on_message, on_published};
+    l->mqtt = mqtt_new(ctx, &o, &mev, l);
+    if (!l->mqtt)
+        goto error;
+    return l;
+error:
+    local_free(l);
+    return NULL;
+}
+
+int local_start(local_t *l)
+{
+    return l ? mqtt_start(l->mqtt) : BL_EINVAL;
+}
+
+/* No Local (MQTT 5 3.8.3.1): what we inject for peers never comes back to us (split
+ * horizon). Retain As Published: a retained message keeps its flag, so the remote broker
+ * retains it too. The broker downgrades each message to min(its QoS, this QoS). */
+int local_subscribe(local_t *l, const char *filter, int qos)
+{
+    if (!l)
+        return BL_EINVAL;
+    int rc = mqtt_subscribe(l->mqtt, filter, qos, true, true);
+    if (rc)
+        LOG_WARN("local", "cannot subscribe %s: %s", filter ? filter : "(null)", bl_strerror(rc));
+    return rc;
+}
+
+int local_publish(local_t *l, const bl_msg_t *m, uint64_t token)
+{
+    return l ? mqtt_publish(l->mqtt, m, token) : BL_EINVAL;
+}
+
+bool local_connected(const local_t *l)
+{
+    return l && mqtt_connected(l->mqtt);
+}
+
+size_t local_pending(const local_t *l)
+{
+    return l ? mqtt_pending(l->mqtt) : 0;
+}
+
+void local_free(local_t *l)
+{
+    if (!l)
+        return;
+    mqtt_free(l->mqtt);
+    free(l);
+}

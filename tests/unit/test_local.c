@@ -1,0 +1,764 @@
+/* SPDX-License-Identifier: MIT */
+/* test_local.c - local.c (and mqtt.c under it) against a real mosquitto broker.
+ *
+ * Each test starts its own `mosquitto -c <tmp conf>` on 127.0.0.1 and a free port, and
+ * talks to it with plain libmosquitto v5 clients (the "helpers") whose properties are
+ * built and read with libmosquitto directly, not with the code under test. The GLib loop
+ * and the helpers are pumped by run_until(), which gives up after a deadline: a test
+ * fails, it never hangs. Skipped only when the mosquitto binary is absent. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <mosquitto.h>
+#include <mqtt_protocol.h>
+
+#include "local.h"
+#include "log.h"
+
+#define DEADLINE_MS 10000
+
+/* ---- the broker ---- */
+
+static char *g_broker_bin;
+static char g_dir[256];
+static char g_conf[300];
+static int g_port;
+static GPid g_broker = 0;
+
+static int free_port(void)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(getsockname(s, (struct sockaddr *)&a, &len), 0);
+    close(s);
+    return ntohs(a.sin_port);
+}
+
+static bool port_accepts(void)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)g_port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bool ok = connect(s, (struct sockaddr *)&a, sizeof(a)) == 0;
+    close(s);
+    return ok;
+}
+
+static void broker_start(void)
+{
+    char *argv[] = {g_broker_bin, "-c", g_conf, NULL};
+    GSpawnFlags fl = G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDOUT_TO_DEV_NULL;
+    if (!getenv("BL_TEST_VERBOSE"))
+        fl |= G_SPAWN_STDERR_TO_DEV_NULL;
+    assert_true(g_spawn_async(NULL, argv, NULL, fl, NULL, NULL, &g_broker, NULL));
+    for (int i = 0; i < 500 && !port_accepts(); i++)
+        g_usleep(10000);
+    assert_true(port_accepts());
+}
+
+static void broker_kill(void)
+{
+    if (g_broker > 0) {
+        kill(g_broker, SIGKILL);
+        waitpid(g_broker, NULL, 0);
+        g_broker = 0;
+    }
+}
+
+/* ---- helper clients ---- */
+
+typedef struct rx {
+    char *topic;
+    uint8_t *payload;
+    int len, qos;
+    bool retain;
+    mosquitto_property *props;
+} rx_t;
+
+typedef struct helper {
+    struct mosquitto *m;
+    bool connected, subscribed;
+    int acks;
+    GPtrArray *rx; /* rx_t * */
+} helper_t;
+
+static helper_t *g_helpers[4];
+
+static void rx_free(gpointer p)
+{
+    rx_t *r = p;
+    free(r->topic);
+    free(r->payload);
+    mosquitto_property_free_all(&r->props);
+    free(r);
+}
+
+static void h_on_connect(struct mosquitto *m, void *ud, int rc, int fl, const mosquitto_property *p)
+{
+    (void)m, (void)fl, (void)p;
+    ((helper_t *)ud)->connected = rc == 0;
+}
+
+static void h_on_subscribe(struct mosquitto *m, void *ud, int mid, int n, const int *q,
+                           const mosquitto_property *p)
+{
+    (void)m, (void)mid, (void)n, (void)q, (void)p;
+    ((helper_t *)ud)->subscribed = true;
+}
+
+static void h_on_publish(struct mosquitto *m, void *ud, int mid, int rc,
+                         const mosquitto_property *p)
+{
+    (void)m, (void)mid, (void)rc, (void)p;
+    ((helper_t *)ud)->acks++;
+}
+
+static void h_on_message(struct mosquitto *m, void *ud, const struct mosquitto_message *mm,
+                         const mosquitto_property *p)
+{
+    (void)m;
+    rx_t *r = calloc(1, sizeof(*r));
+    r->topic = strdup(mm->topic);
+    r->len = mm->payloadlen;
+    r->payload = malloc((size_t)mm->payloadlen + 1);
+    memcpy(r->payload, mm->payload, (size_t)mm->payloadlen);
+    r->qos = mm->qos;
+    r->retain = mm->retain;
+    mosquitto_property_copy_all(&r->props, p);
+    g_ptr_array_add(((helper_t *)ud)->rx, r);
+}
+
+/* Everything the tests wait for. */
+typedef struct seen {
+    GPtrArray *msgs; /* bl_msg_t *, what local's on_message got */
+    GArray *tokens;  /* uint64_t, on_delivered in order */
+    int connects, disconnects;
+} seen_t;
+
+static seen_t g_seen;
+static local_t *g_local;
+
+static void pump_helpers(void)
+{
+    for (size_t i = 0; i < BL_ARRAY_LEN(g_helpers); i++)
+        if (g_helpers[i])
+            mosquitto_loop(g_helpers[i]->m, 0, 1);
+}
+
+/* Run the GLib loop (when `glib`) and the helpers until cond() or the deadline. */
+static bool run_until_x(bool (*cond)(void *), void *arg, bool glib, int ms)
+{
+    int64_t end = g_get_monotonic_time() + ms * 1000;
+    while (!cond(arg)) {
+        if (g_get_monotonic_time() > end)
+            return false;
+        if (glib)
+            while (g_main_context_iteration(NULL, FALSE))
+                ;
+        pump_helpers();
+        g_usleep(1000);
+    }
+    return true;
+}
+
+static bool run_until(bool (*cond)(void *), void *arg)
+{
+    return run_until_x(cond, arg, true, DEADLINE_MS);
+}
+
+static bool never(void *arg)
+{
+    (void)arg;
+    return false;
+}
+
+static void run_for(int ms)
+{
+    run_until_x(never, NULL, true, ms);
+}
+
+static bool h_connected(void *h)
+{
+    return ((helper_t *)h)->connected;
+}
+
+static bool h_subscribed(void *h)
+{
+    return ((helper_t *)h)->subscribed;
+}
+
+typedef struct want {
+    helper_t *h; /* NULL: count local's messages */
+    guint n;
+} want_t;
+
+static bool rx_at_least(void *arg)
+{
+    want_t *w = arg;
+    return (w->h ? w->h->rx->len : g_seen.msgs->len) >= w->n;
+}
+
+static bool tokens_at_least(void *arg)
+{
+    return g_seen.tokens->len >= *(guint *)arg;
+}
+
+static bool connects_at_least(void *arg)
+{
+    return g_seen.connects >= *(int *)arg;
+}
+
+static bool disconnects_at_least(void *arg)
+{
+    return g_seen.disconnects >= *(int *)arg;
+}
+
+static bool acks_at_least(void *arg)
+{
+    want_t *w = arg;
+    return (guint)w->h->acks >= w->n;
+}
+
+/* A plain v5 client; subscribes `filter` (No Local off, Retain As Published on). */
+static helper_t *helper_new(const char *id, const char *filter)
+{
+    helper_t *h = calloc(1, sizeof(*h));
+    h->rx = g_ptr_array_new_with_free_func(rx_free);
+    h->m = mosquitto_new(id, true, h);
+    mosquitto_int_option(h->m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
+    mosquitto_connect_v5_callback_set(h->m, h_on_connect);
+    mosquitto_subscribe_v5_callback_set(h->m, h_on_subscribe);
+    mosquitto_publish_v5_callback_set(h->m, h_on_publish);
+    mosquitto_message_v5_callback_set(h->m, h_on_message);
+    for (size_t i = 0; i < BL_ARRAY_LEN(g_helpers); i++)
+        if (!g_helpers[i]) {
+            g_helpers[i] = h;
+            break;
+        }
+    assert_int_equal(mosquitto_connect(h->m, "127.0.0.1", g_port, 10), MOSQ_ERR_SUCCESS);
+    /* Helpers only: the local client may not move while a helper gets ready. */
+    assert_true(run_until_x(h_connected, h, false, DEADLINE_MS));
+    if (filter) {
+        assert_int_equal(
+            mosquitto_subscribe_v5(h->m, NULL, filter, 2, MQTT_SUB_OPT_RETAIN_AS_PUBLISHED, NULL),
+            0);
+        assert_true(run_until_x(h_subscribed, h, false, DEADLINE_MS));
+    }
+    return h;
+}
+
+static void helper_free(helper_t *h)
+{
+    for (size_t i = 0; i < BL_ARRAY_LEN(g_helpers); i++)
+        if (g_helpers[i] == h)
+            g_helpers[i] = NULL;
+    mosquitto_disconnect(h->m);
+    mosquitto_destroy(h->m);
+    g_ptr_array_free(h->rx, TRUE);
+    free(h);
+}
+
+/* ---- the client under test ---- */
+
+static bool g_free_in_callback;
+
+static void l_on_message(void *ud, const bl_msg_t *m)
+{
+    (void)ud;
+    g_ptr_array_add(g_seen.msgs, msg_dup(m));
+    if (g_free_in_callback) {
+        local_free(g_local);
+        g_local = NULL;
+    }
+}
+
+static void l_on_delivered(void *ud, uint64_t token)
+{
+    (void)ud;
+    g_array_append_val(g_seen.tokens, token);
+}
+
+static void l_on_connect(void *ud)
+{
+    (void)ud;
+    g_seen.connects++;
+}
+
+static void l_on_disconnect(void *ud)
+{
+    (void)ud;
+    g_seen.disconnects++;
+}
+
+/* A config_t made by hand: config.c is not part of this test. */
+static void local_make(void)
+{
+    config_t cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.local_host = "127.0.0.1";
+    cfg.local_port = g_port;
+    cfg.local_client_id = "bl-test-local";
+    cfg.local_keepalive = 10;
+    static const local_events_t ev = {l_on_message, l_on_delivered, l_on_connect, l_on_disconnect};
+    g_local = local_new(NULL, &cfg, &ev, NULL);
+    assert_non_null(g_local);
+}
+
+static void local_up(const char *filter)
+{
+    local_make();
+    if (filter)
+        assert_int_equal(local_subscribe(g_local, filter, 2), 0);
+    assert_int_equal(local_start(g_local), 0);
+    int one = 1;
+    assert_true(run_until(connects_at_least, &one));
+    assert_true(local_connected(g_local));
+}
+
+/* ---- messages with every property ---- */
+
+static const uint8_t k_payload[] = {0x00, 0x01, 0xfe, 0xff, 0x00};
+static const uint8_t k_corr[] = {0x00, 0xab, 0x00};
+
+static mosquitto_property *full_props(void)
+{
+    mosquitto_property *p = NULL;
+    mosquitto_property_add_byte(&p, MQTT_PROP_PAYLOAD_FORMAT_INDICATOR, 0);
+    mosquitto_property_add_int32(&p, MQTT_PROP_MESSAGE_EXPIRY_INTERVAL, 3600);
+    mosquitto_property_add_string(&p, MQTT_PROP_CONTENT_TYPE, "application/octet-stream");
+    mosquitto_property_add_string(&p, MQTT_PROP_RESPONSE_TOPIC, "reply/here");
+    mosquitto_property_add_binary(&p, MQTT_PROP_CORRELATION_DATA, k_corr, sizeof(k_corr));
+    mosquitto_property_add_string_pair(&p, MQTT_PROP_USER_PROPERTY, "zeta", "1");
+    mosquitto_property_add_string_pair(&p, MQTT_PROP_USER_PROPERTY, "alpha", "2");
+    return p;
+}
+
+static void full_msg(bl_msg_t *m, const char *topic)
+{
+    msg_init(m);
+    assert_int_equal(msg_set_topic(m, topic), 0);
+    assert_int_equal(msg_set_payload(m, k_payload, sizeof(k_payload)), 0);
+    m->qos = 1;
+    m->retain = true;
+    m->payload_format = 0;
+    m->has_expiry = true;
+    m->expiry_s = 3600;
+    m->content_type = strdup("application/octet-stream");
+    m->response_topic = strdup("reply/here");
+    m->correlation = malloc(sizeof(k_corr));
+    memcpy(m->correlation, k_corr, sizeof(k_corr));
+    m->correlation_len = sizeof(k_corr);
+    assert_int_equal(msg_add_user_prop(m, "zeta", "1"), 0);
+    assert_int_equal(msg_add_user_prop(m, "alpha", "2"), 0);
+}
+
+static void simple_msg(bl_msg_t *m, const char *topic, const char *payload, int qos)
+{
+    msg_init(m);
+    assert_int_equal(msg_set_topic(m, topic), 0);
+    assert_int_equal(msg_set_payload(m, payload, strlen(payload)), 0);
+    m->qos = (uint8_t)qos;
+}
+
+/* What local delivered carries everything full_props() sent. */
+static void check_full_msg(const bl_msg_t *m)
+{
+    assert_int_equal(m->payload_len, sizeof(k_payload));
+    assert_memory_equal(m->payload, k_payload, sizeof(k_payload));
+    assert_int_equal(m->payload_format, 0);
+    assert_true(m->has_expiry);
+    assert_true(m->expiry_s <= 3600 && m->expiry_s >= 3590);
+    assert_string_equal(m->content_type, "application/octet-stream");
+    assert_string_equal(m->response_topic, "reply/here");
+    assert_int_equal(m->correlation_len, sizeof(k_corr));
+    assert_memory_equal(m->correlation, k_corr, sizeof(k_corr));
+    assert_int_equal(m->n_user_props, 2);
+    assert_string_equal(m->user_props[0].key, "zeta");
+    assert_string_equal(m->user_props[0].value, "1");
+    assert_string_equal(m->user_props[1].key, "alpha");
+    assert_string_equal(m->user_props[1].value, "2");
+}
+
+/* The same, read off the wire by a plain libmosquitto client. */
+static void check_full_rx(const rx_t *r)
+{
+    uint8_t b = 9;
+    uint32_t exp = 0;
+    char *s = NULL, *k = NULL, *v = NULL;
+    void *bin = NULL;
+    uint16_t len = 0;
+    assert_int_equal(r->len, sizeof(k_payload));
+    assert_memory_equal(r->payload, k_payload, sizeof(k_payload));
+    assert_non_null(
+        mosquitto_property_read_byte(r->props, MQTT_PROP_PAYLOAD_FORMAT_INDICATOR, &b, false));
+    assert_int_equal(b, 0);
+    assert_non_null(
+        mosquitto_property_read_int32(r->props, MQTT_PROP_MESSAGE_EXPIRY_INTERVAL, &exp, false));
+    assert_true(exp <= 3600 && exp >= 3590);
+    assert_non_null(mosquitto_property_read_string(r->props, MQTT_PROP_CONTENT_TYPE, &s, false));
+    assert_string_equal(s, "application/octet-stream");
+    free(s);
+    assert_non_null(mosquitto_property_read_string(r->props, MQTT_PROP_RESPONSE_TOPIC, &s, false));
+    assert_string_equal(s, "reply/here");
+    free(s);
+    assert_non_null(
+        mosquitto_property_read_binary(r->props, MQTT_PROP_CORRELATION_DATA, &bin, &len, false));
+    assert_int_equal(len, sizeof(k_corr));
+    assert_memory_equal(bin, k_corr, sizeof(k_corr));
+    free(bin);
+    const mosquitto_property *p =
+        mosquitto_property_read_string_pair(r->props, MQTT_PROP_USER_PROPERTY, &k, &v, false);
+    assert_non_null(p);
+    assert_string_equal(k, "zeta");
+    assert_string_equal(v, "1");
+    free(k);
+    free(v);
+    assert_non_null(mosquitto_property_read_string_pair(p, MQTT_PROP_USER_PROPERTY, &k, &v, true));
+    assert_string_equal(k, "alpha");
+    assert_string_equal(v, "2");
+    free(k);
+    free(v);
+}
+
+static void helper_publish(helper_t *h, const char *topic, const void *payload, int len, int qos,
+                           bool retain, mosquitto_property *props)
+{
+    want_t w = {h, (guint)h->acks + 1};
+    assert_int_equal(mosquitto_publish_v5(h->m, NULL, topic, len, payload, qos, retain, props), 0);
+    mosquitto_property_free_all(&props);
+    if (qos > 0)
+        assert_true(run_until_x(acks_at_least, &w, false, DEADLINE_MS));
+}
+
+/* ---- fixtures ---- */
+
+static int setup(void **state)
+{
+    (void)state;
+    memset(&g_seen, 0, sizeof(g_seen));
+    g_seen.msgs = g_ptr_array_new_with_free_func((GDestroyNotify)msg_free);
+    g_seen.tokens = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+    g_free_in_callback = false;
+    if (!g_broker_bin)
+        return 0;
+    snprintf(g_dir, sizeof(g_dir), "%s/bl-test-local-XXXXXX", g_get_tmp_dir());
+    assert_non_null(g_mkdtemp(g_dir));
+    snprintf(g_conf, sizeof(g_conf), "%s/mosquitto.conf", g_dir);
+    g_port = free_port();
+    char conf[256];
+    snprintf(conf, sizeof(conf),
+             "listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n"
+             "log_dest stderr\n",
+             g_port);
+    assert_true(g_file_set_contents(g_conf, conf, -1, NULL));
+    broker_start();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    local_free(g_local);
+    g_local = NULL;
+    for (size_t i = 0; i < BL_ARRAY_LEN(g_helpers); i++)
+        if (g_helpers[i])
+            helper_free(g_helpers[i]);
+    broker_kill();
+    if (g_broker_bin) {
+        g_unlink(g_conf);
+        g_rmdir(g_dir);
+    }
+    while (g_main_context_iteration(NULL, FALSE))
+        ;
+    g_ptr_array_free(g_seen.msgs, TRUE);
+    g_array_free(g_seen.tokens, TRUE);
+    return 0;
+}
+
+#define NEED_BROKER()                                                                              \
+    do {                                                                                           \
+        if (!g_broker_bin)                                                                         \
+            skip();                                                                                \
+    } while (0)
+
+/* ---- tests ---- */
+
+/* 1. A local client's message reaches on_message with topic, binary payload, QoS,
+ *    retain and every MQTT 5 property intact, user properties in order. */
+static void test_message_from_local_client_keeps_everything(void **state)
+{
+    (void)state;
+    NEED_BROKER();
+    local_up("t1/#");
+    helper_t *pub = helper_new("pub1", NULL);
+    helper_publish(pub, "t1/a", k_payload, sizeof(k_payload), 1, true, full_props());
+    want_t w = {NULL, 1};
+    assert_true(run_until(rx_at_least, &w));
+    const bl_msg_t *m = g_ptr_array_index(g_seen.msgs, 0);
+    assert_string_equal(m->topic, "t1/a");
+    assert_int_equal(m->qos, 1);
+    assert_true(m->retain); /* Retain As Published */
+    check_full_msg(m);
+}
+
+/* 2. What local publishes is not echoed back to it (No Local), but other subscribers get
+ *    it with QoS, retain and properties intact; on_delivered reports each token. */
+static void test_no_local_and_delivery(void **state)
+{
+    (void)state;
+    NEED_BROKER();
+    helper_t *sub = helper_new("sub2", "t2/#");
+    local_up("t2/#");
+    bl_msg_t m1, m2;
+    full_msg(&m1, "t2/x");
+    simple_msg(&m2, "t2/y", "qos two", 2);
+    assert_int_equal(local_publish(g_local, &m1, 42), 0);
+    assert_int_equal(local_publish(g_local, &m2, 43), 0);
+    msg_clear(&m1);
+    msg_clear(&m2);
+
+    guint two = 2;
+    assert_true(run_until(tokens_at_least, &two));
+    assert_int_equal(g_array_index(g_seen.tokens, uint64_t, 0), 42);
+    assert_int_equal(g_array_index(g_seen.tokens, uint64_t, 1), 43);
+    assert_int_equal(local_pending(g_local), 0);
+
+    want_t w = {sub, 2};
+    assert_true(run_until(rx_at_least, &w));
+    const rx_t *r1 = g_ptr_array_index(sub->rx, 0), *r2 = g_ptr_array_index(sub->rx, 1);
+    assert_string_equal(r1->topic, "t2/x");
+    assert_int_equal(r1->qos, 1);
+    assert_true(r1->retain);
+    check_full_rx(r1);
+    assert_string_equal(r2->topic, "t2/y");
+    assert_int_equal(r2->qos, 2);
+    assert_false(r2->retain);
+    assert_int_equal(r2->len, 7);
+    assert_memory_equal(r2->payload, "qos two", 7);
+    assert_null(r2->props); /* absent stays absent */
+
+    /* A sentinel from someone else arrives; our own two never did. */
+    helper_t *pub = helper_new("pub2", NULL);
+    helper_publish(pub, "t2/sentinel", "s", 1, 1, false, NULL);
+    want_t one = {NULL, 1};
+    assert_true(run_until(rx_at_least, &one));
+    run_for(200);
+    assert_int_equal(g_seen.msgs->len, 1);
+    assert_string_equal(((bl_msg_t *)g_ptr_array_index(g_seen.msgs, 0))->topic, "t2/sentinel");
+}
+
+static void publish_numbered(const char *topic, const char *fmt, int from, int to, int qos,
+                             uint64_t token0)
+{
+    for (int i = from; i < to; i++) {
+        char payload[32];
+        snprintf(payload, sizeof(payload), fmt, i);
+        bl_msg_t m;
+        simple_msg(&m, topic, payload, qos);
+        assert_int_equal(local_publish(g_local, &m, token0 + (uint64_t)i), 0);
+        msg_clear(&m);
+    }
+}
+
+static void expect_numbered(helper_t *sub, const char *fmt, int n, uint64_t token0)
+{
+    want_t w = {sub, (guint)n};
+    assert_true(run_until(rx_at_least, &w));
+    guint un = (guint)n;
+    assert_true(run_until(tokens_at_least, &un));
+    run_for(100);
+    assert_int_equal(sub->rx->len, n); /* each exactly once */
+    assert_int_equal(g_seen.tokens->len, n);
+    for (int i = 0; i < n; i++) {
+        char payload[32];
+        snprintf(payload, sizeof(payload), fmt, i);
+        const rx_t *r = g_ptr_array_index(sub->rx, i);
+        assert_int_equal(r->len, strlen(payload));
+        assert_memory_equal(r->payload, payload, strlen(payload));
+        assert_int_equal(g_array_index(g_seen.tokens, uint64_t, i), token0 + (uint64_t)i);
+    }
+    assert_int_equal(local_pending(g_local), 0);
+}
+
+/* 3. The broker dies; what is published meanwhile waits, in order; local reconnects by
+ *    itself, delivers it, and its subscription works again. */
+static void test_broker_restart(void **state)
+{
+    (void)state;
+    NEED_BROKER();
+    local_up("t3/#");
+    broker_kill();
+    int one = 1, two = 2;
+    assert_true(run_until(disconnects_at_least, &one));
+    assert_false(local_connected(g_local));
+    publish_numbered("t3/q", "m%d", 0, 5, 1, 100);
+    assert_int_equal(local_pending(g_local), 5);
+
+    /* The local client does not run until the subscriber is ready. */
+    broker_start();
+    helper_t *sub = helper_new("sub3", "t3/q");
+    assert_true(run_until(connects_at_least, &two));
+    expect_numbered(sub, "m%d", 5, 100);
+
+    helper_t *pub = helper_new("pub3", NULL);
+    helper_publish(pub, "t3/after", "a", 1, 1, false, NULL);
+    want_t w = {NULL, 1};
+    assert_true(run_until(rx_at_least, &w));
+    assert_string_equal(((bl_msg_t *)g_ptr_array_index(g_seen.msgs, 0))->topic, "t3/after");
+}
+
+/* 4. A message retained before local connects is delivered with retain set. */
+static void test_retained_before_connect(void **state)
+{
+    (void)state;
+    NEED_BROKER();
+    helper_t *pub = helper_new("pub4", NULL);
+    helper_publish(pub, "t4/r", k_payload, sizeof(k_payload), 1, true, full_props());
+    local_up("t4/#");
+    want_t w = {NULL, 1};
+    assert_true(run_until(rx_at_least, &w));
+    const bl_msg_t *m = g_ptr_array_index(g_seen.msgs, 0);
+    assert_string_equal(m->topic, "t4/r");
+    assert_true(m->retain);
+    assert_int_equal(m->qos, 1);
+    check_full_msg(m);
+}
+
+/* 5. Publishes written but never acknowledged when the broker crashes are sent again
+ *    after the reconnect, ahead of the ones queued later, each delivered once. */
+static void test_inflight_survives_broker_crash(void **state)
+{
+    (void)state;
+    NEED_BROKER();
+    local_up(NULL);
+    kill(g_broker, SIGSTOP); /* the socket still takes our bytes; nothing is acked */
+    /* QoS 2 throughout: MQTT orders messages per topic and QoS (4.6), and a broker
+     * releases QoS 2 only at PUBREL, so mixed QoS would legitimately reorder. */
+    publish_numbered("t5/q", "i%d", 0, 3, 2, 200);
+    run_for(300);
+    assert_int_equal(g_seen.tokens->len, 0);
+    assert_int_equal(local_pending(g_local), 3);
+    broker_kill();
+    int one = 1, two = 2;
+    assert_true(run_until(disconnects_at_least, &one));
+    publish_numbered("t5/q", "i%d", 3, 5, 2, 200);
+    assert_int_equal(local_pending(g_local), 5);
+
+    broker_start();
+    helper_t *sub = helper_new("sub5", "t5/q");
+    assert_true(run_until(connects_at_least, &two));
+    expect_numbered(sub, "i%d", 5, 200);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(((rx_t *)g_ptr_array_index(sub->rx, i))->qos, 2);
+}
+
+/* 6. Freeing the client from inside its own callback is safe and ends all callbacks. */
+static void test_free_inside_callback(void **state)
+{
+    (void)state;
+    NEED_BROKER();
+    local_up("t6/#");
+    g_free_in_callback = true;
+    helper_t *pub = helper_new("pub6", NULL);
+    helper_publish(pub, "t6/a", "1", 1, 0, false, NULL);
+    helper_publish(pub, "t6/b", "2", 1, 0, false, NULL);
+    want_t w = {NULL, 1};
+    assert_true(run_until(rx_at_least, &w));
+    assert_null(g_local);
+    run_for(300);
+    assert_int_equal(g_seen.msgs->len, 1);
+    assert_int_equal(g_seen.disconnects, 0);
+}
+
+/* 7. mqtt.c with clean_start false (not what local uses): the session outlives a
+ *    disconnect, so the CONNECT carried a Session Expiry Interval, and the broker keeps
+ *    what was published for us meanwhile. */
+static void m_on_message(void *ud, const bl_msg_t *m)
+{
+    (void)ud;
+    g_ptr_array_add(g_seen.msgs, msg_dup(m));
+}
+
+static void m_on_connect(void *ud)
+{
+    (void)ud;
+    g_seen.connects++;
+}
+
+static void test_persistent_session(void **state)
+{
+    (void)state;
+    NEED_BROKER();
+    mqtt_opts_t o = {.name = "persist",
+                     .host = "127.0.0.1",
+                     .port = g_port,
+                     .client_id = "bl-test-persist",
+                     .keepalive = 10,
+                     .clean_start = false};
+    mqtt_events_t ev = {.on_connect = m_on_connect, .on_message = m_on_message};
+    mqtt_t *c = mqtt_new(NULL, &o, &ev, NULL);
+    assert_non_null(c);
+    assert_int_equal(mqtt_subscribe(c, "t7/#", 1, true, true), 0);
+    assert_int_equal(mqtt_start(c), 0);
+    int one = 1, two = 2;
+    assert_true(run_until(connects_at_least, &one));
+    mqtt_free(c); /* a clean DISCONNECT: the session stays */
+
+    helper_t *pub = helper_new("pub7", NULL);
+    helper_publish(pub, "t7/missed", "m", 1, 1, false, NULL);
+
+    c = mqtt_new(NULL, &o, &ev, NULL);
+    assert_int_equal(mqtt_start(c), 0); /* no mqtt_subscribe: the session has it */
+    assert_true(run_until(connects_at_least, &two));
+    want_t w = {NULL, 1};
+    bool got = run_until(rx_at_least, &w);
+    mqtt_free(c);
+    assert_true(got);
+    assert_string_equal(((bl_msg_t *)g_ptr_array_index(g_seen.msgs, 0))->topic, "t7/missed");
+}
+
+int main(void)
+{
+    g_broker_bin = g_find_program_in_path("mosquitto");
+    const char *fallback[] = {"/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"};
+    for (size_t i = 0; !g_broker_bin && i < BL_ARRAY_LEN(fallback); i++)
+        if (g_file_test(fallback[i], G_FILE_TEST_IS_EXECUTABLE))
+            g_broker_bin = g_strdup(fallback[i]);
+    if (getenv("BL_TEST_VERBOSE"))
+        log_set_level(LOG_LVL_DEBUG);
+    mosquitto_lib_init();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_message_from_local_client_keeps_everything, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_no_local_and_delivery, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_broker_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retained_before_connect, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inflight_survives_broker_crash, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_inside_callback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_persistent_session, setup, teardown),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    mosquitto_lib_cleanup();
+    g_free(g_broker_bin);
+    return rc;
+}
