@@ -936,3 +936,66 @@ int queue_retained_all(queue_t *q, bl_msg_t ***msgs, size_t *n)
     *n = o.n;
     return 0;
 }
+
+/* ---- meta values and origin epochs ---- */
+
+int queue_meta_get(queue_t *q, const char *key, char *buf, size_t len)
+{
+    sqlite3_stmt *s = NULL;
+    int src = sqlite3_prepare_v2(q->db, "SELECT value FROM meta WHERE key = ?1", -1, &s, NULL);
+    if (src != SQLITE_OK)
+        return db_fail(q, src, "reading a meta value");
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_TRANSIENT);
+    src = sqlite3_step(s);
+    int rc = BL_ENOTFOUND;
+    if (src == SQLITE_ROW) {
+        const unsigned char *v = sqlite3_column_text(s, 0);
+        snprintf(buf, len, "%s", v ? (const char *)v : "");
+        rc = 0;
+    } else if (src != SQLITE_DONE) {
+        rc = db_fail(q, src, "reading a meta value");
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+int queue_meta_set(queue_t *q, const char *key, const char *value)
+{
+    sqlite3_stmt *s = NULL;
+    int src = sqlite3_prepare_v2(q->db,
+                                 "INSERT INTO meta(key, value) VALUES(?1, ?2) ON CONFLICT(key) "
+                                 "DO UPDATE SET value = excluded.value",
+                                 -1, &s, NULL);
+    if (src != SQLITE_OK)
+        return db_fail(q, src, "storing a meta value");
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s, 2, value, -1, SQLITE_TRANSIENT);
+    src = sqlite3_step(s);
+    sqlite3_finalize(s);
+    return src == SQLITE_DONE ? 0 : db_fail(q, src, "storing a meta value");
+}
+
+int queue_seen_reset(queue_t *q, const char *origin)
+{
+    if (!q || !bl_site_name_valid(origin))
+        return BL_EINVAL;
+    int rc = queue_begin(q);
+    if (rc)
+        return rc;
+    origin_ent_t *e;
+    if ((rc = origin_get(q, origin, &e)) == 0) {
+        sqlite3_stmt *s = stmt(q, S_SEEN_PRUNE);
+        bind_name(s, 1, origin);
+        sqlite3_bind_int64(s, 2, INT64_MAX);
+        rc = run(q, s, "clearing a dedupe window");
+        if (!rc) {
+            s = stmt(q, S_FLOOR_SET);
+            bind_name(s, 1, origin);
+            sqlite3_bind_int64(s, 2, 0);
+            rc = run(q, s, "clearing a dedupe floor");
+        }
+        if (!rc)
+            e->floor = e->max = 0;
+    }
+    return end_internal(q, rc);
+}

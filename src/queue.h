@@ -54,4 +54,10 @@ int queue_retained_put(queue_t *q, const bl_msg_t *m);
 /* All retained entries (including clears, kept as tombstones with empty payload). */
 int queue_retained_all(queue_t *q, bl_msg_t ***msgs, size_t *n);
 
+/* Small persisted values in the meta table (e.g. "epoch", "epoch:<origin>"). */
+int queue_meta_get(queue_t *q, const char *key, char *buf, size_t len); /* BL_ENOTFOUND */
+int queue_meta_set(queue_t *q, const char *key, const char *value);
+/* Forget every seen sequence of `origin`: it started numbering anew (new epoch). */
+int queue_seen_reset(queue_t *q, const char *origin);
+
 #endif

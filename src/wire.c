@@ -498,18 +498,19 @@ int wire_encode_hello(const wire_hello_t *h, uint8_t **out, size_t *out_len)
     if (!h || !bl_site_name_valid(h->site))
         return BL_EINVAL;
     size_t sl = strlen(h->site);
-    int rc = alloc_out(WIRE_HEADER_LEN + 1 + sl + 4 + 4, out, out_len);
+    int rc = alloc_out(WIRE_HEADER_LEN + 1 + sl + 4 + 4 + 8, out, out_len);
     if (rc)
         return rc;
     uint8_t *p = put_header(*out, WIRE_HELLO, 0);
     p = put_be(p, sl, 1);
     p = put_bytes(p, h->site, sl);
     p = put_be(p, h->features, 4);
-    put_be(p, h->max_message_size, 4);
+    p = put_be(p, h->max_message_size, 4);
+    put_be(p, h->epoch, 8);
     return 0;
 }
 
-/* Bytes after max_message_size are ignored: a later version may append fields here
+/* Bytes after the epoch are ignored: a later version may append fields here
  * (docs/PROTOCOL.md, HELLO). */
 static int decode_hello(rd_t *r, uint8_t flags, wire_hello_t *h)
 {
@@ -520,6 +521,8 @@ static int decode_hello(rd_t *r, uint8_t flags, wire_hello_t *h)
         rc = rd_u32(r, &h->features);
     if (!rc)
         rc = rd_u32(r, &h->max_message_size);
+    if (!rc)
+        rc = rd_be(r, 8, &h->epoch);
     return rc;
 }
 

@@ -31,6 +31,8 @@ typedef struct wire_hello {
     char site[BL_SITE_NAME_MAX + 1];
     uint32_t features;         /* bit flags, WIRE_FEAT_* */
     uint32_t max_message_size; /* largest MQTT payload this site accepts */
+    uint64_t epoch;            /* random, fixed when the site's queue database was made:
+                                  a new epoch means its sequences start again */
 } wire_hello_t;
 
 typedef struct wire_frag {

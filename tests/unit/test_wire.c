@@ -337,17 +337,19 @@ static void test_ack_roundtrip(void **state)
 static void test_hello_roundtrip(void **state)
 {
     (void)state;
-    wire_hello_t h = {.features = 0xdeadbeef, .max_message_size = BIG};
+    wire_hello_t h = {.features = 0xdeadbeef, .max_message_size = BIG,
+                      .epoch = 0x0123456789abcdefULL};
     strcpy(h.site, "cabin-2.lan_x");
     uint8_t *buf;
     size_t len;
     wire_frame_t f;
     assert_int_equal(wire_encode_hello(&h, &buf, &len), 0);
-    assert_int_equal(len, 4 + 1 + strlen(h.site) + 8);
+    assert_int_equal(len, 4 + 1 + strlen(h.site) + 8 + 8);
     assert_int_equal(wire_decode(buf, len, 0, &f), 0);
     assert_int_equal(f.type, WIRE_HELLO);
     assert_string_equal(f.u.hello.site, h.site);
     assert_int_equal(f.u.hello.features, h.features);
+    assert_true(f.u.hello.epoch == h.epoch);
     assert_int_equal(f.u.hello.max_message_size, h.max_message_size);
     wire_frame_clear(&f);
 
