@@ -999,3 +999,22 @@ int queue_seen_reset(queue_t *q, const char *origin)
     }
     return end_internal(q, rc);
 }
+
+int queue_retained_get(queue_t *q, const char *topic, bl_msg_t **out)
+{
+    *out = NULL;
+    sqlite3_stmt *s = NULL;
+    int src = sqlite3_prepare_v2(q->db, "SELECT frame FROM retained WHERE topic = ?1", -1, &s,
+                                 NULL);
+    if (src != SQLITE_OK)
+        return db_fail(q, src, "reading a retained message");
+    sqlite3_bind_text(s, 1, topic, -1, SQLITE_TRANSIENT);
+    src = sqlite3_step(s);
+    int rc = BL_ENOTFOUND;
+    if (src == SQLITE_ROW)
+        rc = frame_decode(sqlite3_column_blob(s, 0), (size_t)sqlite3_column_bytes(s, 0), out);
+    else if (src != SQLITE_DONE)
+        rc = db_fail(q, src, "reading a retained message");
+    sqlite3_finalize(s);
+    return rc;
+}

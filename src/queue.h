@@ -54,6 +54,9 @@ int queue_retained_put(queue_t *q, const bl_msg_t *m);
 /* All retained entries (including clears, kept as tombstones with empty payload). */
 int queue_retained_all(queue_t *q, bl_msg_t ***msgs, size_t *n);
 
+/* The retained entry of one topic (owned, msg_free), BL_ENOTFOUND when none. */
+int queue_retained_get(queue_t *q, const char *topic, bl_msg_t **out);
+
 /* Small persisted values in the meta table (e.g. "epoch", "epoch:<origin>"). */
 int queue_meta_get(queue_t *q, const char *key, char *buf, size_t len); /* BL_ENOTFOUND */
 int queue_meta_set(queue_t *q, const char *key, const char *value);

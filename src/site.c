@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/rand.h>
+
 #include "link.h"
 #include "local.h"
 #include "log.h"
@@ -47,6 +49,7 @@ struct site {
     bool txn_open;
     GSource *commit_src;
     GSource *stats_src;
+    uint64_t epoch;
     site_stats_t stats;
 };
 
@@ -210,8 +213,9 @@ static void route_out(site_t *s, peer_ctx_t *p, const bl_msg_t *m, uint64_t *seq
     s->stats.routed_out++;
 
     if (qos == 0 && !p->cfg->queue_qos0) {
-        /* MQTT QoS 0: at most once, nothing kept for a peer that is not there. */
-        c->seq = 0;
+        /* MQTT QoS 0: at most once, nothing kept for a peer that is not there. Only a
+         * retained one has a sequence (for the retained sync's dedupe). */
+        c->seq = *seq;
         if (link_can_send(p->link))
             send_msg(p, c);
         else
@@ -243,6 +247,40 @@ static void route_out(site_t *s, peer_ctx_t *p, const bl_msg_t *m, uint64_t *seq
     msg_free(c);
 }
 
+/* The retained store keeps, per local topic, the last retained message and where it
+ * came from, so a site that was away can be brought up to date when its link opens
+ * (sync_retained), and a late resend never overwrites a newer retained value. */
+static void remember_retained(site_t *s, const bl_msg_t *m, uint64_t *seq)
+{
+    txn(s);
+    if (*seq == 0 && queue_next_seq(s->q, seq))
+        return;
+    bl_msg_t *c = msg_dup(m);
+    if (!c)
+        return;
+    free(c->origin);
+    c->origin = strdup(s->cfg->site_name);
+    c->seq = *seq;
+    if (queue_retained_put(s->q, c))
+        LOG_WARN("site", "cannot store the retained message of %s", m->topic);
+    msg_free(c);
+}
+
+/* At every (re)subscribe the broker replays its retained messages. Those we already
+ * know (same topic and payload as our store) are not news and are not sent again;
+ * a retained value that changed while we were away is. A client re-publishing an
+ * identical retained value is taken for a replay too: every site already has it. */
+static bool retained_known(site_t *s, const bl_msg_t *m)
+{
+    bl_msg_t *have = NULL;
+    if (queue_retained_get(s->q, m->topic, &have) != 0)
+        return false;
+    bool same = have->payload_len == m->payload_len &&
+                (m->payload_len == 0 || !memcmp(have->payload, m->payload, m->payload_len));
+    msg_free(have);
+    return same;
+}
+
 static void local_message(void *ud, const bl_msg_t *m)
 {
     site_t *s = ud;
@@ -254,7 +292,13 @@ static void local_message(void *ud, const bl_msg_t *m)
                  s->cfg->max_message_size, (unsigned long long)s->stats.too_big);
         return;
     }
+    if (m->retain && retained_known(s, m)) {
+        s->stats.retained_replays++;
+        return;
+    }
     uint64_t seq = 0; /* one origin sequence per message, shared by all peers */
+    if (m->retain)
+        remember_retained(s, m, &seq);
     for (size_t i = 0; i < s->n_peers; i++)
         route_out(s, &s->peers[i], m, &seq);
 }
@@ -285,6 +329,22 @@ static void flush_acks(peer_ctx_t *p)
 static char *delivery_key(peer_ctx_t *p, uint64_t seq)
 {
     return g_strdup_printf("%s/%llu", p->cfg->name, (unsigned long long)seq);
+}
+
+/* A retained message from a peer: keep it as the topic's retained value, unless we
+ * hold a newer one from the same origin (a resend or sync overtaken by a newer
+ * message); then it still reaches live subscribers, but not as retained. */
+static void retained_in(site_t *s, bl_msg_t *c)
+{
+    bl_msg_t *have = NULL;
+    if (queue_retained_get(s->q, c->topic, &have) == 0 && have->origin &&
+        !strcmp(have->origin, c->origin) && have->seq > c->seq) {
+        c->retain = false;
+    } else {
+        txn(s);
+        queue_retained_put(s->q, c);
+    }
+    msg_free(have);
 }
 
 static void remote_message(peer_ctx_t *p, const bl_msg_t *m)
@@ -331,6 +391,8 @@ static void remote_message(peer_ctx_t *p, const bl_msg_t *m)
     free(c->topic);
     c->topic = local_topic;
     c->qos = (uint8_t)qos;
+    if (c->retain && m->seq)
+        retained_in(s, c);
     uint64_t token = ++s->next_token;
     delivery_t *d = g_new0(delivery_t, 1);
     d->peer = p;
@@ -377,11 +439,45 @@ static void link_signal(void *ud, link_t *l, const char *type, const char *sid, 
         LOG_WARN(link_peer_name(l), "cannot send a %s over signalling", type);
 }
 
+/* Send the peer our own retained messages (the newest per topic, clears included) that
+ * its rules take. Each carries its original sequence: what the peer already has is
+ * recognised and only acknowledged; what it missed (it was away, a QoS 0 retained
+ * message, a new peer) is delivered. */
+static void sync_retained(peer_ctx_t *p)
+{
+    site_t *s = p->site;
+    bl_msg_t **msgs;
+    size_t n = 0;
+    if (queue_retained_all(s->q, &msgs, &n))
+        return;
+    size_t sent = 0;
+    for (size_t i = 0; i < n; i++) {
+        bl_msg_t *m = msgs[i];
+        char *wire_topic = NULL;
+        int qos = 0;
+        if (!m->origin || strcmp(m->origin, s->cfg->site_name) != 0 ||
+            router_map_out(p->cfg->rules, p->cfg->n_rules, m->topic, m->qos, &wire_topic,
+                           &qos) != 1)
+            continue;
+        free(m->topic);
+        m->topic = wire_topic;
+        m->qos = (uint8_t)qos;
+        m->dup = true;
+        m->retain = true;
+        if (send_msg(p, m) == 0)
+            sent++;
+    }
+    queue_msgs_free(msgs, NULL, n);
+    if (sent)
+        LOG_INFO(p->cfg->name, "retained sync: offered %zu retained topics", sent);
+}
+
 static void link_open(void *ud, link_t *l)
 {
     site_t *s = ud;
     peer_ctx_t *p = peer_of(s, l);
-    wire_hello_t h = {.features = 0, .max_message_size = (uint32_t)s->cfg->max_message_size};
+    wire_hello_t h = {.features = 0, .max_message_size = (uint32_t)s->cfg->max_message_size,
+                      .epoch = s->epoch};
     snprintf(h.site, sizeof(h.site), "%s", s->cfg->site_name);
     uint8_t *frame;
     size_t len;
@@ -389,9 +485,10 @@ static void link_open(void *ud, link_t *l)
         link_send_frame(l, frame, len);
         free(frame);
     }
-    /* Resend everything not yet acknowledged, in order. */
+    /* Resend everything not yet acknowledged, in order, then our retained state. */
     p->cursor = 0;
     pump(p);
+    sync_retained(p);
 }
 
 static void link_down(void *ud, link_t *l)
@@ -399,6 +496,26 @@ static void link_down(void *ud, link_t *l)
     site_t *s = ud;
     peer_ctx_t *p = peer_of(s, l);
     g_array_set_size(p->acks, 0);
+}
+
+/* A peer that lost its state numbers its messages from 1 again: forget what we saw of
+ * its old numbering, or its new messages would be taken for duplicates. */
+static void check_epoch(peer_ctx_t *p, uint64_t epoch)
+{
+    site_t *s = p->site;
+    char key[96], have[32], now[32];
+    snprintf(key, sizeof(key), "epoch:%s", p->cfg->name);
+    snprintf(now, sizeof(now), "%016llx", (unsigned long long)epoch);
+    int rc = queue_meta_get(s->q, key, have, sizeof(have));
+    if (rc == 0 && strcmp(have, now) == 0)
+        return;
+    txn(s);
+    if (rc == 0) {
+        LOG_WARN(p->cfg->name, "peer's state was re-created (epoch %s, was %s): forgetting "
+                               "which of its messages we saw", now, have);
+        queue_seen_reset(s->q, p->cfg->name);
+    }
+    queue_meta_set(s->q, key, now);
 }
 
 static void link_frame(void *ud, link_t *l, const wire_frame_t *f)
@@ -418,6 +535,7 @@ static void link_frame(void *ud, link_t *l, const wire_frame_t *f)
         if (strcmp(f->u.hello.site, p->cfg->name) != 0)
             LOG_WARN(p->cfg->name, "peer calls itself \"%s\"; check the [peer] name",
                      f->u.hello.site);
+        check_epoch(p, f->u.hello.epoch);
         break;
     default:
         break;
@@ -480,6 +598,19 @@ static gboolean stats_cb(gpointer ud)
 
 /* ---- lifecycle ---- */
 
+static int load_epoch(site_t *s)
+{
+    char buf[32];
+    if (queue_meta_get(s->q, "epoch", buf, sizeof(buf)) == 0) {
+        s->epoch = strtoull(buf, NULL, 16);
+        return 0;
+    }
+    if (RAND_bytes((unsigned char *)&s->epoch, sizeof(s->epoch)) != 1)
+        return BL_EIO;
+    snprintf(buf, sizeof(buf), "%016llx", (unsigned long long)s->epoch);
+    return queue_meta_set(s->q, "epoch", buf);
+}
+
 site_t *site_new(GMainContext *ctx, const config_t *cfg, const cert_t *cert)
 {
     site_t *s = calloc(1, sizeof(*s));
@@ -497,6 +628,8 @@ site_t *site_new(GMainContext *ctx, const config_t *cfg, const cert_t *cert)
         LOG_ERROR("site", "cannot open the queue database %s", path);
         goto error;
     }
+    if (load_epoch(s))
+        goto error;
     local_events_t lev = {.on_message = local_message, .on_delivered = local_delivered,
                           .on_connect = local_up};
     s->local = local_new(ctx, cfg, &lev, s);

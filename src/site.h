@@ -28,6 +28,7 @@ typedef struct site_stats {
     uint64_t duplicates;      /* resends recognised and only acknowledged */
     uint64_t not_routed_in;   /* from a peer but no in-rule allows the topic */
     uint64_t bad_origin;      /* a peer sent a message it did not originate */
+    uint64_t retained_replays; /* retained messages the broker replayed that we knew */
 } site_stats_t;
 
 site_t *site_new(GMainContext *ctx, const config_t *cfg, const cert_t *cert);
