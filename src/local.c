@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /* local.c - the site's attachment to its local broker, a thin layer over mqtt.c.
  *
- * clean_start is true. brokerless's only promise-keeping store is the durable queue per
- * peer; a persistent broker session would be a second, invisible queue (bounded and
- * silently trimmed by the broker's max_queued_messages) that would also carry
- * subscriptions of an older configuration across restarts. With a clean session every
- * connection starts from the subscriptions the caller gave us, and mqtt.c re-publishes
- * every unacknowledged injected message itself (at-least-once, never lost). The cost:
- * messages that local clients publish while we are not connected are not seen. */
+ * The session is persistent (clean_start false, session expiry one day, client id
+ * fixed by [local] client_id): while the daemon is down or restarting, the broker keeps
+ * what local clients publish for us (up to its max_queued_messages: set it generously,
+ * e.g. 0 = no limit in mosquitto) and hands it over when we come back, so a restart of
+ * the daemon loses nothing. libmosquitto keeps our unacknowledged publishes across a
+ * reconnect of the same handle and resends them with their packet ids (mqtt.c).
+ * The cost: a filter dropped from the config stays subscribed in the broker's session
+ * until it expires; what arrives on it matches no rule and is dropped. */
 #include "local.h"
 
 #include <stdlib.h>
@@ -69,7 +70,7 @@ local_t *local_new(GMainContext *ctx, const config_t *cfg, const local_events_t 
         .tls = cfg->local_tls,
         .cafile = cfg->local_cafile,
         .keepalive = cfg->local_keepalive > 0 ? cfg->local_keepalive : 30,
-        .clean_start = true,
+        .clean_start = false,
     };
     static const mqtt_events_t mev = {on_connect, on_disconnect, on_message, on_published};
     l->mqtt = mqtt_new(ctx, &o, &mev, l);

@@ -436,6 +436,7 @@ log_type error
 log_type warning
 log_type notice
 log_type information
+${LAB_BROKER_EXTRA:-}
 EOF
   lab_bg "site$1-broker" "h$1" mosquitto -c "$conf" || return 1
   lab_wait_for 5 _lab_listening "h$1" tcp 1883 || { _lab_log "site $1 broker did not start"; return 1; }

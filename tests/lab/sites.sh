@@ -14,6 +14,9 @@ BL_BIN=${BL_BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build/broke
 BL_NAMES=(none alpha bravo charlie delta)
 BL_SECRET=${BL_SECRET:-lab-network-secret-not-for-production}
 declare -A BL_FP=()
+# brokerless keeps a persistent session with its local broker: let the broker hold
+# everything for it while it restarts (mosquitto's default keeps only 1000).
+LAB_BROKER_EXTRA=${LAB_BROKER_EXTRA:-max_queued_messages 0}
 
 # bl_sites N: start a local broker at every site and create each site's identity.
 bl_sites() {
@@ -109,3 +112,27 @@ bl_pub() { local i=$1; shift; lab_exec "$i" mosquitto_pub -h 127.0.0.1 -V 5 "$@"
 
 # bl_wait_got NAME N TIMEOUT: wait until subscriber NAME has at least N messages.
 bl_wait_got() { lab_wait_for "$3" bash -c "[[ \$(grep -vc '^probe/' '$LAB_DIR/$1.log' 2>/dev/null) -ge $2 ]]"; }
+
+# bl_pub_seq SITE TOPIC FIRST LAST [QOS]: publish the numbers FIRST..LAST, one message
+# each, at site SITE (QoS 1 by default), as fast as the broker takes them.
+bl_pub_seq() {
+  seq "$3" "$4" | lab_exec "$1" mosquitto_pub -h 127.0.0.1 -V 5 -q "${5:-1}" -t "$2" -l
+}
+
+# bl_seq_report NAME FIRST LAST: compare what subscriber NAME got (its payloads, one per
+# line, printed with -F %p) with FIRST..LAST. Prints "received R unique U duplicates D
+# missing M out_of_order O".
+bl_seq_report() {
+  bl_got "$1" | awk -v first="$2" -v last="$3" '
+    { n++; if (seen[$1]++) dup++; else uniq++; if ($1 + 0 < prev) ooo++; prev = $1 + 0 }
+    END {
+      for (i = first; i <= last; i++) if (!(i in seen)) miss++
+      printf "received %d unique %d duplicates %d missing %d out_of_order %d\n",
+        n, uniq, dup, miss, ooo
+    }'
+}
+
+# bl_wait_seq NAME COUNT TIMEOUT: wait until subscriber NAME has COUNT distinct payloads.
+bl_wait_seq() {
+  lab_wait_for "$3" bash -c "[[ \$(grep -v '^probe/' '$LAB_DIR/$1.log' | sort -u | wc -l) -ge $2 ]]"
+}
