@@ -19,7 +19,6 @@
 #include <openssl/kdf.h>
 #include <openssl/rand.h>
 
-
 #define SEAL_VERSION 1
 #define SEAL_SALT "brokerless/v1"
 #define SEAL_INBOX_LEN 16
@@ -208,8 +207,8 @@ int seal_pack(const seal_keys_t *k, const char *topic, const seal_msg_t *m, uint
         return rc;
     cJSON *o = cJSON_CreateObject();
     if (!o || !cJSON_AddNumberToObject(o, "v", SEAL_VERSION) ||
-        !cJSON_AddStringToObject(o, "from", m->from) ||
-        !cJSON_AddStringToObject(o, "to", m->to) || !cJSON_AddStringToObject(o, "sid", m->sid) ||
+        !cJSON_AddStringToObject(o, "from", m->from) || !cJSON_AddStringToObject(o, "to", m->to) ||
+        !cJSON_AddStringToObject(o, "sid", m->sid) ||
         !cJSON_AddNumberToObject(o, "ts", (double)m->ts_ms) ||
         !cJSON_AddStringToObject(o, "type", m->type) ||
         (m->body && !cJSON_AddStringToObject(o, "body", m->body))) {
@@ -282,8 +281,8 @@ int seal_unpack(const seal_keys_t *k, const char *topic, const uint8_t *buf, siz
         return BL_ENOMEM;
     uint8_t tag[SEAL_TAG_LEN];
     memcpy(tag, buf + len - SEAL_TAG_LEN, SEAL_TAG_LEN);
-    int rc = seal_aead(false, k->key, buf + 1, topic, buf + 1 + SEAL_NONCE_LEN, n,
-                       (uint8_t *)pt, tag);
+    int rc =
+        seal_aead(false, k->key, buf + 1, topic, buf + 1 + SEAL_NONCE_LEN, n, (uint8_t *)pt, tag);
     if (!rc) {
         pt[n] = '\0';
         /* An embedded NUL would hide the rest of the text from the parser. */
@@ -312,7 +311,7 @@ void seal_msg_clear(seal_msg_t *m)
 /* ---- replay cache ---- */
 
 struct seal_replay {
-    GHashTable *seen;     /* 12-byte nonce -> int64_t ts_ms (both owned) */
+    GHashTable *seen; /* 12-byte nonce -> int64_t ts_ms (both owned) */
     int64_t last_prune_ms;
 };
 

@@ -271,8 +271,9 @@ static void test_malformed_json(void **state)
     /* A body over the limit, sealed raw, is refused on the way in. */
     size_t n = SEAL_MAX_LEN + 200;
     char *json = malloc(n);
-    int off = snprintf(json, n, "{\"v\":1,\"from\":\"a\",\"to\":\"b\",\"sid\":\"1\",\"ts\":1,"
-                                "\"type\":\"offer\",\"body\":\"");
+    int off = snprintf(json, n,
+                       "{\"v\":1,\"from\":\"a\",\"to\":\"b\",\"sid\":\"1\",\"ts\":1,"
+                       "\"type\":\"offer\",\"body\":\"");
     memset(json + off, 'x', SEAL_MAX_LEN + 1);
     strcpy(json + off + SEAL_MAX_LEN + 1, "\"}");
     assert_int_equal(seal_pack_raw(&k, TOPIC, json, &buf, &len), 0);
