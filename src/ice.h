@@ -31,6 +31,10 @@ typedef struct ice_opts {
     bool tcp;                 /* also ICE-TCP candidates */
     bool force_relay;         /* only relay candidates (tests, strict sites) */
     bool send_host_candidates;/* false: keep host candidates to ourselves */
+    /* Local addresses to gather host candidates on, NULL-terminated; NULL = every
+     * IPv4 address of an up, non-loopback interface (loopback only if there is none).
+     * Tests pass {"127.0.0.1", NULL}. Read only during ice_new. */
+    const char *const *local_addrs;
 } ice_opts_t;
 
 typedef struct ice_events {
@@ -42,6 +46,9 @@ typedef struct ice_events {
     void (*on_recv)(void *ud, const uint8_t *buf, size_t len);
 } ice_events_t;
 
+/* Callbacks run on ctx. Any ice_* call is allowed from inside a callback, ice_free too:
+ * nothing is called back after ice_free returns. When TURN is configured, keep ctx
+ * running a moment after ice_free so the allocation is released. */
 ice_t *ice_new(GMainContext *ctx, const ice_opts_t *opts, const ice_events_t *ev, void *ud);
 /* Start gathering local candidates (reported through on_candidate). */
 int ice_gather(ice_t *ice);
@@ -54,7 +61,9 @@ int ice_add_remote_candidate(ice_t *ice, const char *line);
 /* The peer has no more candidates (end-of-candidates). */
 void ice_remote_gathering_done(ice_t *ice);
 int ice_send(ice_t *ice, const uint8_t *buf, size_t len);
-/* Fresh credentials and candidates, keeping the agent (RFC 8445 9). */
+/* Fresh credentials and candidates, keeping the agent (RFC 8445 9): a new stream is
+ * gathered at once (on_candidate/on_gathering_done again); state starts over from
+ * GATHERING. Set the peer's new credentials and candidates afterwards. */
 int ice_restart(ice_t *ice);
 ice_state_t ice_state(const ice_t *ice);
 const char *ice_state_name(ice_state_t st);

@@ -20,6 +20,11 @@
 #define SEAL_TAG_LEN 16
 #define SEAL_MAX_AGE_MS 120000
 #define SEAL_MAX_LEN 65536
+/* Largest JSON plaintext sealed or accepted: a body of SEAL_MAX_LEN plus JSON escaping
+ * (CR/LF in SDP double) and the other fields. */
+#define SEAL_MAX_JSON (2 * SEAL_MAX_LEN + 1024)
+/* Bytes a sealed message adds to its JSON: version, nonce, tag. */
+#define SEAL_OVERHEAD (1 + SEAL_NONCE_LEN + SEAL_TAG_LEN)
 
 typedef struct seal_keys {
     uint8_t key[SEAL_KEY_LEN];
@@ -42,6 +47,11 @@ typedef struct seal_msg {
 
 int seal_pack(const seal_keys_t *k, const char *topic, const seal_msg_t *m, uint8_t **out,
               size_t *out_len);
+/* Seal arbitrary text as the JSON plaintext, unchecked. For tests and fuzzing only: it
+ * lets them hand seal_unpack authentic envelopes around malformed JSON. The daemon
+ * uses seal_pack. */
+int seal_pack_raw(const seal_keys_t *k, const char *topic, const char *json, uint8_t **out,
+                  size_t *out_len);
 /* Authenticate and parse. Does not check time or replay (see seal_replay_*). */
 int seal_unpack(const seal_keys_t *k, const char *topic, const uint8_t *buf, size_t len,
                 seal_msg_t *out);

@@ -1,0 +1,375 @@
+/* SPDX-License-Identifier: MIT */
+/* seal.c - sealed signalling envelopes (docs/PROTOCOL-signalling.md "Signalling").
+ *
+ * Pure: no I/O, no clocks (the caller passes the wall clock to seal_replay_check).
+ * Keys: HKDF-SHA256 (RFC 5869) through OpenSSL 3's EVP_KDF. AEAD: ChaCha20-Poly1305
+ * (RFC 8439) through EVP. Body: JSON through cJSON. */
+#include "seal.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <glib.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/rand.h>
+
+#define SEAL_VERSION 1
+#define SEAL_SALT "brokerless/v1"
+#define SEAL_INBOX_LEN 16
+#define SEAL_ID_LEN 8
+
+static const char *const seal_types[] = {"offer", "answer", "cand", "eoc", "bye", "restart"};
+
+/* RFC 5869 extract-and-expand with the fixed salt; info is the purpose label. */
+static int seal_hkdf(const char *secret, const char *info, size_t info_len, uint8_t *out,
+                     size_t out_len)
+{
+    if (!secret || !*secret)
+        return BL_EINVAL;
+    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+    EVP_KDF_CTX *kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+    EVP_KDF_free(kdf);
+    if (!kctx)
+        return BL_EIO;
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)secret, strlen(secret)),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)SEAL_SALT,
+                                          strlen(SEAL_SALT)),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)info, info_len),
+        OSSL_PARAM_construct_end(),
+    };
+    int ok = EVP_KDF_derive(kctx, out, out_len, params);
+    EVP_KDF_CTX_free(kctx);
+    return ok == 1 ? 0 : BL_EIO;
+}
+
+static void seal_hex(const uint8_t *in, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+int seal_derive(const char *secret, seal_keys_t *out)
+{
+    uint8_t id[SEAL_ID_LEN];
+    memset(out, 0, sizeof(*out));
+    int rc = seal_hkdf(secret, "signal key", strlen("signal key"), out->key, SEAL_KEY_LEN);
+    if (!rc)
+        rc = seal_hkdf(secret, "id", 2, id, sizeof(id));
+    if (rc) {
+        OPENSSL_cleanse(out, sizeof(*out));
+        return rc;
+    }
+    seal_hex(id, sizeof(id), out->secret_hash);
+    return 0;
+}
+
+int seal_inbox_topic(const char *secret, const char *site, char *out, size_t outlen)
+{
+    char info[6 + BL_SITE_NAME_MAX + 1];
+    uint8_t h[SEAL_INBOX_LEN];
+    if (!bl_site_name_valid(site) || outlen < 3 + 2 * SEAL_INBOX_LEN + 1)
+        return BL_EINVAL;
+    int n = snprintf(info, sizeof(info), "inbox:%s", site);
+    int rc = seal_hkdf(secret, info, (size_t)n, h, sizeof(h));
+    if (rc)
+        return rc;
+    memcpy(out, "bl/", 3);
+    seal_hex(h, sizeof(h), out + 3);
+    return 0;
+}
+
+/* ChaCha20-Poly1305 over pt with AAD = version byte || topic (RFC 8439 2.8). ct receives
+ * len bytes, tag SEAL_TAG_LEN. Returns 0, BL_EAUTH (decrypt: tag mismatch) or BL_EIO. */
+static int seal_aead(bool enc, const uint8_t *key, const uint8_t *nonce, const char *topic,
+                     const uint8_t *in, size_t len, uint8_t *out, uint8_t *tag)
+{
+    const uint8_t ver = SEAL_VERSION;
+    size_t tlen = strlen(topic);
+    int outl = 0, rc = BL_EIO;
+    if (len > INT_MAX || tlen > INT_MAX)
+        return BL_ETOOBIG;
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    if (!c)
+        return BL_ENOMEM;
+    if (EVP_CipherInit_ex(c, EVP_chacha20_poly1305(), NULL, NULL, NULL, enc) != 1 ||
+        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_IVLEN, SEAL_NONCE_LEN, NULL) != 1 ||
+        EVP_CipherInit_ex(c, NULL, NULL, key, nonce, enc) != 1 ||
+        EVP_CipherUpdate(c, NULL, &outl, &ver, 1) != 1 ||
+        EVP_CipherUpdate(c, NULL, &outl, (const uint8_t *)topic, (int)tlen) != 1)
+        goto out;
+    if (len > 0 && EVP_CipherUpdate(c, out, &outl, in, (int)len) != 1)
+        goto out;
+    if (!enc && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, SEAL_TAG_LEN, tag) != 1)
+        goto out;
+    if (EVP_CipherFinal_ex(c, out + (len > 0 ? outl : 0), &outl) != 1) {
+        rc = enc ? BL_EIO : BL_EAUTH;
+        goto out;
+    }
+    if (enc && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, SEAL_TAG_LEN, tag) != 1)
+        goto out;
+    rc = 0;
+out:
+    EVP_CIPHER_CTX_free(c);
+    return rc;
+}
+
+int seal_pack_raw(const seal_keys_t *k, const char *topic, const char *json, uint8_t **out,
+                  size_t *out_len)
+{
+    if (!k || !topic || !json || !out || !out_len)
+        return BL_EINVAL;
+    size_t n = strlen(json);
+    if (n > SEAL_MAX_JSON)
+        return BL_ETOOBIG;
+    uint8_t *buf = malloc(SEAL_OVERHEAD + n);
+    if (!buf)
+        return BL_ENOMEM;
+    buf[0] = SEAL_VERSION;
+    /* A random 96-bit nonce per message: at signalling rates a collision under one key
+     * is negligible (RFC 8439 4 only asks that a nonce never repeat). */
+    if (RAND_bytes(buf + 1, SEAL_NONCE_LEN) != 1) {
+        free(buf);
+        return BL_EIO;
+    }
+    uint8_t *ct = buf + 1 + SEAL_NONCE_LEN;
+    int rc = seal_aead(true, k->key, buf + 1, topic, (const uint8_t *)json, n, ct, ct + n);
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    *out = buf;
+    *out_len = SEAL_OVERHEAD + n;
+    return 0;
+}
+
+static bool seal_sid_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > 32)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!g_ascii_isxdigit(s[i]))
+            return false;
+    return true;
+}
+
+static bool seal_type_known(const char *t)
+{
+    for (size_t i = 0; i < BL_ARRAY_LEN(seal_types); i++)
+        if (!strcmp(t, seal_types[i]))
+            return true;
+    return false;
+}
+
+/* offer, answer and cand mean nothing without their body (SDP, candidate line). */
+static bool seal_type_needs_body(const char *t)
+{
+    return !strcmp(t, "offer") || !strcmp(t, "answer") || !strcmp(t, "cand");
+}
+
+/* ts must be an integer number of milliseconds that a double holds exactly. */
+static bool seal_ts_valid(double d)
+{
+    return d >= 0 && d <= 9007199254740992.0 && d == (double)(int64_t)d;
+}
+
+static int seal_check_msg(const seal_msg_t *m)
+{
+    if (!bl_site_name_valid(m->from) || !bl_site_name_valid(m->to) || !seal_sid_valid(m->sid) ||
+        !seal_type_known(m->type) || !seal_ts_valid((double)m->ts_ms))
+        return BL_EINVAL;
+    if (m->body && strlen(m->body) > SEAL_MAX_LEN)
+        return BL_ETOOBIG;
+    if (!m->body && seal_type_needs_body(m->type))
+        return BL_EINVAL;
+    return 0;
+}
+
+int seal_pack(const seal_keys_t *k, const char *topic, const seal_msg_t *m, uint8_t **out,
+              size_t *out_len)
+{
+    if (!m)
+        return BL_EINVAL;
+    int rc = seal_check_msg(m);
+    if (rc)
+        return rc;
+    cJSON *o = cJSON_CreateObject();
+    if (!o || !cJSON_AddNumberToObject(o, "v", SEAL_VERSION) ||
+        !cJSON_AddStringToObject(o, "from", m->from) || !cJSON_AddStringToObject(o, "to", m->to) ||
+        !cJSON_AddStringToObject(o, "sid", m->sid) ||
+        !cJSON_AddNumberToObject(o, "ts", (double)m->ts_ms) ||
+        !cJSON_AddStringToObject(o, "type", m->type) ||
+        (m->body && !cJSON_AddStringToObject(o, "body", m->body))) {
+        cJSON_Delete(o);
+        return BL_ENOMEM;
+    }
+    char *json = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!json)
+        return BL_ENOMEM;
+    rc = seal_pack_raw(k, topic, json, out, out_len);
+    OPENSSL_cleanse(json, strlen(json));
+    cJSON_free(json);
+    return rc;
+}
+
+/* Copy a JSON string field into dst[cap]; false when absent, not a string or too long. */
+static bool seal_get_str(const cJSON *o, const char *name, char *dst, size_t cap)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, name);
+    if (!cJSON_IsString(it) || !it->valuestring || strlen(it->valuestring) >= cap)
+        return false;
+    strcpy(dst, it->valuestring);
+    return true;
+}
+
+static int seal_parse_json(const cJSON *o, seal_msg_t *out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "v");
+    const cJSON *ts = cJSON_GetObjectItemCaseSensitive(o, "ts");
+    const cJSON *body = cJSON_GetObjectItemCaseSensitive(o, "body");
+    if (!cJSON_IsObject(o) || !cJSON_IsNumber(v))
+        return BL_EINVAL;
+    if (v->valuedouble != SEAL_VERSION)
+        return BL_EVERSION;
+    if (!cJSON_IsNumber(ts) || !seal_ts_valid(ts->valuedouble))
+        return BL_EINVAL;
+    out->ts_ms = (int64_t)ts->valuedouble;
+    if (!seal_get_str(o, "from", out->from, sizeof(out->from)) ||
+        !seal_get_str(o, "to", out->to, sizeof(out->to)) ||
+        !seal_get_str(o, "sid", out->sid, sizeof(out->sid)) ||
+        !seal_get_str(o, "type", out->type, sizeof(out->type)))
+        return BL_EINVAL;
+    if (body && !cJSON_IsNull(body)) {
+        if (!cJSON_IsString(body) || !body->valuestring)
+            return BL_EINVAL;
+        if (strlen(body->valuestring) > SEAL_MAX_LEN)
+            return BL_ETOOBIG;
+        if (!(out->body = strdup(body->valuestring)))
+            return BL_ENOMEM;
+    }
+    return seal_check_msg(out);
+}
+
+int seal_unpack(const seal_keys_t *k, const char *topic, const uint8_t *buf, size_t len,
+                seal_msg_t *out)
+{
+    if (!k || !topic || !out || (!buf && len))
+        return BL_EINVAL;
+    memset(out, 0, sizeof(*out));
+    if (len < SEAL_OVERHEAD)
+        return BL_ETRUNC;
+    if (buf[0] != SEAL_VERSION)
+        return BL_EVERSION;
+    size_t n = len - SEAL_OVERHEAD;
+    if (n > SEAL_MAX_JSON)
+        return BL_ETOOBIG;
+    char *pt = malloc(n + 1);
+    if (!pt)
+        return BL_ENOMEM;
+    uint8_t tag[SEAL_TAG_LEN];
+    memcpy(tag, buf + len - SEAL_TAG_LEN, SEAL_TAG_LEN);
+    int rc =
+        seal_aead(false, k->key, buf + 1, topic, buf + 1 + SEAL_NONCE_LEN, n, (uint8_t *)pt, tag);
+    if (!rc) {
+        pt[n] = '\0';
+        /* An embedded NUL would hide the rest of the text from the parser. */
+        cJSON *o = memchr(pt, '\0', n) ? NULL : cJSON_ParseWithOpts(pt, NULL, 1);
+        rc = o ? seal_parse_json(o, out) : BL_EINVAL;
+        cJSON_Delete(o);
+    }
+    OPENSSL_cleanse(pt, n);
+    free(pt);
+    if (rc) {
+        seal_msg_clear(out);
+        return rc;
+    }
+    memcpy(out->nonce, buf + 1, SEAL_NONCE_LEN);
+    return 0;
+}
+
+void seal_msg_clear(seal_msg_t *m)
+{
+    if (!m)
+        return;
+    free(m->body);
+    memset(m, 0, sizeof(*m));
+}
+
+/* ---- replay cache ---- */
+
+struct seal_replay {
+    GHashTable *seen; /* 12-byte nonce -> int64_t ts_ms (both owned) */
+    int64_t last_prune_ms;
+};
+
+static guint seal_nonce_hash(gconstpointer p)
+{
+    guint h;
+    memcpy(&h, p, sizeof(h)); /* the nonce is random: any 4 bytes are a good hash */
+    return h;
+}
+
+static gboolean seal_nonce_equal(gconstpointer a, gconstpointer b)
+{
+    return memcmp(a, b, SEAL_NONCE_LEN) == 0;
+}
+
+seal_replay_t *seal_replay_new(void)
+{
+    seal_replay_t *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->seen = g_hash_table_new_full(seal_nonce_hash, seal_nonce_equal, g_free, g_free);
+    return r;
+}
+
+static gboolean seal_expired(gpointer key, gpointer value, gpointer now)
+{
+    (void)key;
+    int64_t ts = *(const int64_t *)value;
+    /* A nonce may be forgotten once its message would be refused as stale anyway. */
+    return *(const int64_t *)now - ts > SEAL_MAX_AGE_MS;
+}
+
+int seal_replay_check(seal_replay_t *r, const seal_msg_t *m, int64_t now_wall_ms)
+{
+    if (!r || !m)
+        return BL_EINVAL;
+    int64_t d = now_wall_ms - m->ts_ms;
+    if (d > SEAL_MAX_AGE_MS || d < -SEAL_MAX_AGE_MS)
+        return BL_ESTALE;
+    /* Prune at most once a second, or right away when the table grows large. */
+    if (now_wall_ms - r->last_prune_ms >= 1000 || now_wall_ms < r->last_prune_ms ||
+        g_hash_table_size(r->seen) > 4096) {
+        g_hash_table_foreach_remove(r->seen, seal_expired, &now_wall_ms);
+        r->last_prune_ms = now_wall_ms;
+    }
+    if (g_hash_table_contains(r->seen, m->nonce))
+        return BL_EREPLAY;
+    int64_t *ts = g_new(int64_t, 1);
+    *ts = m->ts_ms;
+    g_hash_table_insert(r->seen, g_memdup2(m->nonce, SEAL_NONCE_LEN), ts);
+    return 0;
+}
+
+void seal_replay_free(seal_replay_t *r)
+{
+    if (!r)
+        return;
+    if (r->seen)
+        g_hash_table_destroy(r->seen);
+    free(r);
+}

@@ -1,0 +1,538 @@
+/* SPDX-License-Identifier: MIT */
+/* test_ice.c - two ICE sessions in one process on 127.0.0.1, signalling in memory:
+ * connect and exchange datagrams, restart and exchange again, refuse a wrong password,
+ * and connect quickly even when a higher-priority remote candidate never answers. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "ice.h"
+#include "log.h"
+
+typedef struct peer {
+    const char *name;
+    ice_t *ice;
+    struct peer *other;
+    bool queue;     /* hold our candidates in `out` instead of trickling at once */
+    GPtrArray *out; /* candidate lines held back */
+    bool gathered;
+    bool gathered_fwd; /* end-of-candidates already forwarded */
+    ice_state_t st;
+    int n_connected; /* CONNECTED or READY reports */
+    int n_failed;
+    int n_changes;
+    ice_state_t last_reported;
+    bool repeated; /* on_state reported the same state twice in a row */
+    GByteArray *rx;
+    int n_rx;
+    int64_t connected_at;
+    bool restart_on_fail; /* call ice_restart from inside on_state(FAILED) */
+    int send_rc_at_fail;  /* what ice_send said inside on_state(FAILED) */
+} peer_t;
+
+static const char *const loopback[] = {"127.0.0.1", NULL};
+static GMainContext *ctx;
+
+static void on_candidate(void *ud, const char *line)
+{
+    peer_t *p = ud;
+    assert_true(g_str_has_prefix(line, "a=candidate:"));
+    if (p->queue)
+        g_ptr_array_add(p->out, g_strdup(line));
+    else
+        assert_int_equal(ice_add_remote_candidate(p->other->ice, line), 0);
+}
+
+static void on_gathering_done(void *ud)
+{
+    peer_t *p = ud;
+    p->gathered = true;
+    if (!p->queue) {
+        ice_remote_gathering_done(p->other->ice);
+        p->gathered_fwd = true;
+    }
+}
+
+static void on_state(void *ud, ice_state_t st)
+{
+    peer_t *p = ud;
+    if (p->n_changes > 0 && st == p->last_reported)
+        p->repeated = true;
+    p->n_changes++;
+    p->last_reported = st;
+    p->st = st;
+    if ((st == ICE_ST_CONNECTED || st == ICE_ST_READY) && !p->connected_at)
+        p->connected_at = bl_now_ms();
+    if (st == ICE_ST_CONNECTED || st == ICE_ST_READY)
+        p->n_connected++;
+    if (st == ICE_ST_FAILED)
+        p->n_failed++;
+    if (st == ICE_ST_FAILED) {
+        uint8_t x = 1;
+        p->send_rc_at_fail = ice_send(p->ice, &x, 1);
+    }
+    if (st == ICE_ST_FAILED && p->restart_on_fail) {
+        p->restart_on_fail = false;
+        p->gathered = p->gathered_fwd = false;
+        assert_int_equal(ice_restart(p->ice), 0);
+    }
+}
+
+static void on_recv(void *ud, const uint8_t *buf, size_t len)
+{
+    peer_t *p = ud;
+    g_byte_array_set_size(p->rx, 0);
+    g_byte_array_append(p->rx, buf, (guint)len);
+    p->n_rx++;
+}
+
+static const ice_events_t events = {on_candidate, on_gathering_done, on_state, on_recv};
+
+static void peer_init(peer_t *p, const char *name, bool controlling, peer_t *other)
+{
+    memset(p, 0, sizeof(*p));
+    p->name = name;
+    p->other = other;
+    p->out = g_ptr_array_new_with_free_func(g_free);
+    p->rx = g_byte_array_new();
+    ice_opts_t o = {.who = name,
+                    .controlling = controlling,
+                    .send_host_candidates = true,
+                    .local_addrs = loopback};
+    p->ice = ice_new(ctx, &o, &events, p);
+    assert_non_null(p->ice);
+    assert_true(strlen(ice_ufrag(p->ice)) >= 4);
+    assert_true(strlen(ice_pwd(p->ice)) >= 22);
+    assert_int_equal(ice_state(p->ice), ICE_ST_NEW);
+}
+
+static void peer_clear(peer_t *p)
+{
+    ice_free(p->ice);
+    g_ptr_array_free(p->out, TRUE);
+    g_byte_array_free(p->rx, TRUE);
+}
+
+static void peer_reset_counts(peer_t *p)
+{
+    p->gathered = p->gathered_fwd = false;
+    p->n_connected = p->n_failed = p->n_rx = 0;
+    p->connected_at = 0;
+}
+
+/* Deliver what `p` held back to its peer. */
+static void flush(peer_t *p)
+{
+    for (guint i = 0; i < p->out->len; i++)
+        assert_int_equal(ice_add_remote_candidate(p->other->ice, p->out->pdata[i]), 0);
+    g_ptr_array_set_size(p->out, 0);
+    if (p->gathered && !p->gathered_fwd) {
+        ice_remote_gathering_done(p->other->ice);
+        p->gathered_fwd = true;
+    }
+}
+
+static gboolean on_deadline(gpointer flag)
+{
+    *(bool *)flag = true;
+    return G_SOURCE_REMOVE;
+}
+
+/* Run the context until cond(a, b) or the deadline; returns cond's final value. */
+static bool run_until(bool (*cond)(peer_t *, peer_t *), peer_t *a, peer_t *b, guint ms)
+{
+    bool expired = false;
+    GSource *t = g_timeout_source_new(ms);
+    g_source_set_callback(t, on_deadline, &expired, NULL);
+    g_source_attach(t, ctx);
+    while (!cond(a, b) && !expired)
+        g_main_context_iteration(ctx, TRUE);
+    g_source_destroy(t);
+    g_source_unref(t);
+    return cond(a, b);
+}
+
+static bool both_connected(peer_t *a, peer_t *b)
+{
+    return a->n_connected > 0 && b->n_connected > 0;
+}
+
+static bool both_received(peer_t *a, peer_t *b)
+{
+    return a->n_rx > 0 && b->n_rx > 0;
+}
+
+static bool a_failed(peer_t *a, peer_t *b)
+{
+    (void)b;
+    return a->n_failed > 0;
+}
+
+static bool never(peer_t *a, peer_t *b)
+{
+    (void)a;
+    (void)b;
+    return false;
+}
+
+static void exchange_credentials(peer_t *a, peer_t *b)
+{
+    assert_int_equal(ice_set_remote_credentials(a->ice, ice_ufrag(b->ice), ice_pwd(b->ice)), 0);
+    assert_int_equal(ice_set_remote_credentials(b->ice, ice_ufrag(a->ice), ice_pwd(a->ice)), 0);
+}
+
+static void send_both_ways(peer_t *a, peer_t *b, const char *tag)
+{
+    char ma[64], mb[64];
+    snprintf(ma, sizeof(ma), "%s: from A", tag);
+    int n = snprintf(mb, sizeof(mb) - 8, "%s: from B\r\n\x01", tag);
+    memcpy(mb + n, "\0tail", 5); /* binary: an embedded NUL must survive */
+    size_t la = strlen(ma), lb = (size_t)n + 5;
+    a->n_rx = b->n_rx = 0;
+    assert_int_equal(ice_send(a->ice, (const uint8_t *)ma, la), 0);
+    assert_int_equal(ice_send(b->ice, (const uint8_t *)mb, lb), 0);
+    assert_true(run_until(both_received, a, b, 3000));
+    assert_int_equal(b->rx->len, la);
+    assert_memory_equal(b->rx->data, ma, la);
+    assert_int_equal(a->rx->len, lb);
+    assert_memory_equal(a->rx->data, mb, lb);
+}
+
+static void assert_host_path(peer_t *p)
+{
+    char pair[128];
+    assert_string_equal(ice_local_type(p->ice), "host");
+    assert_string_equal(ice_remote_type(p->ice), "host");
+    assert_string_equal(ice_path_type(p->ice), "host");
+    assert_int_equal(ice_selected_pair(p->ice, pair, sizeof(pair)), 0);
+    assert_true(g_str_has_prefix(pair, "127.0.0.1:"));
+    assert_non_null(strstr(pair, " <-> 127.0.0.1:"));
+    assert_int_equal(ice_selected_pair(p->ice, pair, 8), BL_ETOOBIG);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    ctx = g_main_context_new();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    /* Let deferred unrefs and stream removals run before the context goes. */
+    while (g_main_context_iteration(ctx, FALSE))
+        ;
+    g_main_context_unref(ctx);
+    return 0;
+}
+
+/* Connect, exchange datagrams, restart both sides, exchange again. Candidates reach
+ * the other side before its credentials (buffered by ice.c). */
+static void test_connect_send_restart(void **state)
+{
+    (void)state;
+    peer_t a, b;
+    peer_init(&a, "peer A", true, &b);
+    peer_init(&b, "peer B", false, &a);
+    uint8_t x = 1;
+    assert_int_equal(ice_send(a.ice, &x, 1), BL_EAGAIN); /* not connected yet */
+    assert_int_equal(ice_add_remote_candidate(a.ice, "a=candidate:garbage"), BL_EINVAL);
+    assert_int_equal(ice_add_remote_candidate(a.ice, "candidate:1 1 UDP 1 host.local 9 typ host"),
+                     BL_EINVAL);
+    assert_int_equal(ice_add_remote_candidate(a.ice, "1 1 TCP 1 127.0.0.1 9 typ host"),
+                     BL_EINVAL); /* TCP without tcptype */
+    assert_int_equal(ice_set_remote_credentials(a.ice, "", "x"), BL_EINVAL);
+
+    assert_int_equal(ice_gather(a.ice), 0);
+    assert_int_equal(ice_gather(b.ice), 0);
+    assert_int_equal(ice_gather(a.ice), BL_ESTATE);
+    exchange_credentials(&a, &b);
+    assert_true(run_until(both_connected, &a, &b, 5000));
+    assert_host_path(&a);
+    assert_host_path(&b);
+    send_both_ways(&a, &b, "first");
+    assert_false(a.repeated || b.repeated);
+
+    /* Restart: new credentials, candidates held back until both sides restarted. */
+    char old_ufrag[300];
+    g_strlcpy(old_ufrag, ice_ufrag(a.ice), sizeof(old_ufrag));
+    a.queue = b.queue = true;
+    peer_reset_counts(&a);
+    peer_reset_counts(&b);
+    assert_int_equal(ice_restart(a.ice), 0);
+    assert_int_equal(ice_restart(b.ice), 0);
+    assert_string_not_equal(old_ufrag, ice_ufrag(a.ice));
+    assert_true(ice_state(a.ice) == ICE_ST_NEW || ice_state(a.ice) == ICE_ST_GATHERING);
+    assert_int_equal(ice_send(a.ice, &x, 1), BL_EAGAIN);
+    exchange_credentials(&a, &b);
+    /* Give gathering a moment, then trickle everything across. */
+    run_until(never, &a, &b, 100);
+    assert_true(a.out->len > 0 && b.out->len > 0);
+    flush(&a);
+    flush(&b);
+    assert_true(run_until(both_connected, &a, &b, 5000));
+    assert_host_path(&a);
+    send_both_ways(&a, &b, "after restart");
+    /* Nothing may fail in a healthy session; run a little longer to see it stay up. */
+    run_until(never, &a, &b, 500);
+    assert_int_equal(a.n_failed + b.n_failed, 0);
+    peer_clear(&a);
+    peer_clear(&b);
+}
+
+/* A side given the wrong remote password can never authenticate its checks
+ * (RFC 8445 7.2.2 / RFC 5389 10.1.2): it must never connect, and must report FAILED
+ * within a bounded time rather than hang. Then recovery as the link layer does it: A
+ * restarts from inside its FAILED callback (the old stream goes from an idle source),
+ * B restarts, the right credentials are exchanged and the session comes up. */
+static void test_wrong_password_fails_then_restart(void **state)
+{
+    (void)state;
+    peer_t a, b;
+    peer_init(&a, "peer A", true, &b);
+    peer_init(&b, "peer B", false, &a);
+    assert_int_equal(ice_gather(a.ice), 0);
+    assert_int_equal(ice_gather(b.ice), 0);
+    assert_int_equal(
+        ice_set_remote_credentials(a.ice, ice_ufrag(b.ice), "wrongwrongwrongwrongwrong"), 0);
+    assert_int_equal(ice_set_remote_credentials(b.ice, ice_ufrag(a.ice), ice_pwd(a.ice)), 0);
+    run_until(never, &a, &b, 50); /* first candidates trickled; later ones held back */
+    a.queue = b.queue = true;
+    a.restart_on_fail = true;
+    int64_t t0 = bl_now_ms();
+    assert_true(run_until(a_failed, &a, &b, 12000));
+    int64_t took = bl_now_ms() - t0;
+    print_message("wrong password: A failed after %lld ms, B state %s\n", (long long)took,
+                  ice_state_name(ice_state(b.ice)));
+    assert_int_equal(a.n_connected, 0);
+    assert_int_equal(a.send_rc_at_fail, BL_EIO);
+    assert_false(a.restart_on_fail); /* restarted inside the callback */
+    assert_true(ice_state(a.ice) == ICE_ST_GATHERING || ice_state(a.ice) == ICE_ST_CONNECTING);
+    assert_string_equal(ice_path_type(a.ice), "");
+    assert_int_equal(ice_selected_pair(a.ice, (char[8]){0}, 8), BL_ENOTFOUND);
+
+    assert_int_equal(ice_restart(b.ice), 0);
+    b.gathered_fwd = false;
+    exchange_credentials(&a, &b);
+    run_until(never, &a, &b, 100);
+    flush(&a);
+    flush(&b);
+    assert_true(run_until(both_connected, &a, &b, 5000));
+    send_both_ways(&a, &b, "recovered");
+    peer_clear(&a);
+    peer_clear(&b);
+}
+
+/* Nomination choice (see ice.c): a higher-priority remote candidate that never answers
+ * (a UDP socket nobody reads) must not delay the first usable path. The real candidate
+ * is announced as srflx so that libnice's "host-host pair is good enough" shortcut
+ * does not apply, as across a NAT. */
+static int blackhole_port(int *fd)
+{
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    socklen_t sl = sizeof(sin);
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    *fd = socket(AF_INET, SOCK_DGRAM, 0);
+    assert_true(*fd >= 0);
+    assert_int_equal(bind(*fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    assert_int_equal(getsockname(*fd, (struct sockaddr *)&sin, &sl), 0);
+    return ntohs(sin.sin_port);
+}
+
+static void test_connects_fast_despite_dead_candidate(void **state)
+{
+    (void)state;
+    peer_t a, b;
+    int fd;
+    int port = blackhole_port(&fd);
+    peer_init(&a, "peer A", true, &b);
+    peer_init(&b, "peer B", false, &a);
+    b.queue = true;
+    assert_int_equal(ice_gather(a.ice), 0);
+    assert_int_equal(ice_gather(b.ice), 0);
+    run_until(never, &a, &b, 50);
+    assert_true(b.out->len == 1);
+
+    char dead[128], fake[256], addr[64];
+    unsigned rport;
+    snprintf(dead, sizeof(dead), "a=candidate:99 1 UDP 2130706431 127.0.0.1 %d typ host", port);
+    assert_int_equal(
+        sscanf(b.out->pdata[0], "a=candidate:%*s 1 UDP %*u %63s %u typ host", addr, &rport), 2);
+    snprintf(fake, sizeof(fake),
+             "a=candidate:98 1 UDP 1694498815 %s %u typ srflx raddr 10.0.0.1 rport %u", addr, rport,
+             rport);
+    g_ptr_array_set_size(b.out, 0);
+    assert_int_equal(ice_add_remote_candidate(a.ice, dead), 0);
+    assert_int_equal(ice_add_remote_candidate(a.ice, fake), 0);
+    flush(&b);
+
+    int64_t t0 = bl_now_ms();
+    exchange_credentials(&a, &b);
+    assert_true(run_until(both_connected, &a, &b, 5000));
+    int64_t took = a.connected_at - t0;
+    print_message("connected after %lld ms with a dead higher-priority candidate\n",
+                  (long long)took);
+    assert_true(took < 1000);
+    assert_string_equal(ice_remote_type(a.ice), "srflx");
+    assert_string_equal(ice_path_type(a.ice), "srflx");
+    send_both_ways(&a, &b, "fast");
+    close(fd);
+    peer_clear(&a);
+    peer_clear(&b);
+}
+
+/* The peer vanishes after connecting: consent freshness (RFC 7675 5.1) must turn the
+ * session FAILED, reported through on_state, and sends must then fail. */
+static void test_consent_lost_reports_failed(void **state)
+{
+    (void)state;
+    peer_t a, b;
+    peer_init(&a, "peer A", true, &b);
+    peer_init(&b, "peer B", false, &a);
+    assert_int_equal(ice_gather(a.ice), 0);
+    assert_int_equal(ice_gather(b.ice), 0);
+    exchange_credentials(&a, &b);
+    assert_true(run_until(both_connected, &a, &b, 5000));
+    send_both_ways(&a, &b, "before");
+    ice_free(b.ice);
+    b.ice = NULL;
+    int64_t t0 = bl_now_ms();
+    assert_true(run_until(a_failed, &a, &b, 14000));
+    print_message("consent lost: FAILED after %lld ms\n", (long long)(bl_now_ms() - t0));
+    assert_int_equal(a.last_reported, ICE_ST_FAILED);
+    uint8_t x = 1;
+    assert_int_equal(ice_send(a.ice, &x, 1), BL_EIO);
+    peer_clear(&a);
+    peer_clear(&b);
+}
+
+/* ice_free from inside a callback, in every state, never calls back afterwards. */
+static void free_in_callback_state(void *ud, ice_state_t st)
+{
+    peer_t *p = ud;
+    on_state(ud, st);
+    if (st == ICE_ST_CONNECTED || st == ICE_ST_READY) {
+        ice_free(p->ice);
+        p->ice = NULL;
+    }
+}
+
+static void test_free_inside_callback(void **state)
+{
+    (void)state;
+    peer_t a, b;
+    peer_init(&a, "peer A", true, &b);
+    peer_init(&b, "peer B", false, &a);
+    /* Swap A's events for ones that free A as soon as it connects. */
+    ice_free(a.ice);
+    static const ice_events_t ev = {on_candidate, on_gathering_done, free_in_callback_state,
+                                    on_recv};
+    ice_opts_t o = {.who = "peer A",
+                    .controlling = true,
+                    .send_host_candidates = true,
+                    .local_addrs = loopback};
+    a.ice = ice_new(ctx, &o, &ev, &a);
+    assert_non_null(a.ice);
+    assert_int_equal(ice_gather(a.ice), 0);
+    assert_int_equal(ice_gather(b.ice), 0);
+    exchange_credentials(&a, &b);
+    assert_true(run_until(both_connected, &a, &b, 5000));
+    assert_null(a.ice);
+    int changes = a.n_changes;
+    run_until(never, &a, &b, 300);
+    assert_int_equal(a.n_changes, changes); /* nothing after the free */
+    peer_clear(&a);
+    peer_clear(&b);
+
+    /* Free in every early state without running the loop. */
+    ice_opts_t o2 = {.who = "peer C", .local_addrs = loopback};
+    ice_t *c = ice_new(ctx, &o2, NULL, NULL);
+    ice_free(c);
+    c = ice_new(ctx, &o2, NULL, NULL);
+    assert_int_equal(ice_gather(c), 0);
+    ice_free(c);
+    ice_free(NULL);
+    static const char *const bad[] = {"not an address", NULL};
+    o2.local_addrs = bad;
+    assert_null(ice_new(ctx, &o2, NULL, NULL));
+}
+
+/* send_host_candidates = false keeps host candidates to ourselves (only srflx/relay
+ * would be trickled); bad server options are refused at construction. */
+static int n_cands;
+static bool gathered;
+static void count_candidate(void *ud, const char *line)
+{
+    (void)ud;
+    (void)line;
+    n_cands++;
+}
+static void note_gathered(void *ud)
+{
+    (void)ud;
+    gathered = true;
+}
+static bool is_gathered(peer_t *a, peer_t *b)
+{
+    (void)a;
+    (void)b;
+    return gathered;
+}
+
+static void test_host_candidates_withheld(void **state)
+{
+    (void)state;
+    static const ice_events_t ev = {count_candidate, note_gathered, NULL, NULL};
+    ice_opts_t o = {.who = "peer D", .send_host_candidates = false, .local_addrs = loopback};
+    ice_t *d = ice_new(ctx, &o, &ev, NULL);
+    assert_non_null(d);
+    assert_int_equal(ice_gather(d), 0);
+    assert_true(run_until(is_gathered, NULL, NULL, 2000));
+    assert_int_equal(n_cands, 0);
+    ice_free(d);
+
+    o.send_host_candidates = true;
+    gathered = false;
+    d = ice_new(ctx, &o, &ev, NULL);
+    assert_int_equal(ice_gather(d), 0);
+    assert_true(run_until(is_gathered, NULL, NULL, 2000));
+    assert_int_equal(n_cands, 1); /* one UDP host candidate on 127.0.0.1, no TCP */
+    ice_free(d);
+
+    o.stun_host = "127.0.0.1";
+    o.stun_port = 0;
+    assert_null(ice_new(ctx, &o, &ev, NULL));
+    o.stun_host = NULL;
+    o.turn_host = "127.0.0.1";
+    o.turn_port = 70000;
+    assert_null(ice_new(ctx, &o, &ev, NULL));
+}
+
+int main(void)
+{
+    if (getenv("BL_TEST_DEBUG"))
+        log_set_level(LOG_LVL_DEBUG);
+    else
+        log_set_level(LOG_LVL_WARN);
+    if (getenv("BL_TEST_FILTER")) /* run one test: BL_TEST_FILTER=test_name */
+        cmocka_set_test_filter(getenv("BL_TEST_FILTER"));
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_connect_send_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_password_fails_then_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connects_fast_despite_dead_candidate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_inside_callback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_host_candidates_withheld, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_consent_lost_reports_failed, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
