@@ -45,6 +45,8 @@ int dtls_send(dtls_t *d, const uint8_t *buf, size_t len);
 bool dtls_connected(const dtls_t *d);
 /* The fingerprint the peer presented ("" before it did). */
 const char *dtls_peer_fingerprint(const dtls_t *d);
+/* When connected, sends close_notify through ev->send first (so free the DTLS before the
+ * ICE agent under it); after that no callback is made. Safe from inside a callback. */
 void dtls_free(dtls_t *d);
 
 #endif

@@ -26,7 +26,9 @@ typedef struct sctp_events {
     void (*on_message)(void *ud, uint16_t stream, uint32_t ppid, const uint8_t *buf, size_t len);
     /* Send buffer drained below half: sctp_send may be called again after EAGAIN. */
     void (*on_writable)(void *ud);
-    /* The association went down (abort, shutdown, peer restart). */
+    /* The association went down (abort, shutdown, peer restart), or the peer closed one
+     * of the channels (stream reset, RFC 8831 6.7): for this daemon's one channel that
+     * is the same thing. */
     void (*on_closed)(void *ud, const char *why);
 } sctp_events_t;
 
@@ -38,6 +40,9 @@ typedef struct sctp_opts {
 
 /* Process-wide init (idempotent); sctp_new calls it. */
 int sctp_global_init(GMainContext *ctx);
+/* Process-wide teardown (usrsctp_finish) once every sctp_t is freed; a no-op while one
+ * is alive. For tests and a clean exit; sctp_global_init may be called again after. */
+void sctp_global_finish(void);
 
 sctp_t *sctp_new(GMainContext *ctx, const sctp_opts_t *opts, const sctp_events_t *ev, void *ud);
 /* Start the association (call when DTLS is connected). */
@@ -52,6 +57,9 @@ int sctp_open_channel(sctp_t *s, const char *label, bool ordered, int max_rtx);
 int sctp_send(sctp_t *s, uint16_t stream, const uint8_t *buf, size_t len);
 /* Bytes queued in the association's send buffer. */
 size_t sctp_buffered(const sctp_t *s);
+/* Aborts the association locally. Nothing reaches ev->send or any callback after this
+ * returns (the ABORT is not sent: the peer learns from DTLS close_notify). Safe from
+ * inside a callback. */
 void sctp_free(sctp_t *s);
 
 #endif

@@ -1,0 +1,824 @@
+/* SPDX-License-Identifier: MIT */
+/* sctp.c - SCTP over DTLS with usrsctp (AF_CONN) and WebRTC data channels (RFC 8831,
+ * DCEP RFC 8832), all on one GMainContext.
+ *
+ * usrsctp runs without threads: its timers are driven by a 10 ms GLib timeout while at
+ * least one association exists. Each sctp_t is registered with usrsctp under a small
+ * integer id, never a pointer; usrsctp's callbacks look the id up and ignore ids that
+ * are gone, so a packet or upcall after sctp_free is harmless.
+ *
+ * usrsctp calls back from deep inside itself (conn_output, the socket upcall). Those
+ * callbacks only send a packet or schedule `work`, an idle source; all reading and every
+ * sctp_events_t callback happen there, outside usrsctp. Re-entrancy: entry points hold
+ * `busy`, and sctp_free from inside a callback defers the final free. */
+#include "sctp.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <usrsctp.h>
+
+#include "dcep.h"
+#include "log.h"
+
+#define SCTP_PORT 5000
+/* An SCTP packet must fit in one DTLS record in one 1200-byte datagram: DTLS adds 13
+ * bytes of header and at most 24 of AEAD (dtls.c allows AEAD suites only), leaving
+ * 1163. usrsctp adds the 12-byte common header on top of spp_pathmtu for AF_CONN, so
+ * packets are at most 1150 + 12 = 1162 bytes. test_datachannel checks the bound. */
+#define SCTP_PATH_MTU 1150
+#define SCTP_TICK_MS 10
+#define SCTP_STREAMS 1024
+#define SCTP_DEFAULT_MAX_MESSAGE 262144
+#define SCTP_MIN_BUFFER (1024 * 1024)
+#define SCTP_RBUF 65536
+
+/* Not in usrsctp.h but part of its socket API (netinet/sctp.h, sctp_uio.h): bytes
+ * queued for sending on the association. */
+#ifndef SCTP_GET_SNDBUF_USE
+#define SCTP_GET_SNDBUF_USE 0x00001101
+#endif
+struct bl_sctp_sockstat {
+    sctp_assoc_t ss_assoc_id;
+    uint32_t ss_total_sndbuf;
+    uint32_t ss_total_recv_buf;
+};
+
+typedef enum { ST_NEW, ST_CONNECTING, ST_CONNECTED, ST_CLOSED } sctp_state_t;
+
+typedef struct chan {
+    uint16_t sid;
+    bool open;        /* ours: ACK received; theirs: OPEN accepted */
+    bool ack_pending; /* theirs: our ACK did not fit in the send buffer yet */
+    uint8_t type;     /* DCEP channel_type */
+    uint32_t reliability;
+    char *label;
+} chan_t;
+
+struct sctp {
+    GMainContext *ctx;
+    char who[80];
+    bool dtls_client;
+    size_t max_message;
+    sctp_events_t ev;
+    void *ud;
+
+    uintptr_t id;
+    struct socket *sock;
+    sctp_state_t state;
+    uint16_t out_streams, in_streams;
+    uint16_t next_sid;
+    GHashTable *chans; /* sid -> chan_t */
+    GSource *work;
+    bool want_writable;
+    size_t sndbuf;
+
+    uint8_t *rbuf; /* one usrsctp_recvv */
+    /* Reassembly of a message delivered in pieces (no MSG_EOR). */
+    bool asm_active, asm_drop;
+    uint16_t asm_sid;
+    uint32_t asm_ppid;
+    uint8_t *asm_buf;
+    size_t asm_len, asm_cap;
+    uint64_t dropped_oversize;
+
+    int busy;
+    bool freed;
+};
+
+static struct {
+    bool init;
+    GMainContext *ctx;
+    GSource *timer;
+    gint64 last_us;
+    GHashTable *by_id; /* id -> sctp_t */
+    uintptr_t next_id;
+} g;
+
+static void destroy(sctp_t *s);
+static void schedule_work(sctp_t *s);
+
+/* ---- process-wide usrsctp ---------------------------------------------------------------- */
+
+static sctp_t *lookup(void *addr)
+{
+    if (!g.by_id)
+        return NULL;
+    sctp_t *s = g_hash_table_lookup(g.by_id, addr);
+    return s && !s->freed ? s : NULL;
+}
+
+/* usrsctp wants a packet sent: hand it to DTLS. A lost packet is retransmitted by
+ * SCTP, so failures are not reported back. */
+static int conn_output(void *addr, void *buf, size_t len, uint8_t tos, uint8_t set_df)
+{
+    (void)tos;
+    (void)set_df;
+    sctp_t *s = lookup(addr);
+    if (s && s->ev.send)
+        s->ev.send(s->ud, buf, len);
+    return 0;
+}
+
+static void upcall(struct socket *so, void *arg, int flags)
+{
+    (void)so;
+    (void)flags;
+    sctp_t *s = lookup(arg);
+    if (s)
+        schedule_work(s);
+}
+
+static gboolean tick(gpointer unused)
+{
+    (void)unused;
+    gint64 now = g_get_monotonic_time();
+    gint64 ms = (now - g.last_us) / 1000;
+    if (ms > 0) {
+        g.last_us += ms * 1000; /* keep the remainder for the next tick */
+        usrsctp_handle_timers((uint32_t)ms);
+    }
+    return G_SOURCE_CONTINUE;
+}
+
+static void timer_update(void)
+{
+    guint live = g.by_id ? g_hash_table_size(g.by_id) : 0;
+    if (live && !g.timer) {
+        g.last_us = g_get_monotonic_time();
+        g.timer = g_timeout_source_new(SCTP_TICK_MS);
+        g_source_set_callback(g.timer, tick, NULL, NULL);
+        g_source_attach(g.timer, g.ctx);
+    } else if (!live && g.timer) {
+        g_source_destroy(g.timer);
+        g_source_unref(g.timer);
+        g.timer = NULL;
+    }
+}
+
+int sctp_global_init(GMainContext *ctx)
+{
+    if (g.init)
+        return 0;
+    g.ctx = ctx ? g_main_context_ref(ctx) : g_main_context_ref_thread_default();
+    g.by_id = g_hash_table_new(g_direct_hash, g_direct_equal);
+    g.next_id = 1;
+    usrsctp_init_nothreads(0, conn_output, NULL);
+    /* Browsers and libdatachannel turn ECN off on data channels; there is no IP header
+     * underneath to carry it anyway. */
+    usrsctp_sysctl_set_sctp_ecn_enable(0);
+    usrsctp_sysctl_set_sctp_pr_enable(1); /* RFC 8831 6.1: partial reliability */
+    usrsctp_sysctl_set_sctp_sendspace(SCTP_MIN_BUFFER);
+    usrsctp_sysctl_set_sctp_recvspace(SCTP_MIN_BUFFER);
+    g.init = true;
+    return 0;
+}
+
+void sctp_global_finish(void)
+{
+    if (!g.init || (g.by_id && g_hash_table_size(g.by_id)))
+        return;
+    /* Closed associations may still hold timers; let usrsctp run them down. */
+    for (int i = 0; i < 300 && usrsctp_finish() != 0; i++) {
+        usrsctp_handle_timers(SCTP_TICK_MS);
+        g_usleep(1000);
+    }
+    timer_update();
+    g_hash_table_destroy(g.by_id);
+    g.by_id = NULL;
+    g_main_context_unref(g.ctx);
+    memset(&g, 0, sizeof(g));
+}
+
+/* ---- re-entrancy guard and events ------------------------------------------------------- */
+
+static void enter(sctp_t *s)
+{
+    s->busy++;
+}
+
+static bool leave(sctp_t *s)
+{
+    if (--s->busy == 0 && s->freed) {
+        destroy(s);
+        return true;
+    }
+    return false;
+}
+
+static void closed(sctp_t *s, const char *why)
+{
+    if (s->state == ST_CLOSED || s->freed)
+        return;
+    s->state = ST_CLOSED;
+    LOG_WARN(s->who, "sctp: association closed: %s", why);
+    if (s->ev.on_closed)
+        s->ev.on_closed(s->ud, why);
+}
+
+/* ---- sending ---------------------------------------------------------------------------- */
+
+static int send_raw(sctp_t *s, const chan_t *c, uint32_t ppid, const void *buf, size_t len,
+                    bool control)
+{
+    struct sctp_sendv_spa spa;
+    memset(&spa, 0, sizeof(spa));
+    spa.sendv_flags = SCTP_SEND_SNDINFO_VALID;
+    spa.sendv_sndinfo.snd_sid = c->sid;
+    spa.sendv_sndinfo.snd_ppid = htonl(ppid);
+    spa.sendv_sndinfo.snd_flags = SCTP_EOR;
+    /* RFC 8832 6: DCEP messages are always ordered and reliable. */
+    uint8_t base = c->type & (uint8_t)~DCEP_UNORDERED_BIT;
+    if (!control && (c->type & DCEP_UNORDERED_BIT))
+        spa.sendv_sndinfo.snd_flags |= SCTP_UNORDERED;
+    if (!control && base != DCEP_RELIABLE) {
+        spa.sendv_flags |= SCTP_SEND_PRINFO_VALID;
+        spa.sendv_prinfo.pr_policy =
+            base == DCEP_PARTIAL_RELIABLE_REXMIT ? SCTP_PR_SCTP_RTX : SCTP_PR_SCTP_TTL;
+        spa.sendv_prinfo.pr_value = c->reliability;
+    }
+    ssize_t n = usrsctp_sendv(s->sock, buf, len, NULL, 0, &spa, (socklen_t)sizeof(spa),
+                              SCTP_SENDV_SPA, 0);
+    if (n >= 0)
+        return 0;
+    if (errno == EWOULDBLOCK || errno == EAGAIN || errno == ENOBUFS) {
+        s->want_writable = true;
+        return BL_EAGAIN;
+    }
+    if (errno == EMSGSIZE)
+        return BL_ETOOBIG;
+    LOG_WARN(s->who, "sctp: send on stream %u failed: %s", c->sid, strerror(errno));
+    return BL_EIO;
+}
+
+/* RFC 8831 6.7: a channel is closed by resetting its outgoing stream. */
+static void reset_stream(sctp_t *s, uint16_t sid)
+{
+    size_t n = sizeof(struct sctp_reset_streams) + sizeof(uint16_t);
+    struct sctp_reset_streams *srs = g_malloc0(n);
+    srs->srs_flags = SCTP_STREAM_RESET_OUTGOING;
+    srs->srs_number_streams = 1;
+    srs->srs_stream_list[0] = sid;
+    if (usrsctp_setsockopt(s->sock, IPPROTO_SCTP, SCTP_RESET_STREAMS, srs, (socklen_t)n) < 0)
+        LOG_DEBUG(s->who, "sctp: reset of stream %u failed: %s", sid, strerror(errno));
+    g_free(srs);
+}
+
+static void chan_free(gpointer p)
+{
+    chan_t *c = p;
+    g_free(c->label);
+    g_free(c);
+}
+
+static chan_t *chan_add(sctp_t *s, uint16_t sid, uint8_t type, uint32_t rel, const char *label)
+{
+    chan_t *c = g_new0(chan_t, 1);
+    c->sid = sid;
+    c->type = type;
+    c->reliability = rel;
+    c->label = g_strdup(label ? label : "");
+    g_hash_table_insert(s->chans, GUINT_TO_POINTER(sid), c);
+    return c;
+}
+
+/* ---- DCEP (RFC 8832) -------------------------------------------------------------------- */
+
+static bool peer_parity(const sctp_t *s, uint16_t sid)
+{
+    /* RFC 8832 6: the DTLS client opens even streams, the server odd ones. */
+    return (sid & 1) == (s->dtls_client ? 1 : 0);
+}
+
+static void send_ack(sctp_t *s, chan_t *c)
+{
+    uint8_t ack[1];
+    size_t n = dcep_build_ack(ack);
+    c->ack_pending = send_raw(s, c, DCEP_PPID, ack, n, true) == BL_EAGAIN;
+}
+
+static void dcep_open_in(sctp_t *s, uint16_t sid, const dcep_open_t *o)
+{
+    if (!peer_parity(s, sid) || g_hash_table_contains(s->chans, GUINT_TO_POINTER(sid)) ||
+        sid >= s->out_streams) {
+        /* RFC 8832 6: refuse by resetting the stream, never ACK. */
+        LOG_WARN(s->who, "sctp: refusing DATA_CHANNEL_OPEN \"%s\" on stream %u (in use, wrong "
+                 "parity or out of range)", o->label, sid);
+        reset_stream(s, sid);
+        return;
+    }
+    chan_t *c = chan_add(s, sid, o->channel_type, o->reliability, o->label);
+    c->open = true;
+    send_ack(s, c);
+    LOG_INFO(s->who, "sctp: peer opened channel \"%s\" on stream %u (type 0x%02x)", c->label, sid,
+             c->type);
+    if (s->ev.on_channel_open)
+        s->ev.on_channel_open(s->ud, sid, c->label);
+}
+
+static void dcep_in(sctp_t *s, uint16_t sid, const uint8_t *buf, size_t len)
+{
+    dcep_open_t o;
+    int rc = dcep_parse(buf, len, &o);
+    if (rc == DCEP_MSG_OPEN) {
+        dcep_open_in(s, sid, &o);
+        dcep_open_clear(&o);
+    } else if (rc == DCEP_MSG_ACK) {
+        chan_t *c = g_hash_table_lookup(s->chans, GUINT_TO_POINTER(sid));
+        if (!c || c->open) {
+            LOG_DEBUG(s->who, "sctp: unexpected DATA_CHANNEL_ACK on stream %u", sid);
+            return;
+        }
+        c->open = true;
+        LOG_INFO(s->who, "sctp: channel \"%s\" open on stream %u", c->label, sid);
+        if (s->ev.on_channel_open)
+            s->ev.on_channel_open(s->ud, sid, c->label);
+    } else {
+        LOG_WARN(s->who, "sctp: bad DCEP message on stream %u (%zu bytes): %s", sid, len,
+                 bl_strerror(rc));
+    }
+}
+
+/* ---- receiving -------------------------------------------------------------------------- */
+
+static void deliver(sctp_t *s, uint16_t sid, uint32_t ppid, const uint8_t *buf, size_t len)
+{
+    if (ppid == DCEP_PPID) {
+        dcep_in(s, sid, buf, len);
+        return;
+    }
+    chan_t *c = g_hash_table_lookup(s->chans, GUINT_TO_POINTER(sid));
+    if (!c || !c->open) {
+        LOG_DEBUG(s->who, "sctp: %zu bytes on stream %u without an open channel, dropped", len,
+                  sid);
+        return;
+    }
+    switch (ppid) {
+    case DCEP_PPID_STRING_EMPTY:
+    case DCEP_PPID_BINARY_EMPTY:
+        len = 0; /* RFC 8831 6.6: the one byte sent for an empty message is not data */
+        /* fall through */
+    case DCEP_PPID_STRING:
+    case DCEP_PPID_BINARY:
+        if (s->ev.on_message)
+            s->ev.on_message(s->ud, sid, ppid, len ? buf : (const uint8_t *)"", len);
+        break;
+    default:
+        LOG_DEBUG(s->who, "sctp: message with unsupported PPID %u on stream %u dropped", ppid,
+                  sid);
+    }
+}
+
+static void asm_reset(sctp_t *s)
+{
+    s->asm_active = s->asm_drop = false;
+    s->asm_len = 0;
+}
+
+/* One piece of a message; `eor` marks its end. Pieces come in order and, without
+ * I-DATA (RFC 8260, not enabled), one message at a time. */
+static void data_in(sctp_t *s, uint16_t sid, uint32_t ppid, const uint8_t *p, size_t n, bool eor)
+{
+    if (!s->asm_active && eor) {
+        if (n > s->max_message) {
+            s->dropped_oversize++;
+            LOG_WARN(s->who, "sctp: dropped a %zu-byte message on stream %u: over the %zu limit",
+                     n, sid, s->max_message);
+            return;
+        }
+        deliver(s, sid, ppid, p, n);
+        return;
+    }
+    if (s->asm_active && (s->asm_sid != sid || s->asm_ppid != ppid)) {
+        LOG_WARN(s->who, "sctp: partial message on stream %u interrupted, dropped", s->asm_sid);
+        asm_reset(s);
+    }
+    if (!s->asm_active) {
+        s->asm_active = true;
+        s->asm_sid = sid;
+        s->asm_ppid = ppid;
+    }
+    if (!s->asm_drop && s->asm_len + n > s->max_message) {
+        s->asm_drop = true;
+        s->dropped_oversize++;
+        LOG_WARN(s->who, "sctp: dropping a message on stream %u: over the %zu-byte limit", sid,
+                 s->max_message);
+    }
+    if (!s->asm_drop && n) {
+        if (s->asm_len + n > s->asm_cap) {
+            size_t cap = BL_MAX(s->asm_cap * 2, s->asm_len + n);
+            s->asm_buf = g_realloc(s->asm_buf, BL_MIN(cap, s->max_message));
+            s->asm_cap = BL_MIN(cap, s->max_message);
+        }
+        memcpy(s->asm_buf + s->asm_len, p, n);
+        s->asm_len += n;
+    }
+    if (eor) {
+        bool drop = s->asm_drop;
+        size_t len = s->asm_len;
+        asm_reset(s);
+        if (!drop)
+            deliver(s, sid, ppid, s->asm_buf, len);
+    }
+}
+
+/* RFC 8831 6.7: the peer reset its outgoing stream, i.e. closed the channel (or refused
+ * ours). Close our side too. The one channel this daemon uses is the link itself, so
+ * its loss is reported as the association closing. */
+static void stream_reset_in(sctp_t *s, const struct sctp_stream_reset_event *e, size_t len)
+{
+    if (!(e->strreset_flags & SCTP_STREAM_RESET_INCOMING_SSN) ||
+        (e->strreset_flags & (SCTP_STREAM_RESET_DENIED | SCTP_STREAM_RESET_FAILED)))
+        return;
+    size_t n = (len - sizeof(*e)) / sizeof(uint16_t);
+    for (size_t i = 0; i < n && !s->freed; i++) {
+        uint16_t sid = e->strreset_stream_list[i];
+        chan_t *c = g_hash_table_lookup(s->chans, GUINT_TO_POINTER(sid));
+        if (!c)
+            continue;
+        char why[160];
+        snprintf(why, sizeof(why), "peer closed channel \"%s\" (stream %u)", c->label, sid);
+        reset_stream(s, sid);
+        g_hash_table_remove(s->chans, GUINT_TO_POINTER(sid));
+        closed(s, why);
+    }
+}
+
+static void assoc_change(sctp_t *s, const struct sctp_assoc_change *ac)
+{
+    switch (ac->sac_state) {
+    case SCTP_COMM_UP:
+        if (s->state != ST_CONNECTING)
+            return;
+        s->state = ST_CONNECTED;
+        s->out_streams = ac->sac_outbound_streams;
+        s->in_streams = ac->sac_inbound_streams;
+        LOG_INFO(s->who, "sctp: association up (%u/%u streams)", s->out_streams, s->in_streams);
+        if (s->ev.on_connected)
+            s->ev.on_connected(s->ud);
+        break;
+    case SCTP_COMM_LOST:
+        closed(s, "association lost (peer abort or timeout)");
+        break;
+    case SCTP_RESTART:
+        closed(s, "peer restarted the association");
+        break;
+    case SCTP_SHUTDOWN_COMP:
+        closed(s, "association shut down");
+        break;
+    case SCTP_CANT_STR_ASSOC:
+        closed(s, "could not establish the association");
+        break;
+    default:
+        break;
+    }
+}
+
+static void notification_in(sctp_t *s, const uint8_t *buf, size_t len)
+{
+    const union sctp_notification *n = (const void *)buf;
+    if (len < sizeof(n->sn_header) || n->sn_header.sn_length > len)
+        return;
+    switch (n->sn_header.sn_type) {
+    case SCTP_ASSOC_CHANGE:
+        if (len >= sizeof(n->sn_assoc_change))
+            assoc_change(s, &n->sn_assoc_change);
+        break;
+    case SCTP_STREAM_RESET_EVENT:
+        if (len >= sizeof(n->sn_strreset_event))
+            stream_reset_in(s, &n->sn_strreset_event, n->sn_header.sn_length);
+        break;
+    case SCTP_SENDER_DRY_EVENT:
+        break; /* check_writable runs after every batch */
+    case SCTP_SEND_FAILED_EVENT:
+        if (len >= sizeof(n->sn_send_failed_event))
+            LOG_DEBUG(s->who, "sctp: message on stream %u abandoned",
+                      n->sn_send_failed_event.ssfe_info.snd_sid);
+        break;
+    default:
+        break;
+    }
+}
+
+/* One usrsctp_recvv; false when nothing more is to be read now. */
+static bool read_one(sctp_t *s)
+{
+    struct sctp_rcvinfo rcv;
+    socklen_t infolen = sizeof(rcv);
+    unsigned int infotype = 0;
+    int flags = 0;
+    struct sockaddr_conn from;
+    socklen_t fromlen = sizeof(from);
+    memset(&rcv, 0, sizeof(rcv));
+    ssize_t n = usrsctp_recvv(s->sock, s->rbuf, SCTP_RBUF, (struct sockaddr *)&from, &fromlen,
+                              &rcv, &infolen, &infotype, &flags);
+    if (n < 0) {
+        if (errno != EWOULDBLOCK && errno != EAGAIN && s->state == ST_CONNECTED)
+            closed(s, strerror(errno));
+        return false;
+    }
+    if (n == 0 && !(flags & MSG_NOTIFICATION)) {
+        if (s->state == ST_CONNECTED)
+            closed(s, "association closed by peer");
+        return false;
+    }
+    if (flags & MSG_NOTIFICATION)
+        notification_in(s, s->rbuf, (size_t)n);
+    else if (infotype == SCTP_RECVV_RCVINFO)
+        data_in(s, rcv.rcv_sid, ntohl(rcv.rcv_ppid), s->rbuf, (size_t)n, flags & MSG_EOR);
+    return true;
+}
+
+static void check_writable(sctp_t *s)
+{
+    if (!s->want_writable || s->state != ST_CONNECTED || s->freed)
+        return;
+    /* Retry ACKs first: they are part of opening a channel. */
+    GHashTableIter it;
+    gpointer k, v;
+    g_hash_table_iter_init(&it, s->chans);
+    while (g_hash_table_iter_next(&it, &k, &v))
+        if (((chan_t *)v)->ack_pending)
+            send_ack(s, v);
+    if (sctp_buffered(s) <= s->sndbuf / 2) {
+        s->want_writable = false;
+        if (s->ev.on_writable)
+            s->ev.on_writable(s->ud);
+    }
+}
+
+static gboolean work_fire(gpointer p)
+{
+    sctp_t *s = p;
+    enter(s);
+    g_source_unref(s->work);
+    s->work = NULL;
+    /* Bounded so one busy association cannot starve the rest of the loop. */
+    for (int i = 0; i < 256 && !s->freed && s->state != ST_CLOSED && read_one(s); i++)
+        ;
+    if (!s->freed && s->state != ST_CLOSED && (usrsctp_get_events(s->sock) & SCTP_EVENT_READ))
+        schedule_work(s);
+    check_writable(s);
+    leave(s);
+    return G_SOURCE_REMOVE;
+}
+
+static void schedule_work(sctp_t *s)
+{
+    if (s->work || s->freed)
+        return;
+    s->work = g_idle_source_new();
+    g_source_set_callback(s->work, work_fire, s, NULL);
+    g_source_attach(s->work, s->ctx);
+}
+
+/* ---- setup ------------------------------------------------------------------------------ */
+
+static int setopt(sctp_t *s, int level, int name, const void *val, socklen_t len,
+                  const char *what)
+{
+    if (usrsctp_setsockopt(s->sock, level, name, val, len) == 0)
+        return 0;
+    LOG_ERROR(s->who, "sctp: setsockopt %s: %s", what, strerror(errno));
+    return BL_EIO;
+}
+
+static int configure(sctp_t *s)
+{
+    struct linger lg = {.l_onoff = 1, .l_linger = 0}; /* close = ABORT, no lingering */
+    struct sctp_assoc_value reset = {.assoc_id = SCTP_FUTURE_ASSOC,
+                                     .assoc_value = SCTP_ENABLE_RESET_STREAM_REQ};
+    struct sctp_initmsg init = {.sinit_num_ostreams = SCTP_STREAMS,
+                                .sinit_max_instreams = SCTP_STREAMS};
+    struct sctp_paddrparams pp;
+    int one = 1;
+    int buf = (int)s->sndbuf;
+    memset(&pp, 0, sizeof(pp));
+    pp.spp_assoc_id = SCTP_FUTURE_ASSOC;
+    pp.spp_flags = SPP_PMTUD_DISABLE;
+    pp.spp_pathmtu = SCTP_PATH_MTU;
+    int rc = usrsctp_set_non_blocking(s->sock, 1) ? BL_EIO : 0;
+    rc = rc ? rc : setopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg), "SO_LINGER");
+    rc = rc ? rc : setopt(s, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf), "SO_SNDBUF");
+    rc = rc ? rc : setopt(s, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf), "SO_RCVBUF");
+    rc = rc ? rc : setopt(s, IPPROTO_SCTP, SCTP_ENABLE_STREAM_RESET, &reset, sizeof(reset),
+                          "SCTP_ENABLE_STREAM_RESET");
+    rc = rc ? rc : setopt(s, IPPROTO_SCTP, SCTP_NODELAY, &one, sizeof(one), "SCTP_NODELAY");
+    rc = rc ? rc : setopt(s, IPPROTO_SCTP, SCTP_RECVRCVINFO, &one, sizeof(one), "RECVRCVINFO");
+    rc = rc ? rc : setopt(s, IPPROTO_SCTP, SCTP_INITMSG, &init, sizeof(init), "SCTP_INITMSG");
+    rc = rc ? rc : setopt(s, IPPROTO_SCTP, SCTP_PEER_ADDR_PARAMS, &pp, sizeof(pp), "PMTU");
+    static const uint16_t events[] = {SCTP_ASSOC_CHANGE, SCTP_SENDER_DRY_EVENT,
+                                      SCTP_STREAM_RESET_EVENT, SCTP_SEND_FAILED_EVENT};
+    for (size_t i = 0; rc == 0 && i < BL_ARRAY_LEN(events); i++) {
+        struct sctp_event ev = {.se_assoc_id = SCTP_FUTURE_ASSOC, .se_type = events[i],
+                                .se_on = 1};
+        rc = setopt(s, IPPROTO_SCTP, SCTP_EVENT, &ev, sizeof(ev), "SCTP_EVENT");
+    }
+    return rc;
+}
+
+static struct sockaddr_conn conn_addr(const sctp_t *s)
+{
+    struct sockaddr_conn a;
+    memset(&a, 0, sizeof(a));
+    a.sconn_family = AF_CONN;
+    a.sconn_port = htons(SCTP_PORT);
+    a.sconn_addr = (void *)s->id;
+    return a;
+}
+
+sctp_t *sctp_new(GMainContext *ctx, const sctp_opts_t *opts, const sctp_events_t *ev, void *ud)
+{
+    if (!opts || !ev || !ev->send || sctp_global_init(ctx))
+        return NULL;
+    sctp_t *s = g_new0(sctp_t, 1);
+    s->ctx = g_main_context_ref(g.ctx);
+    snprintf(s->who, sizeof(s->who), "%s", opts->who ? opts->who : "sctp");
+    s->dtls_client = opts->dtls_client;
+    s->max_message = opts->max_message ? opts->max_message : SCTP_DEFAULT_MAX_MESSAGE;
+    s->sndbuf = BL_MAX((size_t)SCTP_MIN_BUFFER, 2 * s->max_message);
+    s->ev = *ev;
+    s->ud = ud;
+    s->next_sid = s->dtls_client ? 0 : 1;
+    s->chans = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, chan_free);
+    s->rbuf = g_malloc(SCTP_RBUF);
+    s->id = g.next_id++; /* never reused: a late callback cannot reach a newer object */
+    g_hash_table_insert(g.by_id, (void *)s->id, s);
+    timer_update();
+    usrsctp_register_address((void *)s->id);
+    s->sock = usrsctp_socket(AF_CONN, SOCK_STREAM, IPPROTO_SCTP, NULL, NULL, 0, NULL);
+    if (!s->sock) {
+        LOG_ERROR(s->who, "sctp: usrsctp_socket: %s", strerror(errno));
+        goto error;
+    }
+    usrsctp_set_upcall(s->sock, upcall, (void *)s->id);
+    if (configure(s))
+        goto error;
+    struct sockaddr_conn a = conn_addr(s);
+    if (usrsctp_bind(s->sock, (struct sockaddr *)&a, sizeof(a)) < 0) {
+        LOG_ERROR(s->who, "sctp: bind: %s", strerror(errno));
+        goto error;
+    }
+    return s;
+error:
+    sctp_free(s);
+    return NULL;
+}
+
+static int start_locked(sctp_t *s)
+{
+    struct sockaddr_conn a = conn_addr(s);
+    s->state = ST_CONNECTING;
+    /* Both ends connect (RFC 8841 / RFC 8831 6.2): SCTP resolves the INIT collision. */
+    if (usrsctp_connect(s->sock, (struct sockaddr *)&a, sizeof(a)) < 0 && errno != EINPROGRESS) {
+        closed(s, strerror(errno));
+        return BL_EIO;
+    }
+    return 0;
+}
+
+int sctp_start(sctp_t *s)
+{
+    if (!s || s->freed)
+        return BL_EINVAL;
+    if (s->state != ST_NEW)
+        return s->state == ST_CLOSED ? BL_ESTATE : 0;
+    enter(s);
+    int rc = start_locked(s);
+    leave(s);
+    return rc;
+}
+
+int sctp_feed(sctp_t *s, const uint8_t *buf, size_t len)
+{
+    if (!s || s->freed || !buf || len == 0)
+        return BL_EINVAL;
+    if (s->state == ST_CLOSED)
+        return BL_ESTATE;
+    enter(s);
+    /* A packet can only come through a connected DTLS: if the peer's INIT beats our
+     * caller's sctp_start, connecting now turns it into a normal INIT collision instead
+     * of an ABORT from a socket that is neither listening nor connecting. */
+    int rc = s->state == ST_NEW ? start_locked(s) : 0;
+    if (rc == 0 && !s->freed)
+        usrsctp_conninput((void *)s->id, buf, len, 0);
+    leave(s);
+    return rc;
+}
+
+static uint16_t alloc_sid(sctp_t *s)
+{
+    uint16_t limit = BL_MIN(s->out_streams, s->in_streams);
+    for (uint32_t sid = s->next_sid; sid < limit; sid += 2)
+        if (!g_hash_table_contains(s->chans, GUINT_TO_POINTER(sid))) {
+            s->next_sid = (uint16_t)(sid + 2);
+            return (uint16_t)sid;
+        }
+    return UINT16_MAX;
+}
+
+int sctp_open_channel(sctp_t *s, const char *label, bool ordered, int max_rtx)
+{
+    if (!s || s->freed || !label)
+        return BL_EINVAL;
+    if (s->state != ST_CONNECTED)
+        return BL_ESTATE;
+    uint16_t sid = alloc_sid(s);
+    if (sid == UINT16_MAX)
+        return BL_ETOOBIG;
+    dcep_open_t o = {
+        .channel_type = (uint8_t)((max_rtx >= 0 ? DCEP_PARTIAL_RELIABLE_REXMIT : DCEP_RELIABLE) |
+                                  (ordered ? 0 : DCEP_UNORDERED_BIT)),
+        .reliability = max_rtx >= 0 ? (uint32_t)max_rtx : 0,
+        .label = (char *)label,
+        .protocol = "",
+    };
+    uint8_t *msg;
+    size_t len;
+    int rc = dcep_build_open(&o, &msg, &len);
+    if (rc)
+        return rc;
+    enter(s);
+    chan_t *c = chan_add(s, sid, o.channel_type, o.reliability, label);
+    rc = send_raw(s, c, DCEP_PPID, msg, len, true);
+    if (rc)
+        g_hash_table_remove(s->chans, GUINT_TO_POINTER(sid));
+    else
+        LOG_DEBUG(s->who, "sctp: opening channel \"%s\" on stream %u", label, sid);
+    free(msg);
+    leave(s);
+    return rc ? rc : sid;
+}
+
+int sctp_send(sctp_t *s, uint16_t stream, const uint8_t *buf, size_t len)
+{
+    if (!s || s->freed || (!buf && len))
+        return BL_EINVAL;
+    if (s->state != ST_CONNECTED)
+        return BL_ESTATE;
+    chan_t *c = g_hash_table_lookup(s->chans, GUINT_TO_POINTER(stream));
+    if (!c || !c->open)
+        return BL_ENOTFOUND;
+    if (len > s->max_message)
+        return BL_ETOOBIG;
+    static const uint8_t zero = 0;
+    enter(s);
+    /* RFC 8831 6.6: an empty message is one zero byte with the "empty" PPID. */
+    int rc = len ? send_raw(s, c, DCEP_PPID_BINARY, buf, len, false)
+                 : send_raw(s, c, DCEP_PPID_BINARY_EMPTY, &zero, 1, false);
+    leave(s);
+    return rc;
+}
+
+size_t sctp_buffered(const sctp_t *s)
+{
+    if (!s || s->freed || !s->sock || s->state != ST_CONNECTED)
+        return 0;
+    struct bl_sctp_sockstat ss = {.ss_assoc_id = SCTP_FUTURE_ASSOC};
+    socklen_t len = sizeof(ss);
+    if (usrsctp_getsockopt(s->sock, IPPROTO_SCTP, SCTP_GET_SNDBUF_USE, &ss, &len) < 0)
+        return 0;
+    return ss.ss_total_sndbuf;
+}
+
+static void destroy(sctp_t *s)
+{
+    if (s->chans)
+        g_hash_table_destroy(s->chans);
+    g_free(s->rbuf);
+    g_free(s->asm_buf);
+    if (s->ctx)
+        g_main_context_unref(s->ctx);
+    g_free(s);
+}
+
+void sctp_free(sctp_t *s)
+{
+    if (!s || s->freed)
+        return;
+    if (s->dropped_oversize)
+        LOG_INFO(s->who, "sctp: %" G_GUINT64_FORMAT " oversized messages were dropped",
+                 s->dropped_oversize);
+    /* From here usrsctp's callbacks for this id find nothing: the ABORT that close sends
+     * (SO_LINGER 0) is dropped too, so nothing reaches ev->send after this call. */
+    s->freed = true;
+    g_hash_table_remove(g.by_id, (void *)s->id);
+    if (s->work) {
+        g_source_destroy(s->work);
+        g_source_unref(s->work);
+        s->work = NULL;
+    }
+    if (s->sock) {
+        /* The upcall stays installed (usrsctp would call a NULL one); its id no longer
+         * resolves. */
+        usrsctp_close(s->sock);
+        s->sock = NULL;
+    }
+    usrsctp_deregister_address((void *)s->id);
+    timer_update();
+    if (s->busy == 0)
+        destroy(s);
+}
