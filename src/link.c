@@ -168,9 +168,11 @@ static void tr_step(void *ud, const char *layer, const char *what)
     LOG_INFO(l->who, "%s: %s (+%lld ms, %lld ms since start)", layer, what,
              (long long)(now - l->t_step), (long long)(now - l->t_attempt));
     l->t_step = now;
-    if (!strcmp(layer, "ice") && strncmp(what, "gathering", 9) != 0)
+    /* Steps only move the state forward: ICE may report "ready" after the channel is
+     * already open (nomination completes later than the first working pair). */
+    if (!strcmp(layer, "ice") && strncmp(what, "gathering", 9) != 0 && l->state < LINK_DTLS)
         set_state(l, LINK_DTLS);
-    else if (!strcmp(layer, "dtls"))
+    else if (!strcmp(layer, "dtls") && l->state < LINK_SCTP)
         set_state(l, LINK_SCTP);
 }
 

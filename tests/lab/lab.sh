@@ -90,9 +90,9 @@ _lab_listening() {
 pass() { LAB_PASS=$((LAB_PASS + 1)); echo "ok   - $*"; }
 fail() { LAB_FAIL=$((LAB_FAIL + 1)); echo "FAIL - $*"; }
 
-# assert_eq EXPECTED ACTUAL MSG
+# assert_eq A B MSG: passes when A and B are the same string.
 assert_eq() {
-  if [[ $1 == "$2" ]]; then pass "$3"; else fail "$3 (expected '$1', got '$2')"; fi
+  if [[ $1 == "$2" ]]; then pass "$3"; else fail "$3 ('$1' differs from '$2')"; fi
 }
 
 # assert_ok MSG cmd...: passes when cmd succeeds. assert_fails MSG cmd...: when it fails.

@@ -52,11 +52,11 @@ bl_config() {
     case $mode in
       stun) echo "stun = $LAB_PUB_IP:3478" ;;
       turn | both | relay)
-        [[ $mode == both ]] && echo "stun = $LAB_PUB_IP:3478"
+        if [[ $mode == both ]]; then echo "stun = $LAB_PUB_IP:3478"; fi
         echo "turn = $LAB_PUB_IP:3478"
         echo "turn_username = $LAB_TURN_USER"
         echo "turn_password = $LAB_TURN_PASS"
-        [[ $mode == relay ]] && echo "force_relay = true"
+        if [[ $mode == relay ]]; then echo "force_relay = true"; fi
         ;;
     esac
     for ((j = 1; j <= LAB_N; j++)); do
@@ -65,7 +65,7 @@ bl_config() {
       echo "[peer ${BL_NAMES[$j]}]"
       echo "fingerprint = ${BL_FP[$j]}"
       echo "topic = $rule"
-      [[ -n $extra ]] && echo "$extra"
+      if [[ -n $extra ]]; then echo "$extra"; fi
     done
   } >"$f"
 }
@@ -94,7 +94,7 @@ bl_path() { grep "peer $2: link open via" "$(bl_log "$1")" | tail -1 | sed -E 's
 bl_sub() {
   local i=$1 name=$2 topic=$3 k
   shift 3
-  lab_bg "$name" "h$i" mosquitto_sub -h 127.0.0.1 -V 5 -q 2 -t "$topic" -t "probe/$name" -v "$@"
+  lab_bg "$name" "h$i" mosquitto_sub -h 127.0.0.1 -V 5 -q 2 --retain-as-published -t "$topic" -t "probe/$name" -v "$@"
   for ((k = 0; k < 50; k++)); do
     lab_exec "$i" mosquitto_pub -h 127.0.0.1 -t "probe/$name" -m ready 2>/dev/null || true
     grep -q "^probe/$name ready" "$LAB_DIR/$name.log" 2>/dev/null && return 0
