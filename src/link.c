@@ -113,6 +113,20 @@ static gboolean retry_cb(gpointer p)
     return G_SOURCE_REMOVE;
 }
 
+/* A restart request came too soon after our offer: offer again unless an answer has
+ * arrived in the meantime. */
+static gboolean recheck_cb(gpointer p)
+{
+    link_t *l = p;
+    l->retry_src = NULL;
+    if (l->state == LINK_SIGNALLING || l->state == LINK_WAITING || l->state == LINK_FAILED) {
+        LOG_INFO(l->who, "peer asked for a new session and our offer got no answer: offering "
+                         "again");
+        start_session(l);
+    }
+    return G_SOURCE_REMOVE;
+}
+
 static void session_failed(link_t *l, const char *why)
 {
     link_state_t was = l->state;
@@ -351,10 +365,18 @@ void link_signal_in(link_t *l, const seal_msg_t *m)
     if (!strcmp(m->type, "restart")) {
         if (!l->offerer)
             return;
-        /* Honour it unless a session is already past the offer/answer exchange. */
+        /* Honour it unless a session is already past the offer/answer exchange. A
+         * request right after our offer may mean the peer subscribed just after it went
+         * out: look again when the spacing has passed, and offer anew if no answer came. */
         bool progressing = l->state >= LINK_ICE && l->state < LINK_OPEN;
-        if (progressing || bl_now_ms() - l->t_last_offer < LINK_RESTART_SPACING_MS)
+        if (progressing)
             return;
+        int64_t since = bl_now_ms() - l->t_last_offer;
+        if (since < LINK_RESTART_SPACING_MS) {
+            cancel(&l->retry_src);
+            l->retry_src = timer(l, (unsigned)(LINK_RESTART_SPACING_MS - since), recheck_cb);
+            return;
+        }
         LOG_INFO(l->who, "peer asks for a new session");
         l->backoff_ms = LINK_BACKOFF_MIN_MS;
         start_session(l);
