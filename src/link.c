@@ -30,6 +30,7 @@ struct link {
     transport_t *tr;
     char sid[33];
     int64_t t_attempt, t_step, t_last_offer;
+    int64_t peer_ts; /* newest sender timestamp of a message from the peer we acted on */
     unsigned backoff_ms;
     GSource *retry_src, *timeout_src;
 
@@ -362,6 +363,17 @@ static void answer_offer(link_t *l, const seal_msg_t *m)
 
 void link_signal_in(link_t *l, const seal_msg_t *m)
 {
+    /* A session-changing message older than one we already acted on is a late
+     * delivery (or a capture replayed to a site that never saw it): acting on it would
+     * tear down a newer session. Timestamps are the peer's own clock, so only compared
+     * with each other. */
+    bool changes = !strcmp(m->type, "restart") || !strcmp(m->type, "offer");
+    if (changes && m->ts_ms < l->peer_ts) {
+        LOG_DEBUG(l->who, "ignored a late %s (session %s)", m->type, m->sid);
+        return;
+    }
+    if (changes || (l->tr && !strcmp(m->sid, l->sid)))
+        l->peer_ts = BL_MAX(l->peer_ts, m->ts_ms);
     if (!strcmp(m->type, "restart")) {
         if (!l->offerer)
             return;

@@ -194,7 +194,22 @@ static int seal_check_msg(const seal_msg_t *m)
         return BL_ETOOBIG;
     if (!m->body && seal_type_needs_body(m->type))
         return BL_EINVAL;
+    if ((m->cert && strlen(m->cert) > SEAL_MAX_B64) || (m->sig && strlen(m->sig) > SEAL_MAX_B64))
+        return BL_ETOOBIG;
     return 0;
+}
+
+/* An optional string field, copied; absent or null leaves *dst NULL. */
+static int seal_get_opt(const cJSON *o, const char *name, size_t max, char **dst)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, name);
+    if (!it || cJSON_IsNull(it))
+        return 0;
+    if (!cJSON_IsString(it) || !it->valuestring)
+        return BL_EINVAL;
+    if (strlen(it->valuestring) > max)
+        return BL_ETOOBIG;
+    return (*dst = strdup(it->valuestring)) ? 0 : BL_ENOMEM;
 }
 
 int seal_pack(const seal_keys_t *k, const char *topic, const seal_msg_t *m, uint8_t **out,
@@ -211,7 +226,9 @@ int seal_pack(const seal_keys_t *k, const char *topic, const seal_msg_t *m, uint
         !cJSON_AddStringToObject(o, "sid", m->sid) ||
         !cJSON_AddNumberToObject(o, "ts", (double)m->ts_ms) ||
         !cJSON_AddStringToObject(o, "type", m->type) ||
-        (m->body && !cJSON_AddStringToObject(o, "body", m->body))) {
+        (m->body && !cJSON_AddStringToObject(o, "body", m->body)) ||
+        (m->cert && !cJSON_AddStringToObject(o, "cert", m->cert)) ||
+        (m->sig && !cJSON_AddStringToObject(o, "sig", m->sig))) {
         cJSON_Delete(o);
         return BL_ENOMEM;
     }
@@ -260,7 +277,10 @@ static int seal_parse_json(const cJSON *o, seal_msg_t *out)
         if (!(out->body = strdup(body->valuestring)))
             return BL_ENOMEM;
     }
-    return seal_check_msg(out);
+    int rc = seal_get_opt(o, "cert", SEAL_MAX_B64, &out->cert);
+    if (!rc)
+        rc = seal_get_opt(o, "sig", SEAL_MAX_B64, &out->sig);
+    return rc ? rc : seal_check_msg(out);
 }
 
 int seal_unpack(const seal_keys_t *k, const char *topic, const uint8_t *buf, size_t len,
@@ -305,6 +325,8 @@ void seal_msg_clear(seal_msg_t *m)
     if (!m)
         return;
     free(m->body);
+    free(m->cert);
+    free(m->sig);
     memset(m, 0, sizeof(*m));
 }
 

@@ -20,6 +20,7 @@
 #define SEAL_TAG_LEN 16
 #define SEAL_MAX_AGE_MS 120000
 #define SEAL_MAX_LEN 65536
+#define SEAL_MAX_B64 4096 /* cert and sig fields */
 /* Largest JSON plaintext sealed or accepted: a body of SEAL_MAX_LEN plus JSON escaping
  * (CR/LF in SDP double) and the other fields. */
 #define SEAL_MAX_JSON (2 * SEAL_MAX_LEN + 1024)
@@ -42,6 +43,8 @@ typedef struct seal_msg {
     int64_t ts_ms;     /* sender's wall clock */
     char type[16];     /* "offer", "answer", "cand", "eoc", "bye", "restart" */
     char *body;        /* type-specific: SDP for offer/answer, candidate line; may be NULL */
+    char *cert;        /* optional: the sender's certificate, base64 DER (signaling.c) */
+    char *sig;         /* optional: the sender's signature, base64 (signaling.c) */
     uint8_t nonce[SEAL_NONCE_LEN];
 } seal_msg_t;
 

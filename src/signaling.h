@@ -5,12 +5,15 @@
  * name, opaque to the broker) and publishes to the peer's inbox. Every message that
  * comes in is authenticated, checked for freshness and replay, addressed to us, and
  * from a configured peer; anything else is dropped, logged once per kind, and counted.
- * The MQTT client id is derived from the inbox, so the broker never sees a site name. */
+ * The MQTT client id is derived from the inbox, so the broker never sees a site name.
+ * Every message is also signed with the sender's site key and carries its certificate:
+ * the secret hides, the pinned fingerprints authenticate (docs/PROTOCOL.md). */
 #ifndef BL_SIGNALING_H
 #define BL_SIGNALING_H
 
 #include <glib.h>
 
+#include "cert.h"
 #include "config.h"
 #include "seal.h"
 
@@ -23,6 +26,7 @@ typedef struct signaling_stats {
     uint64_t replayed; /* nonce seen before */
     uint64_t misdirected; /* not addressed to us, or from ourselves */
     uint64_t unknown_peer;
+    uint64_t bad_signature; /* not signed by the peer's pinned certificate */
 } signaling_stats_t;
 
 typedef struct signaling_events {
@@ -31,8 +35,9 @@ typedef struct signaling_events {
     void (*on_message)(void *ud, const seal_msg_t *m);
 } signaling_events_t;
 
-signaling_t *signaling_new(GMainContext *ctx, const config_t *cfg, const signaling_events_t *ev,
-                            void *ud);
+/* cert: our identity, which signs every message we send. */
+signaling_t *signaling_new(GMainContext *ctx, const config_t *cfg, const cert_t *cert,
+                           const signaling_events_t *ev, void *ud);
 int signaling_start(signaling_t *s);
 int signaling_send(signaling_t *s, const char *to, const char *type, const char *sid,
                 const char *body);

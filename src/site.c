@@ -634,7 +634,7 @@ site_t *site_new(GMainContext *ctx, const config_t *cfg, const cert_t *cert)
                           .on_connect = local_up};
     s->local = local_new(ctx, cfg, &lev, s);
     signaling_events_t sev = {.on_connect = signal_up, .on_message = signal_message};
-    s->sig = signaling_new(ctx, cfg, &sev, s);
+    s->sig = signaling_new(ctx, cfg, cert, &sev, s);
     if (!s->local || !s->sig)
         goto error;
 
