@@ -73,6 +73,9 @@ _lab_in() {
   ip netns exec "$ns" "$@" </dev/null
 }
 
+# lab_exec_stdin SITE cmd...: like lab_exec, with the caller's standard input.
+lab_exec_stdin() { _lab_check_site "$1" || return 1; ip netns exec "$(_lab_ns "h$1")" "${@:2}"; }
+
 # _lab_sysctl NS KEY VALUE: write /proc/sys inside NS (no procps needed; /proc/sys/net
 # is per network namespace).
 _lab_sysctl() { _lab_in "$1" sh -c "echo $3 > /proc/sys/${2//.//}"; }

@@ -96,8 +96,8 @@ bl_sub() {
   shift 3
   lab_bg "$name" "h$i" mosquitto_sub -h 127.0.0.1 -V 5 -q 2 --retain-as-published -t "$topic" -t "probe/$name" -v "$@"
   for ((k = 0; k < 50; k++)); do
-    lab_exec "$i" mosquitto_pub -h 127.0.0.1 -t "probe/$name" -m ready 2>/dev/null || true
-    grep -q "^probe/$name ready" "$LAB_DIR/$name.log" 2>/dev/null && return 0
+    lab_exec "$i" mosquitto_pub -h 127.0.0.1 -t "probe/$name" -m "__probe_${name}__" 2>/dev/null || true
+    grep -q "__probe_${name}__" "$LAB_DIR/$name.log" 2>/dev/null && return 0
     sleep 0.1
   done
   echo "bl_sub: subscriber $name did not come up" >&2
@@ -105,18 +105,18 @@ bl_sub() {
 }
 bl_sub_out() { echo "$LAB_DIR/$1.log"; }
 # bl_got NAME: the messages subscriber NAME received, probes left out.
-bl_got() { grep -v "^probe/" "$LAB_DIR/$1.log" 2>/dev/null || true; }
+bl_got() { grep -v "__probe_" "$LAB_DIR/$1.log" 2>/dev/null || true; }
 
 # bl_pub SITE ARGS...: mosquitto_pub at site SITE's broker.
 bl_pub() { local i=$1; shift; lab_exec "$i" mosquitto_pub -h 127.0.0.1 -V 5 "$@"; }
 
 # bl_wait_got NAME N TIMEOUT: wait until subscriber NAME has at least N messages.
-bl_wait_got() { lab_wait_for "$3" bash -c "[[ \$(grep -vc '^probe/' '$LAB_DIR/$1.log' 2>/dev/null) -ge $2 ]]"; }
+bl_wait_got() { lab_wait_for "$3" bash -c "[[ \$(grep -vc '__probe_' '$LAB_DIR/$1.log' 2>/dev/null) -ge $2 ]]"; }
 
 # bl_pub_seq SITE TOPIC FIRST LAST [QOS]: publish the numbers FIRST..LAST, one message
 # each, at site SITE (QoS 1 by default), as fast as the broker takes them.
 bl_pub_seq() {
-  seq "$3" "$4" | lab_exec "$1" mosquitto_pub -h 127.0.0.1 -V 5 -q "${5:-1}" -t "$2" -l
+  seq "$3" "$4" | lab_exec_stdin "$1" mosquitto_pub -h 127.0.0.1 -V 5 -q "${5:-1}" -t "$2" -l
 }
 
 # bl_seq_report NAME FIRST LAST: compare what subscriber NAME got (its payloads, one per
@@ -134,5 +134,5 @@ bl_seq_report() {
 
 # bl_wait_seq NAME COUNT TIMEOUT: wait until subscriber NAME has COUNT distinct payloads.
 bl_wait_seq() {
-  lab_wait_for "$3" bash -c "[[ \$(grep -v '^probe/' '$LAB_DIR/$1.log' | sort -u | wc -l) -ge $2 ]]"
+  lab_wait_for "$3" bash -c "[[ \$(grep -v '__probe_' '$LAB_DIR/$1.log' | sort -u | wc -l) -ge $2 ]]"
 }
