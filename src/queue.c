@@ -398,7 +398,7 @@ static int read_user_version(queue_t *q, int *ver)
 /* Create the schema on a new file, accept version 1, refuse anything newer. */
 static int schema_setup(queue_t *q, const char *path)
 {
-    int ver, rc;
+    int ver = 0, rc;
     if ((rc = read_user_version(q, &ver)))
         return rc;
     if (ver == 0) {
