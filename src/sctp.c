@@ -182,10 +182,16 @@ void sctp_global_finish(void)
     if (!g.init || (g.by_id && g_hash_table_size(g.by_id)))
         return;
     /* Closed associations may still hold timers; let usrsctp run them down. */
-    for (int i = 0; i < 300 && usrsctp_finish() != 0; i++) {
+    int i = 0;
+    for (; i < 300 && usrsctp_finish() != 0; i++) {
         usrsctp_handle_timers(SCTP_TICK_MS);
         g_usleep(1000);
     }
+    if (i == 300) {
+        LOG_WARN("sctp", "usrsctp_finish: endpoints still open, usrsctp stays initialised");
+        return;
+    }
+    LOG_DEBUG("sctp", "usrsctp finished after %d rounds", i);
     timer_update();
     g_hash_table_destroy(g.by_id);
     g.by_id = NULL;
@@ -593,6 +599,11 @@ static int configure(sctp_t *s)
                                      .assoc_value = SCTP_ENABLE_RESET_STREAM_REQ};
     struct sctp_initmsg init = {.sinit_num_ostreams = SCTP_STREAMS,
                                 .sinit_max_instreams = SCTP_STREAMS};
+    /* RFC 4960's 1 s minimum RTO makes every lost tail packet cost a second; like TCP on
+     * Linux (and libdatachannel) use 200 ms, start at 1 s (RFC 6298 2.1), cap at 10 s so
+     * a path that comes back is used again soon. */
+    struct sctp_rtoinfo rto = {.srto_assoc_id = SCTP_FUTURE_ASSOC, .srto_initial = 1000,
+                               .srto_max = 10000, .srto_min = 200};
     struct sctp_paddrparams pp;
     int one = 1;
     int buf = (int)s->sndbuf;
@@ -609,6 +620,7 @@ static int configure(sctp_t *s)
     rc = rc ? rc : setopt(s, IPPROTO_SCTP, SCTP_NODELAY, &one, sizeof(one), "SCTP_NODELAY");
     rc = rc ? rc : setopt(s, IPPROTO_SCTP, SCTP_RECVRCVINFO, &one, sizeof(one), "RECVRCVINFO");
     rc = rc ? rc : setopt(s, IPPROTO_SCTP, SCTP_INITMSG, &init, sizeof(init), "SCTP_INITMSG");
+    rc = rc ? rc : setopt(s, IPPROTO_SCTP, SCTP_RTOINFO, &rto, sizeof(rto), "SCTP_RTOINFO");
     rc = rc ? rc : setopt(s, IPPROTO_SCTP, SCTP_PEER_ADDR_PARAMS, &pp, sizeof(pp), "PMTU");
     static const uint16_t events[] = {SCTP_ASSOC_CHANGE, SCTP_SENDER_DRY_EVENT,
                                       SCTP_STREAM_RESET_EVENT, SCTP_SEND_FAILED_EVENT};
