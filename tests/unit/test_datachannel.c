@@ -77,7 +77,7 @@ struct pair {
 
 /* Empty, tiny, around one SCTP packet (1148 bytes of DATA payload), around the 64 KiB
  * receive buffer (so partial deliveries are reassembled), and the 256 KiB limit. */
-static const size_t sizes[] = {0,     1,     1200, 60000, 17,     1148, 1149,   5000,
+static const size_t sizes[] = {0,     1,     1200, 60000, 17,     1148,  1149,  5000,
                                65536, 65537, 2,    100,   100000, 30000, 262144};
 
 static size_t varied_size(uint32_t seq)
@@ -212,8 +212,8 @@ static void on_message(void *ud, uint16_t stream, uint32_t ppid, const uint8_t *
     uint8_t *m = ok ? make_msg(s->rx_seq, len) : NULL;
     if (!ok || memcmp(m, buf, len) != 0) {
         if (s->rx_bad++ < 5)
-            fprintf(stderr, "%s: message %u wrong: stream %u ppid %u len %zu (want %zu)\n",
-                    s->name, s->rx_seq, stream, ppid, len, want);
+            fprintf(stderr, "%s: message %u wrong: stream %u ppid %u len %zu (want %zu)\n", s->name,
+                    s->rx_seq, stream, ppid, len, want);
     }
     free(m);
     s->rx_seq++;
@@ -238,7 +238,8 @@ static void sctp_closed(void *ud, const char *why)
     snprintf(s->fail_why, sizeof(s->fail_why), "%s", why);
 }
 
-/* ---- DTLS events ------------------------------------------------------------------------------ */
+/* ---- DTLS events ------------------------------------------------------------------------------
+ */
 
 static void dtls_up(void *ud)
 {
@@ -266,7 +267,8 @@ static void dtls_failed(void *ud, const char *why)
     }
 }
 
-/* ---- setup ------------------------------------------------------------------------------------- */
+/* ---- setup -------------------------------------------------------------------------------------
+ */
 
 static void side_init(pair_t *p, side_t *s, side_t *peer, const char *name, bool client,
                       const cert_t *mine, const char *pin, size_t max_message)
@@ -282,8 +284,8 @@ static void side_init(pair_t *p, side_t *s, side_t *peer, const char *name, bool
     s->stream = -1;
     s->size_of = varied_size;
     s->max_message = max_message;
-    dtls_opts_t dopts = {.who = name, .cert = mine, .expected_fp = pin, .client = client,
-                         .mtu = MTU};
+    dtls_opts_t dopts = {
+        .who = name, .cert = mine, .expected_fp = pin, .client = client, .mtu = MTU};
     s->dtls = dtls_new(p->ctx, &dopts, &dev, s);
     assert_non_null(s->dtls);
     sctp_opts_t sopts = {.who = name, .dtls_client = client, .max_message = max_message};
@@ -292,8 +294,7 @@ static void side_init(pair_t *p, side_t *s, side_t *peer, const char *name, bool
 }
 
 /* `pin_a` is what a (client) expects of b; NULL = the right one. */
-static pair_t *pair_new_max(const char *pin_a, const char *pin_b, unsigned loss_pct,
-                            size_t max_b)
+static pair_t *pair_new_max(const char *pin_a, const char *pin_b, unsigned loss_pct, size_t max_b)
 {
     pair_t *p = calloc(1, sizeof(*p));
     p->ctx = g_main_context_default();
@@ -302,10 +303,10 @@ static pair_t *pair_new_max(const char *pin_a, const char *pin_b, unsigned loss_
     g_queue_init(&p->q);
     assert_int_equal(cert_generate("site-a", &p->cert_a), 0);
     assert_int_equal(cert_generate("site-b", &p->cert_b), 0);
-    side_init(p, &p->a, &p->b, "peer b", true, p->cert_a,
-              pin_a ? pin_a : p->cert_b->fingerprint, 262144);
-    side_init(p, &p->b, &p->a, "peer a", false, p->cert_b,
-              pin_b ? pin_b : p->cert_a->fingerprint, max_b);
+    side_init(p, &p->a, &p->b, "peer b", true, p->cert_a, pin_a ? pin_a : p->cert_b->fingerprint,
+              262144);
+    side_init(p, &p->b, &p->a, "peer a", false, p->cert_b, pin_b ? pin_b : p->cert_a->fingerprint,
+              max_b);
     return p;
 }
 
@@ -370,7 +371,8 @@ static bool both_failed(pair_t *p)
     return p->a.dtls_failed && p->b.dtls_failed;
 }
 
-/* ---- tests ------------------------------------------------------------------------------------- */
+/* ---- tests -------------------------------------------------------------------------------------
+ */
 
 static void connect_pair(pair_t *p)
 {
@@ -584,6 +586,19 @@ static void test_handshake_timeout(void **state)
     pair_free(p);
 }
 
+static void test_server_started_by_client_hello(void **state)
+{
+    (void)state;
+    /* The client's ICE may be ready first: a ClientHello reaching a server whose
+     * dtls_start was not called yet starts it instead of being lost. */
+    pair_t *p = pair_new(NULL, NULL, 0);
+    assert_int_equal(dtls_start(p->a.dtls), 0);
+    assert_true(run_until(p, both_open, RUN_LIMIT_MS));
+    assert_int_equal(dtls_start(p->b.dtls), 0); /* late call: harmless */
+    exchange(p, 15);
+    pair_free(p);
+}
+
 static void test_refusals(void **state)
 {
     (void)state;
@@ -597,6 +612,22 @@ static void test_refusals(void **state)
     assert_int_equal(sctp_send(p->a.sctp, (uint16_t)p->a.stream, big, 262145), BL_ETOOBIG);
     free(big);
     assert_int_equal(sctp_send(p->a.sctp, 7, &one, 1), BL_ENOTFOUND);
+
+    /* Forged or corrupt datagrams (an application-data header with junk, a short
+     * fragment, random bytes) are discarded by DTLS; the session carries on. */
+    uint8_t junk[300];
+    for (size_t i = 0; i < sizeof(junk); i++)
+        junk[i] = (uint8_t)(i * 37 + 11);
+    junk[0] = 23;   /* application_data */
+    junk[1] = 0xfe; /* DTLS 1.2 */
+    junk[2] = 0xfd;
+    assert_int_equal(dtls_feed(p->a.dtls, junk, sizeof(junk)), 0);
+    assert_int_equal(dtls_feed(p->b.dtls, junk, 5), 0);
+    junk[0] = 22; /* handshake */
+    assert_int_equal(dtls_feed(p->b.dtls, junk, sizeof(junk)), 0);
+    assert_int_equal(sctp_feed(p->a.sctp, junk, sizeof(junk)), 0); /* bad SCTP checksum */
+    assert_true(dtls_connected(p->a.dtls) && dtls_connected(p->b.dtls));
+    exchange(p, 30);
     pair_free(p);
 }
 
@@ -610,6 +641,7 @@ int main(void)
         cmocka_unit_test(test_wrong_pin_server),
         cmocka_unit_test(test_burst_backpressure),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_server_started_by_client_hello),
         cmocka_unit_test(test_oversize_dropped),
         cmocka_unit_test(test_free_inside_callbacks),
         cmocka_unit_test(test_handshake_heavy_loss),
