@@ -223,8 +223,8 @@ static int setup_ctx(dtls_t *d, const cert_t *cert)
     if (!SSL_CTX_set_min_proto_version(c, DTLS1_2_VERSION) ||
         !SSL_CTX_set_cipher_list(c, DTLS_CIPHERS) ||
         !SSL_CTX_set1_groups_list(c, "X25519:P-256:P-384") ||
-        SSL_CTX_use_certificate(c, cert->x509) != 1 ||
-        SSL_CTX_use_PrivateKey(c, cert->key) != 1 || SSL_CTX_check_private_key(c) != 1)
+        SSL_CTX_use_certificate(c, cert->x509) != 1 || SSL_CTX_use_PrivateKey(c, cert->key) != 1 ||
+        SSL_CTX_check_private_key(c) != 1)
         return BL_EIO;
     SSL_CTX_set_verify(c, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
     SSL_CTX_set_cert_verify_callback(c, verify_cert_cb, NULL);
@@ -351,8 +351,7 @@ static void handshake_done(dtls_t *d)
     }
     d->state = ST_CONNECTED;
     LOG_INFO(d->who, "dtls: connected as %s, %s %s, peer fingerprint verified",
-             d->client ? "client" : "server", SSL_get_version(d->ssl),
-             SSL_get_cipher_name(d->ssl));
+             d->client ? "client" : "server", SSL_get_version(d->ssl), SSL_get_cipher_name(d->ssl));
     if (d->ev.on_connected)
         d->ev.on_connected(d->ud);
 }

@@ -90,11 +90,11 @@ int local_start(local_t *l)
 /* No Local (MQTT 5 3.8.3.1): what we inject for peers never comes back to us (split
  * horizon). Retain As Published: a retained message keeps its flag, so the remote broker
  * retains it too. The broker downgrades each message to min(its QoS, this QoS). */
-int local_subscribe(local_t *l, const char *filter, int qos)
+int local_subscribe(local_t *l, const char *filter, int qos, bool no_local)
 {
     if (!l)
         return BL_EINVAL;
-    int rc = mqtt_subscribe(l->mqtt, filter, qos, true, true);
+    int rc = mqtt_subscribe(l->mqtt, filter, qos, no_local, true);
     if (rc)
         LOG_WARN("local", "cannot subscribe %s: %s", filter ? filter : "(null)", bl_strerror(rc));
     return rc;

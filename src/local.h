@@ -31,7 +31,9 @@ local_t *local_new(GMainContext *ctx, const config_t *cfg, const local_events_t 
 int local_start(local_t *l);
 /* Remembered and renewed on every connect; always No Local + Retain As Published.
  * QoS 2 is the usual choice: the broker downgrades each message to its own QoS. */
-int local_subscribe(local_t *l, const char *filter, int qos);
+/* Retain As Published always; no_local false lets our own publishes come back (the
+ * echo, see echo.h). Remembered and renewed on every connect. */
+int local_subscribe(local_t *l, const char *filter, int qos, bool no_local);
 int local_publish(local_t *l, const bl_msg_t *m, uint64_t token);
 bool local_connected(const local_t *l);
 size_t local_pending(const local_t *l);

@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <string.h>
 
 #include <mqtt_protocol.h>
@@ -501,7 +502,16 @@ static gboolean io_dispatch(GSource *src, GSourceFunc cb, gpointer ud)
     GIOCondition rev = g_source_query_unix_fd(src, io->tag);
     enter(c);
     if (rev & (G_IO_IN | G_IO_HUP | G_IO_ERR)) {
+        /* libmosquitto reads one packet per call. Read every packet already in the
+         * socket buffer in this one dispatch, so the layer above sees a burst as one
+         * batch (one database commit) rather than one main-loop turn per message. */
         int rc = mosquitto_loop_read(c->mosq, 1);
+        for (int i = 0; !rc && !c->freed && c->mosq && i < 512; i++) {
+            int avail = 0, fd = mosquitto_socket(c->mosq);
+            if (fd < 0 || ioctl(fd, FIONREAD, &avail) != 0 || avail <= 0)
+                break;
+            rc = mosquitto_loop_read(c->mosq, 1);
+        }
         if (!rc && (rev & (G_IO_HUP | G_IO_ERR)))
             rc = MOSQ_ERR_CONN_LOST; /* never spin on a dead socket */
         if (rc)

@@ -463,6 +463,15 @@ int queue_open(const char *path, queue_t **out)
     sqlite3_extended_result_codes(q->db, 0);
     if ((rc = configure(q)) || (rc = schema_setup(q, path)))
         goto error;
+    /* Added after schema 1 shipped to nobody: created on demand, harmless if present. */
+    src = sqlite3_exec(q->db,
+                       "CREATE TABLE IF NOT EXISTS indoubt(origin TEXT NOT NULL, seq INTEGER NOT NULL,"
+                       " key BLOB NOT NULL, PRIMARY KEY(origin, seq)) WITHOUT ROWID",
+                       NULL, NULL, NULL);
+    if (src != SQLITE_OK) {
+        rc = db_fail(q, src, "creating the in-doubt table");
+        goto error;
+    }
     for (int i = 0; i < S_COUNT_STMTS; i++) {
         src =
             sqlite3_prepare_v3(q->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &q->st[i], NULL);
@@ -1017,4 +1026,51 @@ int queue_retained_get(queue_t *q, const char *topic, bl_msg_t **out)
         rc = db_fail(q, src, "reading a retained message");
     sqlite3_finalize(s);
     return rc;
+}
+
+/* ---- in-doubt deliveries ---- */
+
+static int exec_bind(queue_t *q, const char *sql, const char *origin, uint64_t seq,
+                     const void *key, size_t key_len, const char *what)
+{
+    sqlite3_stmt *s = NULL;
+    int src = sqlite3_prepare_v3(q->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL);
+    if (src != SQLITE_OK)
+        return db_fail(q, src, what);
+    sqlite3_bind_text(s, 1, origin, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 2, (int64_t)seq);
+    if (key)
+        sqlite3_bind_blob(s, 3, key, (int)key_len, SQLITE_TRANSIENT);
+    src = sqlite3_step(s);
+    sqlite3_finalize(s);
+    return src == SQLITE_DONE ? 0 : db_fail(q, src, what);
+}
+
+int queue_indoubt_add(queue_t *q, const char *origin, uint64_t seq, const void *key,
+                      size_t key_len)
+{
+    return exec_bind(q, "INSERT OR REPLACE INTO indoubt(origin, seq, key) VALUES(?1, ?2, ?3)",
+                     origin, seq, key, key_len, "storing an in-doubt delivery");
+}
+
+int queue_indoubt_del(queue_t *q, const char *origin, uint64_t seq)
+{
+    return exec_bind(q, "DELETE FROM indoubt WHERE origin = ?1 AND seq = ?2", origin, seq, NULL,
+                     0, "removing an in-doubt delivery");
+}
+
+int queue_indoubt_each(queue_t *q, queue_indoubt_cb cb, void *ud)
+{
+    sqlite3_stmt *s = NULL;
+    int src = sqlite3_prepare_v2(q->db, "SELECT origin, seq, key FROM indoubt", -1, &s, NULL);
+    if (src != SQLITE_OK)
+        return db_fail(q, src, "reading in-doubt deliveries");
+    while ((src = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *origin = (const char *)sqlite3_column_text(s, 0);
+        if (origin)
+            cb(ud, origin, (uint64_t)sqlite3_column_int64(s, 1), sqlite3_column_blob(s, 2),
+               (size_t)sqlite3_column_bytes(s, 2));
+    }
+    sqlite3_finalize(s);
+    return src == SQLITE_DONE ? 0 : db_fail(q, src, "reading in-doubt deliveries");
 }

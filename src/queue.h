@@ -57,6 +57,16 @@ int queue_retained_all(queue_t *q, bl_msg_t ***msgs, size_t *n);
 /* The retained entry of one topic (owned, msg_free), BL_ENOTFOUND when none. */
 int queue_retained_get(queue_t *q, const char *topic, bl_msg_t **out);
 
+/* In-doubt deliveries: a message from a peer that we handed to our local broker but
+ * have not yet seen come back (site.c). Written before the publish, removed at its
+ * echo, read once at start to recognise echoes of what the broker took before a crash. */
+int queue_indoubt_add(queue_t *q, const char *origin, uint64_t seq, const void *key,
+                      size_t key_len);
+int queue_indoubt_del(queue_t *q, const char *origin, uint64_t seq);
+typedef void (*queue_indoubt_cb)(void *ud, const char *origin, uint64_t seq, const void *key,
+                                 size_t key_len);
+int queue_indoubt_each(queue_t *q, queue_indoubt_cb cb, void *ud);
+
 /* Small persisted values in the meta table (e.g. "epoch", "epoch:<origin>"). */
 int queue_meta_get(queue_t *q, const char *key, char *buf, size_t len); /* BL_ENOTFOUND */
 int queue_meta_set(queue_t *q, const char *key, const char *value);

@@ -337,3 +337,33 @@ char *router_local_filter(const route_rule_t *r)
     memcpy(f + a, r->pattern, b + 1);
     return f;
 }
+
+/* Does `a` match every topic `b` matches? Level by level: a '#' in a covers the rest,
+ * a '+' in a covers any single level of b (a literal or '+'), a literal only itself.
+ * A leading wildcard never covers a '$' topic (MQTT 5 4.7.2). */
+bool router_filter_covers(const char *a, const char *b)
+{
+    if (b[0] == '$' && (a[0] == '+' || a[0] == '#'))
+        return false;
+    const char *pa = a, *pb = b;
+    for (;;) {
+        size_t la = strcspn(pa, "/"), lb = strcspn(pb, "/");
+        if (la == 1 && pa[0] == '#')
+            return true;
+        bool plus_a = la == 1 && pa[0] == '+';
+        bool wild_b = lb == 1 && (pb[0] == '+' || pb[0] == '#');
+        if (wild_b && !plus_a)
+            return false;
+        if (pb[0] == '#' && lb == 1)
+            return false; /* only '#' covers '#' */
+        if (!plus_a && (la != lb || memcmp(pa, pb, la) != 0))
+            return false;
+        bool end_a = pa[la] == '\0', end_b = pb[lb] == '\0';
+        if (end_b)
+            return end_a || strcmp(pa + la, "/#") == 0;
+        if (end_a)
+            return false;
+        pa += la + 1;
+        pb += lb + 1;
+    }
+}

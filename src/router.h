@@ -30,6 +30,8 @@ void router_rule_clear(route_rule_t *r);
 
 /* MQTT topic filter matching (MQTT 5 4.7), incl. '$' topics not matched by # or +. */
 bool router_topic_matches(const char *filter, const char *topic);
+/* Does filter a match every topic that filter b matches? (to subscribe no overlaps) */
+bool router_filter_covers(const char *a, const char *b);
 /* Is this a valid filter / a valid topic name? */
 bool router_filter_valid(const char *filter);
 bool router_topic_valid(const char *topic);

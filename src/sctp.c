@@ -165,7 +165,8 @@ int sctp_global_init(GMainContext *ctx)
         return 0;
     g.ctx = ctx ? g_main_context_ref(ctx) : g_main_context_ref_thread_default();
     g.by_id = g_hash_table_new(g_direct_hash, g_direct_equal);
-    g.next_id = 1;
+    if (g.next_id == 0)
+        g.next_id = 1; /* 0 would be a NULL sconn_addr */
     usrsctp_init_nothreads(0, conn_output, NULL);
     /* Browsers and libdatachannel turn ECN off on data channels; there is no IP header
      * underneath to carry it anyway. */
@@ -182,15 +183,23 @@ void sctp_global_finish(void)
     if (!g.init || (g.by_id && g_hash_table_size(g.by_id)))
         return;
     /* Closed associations may still hold timers; let usrsctp run them down. */
-    for (int i = 0; i < 300 && usrsctp_finish() != 0; i++) {
+    int i = 0;
+    for (; i < 300 && usrsctp_finish() != 0; i++) {
         usrsctp_handle_timers(SCTP_TICK_MS);
         g_usleep(1000);
     }
+    if (i == 300) {
+        LOG_WARN("sctp", "usrsctp_finish: endpoints still open, usrsctp stays initialised");
+        return;
+    }
+    LOG_DEBUG("sctp", "usrsctp finished after %d rounds", i);
     timer_update();
     g_hash_table_destroy(g.by_id);
     g.by_id = NULL;
     g_main_context_unref(g.ctx);
+    uintptr_t next_id = g.next_id; /* ids stay unique for the life of the process */
     memset(&g, 0, sizeof(g));
+    g.next_id = next_id;
 }
 
 /* ---- re-entrancy guard and events ------------------------------------------------------- */
@@ -240,8 +249,8 @@ static int send_raw(sctp_t *s, const chan_t *c, uint32_t ppid, const void *buf, 
             base == DCEP_PARTIAL_RELIABLE_REXMIT ? SCTP_PR_SCTP_RTX : SCTP_PR_SCTP_TTL;
         spa.sendv_prinfo.pr_value = c->reliability;
     }
-    ssize_t n = usrsctp_sendv(s->sock, buf, len, NULL, 0, &spa, (socklen_t)sizeof(spa),
-                              SCTP_SENDV_SPA, 0);
+    ssize_t n =
+        usrsctp_sendv(s->sock, buf, len, NULL, 0, &spa, (socklen_t)sizeof(spa), SCTP_SENDV_SPA, 0);
     if (n >= 0)
         return 0;
     if (errno == EWOULDBLOCK || errno == EAGAIN || errno == ENOBUFS) {
@@ -305,8 +314,10 @@ static void dcep_open_in(sctp_t *s, uint16_t sid, const dcep_open_t *o)
     if (!peer_parity(s, sid) || g_hash_table_contains(s->chans, GUINT_TO_POINTER(sid)) ||
         sid >= s->out_streams) {
         /* RFC 8832 6: refuse by resetting the stream, never ACK. */
-        LOG_WARN(s->who, "sctp: refusing DATA_CHANNEL_OPEN \"%s\" on stream %u (in use, wrong "
-                 "parity or out of range)", o->label, sid);
+        LOG_WARN(s->who,
+                 "sctp: refusing DATA_CHANNEL_OPEN \"%s\" on stream %u (in use, wrong "
+                 "parity or out of range)",
+                 o->label, sid);
         reset_stream(s, sid);
         return;
     }
@@ -367,8 +378,7 @@ static void deliver(sctp_t *s, uint16_t sid, uint32_t ppid, const uint8_t *buf, 
             s->ev.on_message(s->ud, sid, ppid, len ? buf : (const uint8_t *)"", len);
         break;
     default:
-        LOG_DEBUG(s->who, "sctp: message with unsupported PPID %u on stream %u dropped", ppid,
-                  sid);
+        LOG_DEBUG(s->who, "sctp: message with unsupported PPID %u on stream %u dropped", ppid, sid);
     }
 }
 
@@ -385,8 +395,8 @@ static void data_in(sctp_t *s, uint16_t sid, uint32_t ppid, const uint8_t *p, si
     if (!s->asm_active && eor) {
         if (n > s->max_message) {
             s->dropped_oversize++;
-            LOG_WARN(s->who, "sctp: dropped a %zu-byte message on stream %u: over the %zu limit",
-                     n, sid, s->max_message);
+            LOG_WARN(s->who, "sctp: dropped a %zu-byte message on stream %u: over the %zu limit", n,
+                     sid, s->max_message);
             return;
         }
         deliver(s, sid, ppid, p, n);
@@ -513,10 +523,10 @@ static bool read_one(sctp_t *s)
     struct sockaddr_conn from;
     socklen_t fromlen = sizeof(from);
     memset(&rcv, 0, sizeof(rcv));
-    ssize_t n = usrsctp_recvv(s->sock, s->rbuf, SCTP_RBUF, (struct sockaddr *)&from, &fromlen,
-                              &rcv, &infolen, &infotype, &flags);
+    ssize_t n = usrsctp_recvv(s->sock, s->rbuf, SCTP_RBUF, (struct sockaddr *)&from, &fromlen, &rcv,
+                              &infolen, &infotype, &flags);
     if (n < 0) {
-        if (errno != EWOULDBLOCK && errno != EAGAIN && s->state == ST_CONNECTED)
+        if (errno != EWOULDBLOCK && errno != EAGAIN && s->state != ST_NEW)
             closed(s, strerror(errno));
         return false;
     }
@@ -577,8 +587,7 @@ static void schedule_work(sctp_t *s)
 
 /* ---- setup ------------------------------------------------------------------------------ */
 
-static int setopt(sctp_t *s, int level, int name, const void *val, socklen_t len,
-                  const char *what)
+static int setopt(sctp_t *s, int level, int name, const void *val, socklen_t len, const char *what)
 {
     if (usrsctp_setsockopt(s->sock, level, name, val, len) == 0)
         return 0;
@@ -593,6 +602,13 @@ static int configure(sctp_t *s)
                                      .assoc_value = SCTP_ENABLE_RESET_STREAM_REQ};
     struct sctp_initmsg init = {.sinit_num_ostreams = SCTP_STREAMS,
                                 .sinit_max_instreams = SCTP_STREAMS};
+    /* RFC 4960's 1 s minimum RTO makes every lost tail packet cost a second; like TCP on
+     * Linux (and libdatachannel) use 200 ms, start at 1 s (RFC 6298 2.1), cap at 10 s so
+     * a path that comes back is used again soon. */
+    struct sctp_rtoinfo rto = {.srto_assoc_id = SCTP_FUTURE_ASSOC,
+                               .srto_initial = 1000,
+                               .srto_max = 10000,
+                               .srto_min = 200};
     struct sctp_paddrparams pp;
     int one = 1;
     int buf = (int)s->sndbuf;
@@ -604,17 +620,18 @@ static int configure(sctp_t *s)
     rc = rc ? rc : setopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg), "SO_LINGER");
     rc = rc ? rc : setopt(s, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf), "SO_SNDBUF");
     rc = rc ? rc : setopt(s, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf), "SO_RCVBUF");
-    rc = rc ? rc : setopt(s, IPPROTO_SCTP, SCTP_ENABLE_STREAM_RESET, &reset, sizeof(reset),
-                          "SCTP_ENABLE_STREAM_RESET");
+    rc = rc ? rc
+            : setopt(s, IPPROTO_SCTP, SCTP_ENABLE_STREAM_RESET, &reset, sizeof(reset),
+                     "SCTP_ENABLE_STREAM_RESET");
     rc = rc ? rc : setopt(s, IPPROTO_SCTP, SCTP_NODELAY, &one, sizeof(one), "SCTP_NODELAY");
     rc = rc ? rc : setopt(s, IPPROTO_SCTP, SCTP_RECVRCVINFO, &one, sizeof(one), "RECVRCVINFO");
     rc = rc ? rc : setopt(s, IPPROTO_SCTP, SCTP_INITMSG, &init, sizeof(init), "SCTP_INITMSG");
+    rc = rc ? rc : setopt(s, IPPROTO_SCTP, SCTP_RTOINFO, &rto, sizeof(rto), "SCTP_RTOINFO");
     rc = rc ? rc : setopt(s, IPPROTO_SCTP, SCTP_PEER_ADDR_PARAMS, &pp, sizeof(pp), "PMTU");
     static const uint16_t events[] = {SCTP_ASSOC_CHANGE, SCTP_SENDER_DRY_EVENT,
                                       SCTP_STREAM_RESET_EVENT, SCTP_SEND_FAILED_EVENT};
     for (size_t i = 0; rc == 0 && i < BL_ARRAY_LEN(events); i++) {
-        struct sctp_event ev = {.se_assoc_id = SCTP_FUTURE_ASSOC, .se_type = events[i],
-                                .se_on = 1};
+        struct sctp_event ev = {.se_assoc_id = SCTP_FUTURE_ASSOC, .se_type = events[i], .se_on = 1};
         rc = setopt(s, IPPROTO_SCTP, SCTP_EVENT, &ev, sizeof(ev), "SCTP_EVENT");
     }
     return rc;
@@ -634,6 +651,12 @@ sctp_t *sctp_new(GMainContext *ctx, const sctp_opts_t *opts, const sctp_events_t
 {
     if (!opts || !ev || !ev->send || sctp_global_init(ctx))
         return NULL;
+    if (ctx && ctx != g.ctx) {
+        /* usrsctp is process-wide and its timer runs on the first context. */
+        LOG_ERROR(opts->who ? opts->who : "sctp", "sctp: all associations must share one "
+                                                  "GMainContext");
+        return NULL;
+    }
     sctp_t *s = g_new0(sctp_t, 1);
     s->ctx = g_main_context_ref(g.ctx);
     snprintf(s->who, sizeof(s->who), "%s", opts->who ? opts->who : "sctp");
@@ -764,6 +787,11 @@ int sctp_send(sctp_t *s, uint16_t stream, const uint8_t *buf, size_t len)
         return BL_ENOTFOUND;
     if (len > s->max_message)
         return BL_ETOOBIG;
+    if (c->ack_pending) {
+        /* Data must not overtake our DATA_CHANNEL_ACK (RFC 8832 6). */
+        s->want_writable = true;
+        return BL_EAGAIN;
+    }
     static const uint8_t zero = 0;
     enter(s);
     /* RFC 8831 6.6: an empty message is one zero byte with the "empty" PPID. */

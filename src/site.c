@@ -7,6 +7,7 @@
 
 #include <openssl/rand.h>
 
+#include "echo.h"
 #include "link.h"
 #include "local.h"
 #include "log.h"
@@ -29,10 +30,11 @@ typedef struct peer_ctx {
     bool warned_full;
 } peer_ctx_t;
 
-typedef struct delivery {
-    peer_ctx_t *peer;
-    uint64_t seq;
-} delivery_t;
+/* A message from a peer waiting for the commit of its in-doubt record. */
+typedef struct pending_pub {
+    bl_msg_t *msg;
+    uint64_t token;
+} pending_pub_t;
 
 struct site {
     GMainContext *ctx;
@@ -43,8 +45,12 @@ struct site {
     queue_t *q;
     peer_ctx_t *peers;
     size_t n_peers;
-    GHashTable *inflight;   /* token -> delivery_t */
+    echo_t *echo;           /* our publishes waiting to come back (echo.h) */
+    GArray *to_publish;     /* pending_pub_t: published once their records commit */
     GHashTable *delivering; /* "peer/seq" being published locally */
+    bool recovering;        /* waiting for echoes of what the broker took before a crash */
+    GSource *recover_src, *sweep_src;
+    bool warned_no_echo;
     uint64_t next_token;
     bool txn_open;
     GSource *commit_src;
@@ -62,6 +68,8 @@ struct site {
 
 static void pump(peer_ctx_t *p);
 static void flush_acks(peer_ctx_t *p);
+static void echo_seen(site_t *s, echo_rec_t *r);
+static void recover_after(site_t *s, unsigned ms);
 
 static gboolean commit_cb(gpointer ud)
 {
@@ -72,6 +80,14 @@ static gboolean commit_cb(gpointer ud)
         if (queue_commit(s->q))
             LOG_ERROR("site", "cannot commit the queue database");
     }
+    /* Messages from peers go to our broker only now that their in-doubt records are
+     * durable: after a crash we can tell whether the broker had them (their echo). */
+    for (guint i = 0; i < s->to_publish->len; i++) {
+        pending_pub_t *pp = &g_array_index(s->to_publish, pending_pub_t, i);
+        local_publish(s->local, pp->msg, pp->token);
+        msg_free(pp->msg);
+    }
+    g_array_set_size(s->to_publish, 0);
     for (size_t i = 0; i < s->n_peers; i++) {
         peer_ctx_t *p = &s->peers[i];
         flush_acks(p);
@@ -284,6 +300,15 @@ static bool retained_known(site_t *s, const bl_msg_t *m)
 static void local_message(void *ud, const bl_msg_t *m)
 {
     site_t *s = ud;
+    if (echo_count(s->echo)) {
+        char *key = echo_key(m->topic, m->payload, m->payload_len);
+        echo_rec_t *r = key ? echo_take(s->echo, key) : NULL;
+        free(key);
+        if (r) {
+            echo_seen(s, r); /* split horizon: what came from a peer never goes out */
+            return;
+        }
+    }
     s->stats.local_in++;
     if (m->payload_len > s->cfg->max_message_size) {
         s->stats.too_big++;
@@ -394,32 +419,72 @@ static void remote_message(peer_ctx_t *p, const bl_msg_t *m)
     if (c->retain && m->seq)
         retained_in(s, c);
     uint64_t token = ++s->next_token;
-    delivery_t *d = g_new0(delivery_t, 1);
-    d->peer = p;
-    d->seq = m->seq;
-    g_hash_table_insert(s->inflight, GSIZE_TO_POINTER(token), d);
-    local_publish(s->local, c, token);
-    msg_free(c);
+    char *key = echo_key(c->topic, c->payload, c->payload_len);
+    if (!key || !echo_add(s->echo, key, m->origin, m->seq, token, p, false)) {
+        free(key);
+        msg_free(c);
+        return;
+    }
+    txn(s);
+    if (m->seq)
+        queue_indoubt_add(s->q, m->origin, m->seq, key, strlen(key));
+    free(key);
+    pending_pub_t pp = {.msg = c, .token = token};
+    g_array_append_val(s->to_publish, pp);
 }
 
+/* The peer's message is in our broker: remember it as seen and tell the peer. */
+static void delivered(site_t *s, peer_ctx_t *p, const char *origin, uint64_t seq)
+{
+    s->stats.remote_in++;
+    if (!seq)
+        return;
+    txn(s);
+    queue_mark_seen(s->q, origin, seq);
+    if (p) {
+        char *key = delivery_key(p, seq);
+        g_hash_table_remove(s->delivering, key);
+        g_free(key);
+        ack_add(p, seq);
+    }
+}
+
+static peer_ctx_t *peer_named(site_t *s, const char *name)
+{
+    for (size_t i = 0; i < s->n_peers; i++)
+        if (!strcmp(s->peers[i].cfg->name, name))
+            return &s->peers[i];
+    return NULL;
+}
+
+/* A message came back from our broker: the echo of one we published. */
+static void echo_seen(site_t *s, echo_rec_t *r)
+{
+    if (r->recovered) {
+        /* The broker took it before we crashed: it counts as delivered. */
+        LOG_DEBUG("site", "recovered delivery of %s/%llu confirmed by its echo", r->origin,
+                  (unsigned long long)r->seq);
+        delivered(s, peer_named(s, r->origin), r->origin, r->seq);
+    } else if (!r->acked) {
+        delivered(s, r->peer, r->origin, r->seq);
+    }
+    if (r->seq) {
+        txn(s);
+        queue_indoubt_del(s->q, r->origin, r->seq);
+    }
+    echo_rec_free(r);
+}
+
+/* The broker acknowledged a message from a peer (PUBACK/PUBCOMP): acknowledge it to
+ * the peer now; its record stays until the echo, which we must still recognise. */
 static void local_delivered(void *ud, uint64_t token)
 {
     site_t *s = ud;
-    if (!token)
+    echo_rec_t *r = echo_by_token(s->echo, token);
+    if (!r || r->acked)
         return;
-    delivery_t *d = g_hash_table_lookup(s->inflight, GSIZE_TO_POINTER(token));
-    if (!d)
-        return;
-    s->stats.remote_in++;
-    if (d->seq) {
-        char *key = delivery_key(d->peer, d->seq);
-        g_hash_table_remove(s->delivering, key);
-        g_free(key);
-        txn(s);
-        queue_mark_seen(s->q, d->peer->cfg->name, d->seq);
-        ack_add(d->peer, d->seq);
-    }
-    g_hash_table_remove(s->inflight, GSIZE_TO_POINTER(token));
+    r->acked = true;
+    delivered(s, r->peer, r->origin, r->seq);
 }
 
 /* ---- link events ---- */
@@ -572,6 +637,10 @@ static void signal_message(void *ud, const seal_msg_t *m)
 static void local_up(void *ud)
 {
     site_t *s = ud;
+    /* The broker hands over the session's queued messages, echoes included, right
+     * after it accepts us: give them a moment before links open. */
+    if (s->recovering)
+        recover_after(s, 1500);
     for (size_t i = 0; i < s->n_peers; i++)
         publish_peer_state(&s->peers[i]);
 }
@@ -598,6 +667,85 @@ static gboolean stats_cb(gpointer ud)
 
 /* ---- lifecycle ---- */
 
+static void recover_one(void *ud, const char *origin, uint64_t seq, const void *key,
+                        size_t key_len)
+{
+    site_t *s = ud;
+    char *k = g_strndup(key, key_len);
+    echo_add(s->echo, k, origin, seq, 0, NULL, true);
+    g_free(k);
+}
+
+static bool is_recovered(const echo_rec_t *r, void *ud)
+{
+    (void)ud;
+    return r->recovered;
+}
+
+/* A recovered record whose echo did not come: the broker never had the message. Its
+ * peer will resend it, and it will be delivered then. */
+static void drop_recovered(echo_rec_t *r, void *ud)
+{
+    site_t *s = ud;
+    txn(s);
+    queue_indoubt_del(s->q, r->origin, r->seq);
+    echo_rec_free(r);
+}
+
+static gboolean recover_done_cb(gpointer ud)
+{
+    site_t *s = ud;
+    s->recover_src = NULL;
+    if (!s->recovering)
+        return G_SOURCE_REMOVE;
+    s->recovering = false;
+    echo_sweep(s->echo, is_recovered, drop_recovered, s);
+    LOG_INFO("site", "in-doubt messages settled, opening links");
+    if (signaling_start(s->sig))
+        LOG_ERROR("site", "cannot start signalling");
+    return G_SOURCE_REMOVE;
+}
+
+static void recover_after(site_t *s, unsigned ms)
+{
+    if (s->recover_src)
+        g_source_destroy(s->recover_src);
+    s->recover_src = g_timeout_source_new(ms);
+    g_source_set_callback(s->recover_src, recover_done_cb, s, NULL);
+    g_source_attach(s->recover_src, s->ctx);
+    g_source_unref(s->recover_src);
+}
+
+/* An echo that never came (30 s): the broker acknowledged the message but did not send
+ * it back; our subscription does not cover its topic, or an ACL hides it. */
+static bool echo_stale(const echo_rec_t *r, void *ud)
+{
+    (void)ud;
+    return !r->recovered && r->acked && bl_now_ms() - r->t_ms > 30000;
+}
+
+static void echo_gone(echo_rec_t *r, void *ud)
+{
+    site_t *s = ud;
+    if (!s->warned_no_echo)
+        LOG_WARN("site", "the local broker did not send back a message we published on %.*s: "
+                         "can brokerless subscribe to it?",
+                 (int)strcspn(r->key, "\x1f"), r->key);
+    s->warned_no_echo = true;
+    if (r->seq) {
+        txn(s);
+        queue_indoubt_del(s->q, r->origin, r->seq);
+    }
+    echo_rec_free(r);
+}
+
+static gboolean sweep_cb(gpointer ud)
+{
+    site_t *s = ud;
+    echo_sweep(s->echo, echo_stale, echo_gone, s);
+    return G_SOURCE_CONTINUE;
+}
+
 static int load_epoch(site_t *s)
 {
     char buf[32];
@@ -619,7 +767,8 @@ site_t *site_new(GMainContext *ctx, const config_t *cfg, const cert_t *cert)
     s->ctx = ctx;
     s->cfg = cfg;
     s->cert = cert;
-    s->inflight = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
+    s->echo = echo_new();
+    s->to_publish = g_array_new(FALSE, FALSE, sizeof(pending_pub_t));
     s->delivering = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 
     char path[4096];
@@ -630,6 +779,12 @@ site_t *site_new(GMainContext *ctx, const config_t *cfg, const cert_t *cert)
     }
     if (load_epoch(s))
         goto error;
+    queue_indoubt_each(s->q, recover_one, s);
+    if (echo_count(s->echo)) {
+        s->recovering = true;
+        LOG_INFO("site", "%zu messages from peers were in doubt when we stopped: waiting for "
+                         "their echoes before opening links", echo_count(s->echo));
+    }
     local_events_t lev = {.on_message = local_message, .on_delivered = local_delivered,
                           .on_connect = local_up};
     s->local = local_new(ctx, cfg, &lev, s);
@@ -660,31 +815,57 @@ error:
     return NULL;
 }
 
-int site_start(site_t *s)
+/* Every rule's local filter, in any direction: out rules to hear local clients, in rules
+ * to hear the echoes of what we publish. Filters covered by another are left out, since
+ * a broker delivers a message once per matching subscription. */
+static GPtrArray *local_filters(site_t *s)
 {
-    /* Subscribe every out/both rule's local filter once, whichever peer it is for. */
-    GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal, free, NULL);
+    GPtrArray *all = g_ptr_array_new_with_free_func(g_free);
     for (size_t i = 0; i < s->n_peers; i++) {
         const config_peer_t *p = s->peers[i].cfg;
-        for (size_t r = 0; r < p->n_rules; r++) {
-            char *f = router_local_filter(&p->rules[r]);
-            if (!f)
-                continue;
-            if (g_hash_table_contains(seen, f)) {
-                free(f);
-                continue;
-            }
-            local_subscribe(s->local, f, 2);
-            g_hash_table_add(seen, f);
-        }
+        for (size_t r = 0; r < p->n_rules; r++)
+            g_ptr_array_add(all, g_strconcat(p->rules[r].local_prefix, p->rules[r].pattern, NULL));
     }
-    g_hash_table_destroy(seen);
+    GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
+    for (guint i = 0; i < all->len; i++) {
+        const char *f = g_ptr_array_index(all, i);
+        bool keep = true;
+        for (guint j = 0; j < all->len && keep; j++) {
+            const char *g = g_ptr_array_index(all, j);
+            if (i == j || !router_filter_covers(g, f))
+                continue;
+            /* Of two equal filters keep the first. */
+            keep = router_filter_covers(f, g) && i < j;
+        }
+        if (keep)
+            g_ptr_array_add(out, g_strdup(f));
+    }
+    g_ptr_array_free(all, TRUE);
+    return out;
+}
+
+int site_start(site_t *s)
+{
+    GPtrArray *filters = local_filters(s);
+    for (guint i = 0; i < filters->len; i++)
+        local_subscribe(s->local, g_ptr_array_index(filters, i), 2, false);
+    g_ptr_array_free(filters, TRUE);
     s->stats_src = g_timeout_source_new_seconds(10);
     g_source_set_callback(s->stats_src, stats_cb, s, NULL);
     g_source_attach(s->stats_src, s->ctx);
     g_source_unref(s->stats_src);
+    s->sweep_src = g_timeout_source_new_seconds(5);
+    g_source_set_callback(s->sweep_src, sweep_cb, s, NULL);
+    g_source_attach(s->sweep_src, s->ctx);
+    g_source_unref(s->sweep_src);
     int rc = local_start(s->local);
-    return rc ? rc : signaling_start(s->sig);
+    if (rc)
+        return rc;
+    if (s->recovering) {
+        recover_after(s, 10000); /* at the latest, even if the broker stays away */
+        return 0;
+    }
+    return signaling_start(s->sig);
 }
 
 const site_stats_t *site_stats(const site_t *s)
@@ -712,7 +893,15 @@ void site_free(site_t *s)
             queue_commit(s->q);
         queue_close(s->q);
     }
-    g_hash_table_destroy(s->inflight);
+    for (guint i = 0; s->to_publish && i < s->to_publish->len; i++)
+        msg_free(g_array_index(s->to_publish, pending_pub_t, i).msg);
+    if (s->to_publish)
+        g_array_free(s->to_publish, TRUE);
+    if (s->recover_src)
+        g_source_destroy(s->recover_src);
+    if (s->sweep_src)
+        g_source_destroy(s->sweep_src);
+    echo_free(s->echo);
     g_hash_table_destroy(s->delivering);
     free(s);
 }

@@ -14,9 +14,9 @@
 
 /* RFC 8832 5.1 layout of OPEN for label "brokerless", protocol "", reliable ordered. */
 static const uint8_t open_brokerless[] = {
-    0x03, 0x00, 0x01, 0x00,                   /* type, channel_type, priority 256 */
-    0x00, 0x00, 0x00, 0x00,                   /* reliability */
-    0x00, 0x0a, 0x00, 0x00,                   /* label_len 10, protocol_len 0 */
+    0x03, 0x00, 0x01, 0x00, /* type, channel_type, priority 256 */
+    0x00, 0x00, 0x00, 0x00, /* reliability */
+    0x00, 0x0a, 0x00, 0x00, /* label_len 10, protocol_len 0 */
     'b',  'r',  'o',  'k',  'e', 'r', 'l', 'e', 's', 's',
 };
 
@@ -38,8 +38,11 @@ static void test_round_trip(void **state)
     const uint8_t types[] = {0x00, 0x01, 0x02, 0x80, 0x81, 0x82};
     for (size_t i = 0; i < sizeof(types); i++) {
         /* reliability uses all 32 bits: a 16-bit read would lose 0x12345678's top. */
-        dcep_open_t in = {.channel_type = types[i], .priority = 0xbeef,
-                          .reliability = 0x12345678u, .label = "chan\xc3\xa9", .protocol = "mqtt"};
+        dcep_open_t in = {.channel_type = types[i],
+                          .priority = 0xbeef,
+                          .reliability = 0x12345678u,
+                          .label = "chan\xc3\xa9",
+                          .protocol = "mqtt"};
         uint8_t *buf;
         size_t len;
         assert_int_equal(dcep_build_open(&in, &buf, &len), 0);
@@ -166,10 +169,10 @@ static void test_build_refuses(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_open_bytes),     cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_open_bytes),        cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_parse_known_bytes), cmocka_unit_test(test_ack),
-        cmocka_unit_test(test_every_truncation), cmocka_unit_test(test_bad_lengths),
-        cmocka_unit_test(test_unknown_type),   cmocka_unit_test(test_build_refuses),
+        cmocka_unit_test(test_every_truncation),  cmocka_unit_test(test_bad_lengths),
+        cmocka_unit_test(test_unknown_type),      cmocka_unit_test(test_build_refuses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

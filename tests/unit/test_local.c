@@ -328,7 +328,7 @@ static void local_up(const char *filter)
 {
     local_make();
     if (filter)
-        assert_int_equal(local_subscribe(g_local, filter, 2), 0);
+        assert_int_equal(local_subscribe(g_local, filter, 2, true), 0);
     assert_int_equal(local_start(g_local), 0);
     int one = 1;
     assert_true(run_until(connects_at_least, &one));

@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: MIT */
+#include "echo.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <glib.h>
+#include <openssl/evp.h>
+
+struct echo {
+    GHashTable *by_key;   /* key -> GQueue of echo_rec_t* (owned) */
+    GHashTable *by_token; /* token -> echo_rec_t* (borrowed) */
+    size_t n;
+};
+
+static void queue_free(gpointer q)
+{
+    g_queue_free_full(q, (GDestroyNotify)echo_rec_free);
+}
+
+echo_t *echo_new(void)
+{
+    echo_t *e = calloc(1, sizeof(*e));
+    if (!e)
+        return NULL;
+    e->by_key = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, queue_free);
+    e->by_token = g_hash_table_new(g_int64_hash, g_int64_equal);
+    return e;
+}
+
+void echo_free(echo_t *e)
+{
+    if (!e)
+        return;
+    g_hash_table_destroy(e->by_token);
+    g_hash_table_destroy(e->by_key);
+    free(e);
+}
+
+void echo_rec_free(echo_rec_t *r)
+{
+    if (!r)
+        return;
+    free(r->key);
+    free(r);
+}
+
+char *echo_key(const char *topic, const uint8_t *payload, size_t len)
+{
+    unsigned char md[32];
+    unsigned int n = 0;
+    if (!EVP_Digest(payload ? payload : (const uint8_t *)"", len, md, &n, EVP_sha256(), NULL))
+        return NULL;
+    size_t tl = strlen(topic);
+    char *k = malloc(tl + 1 + 32 + 1);
+    if (!k)
+        return NULL;
+    memcpy(k, topic, tl);
+    k[tl] = '\x1f';
+    for (int i = 0; i < 16; i++)
+        snprintf(k + tl + 1 + 2 * i, 3, "%02x", md[i]);
+    return k;
+}
+
+echo_rec_t *echo_add(echo_t *e, const char *key, const char *origin, uint64_t seq, uint64_t token,
+                     void *peer, bool recovered)
+{
+    echo_rec_t *r = calloc(1, sizeof(*r));
+    if (!r || !(r->key = strdup(key))) {
+        free(r);
+        return NULL;
+    }
+    snprintf(r->origin, sizeof(r->origin), "%s", origin ? origin : "");
+    r->seq = seq;
+    r->token = token;
+    r->peer = peer;
+    r->recovered = recovered;
+    r->t_ms = bl_now_ms();
+    GQueue *q = g_hash_table_lookup(e->by_key, key);
+    if (!q) {
+        q = g_queue_new();
+        g_hash_table_insert(e->by_key, g_strdup(key), q);
+    }
+    g_queue_push_tail(q, r);
+    if (token)
+        g_hash_table_insert(e->by_token, &r->token, r);
+    e->n++;
+    return r;
+}
+
+static void unlink_rec(echo_t *e, echo_rec_t *r)
+{
+    if (r->token)
+        g_hash_table_remove(e->by_token, &r->token);
+    e->n--;
+}
+
+echo_rec_t *echo_take(echo_t *e, const char *key)
+{
+    GQueue *q = g_hash_table_lookup(e->by_key, key);
+    if (!q)
+        return NULL;
+    echo_rec_t *r = g_queue_pop_head(q);
+    if (g_queue_is_empty(q))
+        g_hash_table_remove(e->by_key, key);
+    if (r)
+        unlink_rec(e, r);
+    return r;
+}
+
+echo_rec_t *echo_by_token(echo_t *e, uint64_t token)
+{
+    return token ? g_hash_table_lookup(e->by_token, &token) : NULL;
+}
+
+void echo_sweep(echo_t *e, bool (*pred)(const echo_rec_t *r, void *ud),
+                void (*done)(echo_rec_t *r, void *ud), void *ud)
+{
+    GHashTableIter it;
+    gpointer k, v;
+    g_hash_table_iter_init(&it, e->by_key);
+    while (g_hash_table_iter_next(&it, &k, &v)) {
+        GQueue *q = v;
+        for (GList *l = q->head; l;) {
+            GList *next = l->next;
+            echo_rec_t *r = l->data;
+            if (pred(r, ud)) {
+                g_queue_delete_link(q, l);
+                unlink_rec(e, r);
+                done(r, ud);
+            }
+            l = next;
+        }
+        if (g_queue_is_empty(q))
+            g_hash_table_iter_remove(&it);
+    }
+}
+
+size_t echo_count(const echo_t *e)
+{
+    return e->n;
+}

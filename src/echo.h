@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/* echo.h - recognising our own publishes when the local broker sends them back.
+ *
+ * brokerless subscribes to its local broker without No Local, so every message it
+ * injects from a peer comes back to it: the echo. The echo is the broker's proof that
+ * it took the message, and it is how split horizon is kept (an echo is never routed
+ * out). Since the session is persistent, echoes of what the broker took just before a
+ * crash are delivered after the restart, which makes "delivered" knowable across a
+ * crash (site.c). Records are keyed by topic and a digest of the payload; identical
+ * messages in flight at once are matched oldest first. Pure data structure. */
+#ifndef BL_ECHO_H
+#define BL_ECHO_H
+
+#include "common.h"
+
+typedef struct echo_rec {
+    char origin[BL_SITE_NAME_MAX + 1];
+    uint64_t seq;      /* 0: an unsequenced QoS 0 message */
+    uint64_t token;    /* local publish token, 0 when recovered from the database */
+    void *peer;        /* the link's context, NULL when recovered */
+    bool acked;        /* the broker acknowledged it and the peer was told */
+    bool recovered;    /* loaded at start from the in-doubt table */
+    int64_t t_ms;      /* when it was added (monotonic) */
+    char *key;
+} echo_rec_t;
+
+typedef struct echo echo_t;
+
+echo_t *echo_new(void);
+void echo_free(echo_t *e);
+/* "topic\x1f<32 hex of SHA-256(payload)>" (malloc). */
+char *echo_key(const char *topic, const uint8_t *payload, size_t len);
+echo_rec_t *echo_add(echo_t *e, const char *key, const char *origin, uint64_t seq, uint64_t token,
+                     void *peer, bool recovered);
+/* The oldest record waiting for this key, removed (free with echo_rec_free), or NULL. */
+echo_rec_t *echo_take(echo_t *e, const char *key);
+/* The record published with `token` (still in the map), or NULL. */
+echo_rec_t *echo_by_token(echo_t *e, uint64_t token);
+/* Remove every record for which pred is true, handing each to done (which frees it). */
+void echo_sweep(echo_t *e, bool (*pred)(const echo_rec_t *r, void *ud),
+                void (*done)(echo_rec_t *r, void *ud), void *ud);
+size_t echo_count(const echo_t *e);
+void echo_rec_free(echo_rec_t *r);
+
+#endif
