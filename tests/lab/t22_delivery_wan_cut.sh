@@ -29,7 +29,7 @@ pass "bravo's WAN cut after $before messages arrived"
 sleep "$CUT_S"
 during=$(bl_got subB | wc -l)
 lab_wan_restore 2
-echo "note: $((during - before)) messages arrived during the ${CUT_S} s cut (in flight before it)"
+echo "note: $((during - before)) messages arrived during the ${CUT_S} s cut"
 wait "$pubpid" && pass "alpha's publisher published all $N" || fail "publisher failed"
 bl_wait_seq subB "$N" 120 || true
 sleep 2

@@ -18,6 +18,7 @@ bl_sites 2
 # Make bravo's broker persistent. It runs as root so that it can write its store into the
 # lab dir (mosquitto drops to user "mosquitto" otherwise, which cannot).
 mkdir -p "$LAB_DIR/broker2-store"
+# shellcheck disable=SC2034 # read by lab_start_site_broker
 LAB_BROKER_EXTRA="max_queued_messages 0
 persistence true
 persistence_location $LAB_DIR/broker2-store/

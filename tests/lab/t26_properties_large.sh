@@ -14,6 +14,7 @@ HERE=$(dirname "$0")
 . "$HERE/sites.sh"
 # The site brokers also log subscriptions ("CLIENT QOS TOPIC"): readiness of the
 # one-shot subscriber of the big payload.
+# shellcheck disable=SC2034 # read by lab_start_site_broker
 LAB_BROKER_EXTRA="max_queued_messages 0
 log_type subscribe"
 
