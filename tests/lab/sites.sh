@@ -136,3 +136,22 @@ bl_seq_report() {
 bl_wait_seq() {
   lab_wait_for "$3" bash -c "[[ \$(grep -v '__probe_' '$LAB_DIR/$1.log' | sort -u | wc -l) -ge $2 ]]"
 }
+
+# bl_pub_seq_paced SITE TOPIC FIRST LAST SECONDS [QOS]: like bl_pub_seq, spread evenly
+# over about SECONDS (in steps of 10 messages) on one connection, so that a fault can be
+# injected while the stream is still flowing. Run it in the background (&).
+bl_pub_seq_paced() {
+  perl -e '$| = 1; my ($a, $b, $secs) = @ARGV; my $steps = int(($b - $a + 1) / 10) || 1;
+    my $pause = $secs / $steps;
+    for (my $i = $a; $i <= $b; $i++) {
+      print "$i\n";
+      select(undef, undef, undef, $pause) if ($i - $a + 1) % 10 == 0;
+    }' "$3" "$4" "$5" |
+    lab_exec_stdin "$1" mosquitto_pub -h 127.0.0.1 -V 5 -q "${6:-1}" -t "$2" -l
+}
+
+# bl_retained SITE TOPIC: print the retained message of TOPIC at site SITE's broker
+# ("" when there is none): what a new subscriber gets at once.
+bl_retained() {
+  lab_exec "$1" mosquitto_sub -h 127.0.0.1 -V 5 -t "$2" --retained-only -C 1 -W 2 2>/dev/null || true
+}
