@@ -328,6 +328,14 @@ static int handle_new(mqtt_t *c)
     c->mosq = mosquitto_new(c->o.client_id, c->o.clean_start, c);
     if (!c->mosq)
         return BL_ENOMEM;
+    /* "threaded": libmosquitto then only queues packets and we write them from the
+     * loop (io_dispatch), so an acknowledgement of a message never leaves before the
+     * message is safe with us. No thread is started. */
+    mosquitto_threaded_set(c->mosq, true);
+    /* Let the broker have many messages in flight to us (MQTT 5 Receive Maximum;
+     * libmosquitto's default is 20): our acknowledgements wait for a commit, so a small
+     * window would cost a round trip through the loop every 20 messages. */
+    mosquitto_int_option(c->mosq, MOSQ_OPT_RECEIVE_MAXIMUM, 1000);
     mosquitto_int_option(c->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
     mosquitto_connect_v5_callback_set(c->mosq, on_connect_cb);
     mosquitto_disconnect_v5_callback_set(c->mosq, on_disconnect_cb);
@@ -501,7 +509,16 @@ static gboolean io_dispatch(GSource *src, GSourceFunc cb, gpointer ud)
     mqtt_t *c = io->c;
     GIOCondition rev = g_source_query_unix_fd(src, io->tag);
     enter(c);
-    if (rev & (G_IO_IN | G_IO_HUP | G_IO_ERR)) {
+    /* Write first, read second: what reading makes libmosquitto queue (PUBACK, PUBREC,
+     * PUBCOMP for what the broker sent us) goes out on a later turn of the loop, after
+     * the layer above has committed what those packets acknowledge. With
+     * mosquitto_threaded_set() libmosquitto never writes from inside a read. */
+    if (c->io == io && (rev & G_IO_OUT) && !c->freed) {
+        int rc = mosquitto_loop_write(c->mosq, 1);
+        if (rc)
+            conn_lost(c, rc);
+    }
+    if (c->io == io && !c->freed && (rev & (G_IO_IN | G_IO_HUP | G_IO_ERR))) {
         /* libmosquitto reads one packet per call. Read every packet already in the
          * socket buffer in this one dispatch, so the layer above sees a burst as one
          * batch (one database commit) rather than one main-loop turn per message. */
@@ -514,11 +531,6 @@ static gboolean io_dispatch(GSource *src, GSourceFunc cb, gpointer ud)
         }
         if (!rc && (rev & (G_IO_HUP | G_IO_ERR)))
             rc = MOSQ_ERR_CONN_LOST; /* never spin on a dead socket */
-        if (rc)
-            conn_lost(c, rc);
-    }
-    if (c->io == io && (rev & G_IO_OUT) && !c->freed) {
-        int rc = mosquitto_loop_write(c->mosq, 1);
         if (rc)
             conn_lost(c, rc);
     }

@@ -51,6 +51,8 @@ struct site {
     bool recovering;        /* waiting for echoes of what the broker took before a crash */
     GSource *recover_src, *sweep_src;
     bool warned_no_echo;
+    char sync_topic[128];   /* brokerless/<site>/sync: the recovery marker's topic */
+    char sync_marker[33];
     uint64_t next_token;
     bool txn_open;
     GSource *commit_src;
@@ -300,6 +302,12 @@ static bool retained_known(site_t *s, const bl_msg_t *m)
 static void local_message(void *ud, const bl_msg_t *m)
 {
     site_t *s = ud;
+    if (!strcmp(m->topic, s->sync_topic)) {
+        if (s->recovering && m->payload_len == strlen(s->sync_marker) &&
+            !memcmp(m->payload, s->sync_marker, m->payload_len))
+            recover_after(s, 0);
+        return;
+    }
     if (echo_count(s->echo)) {
         char *key = echo_key(m->topic, m->payload, m->payload_len);
         echo_rec_t *r = key ? echo_take(s->echo, key) : NULL;
@@ -637,10 +645,18 @@ static void signal_message(void *ud, const seal_msg_t *m)
 static void local_up(void *ud)
 {
     site_t *s = ud;
-    /* The broker hands over the session's queued messages, echoes included, right
-     * after it accepts us: give them a moment before links open. */
-    if (s->recovering)
-        recover_after(s, 1500);
+    /* The broker hands over the session's queued messages, echoes included, as soon as
+     * it accepts us. A marker we publish now comes back after all of them: when it
+     * does, every echo of what the broker took before the crash has been seen. */
+    if (s->recovering) {
+        bl_msg_t m;
+        msg_init(&m);
+        m.topic = s->sync_topic;
+        m.payload = (uint8_t *)s->sync_marker;
+        m.payload_len = strlen(s->sync_marker);
+        m.qos = 1;
+        local_publish(s->local, &m, 0);
+    }
     for (size_t i = 0; i < s->n_peers; i++)
         publish_peer_state(&s->peers[i]);
 }
@@ -780,6 +796,11 @@ site_t *site_new(GMainContext *ctx, const config_t *cfg, const cert_t *cert)
     if (load_epoch(s))
         goto error;
     queue_indoubt_each(s->q, recover_one, s);
+    snprintf(s->sync_topic, sizeof(s->sync_topic), "brokerless/%s/sync", cfg->site_name);
+    uint8_t rnd[16];
+    RAND_bytes(rnd, sizeof(rnd));
+    for (int i = 0; i < 16; i++)
+        snprintf(s->sync_marker + 2 * i, 3, "%02x", rnd[i]);
     if (echo_count(s->echo)) {
         s->recovering = true;
         LOG_INFO("site", "%zu messages from peers were in doubt when we stopped: waiting for "
@@ -850,6 +871,7 @@ int site_start(site_t *s)
     for (guint i = 0; i < filters->len; i++)
         local_subscribe(s->local, g_ptr_array_index(filters, i), 2, false);
     g_ptr_array_free(filters, TRUE);
+    local_subscribe(s->local, s->sync_topic, 1, false);
     s->stats_src = g_timeout_source_new_seconds(10);
     g_source_set_callback(s->stats_src, stats_cb, s, NULL);
     g_source_attach(s->stats_src, s->ctx);
@@ -862,7 +884,7 @@ int site_start(site_t *s)
     if (rc)
         return rc;
     if (s->recovering) {
-        recover_after(s, 10000); /* at the latest, even if the broker stays away */
+        recover_after(s, 30000); /* at the latest, even if the broker stays away */
         return 0;
     }
     return signaling_start(s->sig);
