@@ -572,6 +572,22 @@ int ice_send(ice_t *ice, const uint8_t *buf, size_t len)
     return rc;
 }
 
+/* Installed instead of no callback when we let go of a stream: libnice only reads a
+ * socket that has a receiver, and an unread readable socket keeps its GSource ready,
+ * i.e. the main loop spins at default priority and starves lower-priority sources, and
+ * libnice never sees the TURN server's answer to the deallocation close_async sent (it
+ * retransmits and gives up after ~1.5 s). Reading and dropping avoids both. */
+static void ice_discard_recv(NiceAgent *agent, guint stream_id, guint component_id, guint len,
+                             gchar *buf, gpointer data)
+{
+    (void)agent;
+    (void)stream_id;
+    (void)component_id;
+    (void)len;
+    (void)buf;
+    (void)data;
+}
+
 typedef struct {
     NiceAgent *agent;
     guint stream_id;
@@ -607,7 +623,7 @@ int ice_restart(ice_t *ice)
     if (!ice || ice->dead)
         return BL_EINVAL;
     guint old = ice->stream_id;
-    nice_agent_attach_recv(ice->agent, old, ICE_COMPONENT, ice->ctx, NULL, NULL);
+    nice_agent_attach_recv(ice->agent, old, ICE_COMPONENT, ice->ctx, ice_discard_recv, NULL);
     if (ice->depth > 0) {
         ice_stream_ref_t *r = g_new(ice_stream_ref_t, 1);
         r->agent = g_object_ref(ice->agent);
@@ -694,7 +710,8 @@ static void ice_destroy(ice_t *ice)
     if (ice->agent) {
         g_signal_handlers_disconnect_by_data(ice->agent, ice);
         if (ice->stream_id)
-            nice_agent_attach_recv(ice->agent, ice->stream_id, ICE_COMPONENT, ice->ctx, NULL, NULL);
+            nice_agent_attach_recv(ice->agent, ice->stream_id, ICE_COMPONENT, ice->ctx,
+                                   ice_discard_recv, NULL);
         /* Release TURN allocations (refresh with lifetime 0, RFC 8656 7); the pending
          * task keeps the agent alive until the context has run it. */
         if (ice->turn_ip)
@@ -728,7 +745,8 @@ void ice_free(ice_t *ice)
     /* From here on nothing is called back, whatever happens next. */
     g_signal_handlers_disconnect_by_data(ice->agent, ice);
     if (ice->stream_id)
-        nice_agent_attach_recv(ice->agent, ice->stream_id, ICE_COMPONENT, ice->ctx, NULL, NULL);
+        nice_agent_attach_recv(ice->agent, ice->stream_id, ICE_COMPONENT, ice->ctx,
+                               ice_discard_recv, NULL);
     ice->dead = true;
     if (ice->depth == 0) {
         ice->dead = false; /* not inside a handler: the agent can go right away */

@@ -581,6 +581,10 @@ static void schedule_work(sctp_t *s)
     if (s->work || s->freed)
         return;
     s->work = g_idle_source_new();
+    /* Default, not idle, priority: a source that stays ready at default priority (a
+     * socket of a freed libnice agent nobody reads, ~1.5 s per teardown) would starve
+     * an idle one and hold back every SCTP event, e.g. the association coming up. */
+    g_source_set_priority(s->work, G_PRIORITY_DEFAULT);
     g_source_set_callback(s->work, work_fire, s, NULL);
     g_source_attach(s->work, s->ctx);
 }
