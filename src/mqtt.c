@@ -496,6 +496,9 @@ static void kick(mqtt_t *c)
     if (c->kick || c->state != ST_CONNECTED)
         return;
     c->kick = g_idle_source_new();
+    /* Default priority, not idle: under load some socket is always ready, and an idle
+     * source would wait behind all of them while publishes pile up. */
+    g_source_set_priority(c->kick, G_PRIORITY_DEFAULT);
     g_source_set_callback(c->kick, kick_cb, c, NULL);
     g_source_attach(c->kick, c->ctx);
 }

@@ -18,6 +18,9 @@
 
 #define SITE_PUMP_BATCH 64
 #define SITE_ACK_BATCH 512
+/* QoS 0 waits in memory for a busy (open) link up to this many messages, then is
+ * dropped and counted: QoS 0 means at most once, never unbounded memory. */
+#define SITE_Q0_MAX 65536
 
 typedef struct peer_ctx {
     site_t *site;
@@ -27,6 +30,7 @@ typedef struct peer_ctx {
     uint64_t sent_max;   /* highest seq ever handed to the link (dup flag) */
     GArray *acks;        /* seqs to acknowledge to this peer */
     bool dirty;          /* queue grew: pump after commit */
+    GQueue q0;           /* QoS 0 messages for an open link that is momentarily full */
     bool warned_full;
 } peer_ctx_t;
 
@@ -184,6 +188,11 @@ static void pump(peer_ctx_t *p)
         p->dirty = true;
         return;
     }
+    bl_msg_t *m0;
+    while (link_can_send(p->link) && (m0 = g_queue_pop_head(&p->q0))) {
+        send_msg(p, m0);
+        msg_free(m0);
+    }
     while (link_can_send(p->link)) {
         bl_msg_t **msgs;
         int64_t *enq;
@@ -234,11 +243,14 @@ static void route_out(site_t *s, peer_ctx_t *p, const bl_msg_t *m, uint64_t *seq
         /* MQTT QoS 0: at most once, nothing kept for a peer that is not there. Only a
          * retained one has a sequence (for the retained sync's dedupe). */
         c->seq = *seq;
-        if (link_can_send(p->link))
-            send_msg(p, c);
-        else
+        if (link_is_open(p->link) && p->q0.length < SITE_Q0_MAX) {
+            g_queue_push_tail(&p->q0, c);
+            p->dirty = true;
+            schedule_commit(s); /* pumps after any commit, like everything else */
+        } else {
             s->stats.dropped_qos0++;
-        msg_free(c);
+            msg_free(c);
+        }
         return;
     }
     txn(s);
@@ -569,6 +581,11 @@ static void link_down(void *ud, link_t *l)
     site_t *s = ud;
     peer_ctx_t *p = peer_of(s, l);
     g_array_set_size(p->acks, 0);
+    bl_msg_t *m0;
+    while ((m0 = g_queue_pop_head(&p->q0))) {
+        s->stats.dropped_qos0++;
+        msg_free(m0);
+    }
 }
 
 /* A peer that lost its state numbers its messages from 1 again: forget what we saw of
@@ -906,6 +923,7 @@ void site_free(site_t *s)
     for (size_t i = 0; i < s->n_peers; i++) {
         link_free(s->peers[i].link);
         g_array_free(s->peers[i].acks, TRUE);
+        g_queue_clear_full(&s->peers[i].q0, (GDestroyNotify)msg_free);
     }
     free(s->peers);
     signaling_free(s->sig);
