@@ -75,6 +75,7 @@ struct mqtt {
 
     io_source_t *io;
     GSource *misc, *retry, *kick;
+    bool got_message; /* a message arrived in this dispatch: no writing until next turn */
 
     GQueue fifo;        /* pub_t *, not yet handed to libmosquitto */
     GQueue inflight;    /* pub_t *, in send order */
@@ -262,6 +263,7 @@ static void on_message_cb(struct mosquitto *m, void *ud, const struct mosquitto_
 {
     (void)m;
     mqtt_t *c = ud;
+    c->got_message = true; /* its acknowledgement must wait for the commit */
     if (c->freed || !c->ev.on_message)
         return;
     bl_msg_t msg;
@@ -479,6 +481,18 @@ static void flush(mqtt_t *c)
     }
 }
 
+/* Write what is queued right away. Only when no message arrived since the last
+ * write-first dispatch (got_message): then no acknowledgement waiting for the layer
+ * above's commit can be in libmosquitto's queue. */
+static void write_now(mqtt_t *c)
+{
+    if (c->state == ST_CONNECTED && c->mosq && !c->freed && mosquitto_want_write(c->mosq)) {
+        int rc = mosquitto_loop_write(c->mosq, 1);
+        if (rc)
+            conn_lost(c, rc);
+    }
+}
+
 static gboolean kick_cb(gpointer ud)
 {
     mqtt_t *c = ud;
@@ -486,6 +500,8 @@ static gboolean kick_cb(gpointer ud)
     c->kick = NULL;
     enter(c);
     flush(c);
+    if (!c->got_message)
+        write_now(c);
     io_update(c);
     leave(c);
     return G_SOURCE_REMOVE;
@@ -521,6 +537,7 @@ static gboolean io_dispatch(GSource *src, GSourceFunc cb, gpointer ud)
         if (rc)
             conn_lost(c, rc);
     }
+    c->got_message = false;
     if (c->io == io && !c->freed && (rev & (G_IO_IN | G_IO_HUP | G_IO_ERR))) {
         /* libmosquitto reads one packet per call. Read every packet already in the
          * socket buffer in this one dispatch, so the layer above sees a burst as one
@@ -538,6 +555,8 @@ static gboolean io_dispatch(GSource *src, GSourceFunc cb, gpointer ud)
             conn_lost(c, rc);
     }
     flush(c);
+    if (!c->got_message)
+        write_now(c); /* publishes and PUBRELs need not wait */
     io_update(c);
     leave(c);
     return G_SOURCE_CONTINUE;
@@ -555,6 +574,8 @@ static gboolean misc_cb(gpointer ud)
             conn_lost(c, rc ? rc : MOSQ_ERR_CONN_LOST);
     }
     flush(c);
+    if (!c->got_message)
+        write_now(c);
     io_update(c);
     leave(c);
     return G_SOURCE_CONTINUE;

@@ -35,6 +35,8 @@ enum {
     S_FLOOR_SET,
     S_RET_PUT,
     S_RET_ALL,
+    S_INDOUBT_ADD,
+    S_INDOUBT_DEL,
     S_COUNT_STMTS
 };
 
@@ -62,6 +64,8 @@ static const char *const stmt_sql[S_COUNT_STMTS] = {
                   "ON CONFLICT(topic) DO UPDATE SET frame = excluded.frame, "
                   "updated_ms = excluded.updated_ms",
     [S_RET_ALL] = "SELECT topic, frame FROM retained ORDER BY topic",
+    [S_INDOUBT_ADD] = "INSERT OR REPLACE INTO indoubt(origin, seq, key) VALUES(?1, ?2, ?3)",
+    [S_INDOUBT_DEL] = "DELETE FROM indoubt WHERE origin = ?1 AND seq = ?2",
 };
 
 /* Primary keys are the only indexes: each is the exact access path of one call
@@ -1030,33 +1034,29 @@ int queue_retained_get(queue_t *q, const char *topic, bl_msg_t **out)
 
 /* ---- in-doubt deliveries ---- */
 
-static int exec_bind(queue_t *q, const char *sql, const char *origin, uint64_t seq,
-                     const void *key, size_t key_len, const char *what)
+static int indoubt_run(queue_t *q, int id, const char *origin, uint64_t seq, const void *key,
+                       size_t key_len, const char *what)
 {
-    sqlite3_stmt *s = NULL;
-    int src = sqlite3_prepare_v3(q->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL);
-    if (src != SQLITE_OK)
-        return db_fail(q, src, what);
-    sqlite3_bind_text(s, 1, origin, -1, SQLITE_TRANSIENT);
+    sqlite3_stmt *s = stmt(q, id);
+    bind_name(s, 1, origin);
     sqlite3_bind_int64(s, 2, (int64_t)seq);
     if (key)
-        sqlite3_bind_blob(s, 3, key, (int)key_len, SQLITE_TRANSIENT);
-    src = sqlite3_step(s);
-    sqlite3_finalize(s);
-    return src == SQLITE_DONE ? 0 : db_fail(q, src, what);
+        sqlite3_bind_blob(s, 3, key, (int)key_len, SQLITE_STATIC);
+    int rc = run(q, s, what);
+    sqlite3_clear_bindings(s);
+    return rc;
 }
 
 int queue_indoubt_add(queue_t *q, const char *origin, uint64_t seq, const void *key,
                       size_t key_len)
 {
-    return exec_bind(q, "INSERT OR REPLACE INTO indoubt(origin, seq, key) VALUES(?1, ?2, ?3)",
-                     origin, seq, key, key_len, "storing an in-doubt delivery");
+    return indoubt_run(q, S_INDOUBT_ADD, origin, seq, key, key_len,
+                       "storing an in-doubt delivery");
 }
 
 int queue_indoubt_del(queue_t *q, const char *origin, uint64_t seq)
 {
-    return exec_bind(q, "DELETE FROM indoubt WHERE origin = ?1 AND seq = ?2", origin, seq, NULL,
-                     0, "removing an in-doubt delivery");
+    return indoubt_run(q, S_INDOUBT_DEL, origin, seq, NULL, 0, "removing an in-doubt delivery");
 }
 
 int queue_indoubt_each(queue_t *q, queue_indoubt_cb cb, void *ud)
