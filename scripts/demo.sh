@@ -12,9 +12,9 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 bash scripts/deps.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j"$(nproc)" --target brokerless >/dev/null
-export BL_BIN=$ROOT/build/brokerless
+cmake -S . -B build-demo -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build-demo -j"$(nproc)" --target brokerless >/dev/null
+export BL_BIN=$ROOT/build-demo/brokerless
 
 . tests/lab/lab.sh
 . tests/lab/sites.sh

@@ -155,3 +155,22 @@ bl_pub_seq_paced() {
 bl_retained() {
   lab_exec "$1" mosquitto_sub -h 127.0.0.1 -V 5 -t "$2" --retained-only -C 1 -W 2 2>/dev/null || true
 }
+
+# bl_lab N NAT RULE [ICE_MODE]: the usual start of a test: a lab of N sites behind NAT
+# (lab_up N NAT), the public broker and coturn, and every site's broker, identity and
+# config, each site peering with all others under RULE.
+bl_lab() {
+  local n=$1 nat=$2 rule=$3 mode=${4:-both} i
+  lab_up "$n" "$nat"
+  lab_start_pub_broker
+  lab_start_coturn
+  bl_sites "$n"
+  for ((i = 1; i <= n; i++)); do bl_config "$i" "$rule" "$mode"; done
+}
+
+# bl_up N: start the daemons of sites 1..N and check that site 1's link to site 2 opens.
+bl_up() {
+  local i
+  for ((i = 1; i <= $1; i++)); do bl_start "$i"; done
+  if bl_wait_open 1 "${BL_NAMES[2]}" 30; then pass "link open"; else fail "link did not open"; fi
+}

@@ -6,12 +6,7 @@ HERE=$(dirname "$0")
 . "$HERE/lab.sh"
 . "$HERE/sites.sh"
 
-lab_up 2 symmetric
-lab_start_pub_broker
-lab_start_coturn
-bl_sites 2
-bl_config 1 "test/# both 2" both
-bl_config 2 "test/# both 2" both
+bl_lab 2 symmetric "test/# both 2" both
 t0=$(_lab_now_us)
 bl_start 1
 bl_start 2

@@ -26,9 +26,7 @@ user root"
 lab_restart_site_broker 2
 bl_config 1 "test/# both 2" both
 bl_config 2 "test/# both 2" both
-bl_start 1
-bl_start 2
-bl_wait_open 1 bravo 30 && pass "link open" || fail "link did not open"
+bl_up 2
 bl_sub 2 subB 'test/load' -F '%p' -c -i t23-subB -q 1
 
 bl_pub_seq_paced 1 test/load 1 "$N" 20 1 &

@@ -13,15 +13,8 @@ HERE=$(dirname "$0")
 . "$HERE/sites.sh"
 N=${BL_TEST_N:-10000}
 
-lab_up 2 cone
-lab_start_pub_broker
-lab_start_coturn
-bl_sites 2
-bl_config 1 "test/# both 2" both
-bl_config 2 "test/# both 2" both
-bl_start 1
-bl_start 2
-bl_wait_open 1 bravo 30 && pass "link open" || fail "link did not open"
+bl_lab 2 cone "test/# both 2" both
+bl_up 2
 bl_sub 2 subB 'test/load' -F '%p'
 
 bl_pub_seq_paced 1 test/load 1 "$N" 20 1 &

@@ -12,15 +12,8 @@ HERE=$(dirname "$0")
 . "$HERE/lab.sh"
 . "$HERE/sites.sh"
 
-lab_up 2 cone
-lab_start_pub_broker
-lab_start_coturn
-bl_sites 2
-bl_config 1 "test/# both 2" both
-bl_config 2 "test/# both 2" both
-bl_start 1
-bl_start 2
-bl_wait_open 1 bravo 30 && pass "link open" || fail "link did not open"
+bl_lab 2 cone "test/# both 2" both
+bl_up 2
 
 bl_pub 1 -q 1 -r -t test/ret/a -m zero
 lab_wait_for 15 bash -c "[[ \$(ip netns exec $LAB_PREFIX-h2 mosquitto_sub -h 127.0.0.1 -t test/ret/a --retained-only -C 1 -W 2 2>/dev/null) == zero ]]" &&

@@ -21,15 +21,8 @@ log_type subscribe"
 # retained_match SITE TOPIC PATTERN: the retained value of TOPIC at SITE matches PATTERN.
 retained_match() { bl_retained "$1" "$2" | grep -qE "$3"; }
 
-lab_up 2 cone
-lab_start_pub_broker
-lab_start_coturn
-bl_sites 2
-bl_config 1 "test/# both 2" both
-bl_config 2 "test/# both 2" both
-bl_start 1
-bl_start 2
-bl_wait_open 1 bravo 30 && pass "link open" || fail "link did not open"
+bl_lab 2 cone "test/# both 2" both
+bl_up 2
 
 # ---- properties
 bl_sub 2 subP 'test/props' -F '%t|%C|%R|%D|%F|%E|%P|%p'
