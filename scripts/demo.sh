@@ -51,8 +51,8 @@ bl_sub 1 subA 'demo/#' -F '    alpha received %t "%p" qos=%q retain=%r'
 bl_pub 1 -t demo/kitchen/temp -m "21.5" -q 1 -D publish user-property unit celsius
 bl_pub 1 -t demo/door -m "closed" -q 2 -r
 bl_pub 2 -t demo/cabin/heater -m "on" -q 1
-bl_wait_got subB 2 10 || true
-bl_wait_got subA 1 10 || true
+bl_wait_got subB 3 10 || true
+bl_wait_got subA 3 10 || true
 bl_got subB
 bl_got subA
 
