@@ -338,6 +338,10 @@ static int handle_new(mqtt_t *c)
      * libmosquitto's default is 20): our acknowledgements wait for a commit, so a small
      * window would cost a round trip through the loop every 20 messages. */
     mosquitto_int_option(c->mosq, MOSQ_OPT_RECEIVE_MAXIMUM, 1000);
+    /* We write acknowledgements and publishes in bursts of small packets: without
+     * TCP_NODELAY, Nagle's algorithm holds each burst's tail until the broker's
+     * (delayed) ACK, a stall of up to 40 ms per round trip. */
+    mosquitto_int_option(c->mosq, MOSQ_OPT_TCP_NODELAY, 1);
     mosquitto_int_option(c->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
     mosquitto_connect_v5_callback_set(c->mosq, on_connect_cb);
     mosquitto_disconnect_v5_callback_set(c->mosq, on_disconnect_cb);
