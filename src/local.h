@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* local.h - the site's attachment to its local broker.
  *
- * One MQTT v5 connection that both subscribes (No Local, Retain As Published, so what
- * we inject from peers never comes back to us: split horizon) and publishes what peers
+ * One persistent MQTT v5 session that both subscribes (Retain As Published; site.c asks
+ * for our own publishes to come back, the echo of echo.h) and publishes what peers
  * send. Built on mqtt.c. */
 #ifndef BL_LOCAL_H
 #define BL_LOCAL_H
@@ -26,13 +26,12 @@ typedef struct local_events {
 
 local_t *local_new(GMainContext *ctx, const config_t *cfg, const local_events_t *ev, void *ud);
 /* Connect (returns at once; reconnects by itself). Subscribes nothing by itself: the
- * caller (site.c) calls local_subscribe() with router_local_filter() of every peer's
- * out/both rules, before or after local_start(). */
+ * caller (site.c) calls local_subscribe() for the local filter of every rule, before or
+ * after local_start(). */
 int local_start(local_t *l);
-/* Remembered and renewed on every connect; always No Local + Retain As Published.
- * QoS 2 is the usual choice: the broker downgrades each message to its own QoS. */
 /* Retain As Published always; no_local false lets our own publishes come back (the
- * echo, see echo.h). Remembered and renewed on every connect. */
+ * echo, see echo.h). Remembered and renewed on every connect. QoS 2 is the usual
+ * choice: the broker downgrades each message to its own QoS. */
 int local_subscribe(local_t *l, const char *filter, int qos, bool no_local);
 int local_publish(local_t *l, const bl_msg_t *m, uint64_t token);
 bool local_connected(const local_t *l);

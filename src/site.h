@@ -6,7 +6,7 @@
  * sequence -> durable queue (QoS >= 1, or QoS 0 when asked) -> link -> peer.
  * Message path in: peer -> dedupe -> router (in rules) -> local broker -> ACK to peer
  * once our broker accepted it. Split horizon: only messages published by local clients
- * are routed out; what we inject is never echoed to us (No Local). */
+ * are routed out; what we inject comes back as a recognised echo (echo.h) and stops. */
 #ifndef BL_SITE_H
 #define BL_SITE_H
 
