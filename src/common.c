@@ -7,20 +7,34 @@
 const char *bl_strerror(int rc)
 {
     switch (rc) {
-    case BL_OK: return "ok";
-    case BL_ENOMEM: return "out of memory";
-    case BL_EINVAL: return "malformed";
-    case BL_ETRUNC: return "truncated";
-    case BL_ETOOBIG: return "too big";
-    case BL_EIO: return "I/O error";
-    case BL_EAGAIN: return "try again";
-    case BL_ESTATE: return "wrong state";
-    case BL_EAUTH: return "authentication failed";
-    case BL_ESTALE: return "stale";
-    case BL_EREPLAY: return "replayed";
-    case BL_ENOTFOUND: return "not found";
-    case BL_EVERSION: return "unsupported version";
-    default: return "unknown error";
+    case BL_OK:
+        return "ok";
+    case BL_ENOMEM:
+        return "out of memory";
+    case BL_EINVAL:
+        return "malformed";
+    case BL_ETRUNC:
+        return "truncated";
+    case BL_ETOOBIG:
+        return "too big";
+    case BL_EIO:
+        return "I/O error";
+    case BL_EAGAIN:
+        return "try again";
+    case BL_ESTATE:
+        return "wrong state";
+    case BL_EAUTH:
+        return "authentication failed";
+    case BL_ESTALE:
+        return "stale";
+    case BL_EREPLAY:
+        return "replayed";
+    case BL_ENOTFOUND:
+        return "not found";
+    case BL_EVERSION:
+        return "unsupported version";
+    default:
+        return "unknown error";
     }
 }
 

@@ -11,18 +11,18 @@
 
 enum bl_err {
     BL_OK = 0,
-    BL_ENOMEM = -1,    /* allocation failed */
-    BL_EINVAL = -2,    /* malformed input or bad argument */
-    BL_ETRUNC = -3,    /* input ends before a length it announced */
-    BL_ETOOBIG = -4,   /* over a configured or protocol limit */
-    BL_EIO = -5,       /* an I/O or library call failed */
-    BL_EAGAIN = -6,    /* try again later (buffer full, not connected) */
-    BL_ESTATE = -7,    /* call not valid in the current state */
-    BL_EAUTH = -8,     /* authentication failed (AEAD tag, fingerprint) */
-    BL_ESTALE = -9,    /* too old (signalling timestamp) */
-    BL_EREPLAY = -10,  /* seen before */
-    BL_ENOTFOUND = -11,/* no such thing */
-    BL_EVERSION = -12, /* unsupported protocol version */
+    BL_ENOMEM = -1,     /* allocation failed */
+    BL_EINVAL = -2,     /* malformed input or bad argument */
+    BL_ETRUNC = -3,     /* input ends before a length it announced */
+    BL_ETOOBIG = -4,    /* over a configured or protocol limit */
+    BL_EIO = -5,        /* an I/O or library call failed */
+    BL_EAGAIN = -6,     /* try again later (buffer full, not connected) */
+    BL_ESTATE = -7,     /* call not valid in the current state */
+    BL_EAUTH = -8,      /* authentication failed (AEAD tag, fingerprint) */
+    BL_ESTALE = -9,     /* too old (signalling timestamp) */
+    BL_EREPLAY = -10,   /* seen before */
+    BL_ENOTFOUND = -11, /* no such thing */
+    BL_EVERSION = -12,  /* unsupported protocol version */
 };
 
 const char *bl_strerror(int rc);

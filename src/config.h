@@ -33,26 +33,28 @@ typedef struct config {
 
     char *site_name;
     char *state_dir;
-    int log_level;           /* log_level_t */
-    size_t max_message_size; /* default BL_MAX_MESSAGE_DEFAULT */
+    int log_level;             /* log_level_t */
+    size_t max_message_size;   /* default BL_MAX_MESSAGE_DEFAULT */
     size_t queue_max_messages; /* per peer, default 1000000 */
 
-    char *local_host;        /* default 127.0.0.1 */
-    int local_port;          /* default 1883 (8883 with tls) */
+    char *local_host; /* default 127.0.0.1 */
+    int local_port;   /* default 1883 (8883 with tls) */
     char *local_username, *local_password;
     bool local_tls;
     char *local_cafile;
-    char *local_client_id;   /* default "brokerless-<site>" */
-    int local_keepalive;     /* seconds, default 30 */
+    char *local_client_id; /* default "brokerless-<site>" */
+    int local_keepalive;   /* seconds, default 30 */
 
     char *signal_host;
     int signal_port;
     bool signal_tls;
     char *signal_username, *signal_password, *signal_cafile;
-    char *network_secret;    /* never logged */
+    char *network_secret; /* never logged */
 
-    char *stun_host;  int stun_port;  /* NULL = none */
-    char *turn_host;  int turn_port;  /* NULL = none */
+    char *stun_host;
+    int stun_port; /* NULL = none */
+    char *turn_host;
+    int turn_port; /* NULL = none */
     char *turn_username, *turn_password;
     bool ice_tcp;
     bool force_relay;

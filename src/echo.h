@@ -15,12 +15,12 @@
 
 typedef struct echo_rec {
     char origin[BL_SITE_NAME_MAX + 1];
-    uint64_t seq;      /* 0: an unsequenced QoS 0 message */
-    uint64_t token;    /* local publish token, 0 when recovered from the database */
-    void *peer;        /* the link's context, NULL when recovered */
-    bool acked;        /* the broker acknowledged it and the peer was told */
-    bool recovered;    /* loaded at start from the in-doubt table */
-    int64_t t_ms;      /* when it was added (monotonic) */
+    uint64_t seq;   /* 0: an unsequenced QoS 0 message */
+    uint64_t token; /* local publish token, 0 when recovered from the database */
+    void *peer;     /* the link's context, NULL when recovered */
+    bool acked;     /* the broker acknowledged it and the peer was told */
+    bool recovered; /* loaded at start from the in-doubt table */
+    int64_t t_ms;   /* when it was added (monotonic) */
     char *key;
 } echo_rec_t;
 

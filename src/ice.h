@@ -23,14 +23,16 @@ typedef enum {
 } ice_state_t;
 
 typedef struct ice_opts {
-    const char *who;          /* log prefix, e.g. "peer cabin" */
+    const char *who; /* log prefix, e.g. "peer cabin" */
     bool controlling;
-    const char *stun_host; int stun_port;  /* NULL = none */
-    const char *turn_host; int turn_port;  /* NULL = none */
+    const char *stun_host;
+    int stun_port; /* NULL = none */
+    const char *turn_host;
+    int turn_port; /* NULL = none */
     const char *turn_username, *turn_password;
-    bool tcp;                 /* also ICE-TCP candidates */
-    bool force_relay;         /* only relay candidates (tests, strict sites) */
-    bool send_host_candidates;/* false: keep host candidates to ourselves */
+    bool tcp;                  /* also ICE-TCP candidates */
+    bool force_relay;          /* only relay candidates (tests, strict sites) */
+    bool send_host_candidates; /* false: keep host candidates to ourselves */
     /* Local addresses to gather host candidates on, NULL-terminated; NULL = every
      * IPv4 address of an up, non-loopback interface (loopback only if there is none).
      * Tests pass {"127.0.0.1", NULL}. Read only during ice_new. */

@@ -44,7 +44,7 @@ struct link {
     void *ud;
 };
 
-static const char *const state_names[] = {"waiting", "signalling", "ice", "dtls",
+static const char *const state_names[] = {"waiting", "signalling", "ice",   "dtls",
                                           "sctp",    "open",       "failed"};
 
 const char *link_state_name(link_state_t s)
@@ -135,8 +135,8 @@ static void session_failed(link_t *l, const char *why)
     if (was == LINK_OPEN)
         LOG_WARN(l->who, "link down: %s", why);
     else
-        LOG_WARN(l->who, "connection attempt failed in %s after %lld ms: %s",
-                 link_state_name(was), (long long)(bl_now_ms() - l->t_attempt), why);
+        LOG_WARN(l->who, "connection attempt failed in %s after %lld ms: %s", link_state_name(was),
+                 (long long)(bl_now_ms() - l->t_attempt), why);
     char sid[33];
     snprintf(sid, sizeof(sid), "%s", l->sid);
     drop_session(l);
@@ -299,14 +299,21 @@ static int new_transport(link_t *l, bool offerer)
         .offerer = offerer,
         .cert = l->cert,
         .peer_fingerprint = l->peer->fingerprint,
-        .ice = {.stun_host = stun_is_turn ? NULL : c->stun_host, .stun_port = c->stun_port,
-                .turn_host = c->turn_host, .turn_port = c->turn_port,
-                .turn_username = c->turn_username, .turn_password = c->turn_password,
-                .tcp = c->ice_tcp, .force_relay = c->force_relay,
+        .ice = {.stun_host = stun_is_turn ? NULL : c->stun_host,
+                .stun_port = c->stun_port,
+                .turn_host = c->turn_host,
+                .turn_port = c->turn_port,
+                .turn_username = c->turn_username,
+                .turn_password = c->turn_password,
+                .tcp = c->ice_tcp,
+                .force_relay = c->force_relay,
                 .send_host_candidates = c->send_host_candidates},
     };
-    transport_events_t ev = {.signal = tr_signal, .on_step = tr_step, .on_open = tr_open,
-                             .on_failed = tr_failed, .on_frame = tr_frame,
+    transport_events_t ev = {.signal = tr_signal,
+                             .on_step = tr_step,
+                             .on_open = tr_open,
+                             .on_failed = tr_failed,
+                             .on_frame = tr_frame,
                              .on_writable = tr_writable};
     l->tr = rtc_new(l->ctx, &o, &ev, l);
     if (!l->tr)
@@ -396,8 +403,9 @@ void link_signal_in(link_t *l, const seal_msg_t *m)
     }
     if (!strcmp(m->type, "offer")) {
         if (l->offerer) {
-            LOG_WARN(l->who, "peer sent an offer but we are the offerer (site names \"%s\" < "
-                             "\"%s\"): is the peer configured with another name for us?",
+            LOG_WARN(l->who,
+                     "peer sent an offer but we are the offerer (site names \"%s\" < "
+                     "\"%s\"): is the peer configured with another name for us?",
                      l->cfg->site_name, l->peer->name);
             return;
         }

@@ -37,8 +37,7 @@ typedef enum {
 
 typedef struct link_events {
     /* Send a signalling message to this peer. */
-    void (*signal_send)(void *ud, link_t *l, const char *type, const char *sid,
-                        const char *body);
+    void (*signal_send)(void *ud, link_t *l, const char *type, const char *sid, const char *body);
     void (*on_open)(void *ud, link_t *l);
     void (*on_down)(void *ud, link_t *l);
     /* A decoded frame (owned by the link; valid during the call). */
@@ -51,7 +50,7 @@ typedef struct link_events {
 
 typedef struct link_stats {
     uint64_t frames_out, frames_in, bytes_out, bytes_in;
-    uint64_t bad_frames;  /* undecodable frames from the peer */
+    uint64_t bad_frames; /* undecodable frames from the peer */
     uint64_t opens, failures;
 } link_stats_t;
 

@@ -26,16 +26,16 @@
 typedef struct mqtt mqtt_t;
 
 typedef struct mqtt_opts {
-    const char *name;      /* for logs: "local", "signal" */
+    const char *name; /* for logs: "local", "signal" */
     const char *host;
     int port;
     const char *client_id;
     const char *username, *password;
     bool tls;
-    const char *cafile;    /* NULL = system store when tls */
-    int keepalive;         /* seconds */
-    bool clean_start;      /* false: persistent session (session expiry = 1 day); needs
-                            * a client_id */
+    const char *cafile; /* NULL = system store when tls */
+    int keepalive;      /* seconds */
+    bool clean_start;   /* false: persistent session (session expiry = 1 day); needs
+                         * a client_id */
 } mqtt_opts_t;
 
 typedef struct mqtt_events {

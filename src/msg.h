@@ -19,17 +19,17 @@ typedef struct bl_msg {
     char *topic;      /* NUL-terminated, never NULL in a valid message */
     uint8_t *payload; /* may be NULL when payload_len == 0 */
     size_t payload_len;
-    uint8_t qos;      /* 0..2 */
+    uint8_t qos; /* 0..2 */
     bool retain;
-    bool dup;         /* a resend of a frame the peer may already have */
+    bool dup; /* a resend of a frame the peer may already have */
 
     /* MQTT 5 properties */
-    int payload_format;      /* -1 absent, else 0 (bytes) or 1 (UTF-8) */
+    int payload_format; /* -1 absent, else 0 (bytes) or 1 (UTF-8) */
     bool has_expiry;
-    uint32_t expiry_s;       /* remaining message expiry interval, seconds */
-    char *content_type;      /* NULL = absent */
-    char *response_topic;    /* NULL = absent */
-    uint8_t *correlation;    /* NULL = absent */
+    uint32_t expiry_s;    /* remaining message expiry interval, seconds */
+    char *content_type;   /* NULL = absent */
+    char *response_topic; /* NULL = absent */
+    uint8_t *correlation; /* NULL = absent */
     size_t correlation_len;
     msg_user_prop_t *user_props;
     size_t n_user_props;

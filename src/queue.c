@@ -468,10 +468,11 @@ int queue_open(const char *path, queue_t **out)
     if ((rc = configure(q)) || (rc = schema_setup(q, path)))
         goto error;
     /* Added after schema 1 shipped to nobody: created on demand, harmless if present. */
-    src = sqlite3_exec(q->db,
-                       "CREATE TABLE IF NOT EXISTS indoubt(origin TEXT NOT NULL, seq INTEGER NOT NULL,"
-                       " key BLOB NOT NULL, PRIMARY KEY(origin, seq)) WITHOUT ROWID",
-                       NULL, NULL, NULL);
+    src = sqlite3_exec(
+        q->db,
+        "CREATE TABLE IF NOT EXISTS indoubt(origin TEXT NOT NULL, seq INTEGER NOT NULL,"
+        " key BLOB NOT NULL, PRIMARY KEY(origin, seq)) WITHOUT ROWID",
+        NULL, NULL, NULL);
     if (src != SQLITE_OK) {
         rc = db_fail(q, src, "creating the in-doubt table");
         goto error;
@@ -1017,8 +1018,8 @@ int queue_retained_get(queue_t *q, const char *topic, bl_msg_t **out)
 {
     *out = NULL;
     sqlite3_stmt *s = NULL;
-    int src = sqlite3_prepare_v2(q->db, "SELECT frame FROM retained WHERE topic = ?1", -1, &s,
-                                 NULL);
+    int src =
+        sqlite3_prepare_v2(q->db, "SELECT frame FROM retained WHERE topic = ?1", -1, &s, NULL);
     if (src != SQLITE_OK)
         return db_fail(q, src, "reading a retained message");
     sqlite3_bind_text(s, 1, topic, -1, SQLITE_TRANSIENT);
@@ -1047,11 +1048,9 @@ static int indoubt_run(queue_t *q, int id, const char *origin, uint64_t seq, con
     return rc;
 }
 
-int queue_indoubt_add(queue_t *q, const char *origin, uint64_t seq, const void *key,
-                      size_t key_len)
+int queue_indoubt_add(queue_t *q, const char *origin, uint64_t seq, const void *key, size_t key_len)
 {
-    return indoubt_run(q, S_INDOUBT_ADD, origin, seq, key, key_len,
-                       "storing an in-doubt delivery");
+    return indoubt_run(q, S_INDOUBT_ADD, origin, seq, key, key_len, "storing an in-doubt delivery");
 }
 
 int queue_indoubt_del(queue_t *q, const char *origin, uint64_t seq)

@@ -22,7 +22,7 @@ typedef struct queue queue_t;
 int queue_open(const char *path, queue_t **out);
 void queue_close(queue_t *q);
 
-int queue_begin(queue_t *q);  /* nests: only the outermost begin/commit pair counts */
+int queue_begin(queue_t *q); /* nests: only the outermost begin/commit pair counts */
 int queue_commit(queue_t *q);
 
 /* Next origin sequence (1, 2, ...), persisted. */

@@ -16,7 +16,7 @@
 typedef enum { ROUTE_IN = 1, ROUTE_OUT = 2, ROUTE_BOTH = 3 } route_dir_t;
 
 typedef struct route_rule {
-    char *pattern;       /* MQTT filter, may contain + and # */
+    char *pattern; /* MQTT filter, may contain + and # */
     route_dir_t dir;
     int qos;             /* cap, 0..2 */
     char *local_prefix;  /* "" when none */

@@ -128,9 +128,12 @@ static void dtls_up(void *ud)
     rtc_t *r = ud;
     step(r, "dtls", "handshake done, peer fingerprint verified");
     sctp_opts_t so = {.who = r->who, .dtls_client = !r->offerer, .max_message = r->max_message};
-    sctp_events_t sev = {.send = sctp_out, .on_connected = sctp_up,
-                         .on_channel_open = sctp_chan_open, .on_message = sctp_msg,
-                         .on_writable = sctp_writable, .on_closed = sctp_closed};
+    sctp_events_t sev = {.send = sctp_out,
+                         .on_connected = sctp_up,
+                         .on_channel_open = sctp_chan_open,
+                         .on_message = sctp_msg,
+                         .on_writable = sctp_writable,
+                         .on_closed = sctp_closed};
     r->sctp = sctp_new(r->ctx, &so, &sev, r);
     if (!r->sctp || sctp_start(r->sctp))
         rtc_fail(r, "cannot start sctp");
@@ -153,10 +156,13 @@ static void dtls_failed(void *ud, const char *why)
 
 static void start_dtls(rtc_t *r)
 {
-    dtls_opts_t o = {.who = r->who, .cert = r->cert, .expected_fp = r->peer_fp,
-                     .client = !r->offerer, .mtu = 1200};
-    dtls_events_t ev = {.send = dtls_out, .on_connected = dtls_up, .on_data = dtls_data,
-                        .on_failed = dtls_failed};
+    dtls_opts_t o = {.who = r->who,
+                     .cert = r->cert,
+                     .expected_fp = r->peer_fp,
+                     .client = !r->offerer,
+                     .mtu = 1200};
+    dtls_events_t ev = {
+        .send = dtls_out, .on_connected = dtls_up, .on_data = dtls_data, .on_failed = dtls_failed};
     r->dtls = dtls_new(r->ctx, &o, &ev, r);
     if (!r->dtls || dtls_start(r->dtls))
         rtc_fail(r, "cannot start dtls");
@@ -269,8 +275,8 @@ static int take_description(rtc_t *r, const char *body)
     }
     if (strcmp(d.fingerprint, r->peer_fp) != 0) {
         /* DTLS would refuse it anyway; saying so here makes the log clearer. */
-        LOG_WARN(r->who, "peer's description announces fingerprint %s, pinned is %s",
-                 d.fingerprint, r->peer_fp);
+        LOG_WARN(r->who, "peer's description announces fingerprint %s, pinned is %s", d.fingerprint,
+                 r->peer_fp);
     }
     int rc = ice_set_remote_credentials(r->ice, d.ufrag, d.pwd);
     for (size_t i = 0; !rc && i < d.n_candidates; i++)
@@ -388,8 +394,10 @@ transport_t *rtc_new(GMainContext *ctx, const rtc_opts_t *opts, const transport_
     ice_opts_t io = opts->ice;
     io.who = r->who;
     io.controlling = opts->offerer;
-    ice_events_t iev = {.on_candidate = ice_cand, .on_gathering_done = ice_done,
-                        .on_state = ice_state_cb, .on_recv = ice_recv};
+    ice_events_t iev = {.on_candidate = ice_cand,
+                        .on_gathering_done = ice_done,
+                        .on_state = ice_state_cb,
+                        .on_recv = ice_recv};
     r->ice = ice_new(ctx, &io, &iev, r);
     if (!r->ice)
         goto error;

@@ -18,8 +18,8 @@ typedef struct rtc_opts {
     bool offerer;
     const cert_t *cert;
     const char *peer_fingerprint;
-    ice_opts_t ice;          /* controlling is set from offerer */
-    size_t max_message;      /* SCTP message limit, default WIRE_MAX_CHUNK + header room */
+    ice_opts_t ice;     /* controlling is set from offerer */
+    size_t max_message; /* SCTP message limit, default WIRE_MAX_CHUNK + header room */
 } rtc_opts_t;
 
 transport_t *rtc_new(GMainContext *ctx, const rtc_opts_t *opts, const transport_events_t *ev,

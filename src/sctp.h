@@ -34,8 +34,8 @@ typedef struct sctp_events {
 
 typedef struct sctp_opts {
     const char *who;
-    bool dtls_client;      /* chooses even/odd stream ids */
-    size_t max_message;    /* largest message we send/accept (default 262144) */
+    bool dtls_client;   /* chooses even/odd stream ids */
+    size_t max_message; /* largest message we send/accept (default 262144) */
 } sctp_opts_t;
 
 /* Process-wide init (idempotent); sctp_new calls it. */

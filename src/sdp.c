@@ -8,8 +8,8 @@
 
 #include <glib.h>
 
-char *sdp_build(const char *session_id, const char *ufrag, const char *pwd,
-                const char *fingerprint, sdp_setup_t setup, size_t max_message_size)
+char *sdp_build(const char *session_id, const char *ufrag, const char *pwd, const char *fingerprint,
+                sdp_setup_t setup, size_t max_message_size)
 {
     const char *role = setup == SDP_SETUP_ACTIVE    ? "active"
                        : setup == SDP_SETUP_PASSIVE ? "passive"

@@ -12,22 +12,27 @@
 
 #define SDP_MAX_CANDIDATES 32
 
-typedef enum { SDP_SETUP_NONE = 0, SDP_SETUP_ACTPASS, SDP_SETUP_ACTIVE, SDP_SETUP_PASSIVE } sdp_setup_t;
+typedef enum {
+    SDP_SETUP_NONE = 0,
+    SDP_SETUP_ACTPASS,
+    SDP_SETUP_ACTIVE,
+    SDP_SETUP_PASSIVE
+} sdp_setup_t;
 
 typedef struct sdp_desc {
-    char ufrag[257];       /* RFC 8839 5.4: 4..256 ice-chars */
-    char pwd[257];         /* 22..256 ice-chars */
-    char fingerprint[96];  /* sha-256, normalised "AB:CD:.." */
+    char ufrag[257];      /* RFC 8839 5.4: 4..256 ice-chars */
+    char pwd[257];        /* 22..256 ice-chars */
+    char fingerprint[96]; /* sha-256, normalised "AB:CD:.." */
     sdp_setup_t setup;
-    int sctp_port;         /* 0 = absent */
-    size_t max_message_size; /* 0 = absent (RFC 8841: then 64 KiB) */
+    int sctp_port;                        /* 0 = absent */
+    size_t max_message_size;              /* 0 = absent (RFC 8841: then 64 KiB) */
     char *candidates[SDP_MAX_CANDIDATES]; /* "candidate:..." lines (owned) */
     size_t n_candidates;
 } sdp_desc_t;
 
 /* Write our description (malloc'd, CRLF line ends). */
-char *sdp_build(const char *session_id, const char *ufrag, const char *pwd,
-                const char *fingerprint, sdp_setup_t setup, size_t max_message_size);
+char *sdp_build(const char *session_id, const char *ufrag, const char *pwd, const char *fingerprint,
+                sdp_setup_t setup, size_t max_message_size);
 /* Parse; BL_EINVAL when ufrag, pwd, a sha-256 fingerprint or an application m-line is
  * missing or malformed. */
 int sdp_parse(const char *text, size_t len, sdp_desc_t *out);

@@ -39,12 +39,12 @@ int seal_inbox_topic(const char *secret, const char *site, char *out, size_t out
 typedef struct seal_msg {
     char from[BL_SITE_NAME_MAX + 1];
     char to[BL_SITE_NAME_MAX + 1];
-    char sid[33];      /* session id, hex */
-    int64_t ts_ms;     /* sender's wall clock */
-    char type[16];     /* "offer", "answer", "cand", "eoc", "bye", "restart" */
-    char *body;        /* type-specific: SDP for offer/answer, candidate line; may be NULL */
-    char *cert;        /* optional: the sender's certificate, base64 DER (signaling.c) */
-    char *sig;         /* optional: the sender's signature, base64 (signaling.c) */
+    char sid[33];  /* session id, hex */
+    int64_t ts_ms; /* sender's wall clock */
+    char type[16]; /* "offer", "answer", "cand", "eoc", "bye", "restart" */
+    char *body;    /* type-specific: SDP for offer/answer, candidate line; may be NULL */
+    char *cert;    /* optional: the sender's certificate, base64 DER (signaling.c) */
+    char *sig;     /* optional: the sender's signature, base64 (signaling.c) */
     uint8_t nonce[SEAL_NONCE_LEN];
 } seal_msg_t;
 

@@ -14,8 +14,8 @@
 struct signaling {
     const config_t *cfg;
     const cert_t *cert;
-    char *cert_b64;       /* our certificate, DER, base64: sent with every message */
-    GHashTable *sigs;     /* signatures seen recently -> ts (a re-sealed replay) */
+    char *cert_b64;   /* our certificate, DER, base64: sent with every message */
+    GHashTable *sigs; /* signatures seen recently -> ts (a re-sealed replay) */
     seal_keys_t keys;
     seal_replay_t *replay;
     char inbox[64];
@@ -161,8 +161,7 @@ static void on_message(void *ud, const bl_msg_t *m)
         snprintf(why, sizeof(why), "%s, presented certificate %s, pinned %s", sm.from, fp,
                  config_find_peer(s->cfg, sm.from)->fingerprint);
         refuse(&s->stats.bad_signature, "not signed by the pinned certificate of", why);
-    }
-    else if (sig_replayed(s, &sm, bl_wall_ms()))
+    } else if (sig_replayed(s, &sm, bl_wall_ms()))
         refuse(&s->stats.replayed, "replayed", sm.from);
     else {
         s->stats.received++;
@@ -209,8 +208,8 @@ signaling_t *signaling_new(GMainContext *ctx, const config_t *cfg, const cert_t 
         .keepalive = 20,
         .clean_start = true,
     };
-    mqtt_events_t mev = {.on_connect = on_connect, .on_disconnect = on_disconnect,
-                         .on_message = on_message};
+    mqtt_events_t mev = {
+        .on_connect = on_connect, .on_disconnect = on_disconnect, .on_message = on_message};
     s->mqtt = mqtt_new(ctx, &o, &mev, s);
     if (!s->mqtt)
         goto error;
@@ -227,7 +226,7 @@ int signaling_start(signaling_t *s)
 }
 
 int signaling_send(signaling_t *s, const char *to, const char *type, const char *sid,
-                const char *body)
+                   const char *body)
 {
     seal_msg_t m;
     memset(&m, 0, sizeof(m));

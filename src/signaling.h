@@ -21,9 +21,9 @@ typedef struct signaling signaling_t;
 
 typedef struct signaling_stats {
     uint64_t sent, received;
-    uint64_t bad;      /* undecryptable or malformed */
-    uint64_t stale;    /* outside the time window */
-    uint64_t replayed; /* nonce seen before */
+    uint64_t bad;         /* undecryptable or malformed */
+    uint64_t stale;       /* outside the time window */
+    uint64_t replayed;    /* nonce seen before */
     uint64_t misdirected; /* not addressed to us, or from ourselves */
     uint64_t unknown_peer;
     uint64_t bad_signature; /* not signed by the peer's pinned certificate */
@@ -40,7 +40,7 @@ signaling_t *signaling_new(GMainContext *ctx, const config_t *cfg, const cert_t 
                            const signaling_events_t *ev, void *ud);
 int signaling_start(signaling_t *s);
 int signaling_send(signaling_t *s, const char *to, const char *type, const char *sid,
-                const char *body);
+                   const char *body);
 bool signaling_connected(const signaling_t *s);
 const signaling_stats_t *signaling_stats(const signaling_t *s);
 void signaling_free(signaling_t *s);

@@ -26,11 +26,11 @@ typedef struct peer_ctx {
     site_t *site;
     const config_peer_t *cfg;
     link_t *link;
-    uint64_t cursor;     /* highest seq handed to the link in this session */
-    uint64_t sent_max;   /* highest seq ever handed to the link (dup flag) */
-    GArray *acks;        /* seqs to acknowledge to this peer */
-    bool dirty;          /* queue grew: pump after commit */
-    GQueue q0;           /* QoS 0 messages for an open link that is momentarily full */
+    uint64_t cursor;   /* highest seq handed to the link in this session */
+    uint64_t sent_max; /* highest seq ever handed to the link (dup flag) */
+    GArray *acks;      /* seqs to acknowledge to this peer */
+    bool dirty;        /* queue grew: pump after commit */
+    GQueue q0;         /* QoS 0 messages for an open link that is momentarily full */
     bool warned_full;
 } peer_ctx_t;
 
@@ -55,7 +55,7 @@ struct site {
     bool recovering;        /* waiting for echoes of what the broker took before a crash */
     GSource *recover_src, *sweep_src;
     bool warned_no_echo;
-    char sync_topic[128];   /* brokerless/<site>/sync: the recovery marker's topic */
+    char sync_topic[128]; /* brokerless/<site>/sync: the recovery marker's topic */
     char sync_marker[33];
     uint64_t next_token;
     bool txn_open;
@@ -264,8 +264,10 @@ static void route_out(site_t *s, peer_ctx_t *p, const bl_msg_t *m, uint64_t *seq
     if (rc == BL_ETOOBIG) {
         s->stats.queue_full++;
         if (!p->warned_full)
-            LOG_WARN("site", "queue for %s is full (%zu messages): refusing new messages "
-                             "for it until it drains", p->cfg->name, s->cfg->queue_max_messages);
+            LOG_WARN("site",
+                     "queue for %s is full (%zu messages): refusing new messages "
+                     "for it until it drains",
+                     p->cfg->name, s->cfg->queue_max_messages);
         p->warned_full = true;
     } else if (rc) {
         LOG_ERROR("site", "cannot queue a message on %s for %s: %s", m->topic, p->cfg->name,
@@ -332,9 +334,11 @@ static void local_message(void *ud, const bl_msg_t *m)
     s->stats.local_in++;
     if (m->payload_len > s->cfg->max_message_size) {
         s->stats.too_big++;
-        LOG_WARN("site", "refused a message on %s: %zu bytes is over max_message_size %zu "
-                         "(%llu refused so far)", m->topic, m->payload_len,
-                 s->cfg->max_message_size, (unsigned long long)s->stats.too_big);
+        LOG_WARN("site",
+                 "refused a message on %s: %zu bytes is over max_message_size %zu "
+                 "(%llu refused so far)",
+                 m->topic, m->payload_len, s->cfg->max_message_size,
+                 (unsigned long long)s->stats.too_big);
         return;
     }
     if (m->retain && retained_known(s, m)) {
@@ -541,8 +545,8 @@ static void sync_retained(peer_ctx_t *p)
         char *wire_topic = NULL;
         int qos = 0;
         if (!m->origin || strcmp(m->origin, s->cfg->site_name) != 0 ||
-            router_map_out(p->cfg->rules, p->cfg->n_rules, m->topic, m->qos, &wire_topic,
-                           &qos) != 1)
+            router_map_out(p->cfg->rules, p->cfg->n_rules, m->topic, m->qos, &wire_topic, &qos) !=
+                1)
             continue;
         free(m->topic);
         m->topic = wire_topic;
@@ -561,8 +565,8 @@ static void link_open(void *ud, link_t *l)
 {
     site_t *s = ud;
     peer_ctx_t *p = peer_of(s, l);
-    wire_hello_t h = {.features = 0, .max_message_size = (uint32_t)s->cfg->max_message_size,
-                      .epoch = s->epoch};
+    wire_hello_t h = {
+        .features = 0, .max_message_size = (uint32_t)s->cfg->max_message_size, .epoch = s->epoch};
     snprintf(h.site, sizeof(h.site), "%s", s->cfg->site_name);
     uint8_t *frame;
     size_t len;
@@ -601,8 +605,10 @@ static void check_epoch(peer_ctx_t *p, uint64_t epoch)
         return;
     txn(s);
     if (rc == 0) {
-        LOG_WARN(p->cfg->name, "peer's state was re-created (epoch %s, was %s): forgetting "
-                               "which of its messages we saw", now, have);
+        LOG_WARN(p->cfg->name,
+                 "peer's state was re-created (epoch %s, was %s): forgetting "
+                 "which of its messages we saw",
+                 now, have);
         queue_seen_reset(s->q, p->cfg->name);
     }
     queue_meta_set(s->q, key, now);
@@ -700,8 +706,7 @@ static gboolean stats_cb(gpointer ud)
 
 /* ---- lifecycle ---- */
 
-static void recover_one(void *ud, const char *origin, uint64_t seq, const void *key,
-                        size_t key_len)
+static void recover_one(void *ud, const char *origin, uint64_t seq, const void *key, size_t key_len)
 {
     site_t *s = ud;
     char *k = g_strndup(key, key_len);
@@ -761,8 +766,9 @@ static void echo_gone(echo_rec_t *r, void *ud)
 {
     site_t *s = ud;
     if (!s->warned_no_echo)
-        LOG_WARN("site", "the local broker did not send back a message we published on %.*s: "
-                         "can brokerless subscribe to it?",
+        LOG_WARN("site",
+                 "the local broker did not send back a message we published on %.*s: "
+                 "can brokerless subscribe to it?",
                  (int)strcspn(r->key, "\x1f"), r->key);
     s->warned_no_echo = true;
     if (r->seq) {
@@ -820,11 +826,13 @@ site_t *site_new(GMainContext *ctx, const config_t *cfg, const cert_t *cert)
         snprintf(s->sync_marker + 2 * i, 3, "%02x", rnd[i]);
     if (echo_count(s->echo)) {
         s->recovering = true;
-        LOG_INFO("site", "%zu messages from peers were in doubt when we stopped: waiting for "
-                         "their echoes before opening links", echo_count(s->echo));
+        LOG_INFO("site",
+                 "%zu messages from peers were in doubt when we stopped: waiting for "
+                 "their echoes before opening links",
+                 echo_count(s->echo));
     }
-    local_events_t lev = {.on_message = local_message, .on_delivered = local_delivered,
-                          .on_connect = local_up};
+    local_events_t lev = {
+        .on_message = local_message, .on_delivered = local_delivered, .on_connect = local_up};
     s->local = local_new(ctx, cfg, &lev, s);
     signaling_events_t sev = {.on_connect = signal_up, .on_message = signal_message};
     s->sig = signaling_new(ctx, cfg, cert, &sev, s);
@@ -834,9 +842,12 @@ site_t *site_new(GMainContext *ctx, const config_t *cfg, const cert_t *cert)
     s->peers = calloc(cfg->n_peers, sizeof(*s->peers));
     if (!s->peers)
         goto error;
-    link_events_t kev = {.signal_send = link_signal, .on_open = link_open,
-                         .on_down = link_down, .on_frame = link_frame,
-                         .on_writable = link_writable, .on_state = link_state_cb};
+    link_events_t kev = {.signal_send = link_signal,
+                         .on_open = link_open,
+                         .on_down = link_down,
+                         .on_frame = link_frame,
+                         .on_writable = link_writable,
+                         .on_state = link_state_cb};
     for (size_t i = 0; i < cfg->n_peers; i++) {
         peer_ctx_t *p = &s->peers[i];
         p->site = s;

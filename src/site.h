@@ -18,16 +18,16 @@
 typedef struct site site_t;
 
 typedef struct site_stats {
-    uint64_t local_in;        /* messages taken from the local broker */
-    uint64_t routed_out;      /* message copies queued/sent to peers */
-    uint64_t dropped_qos0;    /* QoS 0 with the peer down (not queued) */
-    uint64_t too_big;         /* over max_message_size */
-    uint64_t queue_full;      /* refused: a peer's queue at its cap */
-    uint64_t expired;         /* expired while queued */
-    uint64_t remote_in;       /* messages from peers delivered locally */
-    uint64_t duplicates;      /* resends recognised and only acknowledged */
-    uint64_t not_routed_in;   /* from a peer but no in-rule allows the topic */
-    uint64_t bad_origin;      /* a peer sent a message it did not originate */
+    uint64_t local_in;         /* messages taken from the local broker */
+    uint64_t routed_out;       /* message copies queued/sent to peers */
+    uint64_t dropped_qos0;     /* QoS 0 with the peer down (not queued) */
+    uint64_t too_big;          /* over max_message_size */
+    uint64_t queue_full;       /* refused: a peer's queue at its cap */
+    uint64_t expired;          /* expired while queued */
+    uint64_t remote_in;        /* messages from peers delivered locally */
+    uint64_t duplicates;       /* resends recognised and only acknowledged */
+    uint64_t not_routed_in;    /* from a peer but no in-rule allows the topic */
+    uint64_t bad_origin;       /* a peer sent a message it did not originate */
     uint64_t retained_replays; /* retained messages the broker replayed that we knew */
 } site_stats_t;
 

@@ -36,9 +36,9 @@ typedef struct wire_hello {
 } wire_hello_t;
 
 typedef struct wire_frag {
-    uint32_t msg_no;  /* per-channel counter of fragmented frames */
-    uint32_t offset;  /* of this chunk in the whole frame */
-    uint32_t total;   /* whole frame length */
+    uint32_t msg_no;      /* per-channel counter of fragmented frames */
+    uint32_t offset;      /* of this chunk in the whole frame */
+    uint32_t total;       /* whole frame length */
     const uint8_t *chunk; /* points into the decoded buffer */
     size_t chunk_len;
 } wire_frag_t;

@@ -72,16 +72,27 @@ static void test_sweep(void **state)
 {
     (void)state;
     echo_t *e = echo_new();
-    echo_add(e, "a\x1f" "00", "alpha", 1, 0, NULL, true);
-    echo_add(e, "a\x1f" "00", "alpha", 2, 5, NULL, false);
-    echo_add(e, "b\x1f" "00", "alpha", 3, 0, NULL, true);
+    echo_add(e,
+             "a\x1f"
+             "00",
+             "alpha", 1, 0, NULL, true);
+    echo_add(e,
+             "a\x1f"
+             "00",
+             "alpha", 2, 5, NULL, false);
+    echo_add(e,
+             "b\x1f"
+             "00",
+             "alpha", 3, 0, NULL, true);
     int n = 0;
     echo_sweep(e, pick_recovered, count_done, &n);
     assert_int_equal(n, 2);
     assert_int_equal(echo_count(e), 1);
     assert_int_equal(echo_by_token(e, 5)->seq, 2);
-    assert_null(echo_take(e, "b\x1f" "00"));
-    echo_rec_t *r = echo_take(e, "a\x1f" "00");
+    assert_null(echo_take(e, "b\x1f"
+                             "00"));
+    echo_rec_t *r = echo_take(e, "a\x1f"
+                                 "00");
     assert_int_equal(r->seq, 2);
     echo_rec_free(r);
     echo_free(e); /* frees nothing twice (ASan) */

@@ -361,18 +361,20 @@ static void test_dollar_and_bad_topics(void **state)
     rules_free(r, 1);
 }
 
-
 static void test_filter_covers(void **state)
 {
     (void)state;
-    static const struct { const char *a, *b; bool covers; } cases[] = {
-        {"#", "a/b", true},          {"#", "#", true},          {"a/#", "a", true},
-        {"a/#", "a/b/#", true},      {"a/#", "a/+/c", true},    {"a/+", "a/b", true},
-        {"a/+", "a/+", true},        {"a/+", "a/#", false},     {"a/+", "a/b/c", false},
-        {"a/b", "a/+", false},       {"a/b", "a/b", true},      {"a/b", "a/c", false},
-        {"+/b", "a/b", true},        {"#", "$SYS/x", false},    {"+/x", "$SYS/x", false},
-        {"$SYS/#", "$SYS/x", true},  {"a/b/#", "a/#", false},   {"a/b", "a/b/c", false},
-        {"a/+/#", "a/b", true},      {"a", "a/#", false},       {"+", "a", true},
+    static const struct {
+        const char *a, *b;
+        bool covers;
+    } cases[] = {
+        {"#", "a/b", true},         {"#", "#", true},        {"a/#", "a", true},
+        {"a/#", "a/b/#", true},     {"a/#", "a/+/c", true},  {"a/+", "a/b", true},
+        {"a/+", "a/+", true},       {"a/+", "a/#", false},   {"a/+", "a/b/c", false},
+        {"a/b", "a/+", false},      {"a/b", "a/b", true},    {"a/b", "a/c", false},
+        {"+/b", "a/b", true},       {"#", "$SYS/x", false},  {"+/x", "$SYS/x", false},
+        {"$SYS/#", "$SYS/x", true}, {"a/b/#", "a/#", false}, {"a/b", "a/b/c", false},
+        {"a/+/#", "a/b", true},     {"a", "a/#", false},     {"+", "a", true},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
         if (router_filter_covers(cases[i].a, cases[i].b) != cases[i].covers)
@@ -382,12 +384,12 @@ static void test_filter_covers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_filter_covers),
-        cmocka_unit_test(test_parse_defaults),  cmocka_unit_test(test_parse_prefixes),
-        cmocka_unit_test(test_parse_errors),    cmocka_unit_test(test_filter_and_topic_valid),
-        cmocka_unit_test(test_matching_table),  cmocka_unit_test(test_remap_both_ways),
-        cmocka_unit_test(test_qos_cap),         cmocka_unit_test(test_direction_filtering),
-        cmocka_unit_test(test_first_rule_wins), cmocka_unit_test(test_dollar_and_bad_topics),
+        cmocka_unit_test(test_filter_covers),          cmocka_unit_test(test_parse_defaults),
+        cmocka_unit_test(test_parse_prefixes),         cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_filter_and_topic_valid), cmocka_unit_test(test_matching_table),
+        cmocka_unit_test(test_remap_both_ways),        cmocka_unit_test(test_qos_cap),
+        cmocka_unit_test(test_direction_filtering),    cmocka_unit_test(test_first_rule_wins),
+        cmocka_unit_test(test_dollar_and_bad_topics),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -337,8 +337,8 @@ static void test_ack_roundtrip(void **state)
 static void test_hello_roundtrip(void **state)
 {
     (void)state;
-    wire_hello_t h = {.features = 0xdeadbeef, .max_message_size = BIG,
-                      .epoch = 0x0123456789abcdefULL};
+    wire_hello_t h = {
+        .features = 0xdeadbeef, .max_message_size = BIG, .epoch = 0x0123456789abcdefULL};
     strcpy(h.site, "cabin-2.lan_x");
     uint8_t *buf;
     size_t len;
