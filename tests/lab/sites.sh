@@ -174,3 +174,21 @@ bl_up() {
   for ((i = 1; i <= $1; i++)); do bl_start "$i"; done
   if bl_wait_open 1 "${BL_NAMES[2]}" 30; then pass "link open"; else fail "link did not open"; fi
 }
+
+# Every test ends with lab_finish. Before counting, stop the daemons cleanly (so an ASan
+# build writes its leak report) and fail the test on any sanitizer report in their logs.
+eval "$(declare -f lab_finish | sed '1s/lab_finish/_bl_lab_finish/')"
+lab_finish() {
+  local i f
+  for ((i = 1; i <= LAB_N; i++)); do
+    if lab_running "bl$i" 2>/dev/null; then bl_stop "$i" TERM || true; fi
+  done
+  for f in "$LAB_DIR"/bl*.log; do
+    [[ -f $f ]] || continue
+    if grep -qE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$f"; then
+      fail "sanitizer report in $(basename "$f")"
+      grep -E -A20 "ERROR: (Address|Leak)Sanitizer|runtime error:" "$f" | head -40
+    fi
+  done
+  _bl_lab_finish "$@"
+}
