@@ -37,6 +37,7 @@ enum {
     S_RET_ALL,
     S_INDOUBT_ADD,
     S_INDOUBT_DEL,
+    S_RET_GET,
     S_COUNT_STMTS
 };
 
@@ -66,6 +67,7 @@ static const char *const stmt_sql[S_COUNT_STMTS] = {
     [S_RET_ALL] = "SELECT topic, frame FROM retained ORDER BY topic",
     [S_INDOUBT_ADD] = "INSERT OR REPLACE INTO indoubt(origin, seq, key) VALUES(?1, ?2, ?3)",
     [S_INDOUBT_DEL] = "DELETE FROM indoubt WHERE origin = ?1 AND seq = ?2",
+    [S_RET_GET] = "SELECT frame FROM retained WHERE topic = ?1",
 };
 
 /* Primary keys are the only indexes: each is the exact access path of one call
@@ -1017,19 +1019,15 @@ int queue_seen_reset(queue_t *q, const char *origin)
 int queue_retained_get(queue_t *q, const char *topic, bl_msg_t **out)
 {
     *out = NULL;
-    sqlite3_stmt *s = NULL;
-    int src =
-        sqlite3_prepare_v2(q->db, "SELECT frame FROM retained WHERE topic = ?1", -1, &s, NULL);
-    if (src != SQLITE_OK)
-        return db_fail(q, src, "reading a retained message");
-    sqlite3_bind_text(s, 1, topic, -1, SQLITE_TRANSIENT);
-    src = sqlite3_step(s);
+    sqlite3_stmt *s = stmt(q, S_RET_GET);
+    bind_name(s, 1, topic);
+    int src = sqlite3_step(s);
     int rc = BL_ENOTFOUND;
     if (src == SQLITE_ROW)
         rc = frame_decode(sqlite3_column_blob(s, 0), (size_t)sqlite3_column_bytes(s, 0), out);
     else if (src != SQLITE_DONE)
         rc = db_fail(q, src, "reading a retained message");
-    sqlite3_finalize(s);
+    sqlite3_reset(s);
     return rc;
 }
 

@@ -105,15 +105,23 @@ static gboolean commit_cb(gpointer ud)
     return G_SOURCE_REMOVE;
 }
 
+/* Attach src to our context with fn(s); the context owns it, the pointer returned
+ * stays valid until the source is destroyed or its callback returns REMOVE. */
+static GSource *attach(site_t *s, GSource *src, GSourceFunc fn)
+{
+    g_source_set_callback(src, fn, s, NULL);
+    g_source_attach(src, s->ctx);
+    g_source_unref(src);
+    return src;
+}
+
 static void schedule_commit(site_t *s)
 {
     if (s->commit_src)
         return;
-    s->commit_src = g_idle_source_new();
-    g_source_set_priority(s->commit_src, G_PRIORITY_HIGH);
-    g_source_set_callback(s->commit_src, commit_cb, s, NULL);
-    g_source_attach(s->commit_src, s->ctx);
-    g_source_unref(s->commit_src);
+    GSource *src = g_idle_source_new();
+    g_source_set_priority(src, G_PRIORITY_HIGH);
+    s->commit_src = attach(s, src, commit_cb);
 }
 
 static void txn(site_t *s)
@@ -221,20 +229,30 @@ static void pump(peer_ctx_t *p)
     }
 }
 
+/* A copy of m under the topic and QoS a rule mapped it to; takes topic (also on
+ * failure, when it returns NULL). */
+static bl_msg_t *routed_copy(const bl_msg_t *m, char *topic, int qos)
+{
+    bl_msg_t *c = msg_dup(m);
+    if (!c) {
+        free(topic);
+        return NULL;
+    }
+    free(c->topic);
+    c->topic = topic;
+    c->qos = (uint8_t)qos;
+    return c;
+}
+
 static void route_out(site_t *s, peer_ctx_t *p, const bl_msg_t *m, uint64_t *seq)
 {
     char *wire_topic = NULL;
     int qos = 0;
     if (router_map_out(p->cfg->rules, p->cfg->n_rules, m->topic, m->qos, &wire_topic, &qos) != 1)
         return;
-    bl_msg_t *c = msg_dup(m);
-    if (!c) {
-        free(wire_topic);
+    bl_msg_t *c = routed_copy(m, wire_topic, qos);
+    if (!c)
         return;
-    }
-    free(c->topic);
-    c->topic = wire_topic;
-    c->qos = (uint8_t)qos;
     free(c->origin);
     c->origin = strdup(s->cfg->site_name);
     s->stats.routed_out++;
@@ -425,21 +443,16 @@ static void remote_message(peer_ctx_t *p, const bl_msg_t *m)
             return;
         }
         char *key = delivery_key(p, m->seq);
-        if (g_hash_table_contains(s->delivering, key)) {
-            g_free(key); /* already on its way to our broker; its ack will follow */
+        bool on_its_way = g_hash_table_contains(s->delivering, key);
+        g_free(key);
+        if (on_its_way) { /* already on its way to our broker; its ack will follow */
             free(local_topic);
             return;
         }
-        g_hash_table_add(s->delivering, key);
     }
-    bl_msg_t *c = msg_dup(m);
-    if (!c) {
-        free(local_topic);
+    bl_msg_t *c = routed_copy(m, local_topic, qos);
+    if (!c)
         return;
-    }
-    free(c->topic);
-    c->topic = local_topic;
-    c->qos = (uint8_t)qos;
     if (c->retain && m->seq)
         retained_in(s, c);
     uint64_t token = ++s->next_token;
@@ -450,8 +463,10 @@ static void remote_message(peer_ctx_t *p, const bl_msg_t *m)
         return;
     }
     txn(s);
-    if (m->seq)
+    if (m->seq) {
+        g_hash_table_add(s->delivering, delivery_key(p, m->seq));
         queue_indoubt_add(s->q, m->origin, m->seq, key, strlen(key));
+    }
     free(key);
     pending_pub_t pp = {.msg = c, .token = token};
     g_array_append_val(s->to_publish, pp);
@@ -659,10 +674,9 @@ static void signal_up(void *ud)
 
 static void signal_message(void *ud, const seal_msg_t *m)
 {
-    site_t *s = ud;
-    for (size_t i = 0; i < s->n_peers; i++)
-        if (!strcmp(s->peers[i].cfg->name, m->from))
-            link_signal_in(s->peers[i].link, m);
+    peer_ctx_t *p = peer_named(ud, m->from);
+    if (p)
+        link_signal_in(p->link, m);
 }
 
 static void local_up(void *ud)
@@ -748,10 +762,7 @@ static void recover_after(site_t *s, unsigned ms)
 {
     if (s->recover_src)
         g_source_destroy(s->recover_src);
-    s->recover_src = g_timeout_source_new(ms);
-    g_source_set_callback(s->recover_src, recover_done_cb, s, NULL);
-    g_source_attach(s->recover_src, s->ctx);
-    g_source_unref(s->recover_src);
+    s->recover_src = attach(s, g_timeout_source_new(ms), recover_done_cb);
 }
 
 /* An echo that never came (30 s): the broker acknowledged the message but did not send
@@ -900,14 +911,8 @@ int site_start(site_t *s)
         local_subscribe(s->local, g_ptr_array_index(filters, i), 2, false);
     g_ptr_array_free(filters, TRUE);
     local_subscribe(s->local, s->sync_topic, 1, false);
-    s->stats_src = g_timeout_source_new_seconds(10);
-    g_source_set_callback(s->stats_src, stats_cb, s, NULL);
-    g_source_attach(s->stats_src, s->ctx);
-    g_source_unref(s->stats_src);
-    s->sweep_src = g_timeout_source_new_seconds(5);
-    g_source_set_callback(s->sweep_src, sweep_cb, s, NULL);
-    g_source_attach(s->sweep_src, s->ctx);
-    g_source_unref(s->sweep_src);
+    s->stats_src = attach(s, g_timeout_source_new_seconds(10), stats_cb);
+    s->sweep_src = attach(s, g_timeout_source_new_seconds(5), sweep_cb);
     int rc = local_start(s->local);
     if (rc)
         return rc;
