@@ -75,7 +75,7 @@ struct mqtt {
 
     io_source_t *io;
     GSource *misc, *retry, *kick;
-    bool got_message; /* a message arrived in this dispatch: no writing until next turn */
+    bool got_message; /* a message arrived since the last socket dispatch: its ack waits */
 
     GQueue fifo;        /* pub_t *, not yet handed to libmosquitto */
     GQueue inflight;    /* pub_t *, in send order */
