@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(
   build-essential cmake pkg-config clang libclang-rt-14-dev llvm
   libglib2.0-dev libnice-dev libssl-dev libusrsctp-dev libmosquitto-dev
-  libsqlite3-dev libcjson-dev libcmocka-dev
+  libsqlite3-dev libcjson-dev libcmocka-dev libnetfilter-queue-dev
   mosquitto mosquitto-clients coturn
   iproute2 iptables iputils-ping procps psmisc xxd
 )
