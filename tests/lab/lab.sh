@@ -148,6 +148,12 @@ _lab_router_rules() {
   local r=r$1 random=()
   [[ $2 == symmetric ]] && random=(--random-fully)
   ip netns exec "$LAB_PREFIX-$r" iptables-restore <<EOF
+*raw
+:PREROUTING ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:LAB_DELAY - [0:0]
+-A PREROUTING -j LAB_DELAY
+COMMIT
 *nat
 :PREROUTING ACCEPT [0:0]
 :INPUT ACCEPT [0:0]
@@ -478,9 +484,25 @@ lab_wan_restore() { _lab_check_site "$1" || return 1; _lab_in "r$1" iptables -F 
 #   loss P%     drop each forwarded packet with probability P, both directions
 #               (iptables statistic match, so it works without sch_netem)
 #   rate R      shape WAN egress and LAN egress (= WAN ingress) to R (tc tbf, "2mbit")
-#   delay D [J] egress delay (and jitter) on the WAN: needs sch_netem in the kernel;
-#               returns 2 when the kernel has none (the lab machine's has none)
-# Replaces any earlier impairment of that site.
+#   delay D [J] one-way delay (and jitter) of what the router sends out of its WAN, as
+#               a netem on wan's egress would do: a ping from the site's host gains D
+#               of round trip, traffic into the site is not held. Times as tc takes
+#               them (20ms, 1s, 500us; no unit: microseconds).
+#               With sch_netem: tc netem on wan (rate R then goes into the netem).
+#               Without (this lab's kernel): bldelay (tests/lab/bldelay.c) holds the
+#               packets that raw-table chain LAB_DELAY queues (what comes in from the
+#               LAN for the WAN: PREROUTING -i lan ! -d LAB_LAN_GW -j NFQUEUE) and lets
+#               them go D ms later, in order (jitter never reorders, unlike netem's).
+#               The raw table runs before conntrack, so a held packet has no conntrack
+#               entry yet: the second packet of a new flow cannot overtake the first
+#               one's NAT mapping (queued in FORWARD it could, and get another port);
+#               NAT sees the delayed stream as netem's egress would. One bldelay per
+#               site, "bldelay<SITE>" (log bldelay<SITE>.log), started before the rule
+#               and stopped by lab_netem_clear and lab_down. No --queue-bypass: if
+#               bldelay dies the site goes dark instead of silently losing its delay.
+#               Returns 2 (nothing impaired) when neither works: no netem and no
+#               bldelay binary, or it cannot bind its queue.
+# Replaces any earlier impairment of that site. Returns 0 when all of SPEC is in place.
 lab_netem() {
   _lab_check_site "$1" || return 1
   local site=$1 r=r$1 loss="" rate="" delay=()
@@ -498,15 +520,18 @@ lab_netem() {
     esac
   done
   lab_netem_clear "$site"
+  local tbf=1
   if ((${#delay[@]})); then
     local extra=()
     [[ -n $rate ]] && extra=(rate "$rate")
-    if ! _lab_in "$r" tc qdisc replace dev wan root netem delay "${delay[@]}" "${extra[@]}" 2>/dev/null; then
-      _lab_log "lab_netem: no netem qdisc in this kernel, delay unsupported"
-      return 2
+    if _lab_in "$r" tc qdisc replace dev wan root netem delay "${delay[@]}" "${extra[@]}" 2>/dev/null; then
+      tbf=0
+      [[ -n $rate ]] && { _lab_in "$r" tc qdisc replace dev lan root tbf rate "$rate" burst 64kb latency 100ms || return 1; }
+    else
+      _lab_delay_start "$site" "${delay[@]}" || return 2
     fi
-    [[ -n $rate ]] && { _lab_in "$r" tc qdisc replace dev lan root tbf rate "$rate" burst 64kb latency 100ms || return 1; }
-  elif [[ -n $rate ]]; then
+  fi
+  if [[ -n $rate ]] && ((tbf)); then
     _lab_in "$r" tc qdisc replace dev wan root tbf rate "$rate" burst 64kb latency 100ms &&
       _lab_in "$r" tc qdisc replace dev lan root tbf rate "$rate" burst 64kb latency 100ms || return 1
   fi
@@ -519,12 +544,72 @@ lab_netem() {
   fi
 }
 
-# lab_netem_clear SITE: remove every impairment set by lab_netem.
+# _lab_delay_bin: the bldelay of the build under test: $BL_DELAY_BIN, else tests/bldelay
+# in $BL_BUILD (set by CTest), else next to $BL_BIN's brokerless (so build-asan's tests
+# use build-asan's), else the default build dir.
+_lab_delay_bin() {
+  if [[ -n ${BL_DELAY_BIN:-} ]]; then echo "$BL_DELAY_BIN"
+  elif [[ -n ${BL_BUILD:-} ]]; then echo "$BL_BUILD/tests/bldelay"
+  elif [[ -n ${BL_BIN:-} ]]; then echo "$(dirname "$BL_BIN")/tests/bldelay"
+  else echo "$(dirname "$LAB_LIB")/../../build/tests/bldelay"; fi
+}
+
+# _lab_time_ms T: a tc time (20ms, 1.5s, 500us, 300 = 300us) in milliseconds.
+_lab_time_ms() {
+  awk -v t="$1" 'BEGIN {
+    if (!match(t, /^[0-9]+(\.[0-9]+)?/)) exit 1
+    v = substr(t, 1, RLENGTH); u = substr(t, RLENGTH + 1)
+    if (u == "ms" || u == "msec") f = 1; else if (u == "s" || u == "sec") f = 1000
+    else if (u == "us" || u == "usec" || u == "") f = 0.001; else exit 1
+    printf "%.3f", v * f }'
+}
+
+# _lab_delay_start SITE D [J]: bldelay in router SITE, then the rule that feeds it
+# (queue number = SITE; queues are per namespace anyway). Returns 1, with nothing left
+# behind, when the delay cannot be had this way.
+_lab_delay_start() {
+  local site=$1 r=r$1 bin d j=0 name=bldelay$1
+  bin=$(_lab_delay_bin)
+  if [[ ! -x $bin ]]; then
+    _lab_log "lab_netem: no sch_netem in this kernel and no bldelay at $bin: delay unsupported"
+    return 1
+  fi
+  d=$(_lab_time_ms "$2") || { _lab_log "lab_netem: bad delay '$2'"; return 1; }
+  if [[ -n ${3:-} ]]; then j=$(_lab_time_ms "$3") || { _lab_log "lab_netem: bad jitter '$3'"; return 1; }; fi
+  lab_bg "$name" "$r" "$bin" --queue "$site" --delay-ms "$d" --jitter-ms "$j" || return 1
+  if ! lab_wait_for 5 grep -q "bldelay: queue $site ready" "$LAB_DIR/$name.log"; then
+    _lab_log "lab_netem: bldelay did not bind queue $site: delay unsupported ($(tail -n 3 "$LAB_DIR/$name.log" | tr '\n' ' '))"
+    lab_kill "$name" TERM || true
+    return 1
+  fi
+  if ! _lab_in "$r" iptables -t raw -A LAB_DELAY -i lan ! -d "$LAB_LAN_GW" -j NFQUEUE --queue-num "$site"; then
+    _lab_log "lab_netem: iptables has no NFQUEUE here: delay unsupported"
+    lab_kill "$name" TERM || true
+    return 1
+  fi
+  _lab_log "lab_netem: site $site WAN egress delayed ${d} ms (jitter ${j} ms) by bldelay (no sch_netem)"
+}
+
+# lab_netem_clear SITE: remove every impairment set by lab_netem. The queue rule goes
+# before bldelay (which then lets every packet it still holds go), so nothing in flight
+# is dropped for want of a listener.
 lab_netem_clear() {
   _lab_check_site "$1" || return 1
   _lab_in "r$1" iptables -F LAB_LOSS
+  _lab_in "r$1" iptables -t raw -F LAB_DELAY 2>/dev/null || true # absent in a lab from before it existed
+  if [[ -f $LAB_DIR/pids/bldelay$1 ]]; then lab_kill "bldelay$1" TERM || true; fi
   _lab_in "r$1" tc qdisc del dev wan root 2>/dev/null || true
   _lab_in "r$1" tc qdisc del dev lan root 2>/dev/null || true
+}
+
+# lab_rtt SITE [COUNT]: the average round trip (ms, as ping prints it) from site SITE's
+# host to the public host, over COUNT (default 10) pings 0.1 s apart; lost ones do not
+# count. Returns 1 when no reply came.
+lab_rtt() {
+  _lab_check_site "$1" || return 1
+  local out
+  out=$(_lab_in "h$1" ping -n -q -c "${2:-10}" -i 0.1 -W 1 "$LAB_PUB_IP" 2>&1) || true
+  awk -F/ '/^(rtt|round-trip)/ { print $5; found = 1 } END { exit !found }' <<<"$out"
 }
 
 # ---------------------------------------------------------------- tiny UDP/TCP tools
