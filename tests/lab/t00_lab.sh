@@ -102,14 +102,25 @@ lab_netem 1 "loss 100%"
 assert_fails "loss 100%: site 1 cannot reach the public host" lab_tcp_send h1 "$LAB_PUB_IP" 1883 "" 1
 lab_netem_clear 1
 assert_ok "netem cleared: site 1 reaches the public host" lab_tcp_send h1 "$LAB_PUB_IP" 1883 "" 2
+rtt0=$(lab_rtt 1 5) || rtt0=NA
 rc=0
 lab_netem 1 "delay 20ms" 2>/dev/null || rc=$?
 case $rc in
-  0) pass "delay 20ms applied (kernel has netem)" ;;
-  2) pass "delay unsupported here (no sch_netem): lab_netem says so with status 2" ;;
+  0)
+    # netem where the kernel has it, else bldelay behind NFQUEUE: either way the
+    # round trip from the site must grow by the delay.
+    rtt1=$(lab_rtt 1 5) || rtt1=NA
+    echo "rtt to the public host: $rtt0 ms plain, $rtt1 ms with delay 20ms"
+    assert_ok "delay 20ms: the round trip grows by at least 19 ms" \
+      awk -v a="$rtt0" -v b="$rtt1" 'BEGIN { exit !(b - a >= 19) }'
+    ;;
+  2) pass "delay unsupported here (no netem, no bldelay): lab_netem says so with status 2" ;;
   *) fail "lab_netem delay returned $rc" ;;
 esac
 lab_netem_clear 1
+rtt2=$(lab_rtt 1 5) || rtt2=NA
+assert_ok "delay cleared: the round trip is back under 10 ms ($rtt2 ms)" \
+  awk -v b="$rtt2" 'BEGIN { exit !(b < 10) }'
 
 # --- site brokers: one per site, on 127.0.0.1, no persistence ---------------------------
 lab_start_site_broker 1
