@@ -58,8 +58,12 @@ char *echo_key(const char *topic, const uint8_t *payload, size_t len)
         return NULL;
     memcpy(k, topic, tl);
     k[tl] = '\x1f';
-    for (int i = 0; i < 16; i++)
-        snprintf(k + tl + 1 + 2 * i, 3, "%02x", md[i]);
+    static const char hex[] = "0123456789abcdef"; /* per message: no printf */
+    for (int i = 0; i < 16; i++) {
+        k[tl + 1 + 2 * i] = hex[md[i] >> 4];
+        k[tl + 2 + 2 * i] = hex[md[i] & 15];
+    }
+    k[tl + 1 + 32] = '\0';
     return k;
 }
 
@@ -71,7 +75,7 @@ echo_rec_t *echo_add(echo_t *e, const char *key, const char *origin, uint64_t se
         free(r);
         return NULL;
     }
-    snprintf(r->origin, sizeof(r->origin), "%s", origin ? origin : "");
+    g_strlcpy(r->origin, origin ? origin : "", sizeof(r->origin));
     r->seq = seq;
     r->token = token;
     r->peer = peer;

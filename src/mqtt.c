@@ -27,7 +27,10 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <string.h>
 
 #include <mqtt_protocol.h>
@@ -76,6 +79,7 @@ struct mqtt {
     io_source_t *io;
     GSource *misc, *retry, *kick;
     bool got_message; /* a message arrived since the last socket dispatch: its ack waits */
+    unsigned rx_events; /* callbacks libmosquitto made from reads: a packet was complete */
 
     GQueue fifo;        /* pub_t *, not yet handed to libmosquitto */
     GQueue inflight;    /* pub_t *, in send order */
@@ -218,6 +222,7 @@ static void on_connect_cb(struct mosquitto *m, void *ud, int rc, int flags,
 {
     mqtt_t *c = ud;
     (void)m, (void)flags, (void)props;
+    c->rx_events++;
     if (c->freed || c->state != ST_CONNECTING)
         return;
     if (rc != 0) {
@@ -252,6 +257,7 @@ static void on_subscribe_cb(struct mosquitto *m, void *ud, int mid, int n, const
 {
     (void)m, (void)mid, (void)props;
     mqtt_t *c = ud;
+    c->rx_events++;
     for (int i = 0; i < n; i++)
         if (granted[i] >= 0x80)
             LOG_WARN(c->o.name, "broker refused a subscription: %s",
@@ -264,6 +270,7 @@ static void on_message_cb(struct mosquitto *m, void *ud, const struct mosquitto_
     (void)m;
     mqtt_t *c = ud;
     c->got_message = true; /* its acknowledgement must wait for the commit */
+    c->rx_events++;
     if (c->freed || !c->ev.on_message)
         return;
     bl_msg_t msg;
@@ -287,6 +294,7 @@ static void on_publish_cb(struct mosquitto *m, void *ud, int mid, int reason,
 {
     (void)m, (void)props;
     mqtt_t *c = ud;
+    c->rx_events++;
     GList *link = g_hash_table_lookup(c->by_mid, GINT_TO_POINTER(mid));
     if (!link)
         return; /* a QoS 0 write, already reported */
@@ -485,13 +493,29 @@ static void flush(mqtt_t *c)
     }
 }
 
+/* Write everything libmosquitto has queued. It writes one packet per write(); with
+ * TCP_NODELAY each would be its own segment, and on a flood each segment costs both
+ * sides a full trip through the stack. Corked, one batch leaves as a few large segments
+ * when the cork comes off (tcp(7)). */
+static int write_queued(mqtt_t *c)
+{
+    int fd = mosquitto_socket(c->mosq), on = 1, off = 0;
+    if (fd >= 0)
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
+    int rc = mosquitto_loop_write(c->mosq, 1);
+    fd = mosquitto_socket(c->mosq);
+    if (fd >= 0)
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
+    return rc;
+}
+
 /* Write what is queued right away. Only when no message arrived since the last
  * write-first dispatch (got_message): then no acknowledgement waiting for the layer
  * above's commit can be in libmosquitto's queue. */
 static void write_now(mqtt_t *c)
 {
     if (c->state == ST_CONNECTED && c->mosq && !c->freed && mosquitto_want_write(c->mosq)) {
-        int rc = mosquitto_loop_write(c->mosq, 1);
+        int rc = write_queued(c);
         if (rc)
             conn_lost(c, rc);
     }
@@ -537,7 +561,7 @@ static gboolean io_dispatch(GSource *src, GSourceFunc cb, gpointer ud)
      * the layer above has committed what those packets acknowledge. With
      * mosquitto_threaded_set() libmosquitto never writes from inside a read. */
     if (c->io == io && (rev & G_IO_OUT) && !c->freed) {
-        int rc = mosquitto_loop_write(c->mosq, 1);
+        int rc = write_queued(c);
         if (rc)
             conn_lost(c, rc);
     }
@@ -546,11 +570,18 @@ static gboolean io_dispatch(GSource *src, GSourceFunc cb, gpointer ud)
         /* libmosquitto reads one packet per call. Read every packet already in the
          * socket buffer in this one dispatch, so the layer above sees a burst as one
          * batch (one database commit) rather than one main-loop turn per message. */
+        unsigned seen = c->rx_events;
         int rc = mosquitto_loop_read(c->mosq, 1);
         for (int i = 0; !rc && !c->freed && c->mosq && i < 512; i++) {
-            int avail = 0, fd = mosquitto_socket(c->mosq);
-            if (fd < 0 || ioctl(fd, FIONREAD, &avail) != 0 || avail <= 0)
-                break;
+            /* A read that completed a packet made a callback: there may be more, read
+             * again. Otherwise (EAGAIN, a partial packet, or one with no callback such
+             * as PINGRESP) ask the socket; a syscall per packet would cost more. */
+            if (c->rx_events == seen) {
+                int avail = 0, fd = mosquitto_socket(c->mosq);
+                if (fd < 0 || ioctl(fd, FIONREAD, &avail) != 0 || avail <= 0)
+                    break;
+            }
+            seen = c->rx_events;
             rc = mosquitto_loop_read(c->mosq, 1);
         }
         if (!rc && (rev & (G_IO_HUP | G_IO_ERR)))

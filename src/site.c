@@ -393,9 +393,22 @@ static void flush_acks(peer_ctx_t *p)
     }
 }
 
+/* "peer/seq", built without printf: this runs for every message from a peer. */
 static char *delivery_key(peer_ctx_t *p, uint64_t seq)
 {
-    return g_strdup_printf("%s/%llu", p->cfg->name, (unsigned long long)seq);
+    char digits[24];
+    size_t n = 0;
+    do
+        digits[n++] = (char)('0' + seq % 10);
+    while ((seq /= 10) && n < sizeof digits);
+    size_t nl = strlen(p->cfg->name);
+    char *k = g_malloc(nl + 1 + n + 1);
+    memcpy(k, p->cfg->name, nl);
+    k[nl] = '/';
+    for (size_t i = 0; i < n; i++)
+        k[nl + 1 + i] = digits[n - 1 - i];
+    k[nl + 1 + n] = '\0';
+    return k;
 }
 
 /* A retained message from a peer: keep it as the topic's retained value, unless we
