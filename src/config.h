@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* config.h - the site's configuration file (GKeyFile INI), parsed and validated.
  *
- *   [site]    name, state_dir, log_level, max_message_size, queue_max_messages
+ *   [site]    name, state_dir, log_level, max_message_size, queue_max_messages,
+ *             delivery (exactly-once | at-least-once)
  *   [local]   host, port, username, password, tls, cafile, client_id, keepalive
  *   [signal]  url (mqtt://host:port or mqtts://host:port), username, password, cafile,
  *             secret (the network secret, >= 16 chars) or secret_file
@@ -36,6 +37,11 @@ typedef struct config {
     int log_level;             /* log_level_t */
     size_t max_message_size;   /* default BL_MAX_MESSAGE_DEFAULT */
     size_t queue_max_messages; /* per peer, default 1000000 */
+    /* false (default, "exactly-once"): messages from peers are confirmed by their echo
+     * from the local broker, so a crash between publish and PUBACK duplicates nothing.
+     * true ("at-least-once"): No Local, no echo, faster; such a crash may duplicate the
+     * messages that were in flight to the local broker (docs/CONFIG.md). */
+    bool at_least_once;
 
     char *local_host; /* default 127.0.0.1 */
     int local_port;   /* default 1883 (8883 with tls) */

@@ -118,6 +118,21 @@ echo_rec_t *echo_by_token(echo_t *e, uint64_t token)
     return token ? g_hash_table_lookup(e->by_token, &token) : NULL;
 }
 
+echo_rec_t *echo_take_token(echo_t *e, uint64_t token)
+{
+    echo_rec_t *r = echo_by_token(e, token);
+    if (!r)
+        return NULL;
+    GQueue *q = g_hash_table_lookup(e->by_key, r->key);
+    if (q) {
+        g_queue_remove(q, r);
+        if (g_queue_is_empty(q))
+            g_hash_table_remove(e->by_key, r->key);
+    }
+    unlink_rec(e, r);
+    return r;
+}
+
 void echo_sweep(echo_t *e, bool (*pred)(const echo_rec_t *r, void *ud),
                 void (*done)(echo_rec_t *r, void *ud), void *ud)
 {

@@ -6,7 +6,8 @@
  * it took the message, and it is how split horizon is kept (an echo is never routed
  * out). Since the session is persistent, echoes of what the broker took just before a
  * crash are delivered after the restart, which makes "delivered" knowable across a
- * crash (site.c). Records are keyed by topic and a digest of the payload; identical
+ * crash (site.c). With delivery = at-least-once there is no echo (No Local): a record
+ * then only maps the publish token to its peer and ends at the PUBACK. Records are keyed by topic and a digest of the payload; identical
  * messages in flight at once are matched oldest first. Pure data structure. */
 #ifndef BL_ECHO_H
 #define BL_ECHO_H
@@ -36,6 +37,9 @@ echo_rec_t *echo_add(echo_t *e, const char *key, const char *origin, uint64_t se
 echo_rec_t *echo_take(echo_t *e, const char *key);
 /* The record published with `token` (still in the map), or NULL. */
 echo_rec_t *echo_by_token(echo_t *e, uint64_t token);
+/* The record published with `token`, removed (free with echo_rec_free), or NULL: for
+ * at-least-once delivery, where no echo comes and the PUBACK ends the record. */
+echo_rec_t *echo_take_token(echo_t *e, uint64_t token);
 /* Remove every record for which pred is true, handing each to done (which frees it). */
 void echo_sweep(echo_t *e, bool (*pred)(const echo_rec_t *r, void *ud),
                 void (*done)(echo_rec_t *r, void *ud), void *ud);

@@ -340,7 +340,7 @@ static void local_message(void *ud, const bl_msg_t *m)
             recover_after(s, 0);
         return;
     }
-    if (echo_count(s->echo)) {
+    if (!s->cfg->at_least_once && echo_count(s->echo)) {
         char *key = echo_key(m->topic, m->payload, m->payload_len);
         echo_rec_t *r = key ? echo_take(s->echo, key) : NULL;
         free(key);
@@ -478,7 +478,8 @@ static void remote_message(peer_ctx_t *p, const bl_msg_t *m)
     txn(s);
     if (m->seq) {
         g_hash_table_add(s->delivering, delivery_key(p, m->seq));
-        queue_indoubt_add(s->q, m->origin, m->seq, key, strlen(key));
+        if (!s->cfg->at_least_once)
+            queue_indoubt_add(s->q, m->origin, m->seq, key, strlen(key));
     }
     free(key);
     pending_pub_t pp = {.msg = c, .token = token};
@@ -532,6 +533,13 @@ static void echo_seen(site_t *s, echo_rec_t *r)
 static void local_delivered(void *ud, uint64_t token)
 {
     site_t *s = ud;
+    if (s->cfg->at_least_once) { /* no echo will come: the PUBACK is the end */
+        echo_rec_t *r = echo_take_token(s->echo, token);
+        if (r)
+            delivered(s, r->peer, r->origin, r->seq);
+        echo_rec_free(r);
+        return;
+    }
     echo_rec_t *r = echo_by_token(s->echo, token);
     if (!r || r->acked)
         return;
@@ -848,7 +856,15 @@ site_t *site_new(GMainContext *ctx, const config_t *cfg, const cert_t *cert)
     RAND_bytes(rnd, sizeof(rnd));
     for (int i = 0; i < 16; i++)
         snprintf(s->sync_marker + 2 * i, 3, "%02x", rnd[i]);
-    if (echo_count(s->echo)) {
+    if (echo_count(s->echo) && cfg->at_least_once) {
+        /* Left by an exactly-once run. Without echoes they cannot be settled: the peers
+         * will resend them, and what the broker already had arrives twice. */
+        LOG_WARN("site",
+                 "%zu messages from peers were in doubt when we stopped; delivery is "
+                 "at-least-once, so they will be taken again and may arrive twice",
+                 echo_count(s->echo));
+        echo_sweep(s->echo, is_recovered, drop_recovered, s);
+    } else if (echo_count(s->echo)) {
         s->recovering = true;
         LOG_INFO("site",
                  "%zu messages from peers were in doubt when we stopped: waiting for "
@@ -889,7 +905,8 @@ error:
 }
 
 /* Every rule's local filter, in any direction: out rules to hear local clients, in rules
- * to hear the echoes of what we publish. Filters covered by another are left out, since
+ * to hear the echoes of what we publish (with delivery = at-least-once the filters are
+ * subscribed with No Local, and no echo comes). Filters covered by another are left out, since
  * a broker delivers a message once per matching subscription. */
 static GPtrArray *local_filters(site_t *s)
 {
@@ -921,7 +938,7 @@ int site_start(site_t *s)
 {
     GPtrArray *filters = local_filters(s);
     for (guint i = 0; i < filters->len; i++)
-        local_subscribe(s->local, g_ptr_array_index(filters, i), 2, false);
+        local_subscribe(s->local, g_ptr_array_index(filters, i), 2, s->cfg->at_least_once);
     g_ptr_array_free(filters, TRUE);
     local_subscribe(s->local, s->sync_topic, 1, false);
     s->stats_src = attach(s, g_timeout_source_new_seconds(10), stats_cb);

@@ -39,6 +39,7 @@ bl_config() {
     echo "name = ${BL_NAMES[$i]}"
     echo "state_dir = $LAB_DIR/state$i"
     echo "log_level = ${BL_LOG_LEVEL:-info}"
+    [[ -z ${BL_DELIVERY:-} ]] || echo "delivery = $BL_DELIVERY"
     echo
     echo "[local]"
     echo "host = 127.0.0.1"

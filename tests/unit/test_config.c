@@ -64,6 +64,7 @@ static void test_full_config(void **state)
                        "name = home\n"
                        "state_dir = /srv/bl\n"
                        "log_level = debug\n"
+                       "delivery = at-least-once\n"
                        "max_message_size = 4M\n"
                        "queue_max_messages = 5000\n"
                        "\n"
@@ -110,6 +111,7 @@ static void test_full_config(void **state)
     assert_string_equal(c.site_name, "home");
     assert_string_equal(c.state_dir, "/srv/bl");
     assert_int_equal(c.log_level, LOG_LVL_DEBUG);
+    assert_true(c.at_least_once);
     assert_int_equal(c.max_message_size, 4 * 1024 * 1024);
     assert_int_equal(c.queue_max_messages, 5000);
     assert_string_equal(c.local_host, "broker.lan");
@@ -175,6 +177,7 @@ static void test_defaults(void **state)
         fail_msg("refused: %s", err);
     assert_string_equal(c.state_dir, "/var/lib/brokerless");
     assert_int_equal(c.log_level, LOG_LVL_INFO);
+    assert_false(c.at_least_once); /* exactly-once unless asked */
     assert_int_equal(c.max_message_size, 16 * 1024 * 1024);
     assert_int_equal(c.queue_max_messages, 1000000);
     assert_string_equal(c.local_host, "127.0.0.1");
@@ -346,6 +349,13 @@ static void test_err_bad_name(void **s)
 {
     (void)s;
     expect_err("[site]\nname = my home\n" SIGNAL PEER, "site", "name", "not a valid site name");
+}
+
+static void test_err_bad_delivery(void **s)
+{
+    (void)s;
+    expect_err(SITE "delivery = twice\n" SIGNAL PEER, "site", "delivery",
+               "\"twice\" is not exactly-once or at-least-once");
 }
 
 static void test_err_bad_log_level(void **s)
@@ -600,6 +610,7 @@ int main(void)
         cmocka_unit_test(test_err_missing_name),
         cmocka_unit_test(test_err_bad_name),
         cmocka_unit_test(test_err_bad_log_level),
+        cmocka_unit_test(test_err_bad_delivery),
         cmocka_unit_test(test_err_bad_max_size),
         cmocka_unit_test(test_err_bad_queue_max),
         cmocka_unit_test(test_err_bad_port),

@@ -24,6 +24,9 @@ static void test_key(void **state)
     assert_string_not_equal(a, d);
     assert_non_null(e);
     assert_true(strncmp(a, "t/x\x1f", 4) == 0);
+    /* topic, separator, 32 lower-case hex digits of the digest */
+    assert_int_equal(strlen(a), 4 + 32);
+    assert_int_equal(strspn(a + 4, "0123456789abcdef"), 32);
     free(a), free(b), free(c), free(d), free(e);
 }
 
@@ -98,12 +101,42 @@ static void test_sweep(void **state)
     echo_free(e); /* frees nothing twice (ASan) */
 }
 
+/* At-least-once: a record ends at its PUBACK, found by token, whatever its place among
+ * identical messages. */
+static void test_take_token(void **state)
+{
+    (void)state;
+    echo_t *e = echo_new();
+    char *k = echo_key("t", (const uint8_t *)"same", 4);
+    echo_add(e, k, "a", 1, 11, NULL, false);
+    echo_add(e, k, "a", 2, 12, NULL, false);
+    echo_add(e, k, "a", 3, 13, NULL, false);
+    echo_rec_t *r = echo_take_token(e, 12);
+    assert_non_null(r);
+    assert_int_equal(r->seq, 2);
+    echo_rec_free(r);
+    assert_null(echo_take_token(e, 12));
+    assert_null(echo_take_token(e, 99));
+    assert_int_equal(echo_count(e), 2);
+    r = echo_take(e, k); /* the others keep their order */
+    assert_int_equal(r->seq, 1);
+    echo_rec_free(r);
+    r = echo_take_token(e, 13);
+    assert_int_equal(r->seq, 3);
+    echo_rec_free(r);
+    assert_int_equal(echo_count(e), 0);
+    assert_null(echo_take(e, k));
+    free(k);
+    echo_free(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_key),
         cmocka_unit_test(test_fifo_and_token),
         cmocka_unit_test(test_sweep),
+        cmocka_unit_test(test_take_token),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
