@@ -5,7 +5,9 @@
  *    again, decode to the same thing, and its encoding must be stable (canonical).
  * 2. The input is also read as a stream of records (u16 length, frame) whose FRAG frames
  *    feed one reassembler with a small limit, as a channel would; every reassembled frame
- *    is decoded in turn. */
+ *    is decoded in turn.
+ * A decoded BATCH is walked: wire_batch_next must hand out exactly its count of frames,
+ * each of which is decoded (and re-encoded) like a frame of its own. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,6 +76,18 @@ static void decode_one(const uint8_t *buf, size_t len, wire_reasm_t *r)
         return;
     }
     check_reencode(&f);
+    if (f.type == WIRE_BATCH) {
+        size_t want = f.u.batch.count, got = 0;
+        const uint8_t *in;
+        size_t il;
+        while (wire_batch_next(&f.u.batch, &in, &il) == 1) {
+            check(in >= buf && in + il <= buf + len && il >= WIRE_HEADER_LEN);
+            check(in[1] == WIRE_MSG || in[1] == WIRE_ACK);
+            decode_one(in, il, NULL);
+            got++;
+        }
+        check(got == want && f.u.batch.left == 0);
+    }
     if (f.type == WIRE_FRAG && r) {
         uint8_t *whole;
         size_t whole_len;

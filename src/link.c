@@ -16,6 +16,10 @@
 #define LINK_RESTART_SPACING_MS 300
 /* Above this many bytes waiting for the transport the caller is told to hold off. */
 #define LINK_HIGH_WATER (256 * 1024)
+/* A BATCH carries small frames only, up to this many bytes in all: one channel message
+ * that SCTP cuts into full packets, instead of a packet (and a DTLS record) per frame. */
+#define LINK_BATCH_MAX (16 * 1024)
+#define LINK_BATCH_FRAME_MAX 2048
 
 struct link {
     GMainContext *ctx;
@@ -36,6 +40,8 @@ struct link {
 
     GQueue pending; /* GBytes pieces waiting for the transport */
     size_t pending_bytes;
+    bool batch;          /* the peer takes BATCH frames (its HELLO said so) */
+    GSource *flush_src;  /* sends what this turn of the loop queued, packed */
     uint32_t frag_no;
     wire_reasm_t reasm;
 
@@ -81,6 +87,8 @@ static void cancel(GSource **src)
 static void clear_pending(link_t *l)
 {
     GBytes *b;
+    cancel(&l->flush_src);
+    l->batch = false; /* until the next session's HELLO */
     while ((b = g_queue_pop_head(&l->pending)))
         g_bytes_unref(b);
     l->pending_bytes = 0;
@@ -221,6 +229,15 @@ static void deliver(link_t *l, const uint8_t *buf, size_t len)
                  bl_strerror(rc), (unsigned long long)l->stats.bad_frames);
         return;
     }
+    if (f.type == WIRE_BATCH) {
+        /* Checked whole by the decoder: only MSG and ACK frames inside, no recursion. */
+        const uint8_t *in;
+        size_t il;
+        while (l->state == LINK_OPEN && wire_batch_next(&f.u.batch, &in, &il) == 1)
+            deliver(l, in, il);
+        wire_frame_clear(&f);
+        return;
+    }
     if (f.type == WIRE_FRAG) {
         uint8_t *whole;
         size_t whole_len;
@@ -247,25 +264,69 @@ static void tr_frame(void *ud, const uint8_t *buf, size_t len)
     deliver(l, buf, len);
 }
 
+static bool batchable(GBytes *b)
+{
+    size_t n;
+    const uint8_t *d = g_bytes_get_data(b, &n);
+    return n >= WIRE_HEADER_LEN && n <= LINK_BATCH_FRAME_MAX &&
+           (d[1] == WIRE_MSG || d[1] == WIRE_ACK);
+}
+
+/* The small frames at the head of the queue in one BATCH, or NULL when fewer than two
+ * would go in (the head is then sent as it is). *count: how many it holds. */
+static uint8_t *pack(link_t *l, size_t *len, size_t *count)
+{
+    wire_piece_t pieces[LINK_BATCH_MAX / (WIRE_HEADER_LEN + WIRE_BATCH_ENTRY_OVERHEAD)];
+    size_t n = 0, total = WIRE_BATCH_HEADER_LEN;
+    for (GList *e = l->pending.head; e && n < BL_ARRAY_LEN(pieces) && batchable(e->data);
+         e = e->next) {
+        size_t fl;
+        const uint8_t *d = g_bytes_get_data(e->data, &fl);
+        if (total + WIRE_BATCH_ENTRY_OVERHEAD + fl > LINK_BATCH_MAX)
+            break;
+        pieces[n++] = (wire_piece_t){d, fl};
+        total += WIRE_BATCH_ENTRY_OVERHEAD + fl;
+    }
+    uint8_t *out;
+    if (n < 2 || wire_encode_batch(pieces, n, &out, len) != 0)
+        return NULL;
+    *count = n;
+    return out;
+}
+
 static void flush(link_t *l)
 {
     GBytes *b;
     while (l->tr && (b = g_queue_peek_head(&l->pending))) {
-        size_t n;
+        size_t n, count = 1;
         const uint8_t *d = g_bytes_get_data(b, &n);
-        int rc = l->tr->ops->send(l->tr, d, n);
+        uint8_t *packed = l->batch ? pack(l, &n, &count) : NULL;
+        int rc = l->tr->ops->send(l->tr, packed ? packed : d, n);
+        free(packed);
         if (rc == BL_EAGAIN)
             return;
         if (rc) {
             session_failed(l, "send failed");
             return;
         }
-        g_queue_pop_head(&l->pending);
-        l->pending_bytes -= n;
-        l->stats.frames_out++;
+        for (size_t i = 0; i < count; i++) {
+            size_t fl;
+            b = g_queue_pop_head(&l->pending);
+            g_bytes_get_data(b, &fl);
+            l->pending_bytes -= fl;
+            l->stats.frames_out++;
+            g_bytes_unref(b);
+        }
         l->stats.bytes_out += n;
-        g_bytes_unref(b);
     }
+}
+
+static gboolean flush_cb(gpointer p)
+{
+    link_t *l = p;
+    l->flush_src = NULL;
+    flush(l);
+    return G_SOURCE_REMOVE;
 }
 
 static void tr_writable(void *ud)
@@ -447,8 +508,23 @@ int link_send_frame(link_t *l, const uint8_t *frame, size_t len)
             l->pending_bytes += plen;
         }
     }
-    flush(l);
+    if (!l->batch) {
+        flush(l);
+    } else if (!l->flush_src) {
+        /* Right after the callback that is queueing, before other I/O: everything it
+         * queues leaves together. */
+        l->flush_src = g_idle_source_new();
+        g_source_set_priority(l->flush_src, G_PRIORITY_HIGH);
+        g_source_set_callback(l->flush_src, flush_cb, l, NULL);
+        g_source_attach(l->flush_src, l->ctx);
+        g_source_unref(l->flush_src);
+    }
     return 0;
+}
+
+void link_set_peer_features(link_t *l, uint32_t features)
+{
+    l->batch = (features & WIRE_FEAT_BATCH) != 0;
 }
 
 bool link_can_send(const link_t *l)

@@ -62,6 +62,9 @@ void link_signal_up(link_t *l);
 void link_signal_in(link_t *l, const seal_msg_t *m);
 /* Queue one encoded frame for the peer (fragmented when large). BL_ESTATE if not open. */
 int link_send_frame(link_t *l, const uint8_t *frame, size_t len);
+/* What the peer's HELLO said it accepts (WIRE_FEAT_*). With WIRE_FEAT_BATCH, frames
+ * queued in one turn of the loop leave packed in BATCH frames. Reset by a new session. */
+void link_set_peer_features(link_t *l, uint32_t features);
 /* Open and not backed up: the caller may send more. */
 bool link_can_send(const link_t *l);
 bool link_is_open(const link_t *l);

@@ -602,7 +602,7 @@ static void link_open(void *ud, link_t *l)
     site_t *s = ud;
     peer_ctx_t *p = peer_of(s, l);
     wire_hello_t h = {
-        .features = 0, .max_message_size = (uint32_t)s->cfg->max_message_size, .epoch = s->epoch};
+        .features = WIRE_FEAT_BATCH, .max_message_size = (uint32_t)s->cfg->max_message_size, .epoch = s->epoch};
     snprintf(h.site, sizeof(h.site), "%s", s->cfg->site_name);
     uint8_t *frame;
     size_t len;
@@ -668,6 +668,7 @@ static void link_frame(void *ud, link_t *l, const wire_frame_t *f)
             LOG_WARN(p->cfg->name, "peer calls itself \"%s\"; check the [peer] name",
                      f->u.hello.site);
         check_epoch(p, f->u.hello.epoch);
+        link_set_peer_features(l, f->u.hello.features);
         break;
     default:
         break;

@@ -583,6 +583,87 @@ static int decode_frag(rd_t *r, uint8_t flags, wire_frag_t *f)
     return 0;
 }
 
+/* ---- BATCH ------------------------------------------------------------------------ */
+
+static bool batchable(const uint8_t *f, size_t len)
+{
+    return f && len >= WIRE_HEADER_LEN && f[0] == WIRE_VERSION &&
+           (f[1] == WIRE_MSG || f[1] == WIRE_ACK);
+}
+
+int wire_encode_batch(const wire_piece_t *pieces, size_t n, uint8_t **out, size_t *out_len)
+{
+    if (!pieces || n == 0 || n > 0xffff)
+        return BL_EINVAL;
+    size_t total = WIRE_BATCH_HEADER_LEN;
+    for (size_t i = 0; i < n; i++) {
+        if (!batchable(pieces[i].data, pieces[i].len) || pieces[i].len > UINT32_MAX)
+            return BL_EINVAL;
+        total += WIRE_BATCH_ENTRY_OVERHEAD + pieces[i].len;
+    }
+    int rc = alloc_out(total, out, out_len);
+    if (rc)
+        return rc;
+    uint8_t *p = put_header(*out, WIRE_BATCH, 0);
+    p = put_be(p, n, 2);
+    for (size_t i = 0; i < n; i++) {
+        p = put_be(p, pieces[i].len, 4);
+        p = put_bytes(p, pieces[i].data, pieces[i].len);
+    }
+    return 0;
+}
+
+/* The whole BATCH is checked here, so that wire_batch_next cannot fail and a bad batch
+ * is refused before any of its frames is acted on. */
+static int decode_batch(rd_t *r, uint8_t flags, wire_batch_t *b)
+{
+    uint16_t n;
+    if (flags)
+        return BL_EINVAL;
+    int rc = rd_u16(r, &n);
+    if (rc)
+        return rc;
+    if (n == 0) {
+        LOG_DEBUG(WHO, "empty BATCH");
+        return BL_EINVAL;
+    }
+    b->p = r->p;
+    b->left = r->left;
+    b->count = n;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t len;
+        const uint8_t *f;
+        if ((rc = rd_u32(r, &len)) || (rc = rd_take(r, len, &f)))
+            return rc;
+        if (!batchable(f, len)) {
+            LOG_DEBUG(WHO, "BATCH entry %zu is not a MSG or ACK frame", i);
+            return BL_EINVAL;
+        }
+    }
+    if (r->left) {
+        LOG_DEBUG(WHO, "%zu bytes after the BATCH's %u frames", r->left, n);
+        return BL_EINVAL;
+    }
+    return 0;
+}
+
+int wire_batch_next(wire_batch_t *b, const uint8_t **frame, size_t *len)
+{
+    if (!b || b->count == 0 || b->left < WIRE_BATCH_ENTRY_OVERHEAD)
+        return 0;
+    rd_t r = {b->p, b->left};
+    uint32_t n;
+    const uint8_t *f;
+    if (rd_u32(&r, &n) || rd_take(&r, n, &f))
+        return 0;
+    *frame = f;
+    *len = n;
+    b->p = r.p;
+    b->left = r.left;
+    b->count--;
+    return 1;
+}
+
 /* ---- frames ----------------------------------------------------------------------- */
 
 int wire_decode(const uint8_t *buf, size_t len, size_t max_payload, wire_frame_t *out)
@@ -610,6 +691,9 @@ int wire_decode(const uint8_t *buf, size_t len, size_t max_payload, wire_frame_t
         break;
     case WIRE_FRAG:
         rc = decode_frag(&r, flags, &out->u.frag);
+        break;
+    case WIRE_BATCH:
+        rc = decode_batch(&r, flags, &out->u.batch);
         break;
     default:
         LOG_DEBUG(WHO, "unknown frame type %u", type);

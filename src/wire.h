@@ -25,7 +25,14 @@ typedef enum {
     WIRE_ACK = 2,   /* the peer's broker accepted these origin sequences */
     WIRE_HELLO = 3, /* first frame on a channel: who I am, what I accept */
     WIRE_FRAG = 4,  /* one piece of a frame larger than WIRE_MAX_CHUNK */
+    WIRE_BATCH = 5, /* several MSG/ACK frames in one channel message (WIRE_FEAT_BATCH) */
 } wire_type_t;
+
+/* HELLO feature bits. */
+#define WIRE_FEAT_BATCH 0x1u /* "send me BATCH frames": both must say so to use them */
+/* A BATCH is the header, a u16 count, then count times (u32 length, frame). */
+#define WIRE_BATCH_HEADER_LEN (WIRE_HEADER_LEN + 2)
+#define WIRE_BATCH_ENTRY_OVERHEAD 4
 
 typedef struct wire_hello {
     char site[BL_SITE_NAME_MAX + 1];
@@ -43,6 +50,20 @@ typedef struct wire_frag {
     size_t chunk_len;
 } wire_frag_t;
 
+/* A decoded BATCH: its frames, still encoded, checked to fit exactly and to be MSG or
+ * ACK frames of this version (each is decoded on its own with wire_decode). */
+typedef struct wire_batch {
+    const uint8_t *p; /* the next (length, frame) entry; points into the decoded buffer */
+    size_t left;
+    size_t count; /* frames not yet taken */
+} wire_batch_t;
+
+/* One frame to pack into a BATCH. */
+typedef struct wire_piece {
+    const uint8_t *data;
+    size_t len;
+} wire_piece_t;
+
 typedef struct wire_frame {
     uint8_t type;
     union {
@@ -53,6 +74,7 @@ typedef struct wire_frame {
         } ack;
         wire_hello_t hello;
         wire_frag_t frag;
+        wire_batch_t batch;
     } u;
 } wire_frame_t;
 
@@ -64,6 +86,11 @@ int wire_encode_hello(const wire_hello_t *h, uint8_t **out, size_t *out_len);
 size_t wire_frag_count(size_t frame_len, size_t chunk);
 int wire_encode_frag(const uint8_t *frame, size_t frame_len, size_t chunk, uint32_t msg_no,
                      size_t index, uint8_t **out, size_t *out_len);
+
+/* Pack n (1..65535) encoded MSG or ACK frames into one BATCH frame. */
+int wire_encode_batch(const wire_piece_t *pieces, size_t n, uint8_t **out, size_t *out_len);
+/* The next frame of a decoded BATCH: 1 with *frame and *len set, or 0 when none is left. */
+int wire_batch_next(wire_batch_t *b, const uint8_t **frame, size_t *len);
 
 /* Decode one frame. `max_payload` bounds MSG payloads (BL_ETOOBIG over it). */
 int wire_decode(const uint8_t *buf, size_t len, size_t max_payload, wire_frame_t *out);

@@ -504,7 +504,7 @@ static void test_unknown_type(void **state)
     (void)state;
     uint8_t f[] = {1, 0, 0, 0, 0, 0};
     assert_int_equal(decode_rc(f, sizeof(f)), BL_EINVAL);
-    f[1] = 5;
+    f[1] = 6;
     assert_int_equal(decode_rc(f, sizeof(f)), BL_EINVAL);
     f[1] = 255;
     assert_int_equal(decode_rc(f, sizeof(f)), BL_EINVAL);
@@ -824,6 +824,100 @@ static void test_reasm_errors(void **state)
     assert_null(r.buf);
 }
 
+/* ---- BATCH ------------------------------------------------------------------------ */
+
+/* A MSG and an ACK packed together come out as the same two frames, in order. */
+static void test_batch_roundtrip(void **state)
+{
+    (void)state;
+    bl_msg_t *m = full_msg();
+    uint64_t seqs[] = {7, 8, 9};
+    uint8_t *fm, *fa, *b;
+    size_t lm, la, lb;
+    assert_int_equal(wire_encode_msg(m, &fm, &lm), 0);
+    assert_int_equal(wire_encode_ack(seqs, 3, &fa, &la), 0);
+    wire_piece_t pieces[] = {{fm, lm}, {fa, la}, {fm, lm}};
+    assert_int_equal(wire_encode_batch(pieces, 3, &b, &lb), 0);
+    assert_int_equal(lb, WIRE_BATCH_HEADER_LEN + 3 * WIRE_BATCH_ENTRY_OVERHEAD + 2 * lm + la);
+    assert_int_equal(b[1], WIRE_BATCH);
+    assert_int_equal((b[4] << 8) | b[5], 3);
+
+    wire_frame_t f;
+    assert_int_equal(wire_decode(b, lb, 1024, &f), 0);
+    assert_int_equal(f.type, WIRE_BATCH);
+    assert_int_equal(f.u.batch.count, 3);
+    const uint8_t *in;
+    size_t il;
+    uint8_t want[] = {WIRE_MSG, WIRE_ACK, WIRE_MSG};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(wire_batch_next(&f.u.batch, &in, &il), 1);
+        wire_frame_t g;
+        assert_int_equal(wire_decode(in, il, 1024, &g), 0);
+        assert_int_equal(g.type, want[i]);
+        if (g.type == WIRE_MSG)
+            assert_same_msg(m, g.u.msg);
+        else
+            assert_int_equal(g.u.ack.n, 3);
+        wire_frame_clear(&g);
+    }
+    assert_int_equal(wire_batch_next(&f.u.batch, &in, &il), 0);
+    wire_frame_clear(&f);
+    free(fm), free(fa), free(b);
+    msg_free(m);
+}
+
+/* Only MSG and ACK frames go into a batch: no HELLO, FRAG or BATCH inside, no empty
+ * batch, nothing that is not a frame. */
+static void test_batch_encode_refused(void **state)
+{
+    (void)state;
+    wire_hello_t h = {.features = WIRE_FEAT_BATCH, .max_message_size = 10, .epoch = 1};
+    strcpy(h.site, "x");
+    uint8_t *fh, *b;
+    size_t lh, lb;
+    assert_int_equal(wire_encode_hello(&h, &fh, &lh), 0);
+    wire_piece_t hello = {fh, lh};
+    assert_int_equal(wire_encode_batch(&hello, 1, &b, &lb), BL_EINVAL);
+    assert_int_equal(wire_encode_batch(&hello, 0, &b, &lb), BL_EINVAL);
+    uint8_t short_frame[] = {1, 2, 0};
+    wire_piece_t tiny = {short_frame, sizeof(short_frame)};
+    assert_int_equal(wire_encode_batch(&tiny, 1, &b, &lb), BL_EINVAL);
+    free(fh);
+}
+
+/* A received batch is refused whole, before any of its frames is used, when it does
+ * not add up or carries a frame that has no place in a batch. */
+static void test_batch_decode_refused(void **state)
+{
+    (void)state;
+    uint8_t ack[] = {1, WIRE_ACK, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 5};
+    uint8_t b[64];
+    size_t n = 0;
+    memcpy(b, "\x01\x05\x00\x00\x00\x01\x00\x00\x00\x0e", 10);
+    memcpy(b + 10, ack, sizeof(ack));
+    n = 10 + sizeof(ack);
+    assert_int_equal(decode_rc(b, n), 0);
+    for (size_t cut = 0; cut < n; cut++) /* every truncation */
+        assert_int_not_equal(decode_rc(b, cut), 0);
+    b[n] = 0; /* a byte after the last frame */
+    assert_int_equal(decode_rc(b, n + 1), BL_EINVAL);
+    b[5] = 2; /* count says two, one is there */
+    assert_int_equal(decode_rc(b, n), BL_ETRUNC);
+    b[5] = 0; /* count 0 */
+    assert_int_equal(decode_rc(b, n), BL_EINVAL);
+    b[5] = 1;
+    b[2] = 1; /* flags */
+    assert_int_equal(decode_rc(b, n), BL_EINVAL);
+    b[2] = 0;
+    for (uint8_t t = WIRE_HELLO; t <= WIRE_BATCH; t++) { /* HELLO, FRAG, BATCH inside */
+        b[11] = t;
+        assert_int_equal(decode_rc(b, n), BL_EINVAL);
+    }
+    b[11] = WIRE_ACK;
+    b[10] = 2; /* inner version */
+    assert_int_equal(decode_rc(b, n), BL_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -852,6 +946,9 @@ int main(void)
         cmocka_unit_test(test_frag_encode_args),
         cmocka_unit_test(test_frag_decode_inconsistent),
         cmocka_unit_test(test_reasm_errors),
+        cmocka_unit_test(test_batch_roundtrip),
+        cmocka_unit_test(test_batch_encode_refused),
+        cmocka_unit_test(test_batch_decode_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
