@@ -100,6 +100,7 @@ struct queue {
     sqlite3_stmt *st[S_COUNT_STMTS];
     int depth; /* queue_begin nesting */
     bool seq_loaded;
+    bool seq_dirty; /* last_seq moved in the open transaction: written at its commit */
     uint64_t last_seq;
     peer_ent_t *peers;
     size_t n_peers, cap_peers;
@@ -369,6 +370,7 @@ static bool seq_ok(uint64_t seq)
 static void cache_reset(queue_t *q)
 {
     q->seq_loaded = false;
+    q->seq_dirty = false;
     q->n_peers = 0;
     q->n_origins = 0;
 }
@@ -511,7 +513,15 @@ int queue_commit(queue_t *q)
         return BL_ESTATE;
     if (--q->depth > 0)
         return 0;
-    int rc = run(q, stmt(q, S_COMMIT), "COMMIT");
+    int rc = 0;
+    if (q->seq_dirty) { /* the sequences taken in this transaction, stored once */
+        sqlite3_stmt *s = stmt(q, S_SEQ_SET);
+        sqlite3_bind_int64(s, 1, (int64_t)q->last_seq);
+        rc = run(q, s, "storing the origin sequence");
+        q->seq_dirty = false;
+    }
+    if (!rc)
+        rc = run(q, stmt(q, S_COMMIT), "COMMIT");
     if (rc) {
         /* The transaction is gone either way; drop caches that may hold its writes. */
         if (!sqlite3_get_autocommit(q->db))
@@ -548,6 +558,11 @@ int queue_next_seq(queue_t *q, uint64_t *seq)
     }
     if (!seq_ok(q->last_seq + 1))
         return BL_ETOOBIG;
+    if (q->depth > 0) { /* stored by the commit that makes the message durable */
+        q->seq_dirty = true;
+        *seq = ++q->last_seq;
+        return 0;
+    }
     sqlite3_stmt *s = stmt(q, S_SEQ_SET);
     sqlite3_bind_int64(s, 1, (int64_t)(q->last_seq + 1));
     int rc = run(q, s, "storing the origin sequence");

@@ -18,6 +18,7 @@
 
 #define SITE_PUMP_BATCH 64
 #define SITE_ACK_BATCH 512
+#define SITE_LAZY_COMMIT_MS 50 /* at the latest, for writes a crash may lose (txn_lazy) */
 /* QoS 0 waits in memory for a busy (open) link up to this many messages, then is
  * dropped and counted: QoS 0 means at most once, never unbounded memory. */
 #define SITE_Q0_MAX 65536
@@ -60,6 +61,7 @@ struct site {
     uint64_t next_token;
     bool txn_open;
     GSource *commit_src;
+    GSource *lazy_src; /* commits lazy writes if nothing else does first (txn_lazy) */
     GSource *stats_src;
     uint64_t epoch;
     site_stats_t stats;
@@ -81,6 +83,10 @@ static gboolean commit_cb(gpointer ud)
 {
     site_t *s = ud;
     s->commit_src = NULL;
+    if (s->lazy_src) {
+        g_source_destroy(s->lazy_src);
+        s->lazy_src = NULL;
+    }
     if (s->txn_open) {
         s->txn_open = false;
         if (queue_commit(s->q))
@@ -129,6 +135,29 @@ static void txn(site_t *s)
     if (!s->txn_open && queue_begin(s->q) == 0)
         s->txn_open = true;
     schedule_commit(s);
+}
+
+static gboolean lazy_commit_cb(gpointer ud)
+{
+    site_t *s = ud;
+    s->lazy_src = NULL;
+    if (!s->commit_src)
+        schedule_commit(s);
+    return G_SOURCE_REMOVE;
+}
+
+/* For writes that nothing waits on and that a crash may lose: a peer's ACK deleting a
+ * message (lost, the message is sent again and the peer's dedupe window drops it) or
+ * an echo closing an in-doubt record (lost, the recovery finds no echo and drops the
+ * record; the delivery itself was committed at the PUBACK). They ride with the next
+ * commit, or at the latest SITE_LAZY_COMMIT_MS later: under load that halves the
+ * commits of a sending site. */
+static void txn_lazy(site_t *s)
+{
+    if (!s->txn_open && queue_begin(s->q) == 0)
+        s->txn_open = true;
+    if (!s->commit_src && !s->lazy_src)
+        s->lazy_src = attach(s, g_timeout_source_new(SITE_LAZY_COMMIT_MS), lazy_commit_cb);
 }
 
 /* ---- status on the local broker ---- */
@@ -192,8 +221,10 @@ static void pump(peer_ctx_t *p)
 {
     site_t *s = p->site;
     if (s->txn_open) {
-        /* Frames leave only once their sequence is committed (commit_cb pumps). */
+        /* Frames leave only once their sequence is committed (commit_cb pumps); a lazy
+         * transaction is committed now. */
         p->dirty = true;
+        schedule_commit(s);
         return;
     }
     bl_msg_t *m0;
@@ -522,7 +553,7 @@ static void echo_seen(site_t *s, echo_rec_t *r)
         delivered(s, r->peer, r->origin, r->seq);
     }
     if (r->seq) {
-        txn(s);
+        txn_lazy(s);
         queue_indoubt_del(s->q, r->origin, r->seq);
     }
     echo_rec_free(r);
@@ -659,7 +690,7 @@ static void link_frame(void *ud, link_t *l, const wire_frame_t *f)
         remote_message(p, f->u.msg);
         break;
     case WIRE_ACK:
-        txn(s);
+        txn_lazy(s);
         for (size_t i = 0; i < f->u.ack.n; i++)
             queue_ack(s->q, p->cfg->name, f->u.ack.seqs[i]);
         break;
@@ -805,7 +836,7 @@ static void echo_gone(echo_rec_t *r, void *ud)
                  (int)strcspn(r->key, "\x1f"), r->key);
     s->warned_no_echo = true;
     if (r->seq) {
-        txn(s);
+        txn_lazy(s);
         queue_indoubt_del(s->q, r->origin, r->seq);
     }
     echo_rec_free(r);
@@ -967,6 +998,8 @@ void site_free(site_t *s)
         g_source_destroy(s->stats_src);
     if (s->commit_src)
         g_source_destroy(s->commit_src);
+    if (s->lazy_src)
+        g_source_destroy(s->lazy_src);
     for (size_t i = 0; i < s->n_peers; i++) {
         link_free(s->peers[i].link);
         g_array_free(s->peers[i].acks, TRUE);

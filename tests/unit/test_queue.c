@@ -316,6 +316,21 @@ static void test_persistence(void **state)
     q = open_q(fx);
     assert_int_equal(queue_next_seq(q, &s), 0);
     assert_int_equal(s, 5);
+    /* Taken inside a transaction, the sequence is stored by its commit... */
+    assert_int_equal(queue_begin(q), 0);
+    assert_int_equal(queue_next_seq(q, &s), 0);
+    assert_int_equal(queue_next_seq(q, &s), 0);
+    assert_int_equal(s, 7);
+    assert_int_equal(queue_commit(q), 0);
+    /* ...and is not stored without it (no frame carrying it can have left). */
+    assert_int_equal(queue_begin(q), 0);
+    assert_int_equal(queue_next_seq(q, &s), 0);
+    assert_int_equal(s, 8);
+    queue_close(q);
+
+    q = open_q(fx);
+    assert_int_equal(queue_next_seq(q, &s), 0);
+    assert_int_equal(s, 8);
     queue_close(q);
 }
 
