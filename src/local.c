@@ -50,6 +50,13 @@ static void on_published(void *ud, uint64_t token)
         l->ev.on_delivered(l->ud, token);
 }
 
+static void on_drained(void *ud)
+{
+    local_t *l = ud;
+    if (l->ev.on_acked)
+        l->ev.on_acked(l->ud);
+}
+
 local_t *local_new(GMainContext *ctx, const config_t *cfg, const local_events_t *ev, void *ud)
 {
     if (!cfg || !cfg->local_host)
@@ -72,7 +79,8 @@ local_t *local_new(GMainContext *ctx, const config_t *cfg, const local_events_t 
         .keepalive = cfg->local_keepalive > 0 ? cfg->local_keepalive : 30,
         .clean_start = false,
     };
-    static const mqtt_events_t mev = {on_connect, on_disconnect, on_message, on_published};
+    static const mqtt_events_t mev = {on_connect, on_disconnect, on_message, on_published,
+                                      on_drained};
     l->mqtt = mqtt_new(ctx, &o, &mev, l);
     if (!l->mqtt)
         goto error;

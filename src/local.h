@@ -22,6 +22,8 @@ typedef struct local_events {
     void (*on_delivered)(void *ud, uint64_t token);
     void (*on_connect)(void *ud);
     void (*on_disconnect)(void *ud);
+    /* The acknowledgements of every message on_message has seen are written (optional). */
+    void (*on_acked)(void *ud);
 } local_events_t;
 
 local_t *local_new(GMainContext *ctx, const config_t *cfg, const local_events_t *ev, void *ud);

@@ -506,6 +506,11 @@ static int write_queued(mqtt_t *c)
     fd = mosquitto_socket(c->mosq);
     if (fd >= 0)
         (void)setsockopt(fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
+    /* libmosquitto queues the acknowledgement of a message right after on_message
+     * returns and never writes inside a read (threaded mode): an empty queue now means
+     * every message handed up so far has its acknowledgement in the kernel. */
+    if (!rc && c->mosq && !mosquitto_want_write(c->mosq) && c->ev.on_drained && !c->freed)
+        c->ev.on_drained(c->ud);
     return rc;
 }
 

@@ -46,6 +46,9 @@ typedef struct mqtt_events {
     void (*on_message)(void *ud, const bl_msg_t *m);
     /* The broker acknowledged the publish that was given `token`. */
     void (*on_published)(void *ud, uint64_t token);
+    /* Everything queued so far, acknowledgements of the messages already handed to
+     * on_message included, has been written to the socket (optional). */
+    void (*on_drained)(void *ud);
 } mqtt_events_t;
 
 mqtt_t *mqtt_new(GMainContext *ctx, const mqtt_opts_t *opts, const mqtt_events_t *ev, void *ud);

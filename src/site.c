@@ -41,6 +41,12 @@ typedef struct pending_pub {
     uint64_t token;
 } pending_pub_t;
 
+/* An in-doubt record to delete. */
+typedef struct indoubt_ref {
+    char origin[BL_SITE_NAME_MAX + 1];
+    uint64_t seq;
+} indoubt_ref_t;
+
 struct site {
     GMainContext *ctx;
     const config_t *cfg;
@@ -62,6 +68,7 @@ struct site {
     bool txn_open;
     GSource *commit_src;
     GSource *lazy_src; /* commits lazy writes if nothing else does first (txn_lazy) */
+    GArray *echo_dels; /* indoubt_ref_t: echoed, their PUBACK not yet written */
     GSource *stats_src;
     uint64_t epoch;
     site_stats_t stats;
@@ -553,10 +560,29 @@ static void echo_seen(site_t *s, echo_rec_t *r)
         delivered(s, r->peer, r->origin, r->seq);
     }
     if (r->seq) {
-        txn_lazy(s);
-        queue_indoubt_del(s->q, r->origin, r->seq);
+        /* The in-doubt record goes once the echo's own acknowledgement is written
+         * (local_acked). Deleted before, a kill -9 would make the broker send the echo
+         * again to a daemon that no longer knows it for one: it would go out as a local
+         * message. */
+        indoubt_ref_t d = {.seq = r->seq};
+        g_strlcpy(d.origin, r->origin, sizeof(d.origin));
+        g_array_append_val(s->echo_dels, d);
     }
     echo_rec_free(r);
+}
+
+/* Every echo seen so far has its PUBACK in the kernel: its in-doubt record may go. */
+static void local_acked(void *ud)
+{
+    site_t *s = ud;
+    if (!s->echo_dels->len)
+        return;
+    txn_lazy(s);
+    for (guint i = 0; i < s->echo_dels->len; i++) {
+        indoubt_ref_t *d = &g_array_index(s->echo_dels, indoubt_ref_t, i);
+        queue_indoubt_del(s->q, d->origin, d->seq);
+    }
+    g_array_set_size(s->echo_dels, 0);
 }
 
 /* The broker acknowledged a message from a peer (PUBACK/PUBCOMP): acknowledge it to
@@ -872,6 +898,7 @@ site_t *site_new(GMainContext *ctx, const config_t *cfg, const cert_t *cert)
     s->cert = cert;
     s->echo = echo_new();
     s->to_publish = g_array_new(FALSE, FALSE, sizeof(pending_pub_t));
+    s->echo_dels = g_array_new(FALSE, FALSE, sizeof(indoubt_ref_t));
     s->delivering = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 
     char path[4096];
@@ -903,8 +930,10 @@ site_t *site_new(GMainContext *ctx, const config_t *cfg, const cert_t *cert)
                  "their echoes before opening links",
                  echo_count(s->echo));
     }
-    local_events_t lev = {
-        .on_message = local_message, .on_delivered = local_delivered, .on_connect = local_up};
+    local_events_t lev = {.on_message = local_message,
+                          .on_delivered = local_delivered,
+                          .on_connect = local_up,
+                          .on_acked = local_acked};
     s->local = local_new(ctx, cfg, &lev, s);
     signaling_events_t sev = {.on_connect = signal_up, .on_message = signal_message};
     s->sig = signaling_new(ctx, cfg, cert, &sev, s);
@@ -1017,6 +1046,8 @@ void site_free(site_t *s)
         msg_free(g_array_index(s->to_publish, pending_pub_t, i).msg);
     if (s->to_publish)
         g_array_free(s->to_publish, TRUE);
+    if (s->echo_dels) /* left in doubt: a restart's recovery settles them */
+        g_array_free(s->echo_dels, TRUE);
     if (s->recover_src)
         g_source_destroy(s->recover_src);
     if (s->sweep_src)

@@ -153,6 +153,7 @@ typedef struct seen {
     GPtrArray *msgs; /* bl_msg_t *, what local's on_message got */
     GArray *tokens;  /* uint64_t, on_delivered in order */
     int connects, disconnects;
+    size_t acked_msgs; /* messages seen by on_message when on_acked last came */
 } seen_t;
 
 static seen_t g_seen;
@@ -310,6 +311,18 @@ static void l_on_disconnect(void *ud)
     g_seen.disconnects++;
 }
 
+static void l_on_acked(void *ud)
+{
+    (void)ud;
+    g_seen.acked_msgs = g_seen.msgs->len;
+}
+
+static bool all_acked(void *arg)
+{
+    (void)arg;
+    return g_seen.msgs->len > 0 && g_seen.acked_msgs == g_seen.msgs->len;
+}
+
 /* A config_t made by hand: config.c is not part of this test. */
 static void local_make(void)
 {
@@ -319,7 +332,8 @@ static void local_make(void)
     cfg.local_port = g_port;
     cfg.local_client_id = "bl-test-local";
     cfg.local_keepalive = 10;
-    static const local_events_t ev = {l_on_message, l_on_delivered, l_on_connect, l_on_disconnect};
+    static const local_events_t ev = {l_on_message, l_on_delivered, l_on_connect, l_on_disconnect,
+                                      l_on_acked};
     g_local = local_new(NULL, &cfg, &ev, NULL);
     assert_non_null(g_local);
 }
@@ -519,6 +533,9 @@ static void test_message_from_local_client_keeps_everything(void **state)
     assert_int_equal(m->qos, 1);
     assert_true(m->retain); /* Retain As Published */
     check_full_msg(m);
+    /* on_acked follows: the PUBACK of what on_message saw is written (site.c deletes an
+     * echo's in-doubt record only then). */
+    assert_true(run_until(all_acked, NULL));
 }
 
 /* 2. What local publishes is not echoed back to it (No Local), but other subscribers get
