@@ -57,6 +57,13 @@ static void on_drained(void *ud)
         l->ev.on_acked(l->ud);
 }
 
+static void on_unsubscribed(void *ud)
+{
+    local_t *l = ud;
+    if (l->ev.on_unsubscribed)
+        l->ev.on_unsubscribed(l->ud);
+}
+
 local_t *local_new(GMainContext *ctx, const config_t *cfg, const local_events_t *ev, void *ud)
 {
     if (!cfg || !cfg->local_host)
@@ -80,7 +87,7 @@ local_t *local_new(GMainContext *ctx, const config_t *cfg, const local_events_t 
         .clean_start = false,
     };
     static const mqtt_events_t mev = {on_connect, on_disconnect, on_message, on_published,
-                                      on_drained};
+                                      on_drained, on_unsubscribed};
     l->mqtt = mqtt_new(ctx, &o, &mev, l);
     if (!l->mqtt)
         goto error;
@@ -105,6 +112,16 @@ int local_subscribe(local_t *l, const char *filter, int qos, bool no_local)
     int rc = mqtt_subscribe(l->mqtt, filter, qos, no_local, true);
     if (rc)
         LOG_WARN("local", "cannot subscribe %s: %s", filter ? filter : "(null)", bl_strerror(rc));
+    return rc;
+}
+
+int local_unsubscribe(local_t *l, const char *filter)
+{
+    if (!l)
+        return BL_EINVAL;
+    int rc = mqtt_unsubscribe(l->mqtt, filter);
+    if (rc)
+        LOG_WARN("local", "cannot unsubscribe %s: %s", filter ? filter : "(null)", bl_strerror(rc));
     return rc;
 }
 

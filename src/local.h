@@ -24,6 +24,8 @@ typedef struct local_events {
     void (*on_disconnect)(void *ud);
     /* The acknowledgements of every message on_message has seen are written (optional). */
     void (*on_acked)(void *ud);
+    /* Every filter given to local_unsubscribe() is gone from the session (optional). */
+    void (*on_unsubscribed)(void *ud);
 } local_events_t;
 
 local_t *local_new(GMainContext *ctx, const config_t *cfg, const local_events_t *ev, void *ud);
@@ -35,6 +37,8 @@ int local_start(local_t *l);
  * echo, see echo.h). Remembered and renewed on every connect. QoS 2 is the usual
  * choice: the broker downgrades each message to its own QoS. */
 int local_subscribe(local_t *l, const char *filter, int qos, bool no_local);
+/* Drop a subscription an earlier run left in the persistent session (mqtt_unsubscribe). */
+int local_unsubscribe(local_t *l, const char *filter);
 int local_publish(local_t *l, const bl_msg_t *m, uint64_t token);
 bool local_connected(const local_t *l);
 size_t local_pending(const local_t *l);

@@ -56,6 +56,7 @@ typedef struct sub {
     char *filter;
     int qos;
     int options; /* MQTT_SUB_OPT_* */
+    int mid;     /* unsubscribes: the UNSUBSCRIBE in flight, 0 when not sent yet */
 } sub_t;
 
 typedef struct io_source {
@@ -85,6 +86,7 @@ struct mqtt {
     GQueue inflight;    /* pub_t *, in send order */
     GHashTable *by_mid; /* mid -> GList link in inflight */
     GPtrArray *subs;    /* sub_t * */
+    GPtrArray *unsubs;  /* sub_t *: filters to drop from a resumed session, before subs */
 
     int busy;   /* depth of our own loop functions on the stack */
     bool freed; /* mqtt_free() was called while busy */
@@ -217,6 +219,8 @@ static void conn_lost(mqtt_t *c, int rc)
         c->ev.on_disconnect(c->ud, rc);
 }
 
+static void send_unsubscribe(mqtt_t *c, sub_t *u);
+
 static void on_connect_cb(struct mosquitto *m, void *ud, int rc, int flags,
                           const mosquitto_property *props)
 {
@@ -234,6 +238,10 @@ static void on_connect_cb(struct mosquitto *m, void *ud, int rc, int flags,
     c->backoff_ms = MQTT_BACKOFF_MIN_MS;
     c->failures = 0;
     LOG_INFO(c->o.name, "connected to %s:%d", c->o.host, c->o.port);
+    /* Unsubscribes first: the broker handles a connection's packets in order, so a
+     * filter dropped here and subscribed again below gets its new options. */
+    for (guint i = 0; i < c->unsubs->len; i++)
+        send_unsubscribe(c, g_ptr_array_index(c->unsubs, i));
     for (guint i = 0; i < c->subs->len; i++) {
         sub_t *s = g_ptr_array_index(c->subs, i);
         int src = mosquitto_subscribe_v5(c->mosq, NULL, s->filter, s->qos, s->options, NULL);
@@ -250,6 +258,30 @@ static void on_disconnect_cb(struct mosquitto *m, void *ud, int rc, const mosqui
     mqtt_t *c = ud;
     if (!c->freed)
         conn_lost(c, rc);
+}
+
+static void send_unsubscribe(mqtt_t *c, sub_t *u)
+{
+    int rc = mosquitto_unsubscribe_v5(c->mosq, &u->mid, u->filter, NULL);
+    if (rc)
+        LOG_WARN(c->o.name, "unsubscribe %s failed: %s", u->filter, mqtt_errstr(rc));
+}
+
+static void on_unsubscribe_cb(struct mosquitto *m, void *ud, int mid, const mosquitto_property *props)
+{
+    (void)m, (void)props;
+    mqtt_t *c = ud;
+    c->rx_events++;
+    for (guint i = 0; i < c->unsubs->len; i++) {
+        sub_t *u = g_ptr_array_index(c->unsubs, i);
+        if (u->mid == mid) {
+            LOG_INFO(c->o.name, "dropped the subscription %s left in our session", u->filter);
+            g_ptr_array_remove_index(c->unsubs, i);
+            if (c->unsubs->len == 0 && c->ev.on_unsubscribed && !c->freed)
+                c->ev.on_unsubscribed(c->ud);
+            return;
+        }
+    }
 }
 
 static void on_subscribe_cb(struct mosquitto *m, void *ud, int mid, int n, const int *granted,
@@ -356,6 +388,7 @@ static int handle_new(mqtt_t *c)
     mosquitto_message_v5_callback_set(c->mosq, on_message_cb);
     mosquitto_publish_v5_callback_set(c->mosq, on_publish_cb);
     mosquitto_subscribe_v5_callback_set(c->mosq, on_subscribe_cb);
+    mosquitto_unsubscribe_v5_callback_set(c->mosq, on_unsubscribe_cb);
     int rc = 0;
     if (c->o.username && mosquitto_username_pw_set(c->mosq, c->o.username, c->o.password))
         rc = BL_ENOMEM;
@@ -775,6 +808,7 @@ mqtt_t *mqtt_new(GMainContext *ctx, const mqtt_opts_t *opts, const mqtt_events_t
     g_queue_init(&c->inflight);
     c->by_mid = g_hash_table_new(NULL, NULL);
     c->subs = g_ptr_array_new_with_free_func(sub_free);
+    c->unsubs = g_ptr_array_new_with_free_func(sub_free);
     if (!(c->o.name = strdup(opts->name)) || !(c->o.host = strdup(opts->host)) ||
         (opts->client_id && !(c->o.client_id = strdup(opts->client_id))) ||
         (opts->username && !(c->o.username = strdup(opts->username))) ||
@@ -826,6 +860,23 @@ int mqtt_subscribe(mqtt_t *c, const char *filter, int qos, bool no_local, bool r
         int rc = mosquitto_subscribe_v5(c->mosq, NULL, filter, qos, options, NULL);
         if (rc)
             LOG_WARN(c->o.name, "subscribe %s failed: %s", filter, mqtt_errstr(rc));
+        io_update(c);
+    }
+    return 0;
+}
+
+int mqtt_unsubscribe(mqtt_t *c, const char *filter)
+{
+    if (!c || !filter || mosquitto_sub_topic_check(filter))
+        return BL_EINVAL;
+    sub_t *u = calloc(1, sizeof(*u));
+    if (!u || !(u->filter = strdup(filter))) {
+        free(u);
+        return BL_ENOMEM;
+    }
+    g_ptr_array_add(c->unsubs, u);
+    if (c->state == ST_CONNECTED) {
+        send_unsubscribe(c, u);
         io_update(c);
     }
     return 0;
@@ -885,6 +936,8 @@ static void mqtt_destroy(mqtt_t *c)
         g_hash_table_destroy(c->by_mid);
     if (c->subs)
         g_ptr_array_free(c->subs, TRUE);
+    if (c->unsubs)
+        g_ptr_array_free(c->unsubs, TRUE);
     free((char *)c->o.name);
     free((char *)c->o.host);
     free((char *)c->o.client_id);

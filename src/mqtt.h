@@ -49,6 +49,8 @@ typedef struct mqtt_events {
     /* Everything queued so far, acknowledgements of the messages already handed to
      * on_message included, has been written to the socket (optional). */
     void (*on_drained)(void *ud);
+    /* Every filter given to mqtt_unsubscribe() is gone from the session (optional). */
+    void (*on_unsubscribed)(void *ud);
 } mqtt_events_t;
 
 mqtt_t *mqtt_new(GMainContext *ctx, const mqtt_opts_t *opts, const mqtt_events_t *ev, void *ud);
@@ -59,6 +61,10 @@ int mqtt_start(mqtt_t *c);
 int mqtt_subscribe(mqtt_t *c, const char *filter, int qos, bool no_local, bool rap);
 /* Queue a copy of m (topic, payload, QoS, retain, properties). BL_EINVAL when it could
  * never be sent (bad topic, QoS, property too long, not UTF-8). */
+/* Drop `filter` from a resumed session (a subscription an earlier run made that this one
+ * does not want, or wants with other options): sent at the next connect before the
+ * subscriptions, or now when connected; retried at every connect until acknowledged. */
+int mqtt_unsubscribe(mqtt_t *c, const char *filter);
 int mqtt_publish(mqtt_t *c, const bl_msg_t *m, uint64_t token);
 bool mqtt_connected(const mqtt_t *c);
 /* Publishes waiting for the broker (queued + in flight). */

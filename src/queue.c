@@ -981,8 +981,12 @@ int queue_meta_get(queue_t *q, const char *key, char *buf, size_t len)
     int rc = BL_ENOTFOUND;
     if (src == SQLITE_ROW) {
         const unsigned char *v = sqlite3_column_text(s, 0);
-        snprintf(buf, len, "%s", v ? (const char *)v : "");
-        rc = 0;
+        if ((size_t)sqlite3_column_bytes(s, 0) >= len) {
+            rc = BL_ETOOBIG; /* never a silently cut value */
+        } else {
+            snprintf(buf, len, "%s", v ? (const char *)v : "");
+            rc = 0;
+        }
     } else if (src != SQLITE_DONE) {
         rc = db_fail(q, src, "reading a meta value");
     }

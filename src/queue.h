@@ -68,7 +68,8 @@ typedef void (*queue_indoubt_cb)(void *ud, const char *origin, uint64_t seq, con
 int queue_indoubt_each(queue_t *q, queue_indoubt_cb cb, void *ud);
 
 /* Small persisted values in the meta table (e.g. "epoch", "epoch:<origin>"). */
-int queue_meta_get(queue_t *q, const char *key, char *buf, size_t len); /* BL_ENOTFOUND */
+/* BL_ENOTFOUND, or BL_ETOOBIG when the value does not fit in len (with its NUL). */
+int queue_meta_get(queue_t *q, const char *key, char *buf, size_t len);
 int queue_meta_set(queue_t *q, const char *key, const char *value);
 /* Forget every seen sequence of `origin`: it started numbering anew (new epoch). */
 int queue_seen_reset(queue_t *q, const char *origin);

@@ -69,6 +69,7 @@ struct site {
     GSource *commit_src;
     GSource *lazy_src; /* commits lazy writes if nothing else does first (txn_lazy) */
     GArray *echo_dels; /* indoubt_ref_t: echoed, their PUBACK not yet written */
+    char *subs_now;    /* this run's subscriptions, recorded once the stale ones are gone */
     GSource *stats_src;
     uint64_t epoch;
     site_stats_t stats;
@@ -85,6 +86,7 @@ static void pump(peer_ctx_t *p);
 static void flush_acks(peer_ctx_t *p);
 static void echo_seen(site_t *s, echo_rec_t *r);
 static void recover_after(site_t *s, unsigned ms);
+static void local_unsubscribed(void *ud);
 
 static gboolean commit_cb(gpointer ud)
 {
@@ -933,7 +935,8 @@ site_t *site_new(GMainContext *ctx, const config_t *cfg, const cert_t *cert)
     local_events_t lev = {.on_message = local_message,
                           .on_delivered = local_delivered,
                           .on_connect = local_up,
-                          .on_acked = local_acked};
+                          .on_acked = local_acked,
+                          .on_unsubscribed = local_unsubscribed};
     s->local = local_new(ctx, cfg, &lev, s);
     signaling_events_t sev = {.on_connect = signal_up, .on_message = signal_message};
     s->sig = signaling_new(ctx, cfg, cert, &sev, s);
@@ -995,13 +998,79 @@ static GPtrArray *local_filters(site_t *s)
     return out;
 }
 
+/* Once the stale subscriptions are gone, the session holds just what this run wants. */
+static void local_unsubscribed(void *ud)
+{
+    site_t *s = ud;
+    if (!s->subs_now)
+        return;
+    txn(s);
+    queue_meta_set(s->q, "local_subs", s->subs_now);
+}
+
+/* The broker keeps our subscriptions in the persistent session across restarts, and a
+ * SUBSCRIBE for a filter it has keeps the old options (mosquitto updates only the QoS):
+ * after a change of rules or of `delivery`, what an earlier run subscribed would still
+ * deliver, a filter left out twice, a No Local dropped a loop. So the subscriptions are
+ * remembered ("QOS NO_LOCAL FILTER" lines in the meta table) and every one this run does
+ * not want as it is gets unsubscribed at connect, before the subscribes. Until the broker
+ * confirms, the record keeps both sets, so a crash in between tries again. */
+static void reconcile_subs(site_t *s, GPtrArray *want)
+{
+    GString *now = g_string_new(NULL), *both = g_string_new(NULL);
+    for (guint i = 0; i < want->len; i++)
+        g_string_append_printf(now, "%s\n", (const char *)g_ptr_array_index(want, i));
+    g_string_append(both, now->str);
+    size_t cap = 65536;
+    char *old = g_malloc(cap);
+    int rc = queue_meta_get(s->q, "local_subs", old, cap);
+    if (rc && rc != BL_ENOTFOUND)
+        LOG_WARN("site", "cannot read the subscriptions of the last run: %s", bl_strerror(rc));
+    size_t stale = 0;
+    char **lines = g_strsplit(rc ? "" : old, "\n", -1);
+    for (char **lp = lines; *lp; lp++) {
+        const char *line = *lp;
+        bool kept = !*line;
+        for (guint i = 0; i < want->len && !kept; i++)
+            kept = !strcmp(line, g_ptr_array_index(want, i));
+        const char *filter = strchr(line, ' ') ? strchr(strchr(line, ' ') + 1, ' ') : NULL;
+        if (kept || !filter)
+            continue;
+        LOG_INFO("site", "the last run subscribed \"%s\" (qos no_local filter), this one does "
+                         "not: dropping it from the session", line);
+        local_unsubscribe(s->local, filter + 1);
+        g_string_append_printf(both, "%s\n", line);
+        stale++;
+    }
+    g_strfreev(lines);
+    g_free(old);
+    txn(s);
+    queue_meta_set(s->q, "local_subs", both->str);
+    g_string_free(both, TRUE);
+    g_free(s->subs_now);
+    s->subs_now = g_string_free(now, FALSE);
+    if (!stale) {
+        g_free(s->subs_now);
+        s->subs_now = NULL;
+    }
+}
+
+static void subscribe_wanted(site_t *s, GPtrArray *want, const char *filter, int qos, bool no_local)
+{
+    local_subscribe(s->local, filter, qos, no_local);
+    g_ptr_array_add(want, g_strdup_printf("%d %d %s", qos, no_local ? 1 : 0, filter));
+}
+
 int site_start(site_t *s)
 {
     GPtrArray *filters = local_filters(s);
+    GPtrArray *want = g_ptr_array_new_with_free_func(g_free);
     for (guint i = 0; i < filters->len; i++)
-        local_subscribe(s->local, g_ptr_array_index(filters, i), 2, s->cfg->at_least_once);
+        subscribe_wanted(s, want, g_ptr_array_index(filters, i), 2, s->cfg->at_least_once);
     g_ptr_array_free(filters, TRUE);
-    local_subscribe(s->local, s->sync_topic, 1, false);
+    subscribe_wanted(s, want, s->sync_topic, 1, false);
+    reconcile_subs(s, want);
+    g_ptr_array_free(want, TRUE);
     s->stats_src = attach(s, g_timeout_source_new_seconds(10), stats_cb);
     s->sweep_src = attach(s, g_timeout_source_new_seconds(5), sweep_cb);
     int rc = local_start(s->local);
@@ -1048,6 +1117,7 @@ void site_free(site_t *s)
         g_array_free(s->to_publish, TRUE);
     if (s->echo_dels) /* left in doubt: a restart's recovery settles them */
         g_array_free(s->echo_dels, TRUE);
+    g_free(s->subs_now);
     if (s->recover_src)
         g_source_destroy(s->recover_src);
     if (s->sweep_src)

@@ -1,34 +1,56 @@
 #!/usr/bin/env bash
-# delivery = at-least-once at both sites (No Local, no echo): messages still cross both
-# ways once and do not loop; a WAN cut still duplicates nothing (the dedupe window); a
-# kill -9 of the receiver loses nothing and duplicates at most what was in flight to its
-# broker.
+# Both sites switched from exactly-once (the default) to delivery = at-least-once (No
+# Local, no echo), keeping their brokers' persistent sessions: the old subscriptions are
+# replaced, so messages of QoS 0 and 1 cross both ways once and do not loop; a WAN cut
+# still duplicates nothing (the dedupe window); a kill -9 of the receiver loses nothing
+# and duplicates at most what was in flight to its broker.
 set -euo pipefail
 HERE=$(dirname "$0")
 . "$HERE/lab.sh"
 . "$HERE/sites.sh"
 N=${BL_TEST_N:-10000}
 CUT_S=${BL_TEST_CUT_S:-10}
-export BL_DELIVERY=at-least-once
 
+# First exactly-once: the brokers' sessions get subscriptions without No Local.
 bl_lab 2 cone "test/# both 2" both
 bl_up 2
-assert_ok "the config says at-least-once" grep -q '^delivery = at-least-once' "$LAB_DIR/site1.conf"
+bl_sub 2 sub0 'test/first' -F '%p'
+bl_pub_seq 1 test/first 1 50 1
+bl_wait_seq sub0 50 30 || true
+assert_eq "$(bl_seq_report sub0 1 50 | cut -d' ' -f1-8)" "received 50 unique 50 duplicates 0 missing 0" \
+  "exactly-once first: 50 cross"
+lab_kill sub0
 
-# Both ways, subscribers at both sites: each message once everywhere, no loop back.
-bl_sub 1 subA 'test/ping' -F '%p'
-bl_sub 2 subB 'test/ping' -F '%p'
-bl_pub_seq 1 test/ping 1 100 1
-bl_pub_seq 2 test/ping 101 200 1
-bl_wait_seq subA 200 30 || true
-bl_wait_seq subB 200 30 || true
-sleep 2
-assert_eq "$(bl_seq_report subA 1 200 | cut -d' ' -f1-8)" "received 200 unique 200 duplicates 0 missing 0" \
-  "alpha's subscriber gets both sites' 200 messages once"
-assert_eq "$(bl_seq_report subB 1 200 | cut -d' ' -f1-8)" "received 200 unique 200 duplicates 0 missing 0" \
-  "bravo's subscriber gets both sites' 200 messages once"
-lab_kill subA
-lab_kill subB
+# Then at-least-once, same state dirs, same broker sessions.
+for i in 1 2; do
+  bl_stop "$i"
+  mv "$(bl_log "$i")" "$LAB_DIR/bl$i-exactly-once.log"
+  BL_DELIVERY=at-least-once bl_config "$i" "test/# both 2" both
+done
+assert_ok "the config says at-least-once" grep -q '^delivery = at-least-once' "$LAB_DIR/site1.conf"
+for i in 1 2; do bl_start "$i"; done
+bl_wait_open 1 bravo 30 && bl_wait_open 2 alpha 30 && pass "links open again" || fail "links did not open"
+assert_ok "alpha drops its old test/# subscription from the session" \
+  lab_wait_for 10 grep -q 'dropped the subscription test/# left in our session' "$(bl_log 1)"
+assert_ok "bravo too" lab_wait_for 10 grep -q 'dropped the subscription test/# left in our session' "$(bl_log 2)"
+
+# Both ways, QoS 0 and 1, subscribers at both sites: each message once everywhere, no
+# loop (with the old subscription left in place, each would come back to its sender).
+for q in 0 1; do
+  bl_sub 1 "subA$q" "test/ping$q" -F '%p'
+  bl_sub 2 "subB$q" "test/ping$q" -F '%p'
+  bl_pub_seq 1 "test/ping$q" 1 100 "$q"
+  bl_pub_seq 2 "test/ping$q" 101 200 "$q"
+  bl_wait_seq "subA$q" 200 30 || true
+  bl_wait_seq "subB$q" 200 30 || true
+  sleep 2
+  assert_eq "$(bl_seq_report "subA$q" 1 200 | cut -d' ' -f1-8)" "received 200 unique 200 duplicates 0 missing 0" \
+    "QoS $q: alpha's subscriber gets both sites' 200 messages once"
+  assert_eq "$(bl_seq_report "subB$q" 1 200 | cut -d' ' -f1-8)" "received 200 unique 200 duplicates 0 missing 0" \
+    "QoS $q: bravo's subscriber gets both sites' 200 messages once"
+  lab_kill "subA$q"
+  lab_kill "subB$q"
+done
 
 # A WAN cut: the peer resends what was not acknowledged, the dedupe window drops repeats.
 bl_sub 2 subC 'test/cut' -F '%p'

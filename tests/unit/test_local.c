@@ -333,7 +333,7 @@ static void local_make(void)
     cfg.local_client_id = "bl-test-local";
     cfg.local_keepalive = 10;
     static const local_events_t ev = {l_on_message, l_on_delivered, l_on_connect, l_on_disconnect,
-                                      l_on_acked};
+                                      l_on_acked, NULL};
     g_local = local_new(NULL, &cfg, &ev, NULL);
     assert_non_null(g_local);
 }
