@@ -57,7 +57,7 @@ bl_got subB
 bl_got subA
 
 say "status, retained on each local broker"
-lab_exec 2 mosquitto_sub -h 127.0.0.1 -t 'brokerless/bravo/peers/#' -v -C 1 -W 3 | sed 's/^/    /' || true
+lab_exec 2 timeout -s KILL 5 mosquitto_sub -h 127.0.0.1 -t 'brokerless/bravo/peers/#' -v -C 1 -W 3 | sed 's/^/    /' || true
 
 say "done; tearing the lab down"
 lab_finish >/dev/null || true

@@ -154,7 +154,7 @@ bl_pub_seq_paced() {
 # bl_retained SITE TOPIC: print the retained message of TOPIC at site SITE's broker
 # ("" when there is none): what a new subscriber gets at once.
 bl_retained() {
-  lab_exec "$1" mosquitto_sub -h 127.0.0.1 -V 5 -t "$2" --retained-only -C 1 -W 2 2>/dev/null || true
+  lab_exec "$1" timeout -s KILL 4 mosquitto_sub -h 127.0.0.1 -V 5 -t "$2" --retained-only -C 1 -W 2 2>/dev/null || true
 }
 
 # bl_lab N NAT RULE [ICE_MODE]: the usual start of a test: a lab of N sites behind NAT

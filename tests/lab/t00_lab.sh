@@ -23,7 +23,7 @@ assert_ok "site 1 host opens TCP to the public host (198.18.0.1:1883)" \
   lab_tcp_send h1 "$LAB_PUB_IP" 1883 "" 2
 assert_ok "site 1 host publishes to the public broker" \
   lab_exec 1 mosquitto_pub -h "$LAB_PUB_IP" -t lab/t00 -m hello -r -q 1
-got=$(lab_exec_pub timeout 5 mosquitto_sub -h "$LAB_PUB_IP" -t lab/t00 -C 1 || true)
+got=$(lab_exec_pub timeout -s KILL 5 mosquitto_sub -h "$LAB_PUB_IP" -t lab/t00 -C 1 || true)
 assert_eq hello "$got" "the public host reads site 1's retained message"
 assert_ok "public broker saw site 1 as its router's WAN address 198.18.0.11 (NAT)" \
   grep -q "New connection from 198.18.0.11:" "$DIR/pub-broker.log"
@@ -126,13 +126,13 @@ assert_ok "delay cleared: the round trip is back under 10 ms ($rtt2 ms)" \
 lab_start_site_broker 1
 assert_ok "site 1 broker takes a retained message" \
   lab_exec 1 mosquitto_pub -h 127.0.0.1 -t lab/site -m one -r -q 1
-assert_eq one "$(lab_exec 1 timeout 5 mosquitto_sub -h 127.0.0.1 -t lab/site -C 1 || true)" \
+assert_eq one "$(lab_exec 1 timeout -s KILL 5 mosquitto_sub -h 127.0.0.1 -t lab/site -C 1 || true)" \
   "site 1 broker gives it back"
 assert_fails "site 2 has no broker of its own yet (127.0.0.1 is per site)" \
   lab_exec 2 mosquitto_pub -h 127.0.0.1 -t lab/site -m x
 lab_restart_site_broker 1
 assert_ok "site 1 broker runs again after a restart" lab_running site1-broker
-assert_eq "" "$(lab_exec 1 timeout 1 mosquitto_sub -h 127.0.0.1 -t lab/site -C 1 -W 1 2>/dev/null || true)" \
+assert_eq "" "$(lab_exec 1 timeout -s KILL 2 mosquitto_sub -h 127.0.0.1 -t lab/site -C 1 -W 1 2>/dev/null || true)" \
   "restarted broker has forgotten the retained message (no persistence)"
 lab_stop_site_broker 1
 assert_fails "site 1 broker stopped" lab_exec 1 mosquitto_pub -h 127.0.0.1 -t lab/site -m x

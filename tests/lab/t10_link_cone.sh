@@ -38,9 +38,9 @@ bl_wait_got subA 2 10 || true
 assert_eq "$(bl_got subA | grep test/ba)" "test/ba hello from bravo 2 1" "bravo -> alpha: QoS 2 and retain kept"
 
 # Retained at B's broker too: a new subscriber at B gets it.
-late=$(lab_exec 2 mosquitto_sub -h 127.0.0.1 -t test/ba -C 1 -W 5 -F '%t %p %r' || true)
+late=$(lab_exec 2 timeout -s KILL 7 mosquitto_sub -h 127.0.0.1 -t test/ba -C 1 -W 5 -F '%t %p %r' || true)
 assert_eq "$late" "test/ba hello from bravo 1" "the retained message stays retained at the sending site"
-late=$(lab_exec 1 mosquitto_sub -h 127.0.0.1 -t test/ba -C 1 -W 5 -F '%t %p %r' || true)
+late=$(lab_exec 1 timeout -s KILL 7 mosquitto_sub -h 127.0.0.1 -t test/ba -C 1 -W 5 -F '%t %p %r' || true)
 assert_eq "$late" "test/ba hello from bravo 1" "the retained message is retained at the receiving site"
 
 # Nothing echoes back or loops: each subscriber saw its own site's message (from its
@@ -56,7 +56,7 @@ sleep 1
 assert_eq "$(bl_got subOther | wc -l)" "0" "a topic outside the rules does not cross"
 
 # The status topic tells the path.
-st=$(lab_exec 2 mosquitto_sub -h 127.0.0.1 -t brokerless/bravo/peers/alpha -C 1 -W 5 || true)
+st=$(lab_exec 2 timeout -s KILL 7 mosquitto_sub -h 127.0.0.1 -t brokerless/bravo/peers/alpha -C 1 -W 5 || true)
 if grep -q '"state":"open"' <<<"$st"; then pass "status topic shows the link open: $st"; else fail "status topic: '$st'"; fi
 
 lab_finish

@@ -16,7 +16,7 @@ bl_lab 2 cone "test/# both 2" both
 bl_up 2
 
 bl_pub 1 -q 1 -r -t test/ret/a -m zero
-lab_wait_for 15 bash -c "[[ \$(ip netns exec $LAB_PREFIX-h2 mosquitto_sub -h 127.0.0.1 -t test/ret/a --retained-only -C 1 -W 2 2>/dev/null) == zero ]]" &&
+lab_wait_for 15 bash -c "[[ \$(ip netns exec $LAB_PREFIX-h2 timeout -s KILL 4 mosquitto_sub -h 127.0.0.1 -t test/ret/a --retained-only -C 1 -W 2 2>/dev/null) == zero ]]" &&
   pass "test/ret/a=zero is retained at bravo while both run" || fail "test/ret/a=zero never retained at bravo"
 
 bl_stop 2
@@ -31,8 +31,8 @@ mv "$(bl_log 2)" "$LAB_DIR/bl2-first.log"
 bl_start 2
 bl_wait_open 2 alpha 60 && pass "bravo is back and the link is open" || fail "link did not come back"
 
-lab_wait_for 30 bash -c "[[ \$(ip netns exec $LAB_PREFIX-h2 mosquitto_sub -h 127.0.0.1 -t test/ret/b --retained-only -C 1 -W 2 2>/dev/null) == bee ]]" || true
-lab_wait_for 30 bash -c "[[ \$(ip netns exec $LAB_PREFIX-h2 mosquitto_sub -h 127.0.0.1 -t test/ret/c --retained-only -C 1 -W 2 2>/dev/null) == sea ]]" || true
+lab_wait_for 30 bash -c "[[ \$(ip netns exec $LAB_PREFIX-h2 timeout -s KILL 4 mosquitto_sub -h 127.0.0.1 -t test/ret/b --retained-only -C 1 -W 2 2>/dev/null) == bee ]]" || true
+lab_wait_for 30 bash -c "[[ \$(ip netns exec $LAB_PREFIX-h2 timeout -s KILL 4 mosquitto_sub -h 127.0.0.1 -t test/ret/c --retained-only -C 1 -W 2 2>/dev/null) == sea ]]" || true
 sleep 2 # anything still under way lands
 assert_eq "$(bl_retained 2 test/ret/b)" bee "bravo's broker retains test/ret/b=bee, set while bravo was down"
 assert_eq "$(bl_retained 2 test/ret/c)" sea "bravo's broker retains test/ret/c=sea, a QoS 0 retained set while bravo was down"

@@ -40,7 +40,7 @@ for ((i = 1; i <= S; i++)); do
 done
 for ((i = 1; i <= S; i++)); do
   assert_eq "$(bl_count "$i" 'of origin')" 0 "site $i's daemon logs no message of a foreign origin (no loop)"
-  lab_wait_for 15 bash -c "[[ -n \$(ip netns exec $LAB_PREFIX-h$i mosquitto_sub -h 127.0.0.1 -t brokerless/${BL_NAMES[i]}/stats --retained-only -C 1 -W 2 2>/dev/null) ]]" || true
+  lab_wait_for 15 bash -c "[[ -n \$(ip netns exec $LAB_PREFIX-h$i timeout -s KILL 4 mosquitto_sub -h 127.0.0.1 -t brokerless/${BL_NAMES[i]}/stats --retained-only -C 1 -W 2 2>/dev/null) ]]" || true
   assert_ok "site $i's stats count no bad origin" grep -q '"bad_origin":0' <<<"$(bl_retained "$i" "brokerless/${BL_NAMES[i]}/stats")"
 done
 lab_finish
