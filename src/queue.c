@@ -366,11 +366,16 @@ static bool seq_ok(uint64_t seq)
     return seq > 0 && seq <= (uint64_t)INT64_MAX;
 }
 
-/* Forget everything cached: after a rollback the database is the only truth. */
+/* Forget everything cached: after a rollback the database is the only truth. The origin
+ * sequence is kept while a transaction is still open (a failed statement inside it does
+ * not undo the others): its messages may still commit, and their sequences must then
+ * be stored and never handed out again. */
 static void cache_reset(queue_t *q)
 {
-    q->seq_loaded = false;
-    q->seq_dirty = false;
+    if (sqlite3_get_autocommit(q->db)) {
+        q->seq_loaded = false;
+        q->seq_dirty = false;
+    }
     q->n_peers = 0;
     q->n_origins = 0;
 }

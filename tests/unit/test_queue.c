@@ -356,6 +356,34 @@ static void test_transactions(void **state)
     queue_close(q);
 }
 
+/* A statement that fails inside a transaction (here a trigger refuses one seen mark)
+ * must not make the queue hand out an origin sequence twice, nor lose the sequences of
+ * the messages that still commit. */
+static void test_seq_survives_failed_statement(void **state)
+{
+    fx_t *fx = *state;
+    queue_t *q = open_q(fx);
+    queue_close(q); /* creates the schema */
+    raw_exec(fx, "CREATE TRIGGER refuse BEFORE INSERT ON seen WHEN NEW.origin = 'bad' "
+                 "BEGIN SELECT RAISE(ABORT, 'refused'); END;");
+    q = open_q(fx);
+    uint64_t a, b, c;
+    assert_int_equal(queue_begin(q), 0);
+    assert_int_equal(queue_next_seq(q, &a), 0);
+    push(q, "p", a, 0, 0);
+    assert_int_not_equal(queue_mark_seen(q, "bad", 5), 0);
+    assert_int_equal(queue_next_seq(q, &b), 0);
+    assert_true(b > a);
+    push(q, "p", b, 0, 0);
+    assert_int_equal(queue_commit(q), 0);
+    queue_close(q);
+    q = open_q(fx);
+    assert_int_equal(queue_depth(q, "p"), 2);
+    assert_int_equal(queue_next_seq(q, &c), 0);
+    assert_true(c > b);
+    queue_close(q);
+}
+
 /* The child pushes in committed transactions, then leaves one open and dies without
  * closing anything, as under kill -9. Large uncommitted payloads make SQLite spill
  * pages of the open transaction into the WAL before the "crash". */
@@ -718,6 +746,7 @@ int main(void)
         T(test_persistence),
         T(test_transactions),
         T(test_crash_durability),
+        T(test_seq_survives_failed_statement),
         T(test_cap),
         T(test_dedupe),
         T(test_dedupe_bounded),
