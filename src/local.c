@@ -50,11 +50,16 @@ static void on_published(void *ud, uint64_t token)
         l->ev.on_delivered(l->ud, token);
 }
 
-static void on_drained(void *ud)
+static void on_acks_delivered(void *ud, uint64_t upto)
 {
     local_t *l = ud;
     if (l->ev.on_acked)
-        l->ev.on_acked(l->ud);
+        l->ev.on_acked(l->ud, upto);
+}
+
+uint64_t local_msgs_in(const local_t *l)
+{
+    return l ? mqtt_msgs_in(l->mqtt) : 0;
 }
 
 static void on_unsubscribed(void *ud)
@@ -87,7 +92,7 @@ local_t *local_new(GMainContext *ctx, const config_t *cfg, const local_events_t 
         .clean_start = false,
     };
     static const mqtt_events_t mev = {on_connect, on_disconnect, on_message, on_published,
-                                      on_drained, on_unsubscribed};
+                                      on_acks_delivered, on_unsubscribed};
     l->mqtt = mqtt_new(ctx, &o, &mev, l);
     if (!l->mqtt)
         goto error;

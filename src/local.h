@@ -22,8 +22,9 @@ typedef struct local_events {
     void (*on_delivered)(void *ud, uint64_t token);
     void (*on_connect)(void *ud);
     void (*on_disconnect)(void *ud);
-    /* The acknowledgements of every message on_message has seen are written (optional). */
-    void (*on_acked)(void *ud);
+    /* The broker has read our acknowledgements of the first `upto` messages on_message
+     * saw (local_msgs_in() numbers them); see mqtt.h (optional). */
+    void (*on_acked)(void *ud, uint64_t upto);
     /* Every filter given to local_unsubscribe() is gone from the session (optional). */
     void (*on_unsubscribed)(void *ud);
 } local_events_t;
@@ -40,6 +41,8 @@ int local_subscribe(local_t *l, const char *filter, int qos, bool no_local);
 /* Drop a subscription an earlier run left in the persistent session (mqtt_unsubscribe). */
 int local_unsubscribe(local_t *l, const char *filter);
 int local_publish(local_t *l, const bl_msg_t *m, uint64_t token);
+/* Messages on_message has seen so far, the current one included. */
+uint64_t local_msgs_in(const local_t *l);
 bool local_connected(const local_t *l);
 size_t local_pending(const local_t *l);
 void local_free(local_t *l);

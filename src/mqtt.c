@@ -50,6 +50,7 @@ typedef struct pub {
     uint64_t token;
     int64_t queued_ms; /* when mqtt_publish() took it, for the message expiry */
     int mid;
+    uint64_t no; /* c->pubs_out when handed to libmosquitto (acks_delivered) */
 } pub_t;
 
 typedef struct sub {
@@ -81,6 +82,12 @@ struct mqtt {
     GSource *misc, *retry, *kick;
     bool got_message; /* a message arrived since the last socket dispatch: its ack waits */
     unsigned rx_events; /* callbacks libmosquitto made from reads: a packet was complete */
+    /* Which of our acknowledgements the broker has read (on_acks_delivered): messages
+     * handed up so far, publishes handed to libmosquitto so far, and the state of the
+     * newest drained queue waiting for a broker reply to a later publish. */
+    uint64_t msgs_in, pubs_out;
+    bool mark;
+    uint64_t mark_msgs, mark_pubs;
 
     GQueue fifo;        /* pub_t *, not yet handed to libmosquitto */
     GQueue inflight;    /* pub_t *, in send order */
@@ -192,6 +199,7 @@ static void conn_lost(mqtt_t *c, int rc)
         return;
     bool was_up = c->state == ST_CONNECTED;
     c->state = ST_WAITING;
+    c->mark = false; /* what was written on this connection may never have been read */
     io_remove(c);
     if (c->o.clean_start) {
         /* The next handle starts empty: what was unacknowledged is published again,
@@ -275,7 +283,8 @@ static void on_unsubscribe_cb(struct mosquitto *m, void *ud, int mid, const mosq
     for (guint i = 0; i < c->unsubs->len; i++) {
         sub_t *u = g_ptr_array_index(c->unsubs, i);
         if (u->mid == mid) {
-            LOG_INFO(c->o.name, "dropped the subscription %s left in our session", u->filter);
+            LOG_INFO(c->o.name, "unsubscribed %s (renewed, or left in our session by an "
+                                "earlier run)", u->filter);
             g_ptr_array_remove_index(c->unsubs, i);
             if (c->unsubs->len == 0 && c->ev.on_unsubscribed && !c->freed)
                 c->ev.on_unsubscribed(c->ud);
@@ -303,6 +312,7 @@ static void on_message_cb(struct mosquitto *m, void *ud, const struct mosquitto_
     mqtt_t *c = ud;
     c->got_message = true; /* its acknowledgement must wait for the commit */
     c->rx_events++;
+    c->msgs_in++;
     if (c->freed || !c->ev.on_message)
         return;
     bl_msg_t msg;
@@ -333,6 +343,14 @@ static void on_publish_cb(struct mosquitto *m, void *ud, int mid, int reason,
     pub_t *p = link->data;
     g_hash_table_remove(c->by_mid, GINT_TO_POINTER(mid));
     g_queue_delete_link(&c->inflight, link);
+    if (c->mark && p->no > c->mark_pubs) {
+        /* The broker answered a publish written after the queue had drained: it has
+         * read everything before it, our acknowledgements included (one TCP stream,
+         * handled in order). */
+        c->mark = false;
+        if (c->ev.on_acks_delivered && !c->freed)
+            c->ev.on_acks_delivered(c->ud, c->mark_msgs);
+    }
     /* A refusal (reason >= 0x80, e.g. not authorized) is final: retrying cannot help, and
      * keeping it would wedge the queue above. It is reported as done, loudly. */
     if (reason >= 0x80)
@@ -501,6 +519,7 @@ static int publish_one(mqtt_t *c, pub_t *p)
     if (m.qos == 0)
         return 1;
     p->mid = mid;
+    p->no = ++c->pubs_out;
     g_queue_push_tail(&c->inflight, p);
     g_hash_table_insert(c->by_mid, GINT_TO_POINTER(mid), g_queue_peek_tail_link(&c->inflight));
     return 0;
@@ -541,9 +560,17 @@ static int write_queued(mqtt_t *c)
         (void)setsockopt(fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
     /* libmosquitto queues the acknowledgement of a message right after on_message
      * returns and never writes inside a read (threaded mode): an empty queue now means
-     * every message handed up so far has its acknowledgement in the kernel. */
-    if (!rc && c->mosq && !mosquitto_want_write(c->mosq) && c->ev.on_drained && !c->freed)
-        c->ev.on_drained(c->ud);
+     * every message handed up so far has its acknowledgement in the kernel. That is not
+     * yet the broker's (a kill -9 with unread input resets the connection and drops
+     * unsent data), so it is confirmed by the broker's answer to a later publish. */
+    /* A mark with no publish after it yet is moved forward; one with publishes after it
+     * is kept, so that the answer to one of them can confirm it. */
+    if (!rc && c->mosq && (!c->mark || c->mark_pubs == c->pubs_out) &&
+        !mosquitto_want_write(c->mosq)) {
+        c->mark = true;
+        c->mark_msgs = c->msgs_in;
+        c->mark_pubs = c->pubs_out;
+    }
     return rc;
 }
 
@@ -863,6 +890,11 @@ int mqtt_subscribe(mqtt_t *c, const char *filter, int qos, bool no_local, bool r
         io_update(c);
     }
     return 0;
+}
+
+uint64_t mqtt_msgs_in(const mqtt_t *c)
+{
+    return c ? c->msgs_in : 0;
 }
 
 int mqtt_unsubscribe(mqtt_t *c, const char *filter)

@@ -46,9 +46,10 @@ typedef struct mqtt_events {
     void (*on_message)(void *ud, const bl_msg_t *m);
     /* The broker acknowledged the publish that was given `token`. */
     void (*on_published)(void *ud, uint64_t token);
-    /* Everything queued so far, acknowledgements of the messages already handed to
-     * on_message included, has been written to the socket (optional). */
-    void (*on_drained)(void *ud);
+    /* The broker has read our acknowledgements of the first `upto` messages handed to
+     * on_message (mqtt_msgs_in() counts them): it answered a publish written after
+     * them. Comes only while we publish at QoS > 0 (optional). */
+    void (*on_acks_delivered)(void *ud, uint64_t upto);
     /* Every filter given to mqtt_unsubscribe() is gone from the session (optional). */
     void (*on_unsubscribed)(void *ud);
 } mqtt_events_t;
@@ -65,6 +66,8 @@ int mqtt_subscribe(mqtt_t *c, const char *filter, int qos, bool no_local, bool r
  * does not want, or wants with other options): sent at the next connect before the
  * subscriptions, or now when connected; retried at every connect until acknowledged. */
 int mqtt_unsubscribe(mqtt_t *c, const char *filter);
+/* Messages handed to on_message so far, this one included when called from it. */
+uint64_t mqtt_msgs_in(const mqtt_t *c);
 int mqtt_publish(mqtt_t *c, const bl_msg_t *m, uint64_t token);
 bool mqtt_connected(const mqtt_t *c);
 /* Publishes waiting for the broker (queued + in flight). */

@@ -31,6 +31,7 @@ typedef struct peer_ctx {
     uint64_t sent_max; /* highest seq ever handed to the link (dup flag) */
     GArray *acks;      /* seqs to acknowledge to this peer */
     bool dirty;        /* queue grew: pump after commit */
+    bool sync_pending; /* retained sync waits for the backlog resend (commit_cb) */
     GQueue q0;         /* QoS 0 messages for an open link that is momentarily full */
     bool warned_full;
 } peer_ctx_t;
@@ -41,10 +42,12 @@ typedef struct pending_pub {
     uint64_t token;
 } pending_pub_t;
 
-/* An in-doubt record to delete. */
+/* An echo seen, whose in-doubt record goes once the broker has our PUBACK for it. */
 typedef struct indoubt_ref {
     char origin[BL_SITE_NAME_MAX + 1];
     uint64_t seq;
+    uint64_t upto; /* local_msgs_in() when the echo came */
+    char *key;     /* to know the echo again if the broker sends it once more */
 } indoubt_ref_t;
 
 struct site {
@@ -68,7 +71,8 @@ struct site {
     bool txn_open;
     GSource *commit_src;
     GSource *lazy_src; /* commits lazy writes if nothing else does first (txn_lazy) */
-    GArray *echo_dels; /* indoubt_ref_t: echoed, their PUBACK not yet written */
+    GArray *echo_dels; /* indoubt_ref_t: echoed, their PUBACK not yet read by the broker */
+    bool settling;     /* the local connection dropped: waiting for echoes sent again */
     char *subs_now;    /* this run's subscriptions, recorded once the stale ones are gone */
     GSource *stats_src;
     uint64_t epoch;
@@ -84,9 +88,11 @@ struct site {
 
 static void pump(peer_ctx_t *p);
 static void flush_acks(peer_ctx_t *p);
+static void sync_retained(peer_ctx_t *p);
 static void echo_seen(site_t *s, echo_rec_t *r);
 static void recover_after(site_t *s, unsigned ms);
 static void local_unsubscribed(void *ud);
+static void settle_done(site_t *s);
 
 static gboolean commit_cb(gpointer ud)
 {
@@ -115,6 +121,10 @@ static gboolean commit_cb(gpointer ud)
         if (p->dirty) {
             p->dirty = false;
             pump(p);
+        }
+        if (p->sync_pending && link_is_open(p->link)) {
+            p->sync_pending = false;
+            sync_retained(p);
         }
     }
     return G_SOURCE_REMOVE;
@@ -375,12 +385,15 @@ static void local_message(void *ud, const bl_msg_t *m)
 {
     site_t *s = ud;
     if (!strcmp(m->topic, s->sync_topic)) {
-        if (s->recovering && m->payload_len == strlen(s->sync_marker) &&
-            !memcmp(m->payload, s->sync_marker, m->payload_len))
+        bool marker = m->payload_len == strlen(s->sync_marker) &&
+                      !memcmp(m->payload, s->sync_marker, m->payload_len);
+        if (marker && s->recovering)
             recover_after(s, 0);
+        else if (marker && s->settling)
+            settle_done(s);
         return;
     }
-    if (!s->cfg->at_least_once && echo_count(s->echo)) {
+    if ((!s->cfg->at_least_once || s->recovering || s->settling) && echo_count(s->echo)) {
         char *key = echo_key(m->topic, m->payload, m->payload_len);
         echo_rec_t *r = key ? echo_take(s->echo, key) : NULL;
         free(key);
@@ -566,24 +579,49 @@ static void echo_seen(site_t *s, echo_rec_t *r)
          * (local_acked). Deleted before, a kill -9 would make the broker send the echo
          * again to a daemon that no longer knows it for one: it would go out as a local
          * message. */
-        indoubt_ref_t d = {.seq = r->seq};
+        indoubt_ref_t d = {.seq = r->seq, .upto = local_msgs_in(s->local), .key = r->key};
+        r->key = NULL;
         g_strlcpy(d.origin, r->origin, sizeof(d.origin));
         g_array_append_val(s->echo_dels, d);
     }
     echo_rec_free(r);
 }
 
-/* Every echo seen so far has its PUBACK in the kernel: its in-doubt record may go. */
-static void local_acked(void *ud)
+/* The broker has read our PUBACKs of the first `upto` messages: the in-doubt records of
+ * the echoes among them may go. */
+static void local_acked(void *ud, uint64_t upto)
 {
     site_t *s = ud;
-    if (!s->echo_dels->len)
+    guint n = 0;
+    while (n < s->echo_dels->len && g_array_index(s->echo_dels, indoubt_ref_t, n).upto <= upto)
+        n++;
+    if (!n)
         return;
     txn_lazy(s);
-    for (guint i = 0; i < s->echo_dels->len; i++) {
+    for (guint i = 0; i < n; i++) {
         indoubt_ref_t *d = &g_array_index(s->echo_dels, indoubt_ref_t, i);
         queue_indoubt_del(s->q, d->origin, d->seq);
+        free(d->key);
     }
+    g_array_remove_range(s->echo_dels, 0, n);
+}
+
+/* The connection to the local broker dropped: the PUBACKs of the echoes still listed
+ * may never have reached it, and then it sends those echoes again. Until a marker comes
+ * back after them they are known as recovered records, as after a crash. */
+static void local_down(void *ud)
+{
+    site_t *s = ud;
+    for (guint i = 0; i < s->echo_dels->len; i++) {
+        indoubt_ref_t *d = &g_array_index(s->echo_dels, indoubt_ref_t, i);
+        if (!echo_add(s->echo, d->key, d->origin, d->seq, 0, NULL, true)) {
+            txn_lazy(s); /* cannot wait for it: the peer resends, the window drops it */
+            queue_indoubt_del(s->q, d->origin, d->seq);
+        }
+        free(d->key);
+    }
+    if (s->echo_dels->len)
+        s->settling = true;
     g_array_set_size(s->echo_dels, 0);
 }
 
@@ -669,8 +707,15 @@ static void link_open(void *ud, link_t *l)
         link_send_frame(l, frame, len);
         free(frame);
     }
-    /* Resend everything not yet acknowledged, in order, then our retained state. */
+    /* Resend everything not yet acknowledged, in order, then our retained state; with a
+     * transaction open the resend waits for its commit, and the sync with it. */
     p->cursor = 0;
+    if (s->txn_open) {
+        p->dirty = true;
+        p->sync_pending = true;
+        schedule_commit(s);
+        return;
+    }
     pump(p);
     sync_retained(p);
 }
@@ -680,6 +725,7 @@ static void link_down(void *ud, link_t *l)
     site_t *s = ud;
     peer_ctx_t *p = peer_of(s, l);
     g_array_set_size(p->acks, 0);
+    p->sync_pending = false; /* the next link-up syncs again */
     bl_msg_t *m0;
     while ((m0 = g_queue_pop_head(&p->q0))) {
         s->stats.dropped_qos0++;
@@ -766,7 +812,7 @@ static void local_up(void *ud)
     /* The broker hands over the session's queued messages, echoes included, as soon as
      * it accepts us. A marker we publish now comes back after all of them: when it
      * does, every echo of what the broker took before the crash has been seen. */
-    if (s->recovering) {
+    if (s->recovering || s->settling) {
         bl_msg_t m;
         msg_init(&m);
         m.topic = s->sync_topic;
@@ -837,6 +883,15 @@ static gboolean recover_done_cb(gpointer ud)
     if (signaling_start(s->sig))
         LOG_ERROR("site", "cannot start signalling");
     return G_SOURCE_REMOVE;
+}
+
+/* After a drop of the local connection, the marker is back: every echo the broker sent
+ * again has been seen; the records of the others go. */
+static void settle_done(site_t *s)
+{
+    s->settling = false;
+    echo_sweep(s->echo, is_recovered, drop_recovered, s);
+    LOG_INFO("site", "local broker back: the echoes it sent again are settled");
 }
 
 static void recover_after(site_t *s, unsigned ms)
@@ -917,15 +972,9 @@ site_t *site_new(GMainContext *ctx, const config_t *cfg, const cert_t *cert)
     RAND_bytes(rnd, sizeof(rnd));
     for (int i = 0; i < 16; i++)
         snprintf(s->sync_marker + 2 * i, 3, "%02x", rnd[i]);
-    if (echo_count(s->echo) && cfg->at_least_once) {
-        /* Left by an exactly-once run. Without echoes they cannot be settled: the peers
-         * will resend them, and what the broker already had arrives twice. */
-        LOG_WARN("site",
-                 "%zu messages from peers were in doubt when we stopped; delivery is "
-                 "at-least-once, so they will be taken again and may arrive twice",
-                 echo_count(s->echo));
-        echo_sweep(s->echo, is_recovered, drop_recovered, s);
-    } else if (echo_count(s->echo)) {
+    /* Also with delivery = at-least-once: records left by an exactly-once run still have
+     * echoes queued in the broker session, which must not pass for local messages. */
+    if (echo_count(s->echo)) {
         s->recovering = true;
         LOG_INFO("site",
                  "%zu messages from peers were in doubt when we stopped: waiting for "
@@ -936,6 +985,7 @@ site_t *site_new(GMainContext *ctx, const config_t *cfg, const cert_t *cert)
                           .on_delivered = local_delivered,
                           .on_connect = local_up,
                           .on_acked = local_acked,
+                          .on_disconnect = local_down,
                           .on_unsubscribed = local_unsubscribed};
     s->local = local_new(ctx, cfg, &lev, s);
     signaling_events_t sev = {.on_connect = signal_up, .on_message = signal_message};
@@ -1012,34 +1062,48 @@ static void local_unsubscribed(void *ud)
  * SUBSCRIBE for a filter it has keeps the old options (mosquitto updates only the QoS):
  * after a change of rules or of `delivery`, what an earlier run subscribed would still
  * deliver, a filter left out twice, a No Local dropped a loop. So the subscriptions are
- * remembered ("QOS NO_LOCAL FILTER" lines in the meta table) and every one this run does
- * not want as it is gets unsubscribed at connect, before the subscribes. Until the broker
- * confirms, the record keeps both sets, so a crash in between tries again. */
+ * remembered (one escaped "QOS NO_LOCAL FILTER" line each, in the meta table) and every
+ * one this run does not want as it is gets unsubscribed at connect, before the
+ * subscribes. With no readable record (the first run of this version, a new state dir
+ * on an old session) every wanted filter is unsubscribed first, to the same end. Until
+ * the broker confirms, the record keeps both sets, so a crash in between tries again. */
+static void unsubscribe_line(site_t *s, const char *line)
+{
+    char *raw = g_strcompress(line);
+    const char *sp = strchr(raw, ' ');
+    const char *filter = sp ? strchr(sp + 1, ' ') : NULL;
+    if (filter)
+        local_unsubscribe(s->local, filter + 1);
+    g_free(raw);
+}
+
 static void reconcile_subs(site_t *s, GPtrArray *want)
 {
     GString *now = g_string_new(NULL), *both = g_string_new(NULL);
     for (guint i = 0; i < want->len; i++)
         g_string_append_printf(now, "%s\n", (const char *)g_ptr_array_index(want, i));
     g_string_append(both, now->str);
-    size_t cap = 65536;
+    size_t cap = 65536, stale = 0;
     char *old = g_malloc(cap);
     int rc = queue_meta_get(s->q, "local_subs", old, cap);
-    if (rc && rc != BL_ENOTFOUND)
-        LOG_WARN("site", "cannot read the subscriptions of the last run: %s", bl_strerror(rc));
-    size_t stale = 0;
+    if (rc) {
+        if (rc != BL_ENOTFOUND)
+            LOG_WARN("site", "cannot read the subscriptions of the last run (%s): renewing "
+                             "every one", bl_strerror(rc));
+        for (guint i = 0; i < want->len; i++, stale++)
+            unsubscribe_line(s, g_ptr_array_index(want, i));
+    }
     char **lines = g_strsplit(rc ? "" : old, "\n", -1);
     for (char **lp = lines; *lp; lp++) {
-        const char *line = *lp;
-        bool kept = !*line;
+        bool kept = !**lp;
         for (guint i = 0; i < want->len && !kept; i++)
-            kept = !strcmp(line, g_ptr_array_index(want, i));
-        const char *filter = strchr(line, ' ') ? strchr(strchr(line, ' ') + 1, ' ') : NULL;
-        if (kept || !filter)
+            kept = !strcmp(*lp, g_ptr_array_index(want, i));
+        if (kept)
             continue;
         LOG_INFO("site", "the last run subscribed \"%s\" (qos no_local filter), this one does "
-                         "not: dropping it from the session", line);
-        local_unsubscribe(s->local, filter + 1);
-        g_string_append_printf(both, "%s\n", line);
+                         "not: dropping it from the session", *lp);
+        unsubscribe_line(s, *lp);
+        g_string_append_printf(both, "%s\n", *lp);
         stale++;
     }
     g_strfreev(lines);
@@ -1048,17 +1112,19 @@ static void reconcile_subs(site_t *s, GPtrArray *want)
     queue_meta_set(s->q, "local_subs", both->str);
     g_string_free(both, TRUE);
     g_free(s->subs_now);
-    s->subs_now = g_string_free(now, FALSE);
-    if (!stale) {
-        g_free(s->subs_now);
-        s->subs_now = NULL;
-    }
+    s->subs_now = NULL;
+    if (stale)
+        s->subs_now = g_string_free(now, FALSE);
+    else
+        g_string_free(now, TRUE);
 }
 
 static void subscribe_wanted(site_t *s, GPtrArray *want, const char *filter, int qos, bool no_local)
 {
     local_subscribe(s->local, filter, qos, no_local);
-    g_ptr_array_add(want, g_strdup_printf("%d %d %s", qos, no_local ? 1 : 0, filter));
+    char *line = g_strdup_printf("%d %d %s", qos, no_local ? 1 : 0, filter);
+    g_ptr_array_add(want, g_strescape(line, NULL)); /* no newline inside a record line */
+    g_free(line);
 }
 
 int site_start(site_t *s)
@@ -1115,6 +1181,8 @@ void site_free(site_t *s)
         msg_free(g_array_index(s->to_publish, pending_pub_t, i).msg);
     if (s->to_publish)
         g_array_free(s->to_publish, TRUE);
+    for (guint i = 0; s->echo_dels && i < s->echo_dels->len; i++)
+        free(g_array_index(s->echo_dels, indoubt_ref_t, i).key);
     if (s->echo_dels) /* left in doubt: a restart's recovery settles them */
         g_array_free(s->echo_dels, TRUE);
     g_free(s->subs_now);

@@ -11,19 +11,24 @@ HERE=$(dirname "$0")
 N=${BL_TEST_N:-10000}
 CUT_S=${BL_TEST_CUT_S:-10}
 
-# First exactly-once: the brokers' sessions get subscriptions without No Local.
+# First exactly-once: the brokers' sessions get subscriptions without No Local. Bravo
+# is killed in the middle of a stream, so that it stops with messages in doubt whose
+# echoes wait in its broker session.
+M=3000
 bl_lab 2 cone "test/# both 2" both
 bl_up 2
 bl_sub 2 sub0 'test/first' -F '%p'
-bl_pub_seq 1 test/first 1 50 1
-bl_wait_seq sub0 50 30 || true
-assert_eq "$(bl_seq_report sub0 1 50 | cut -d' ' -f1-8)" "received 50 unique 50 duplicates 0 missing 0" \
-  "exactly-once first: 50 cross"
-lab_kill sub0
+bl_sub 1 subA0 'test/first' -F '%p'
+bl_pub_seq 1 test/first 1 "$M" 1 &
+pubpid=$!
+lab_wait_for 30 bash -c "[[ \$(grep -vc '__probe_' '$LAB_DIR/sub0.log') -ge $((M / 3)) ]]" || true
+bl_stop 2 KILL
+pass "exactly-once bravo killed after $(bl_got sub0 | wc -l) messages"
+wait "$pubpid" || fail "publisher failed"
 
 # Then at-least-once, same state dirs, same broker sessions.
 for i in 1 2; do
-  bl_stop "$i"
+  bl_stop "$i" 2>/dev/null || true
   mv "$(bl_log "$i")" "$LAB_DIR/bl$i-exactly-once.log"
   BL_DELIVERY=at-least-once bl_config "$i" "test/# both 2" both
 done
@@ -31,8 +36,18 @@ assert_ok "the config says at-least-once" grep -q '^delivery = at-least-once' "$
 for i in 1 2; do bl_start "$i"; done
 bl_wait_open 1 bravo 30 && bl_wait_open 2 alpha 30 && pass "links open again" || fail "links did not open"
 assert_ok "alpha drops its old test/# subscription from the session" \
-  lab_wait_for 10 grep -q 'dropped the subscription test/# left in our session' "$(bl_log 1)"
-assert_ok "bravo too" lab_wait_for 10 grep -q 'dropped the subscription test/# left in our session' "$(bl_log 2)"
+  lab_wait_for 10 grep -q 'the last run subscribed "2 0 test/#"' "$(bl_log 1)"
+assert_ok "bravo too" lab_wait_for 10 grep -q 'the last run subscribed "2 0 test/#"' "$(bl_log 2)"
+assert_ok "and the broker confirms" lab_wait_for 10 grep -q 'unsubscribed test/#' "$(bl_log 2)"
+bl_wait_seq sub0 "$M" 60 || true
+sleep 2
+r=$(bl_seq_report sub0 1 "$M")
+echo "bravo across the kill and the switch: $r"
+assert_eq "$(cut -d' ' -f3-4,7-8 <<<"$r")" "unique $M missing 0" "bravo's subscriber gets all $M"
+assert_eq "$(bl_seq_report subA0 1 "$M" | cut -d' ' -f1-8)" "received $M unique $M duplicates 0 missing 0" \
+  "alpha's own subscriber gets each of its $M once: the echoes waiting in bravo's session were not routed back"
+lab_kill sub0
+lab_kill subA0
 
 # Both ways, QoS 0 and 1, subscribers at both sites: each message once everywhere, no
 # loop (with the old subscription left in place, each would come back to its sender).
