@@ -17,13 +17,13 @@ CUT_S=${BL_TEST_CUT_S:-10}
 M=3000
 bl_lab 2 cone "test/# both 2" both
 bl_up 2
-bl_sub 2 sub0 'test/first' -F '%p'
-bl_sub 1 subA0 'test/first' -F '%p'
+bl_sub 2 firstB 'test/first' -F '%p'
+bl_sub 1 firstA 'test/first' -F '%p'
 bl_pub_seq 1 test/first 1 "$M" 1 &
 pubpid=$!
-lab_wait_for 30 bash -c "[[ \$(grep -vc '__probe_' '$LAB_DIR/sub0.log') -ge $((M / 3)) ]]" || true
+lab_wait_for 30 bash -c "[[ \$(grep -vc '__probe_' '$LAB_DIR/firstB.log') -ge $((M / 3)) ]]" || true
 bl_stop 2 KILL
-pass "exactly-once bravo killed after $(bl_got sub0 | wc -l) messages"
+pass "exactly-once bravo killed after $(bl_got firstB | wc -l) messages"
 wait "$pubpid" || fail "publisher failed"
 
 # Then at-least-once, same state dirs, same broker sessions.
@@ -39,15 +39,15 @@ assert_ok "alpha drops its old test/# subscription from the session" \
   lab_wait_for 10 grep -q 'the last run subscribed "2 0 test/#"' "$(bl_log 1)"
 assert_ok "bravo too" lab_wait_for 10 grep -q 'the last run subscribed "2 0 test/#"' "$(bl_log 2)"
 assert_ok "and the broker confirms" lab_wait_for 10 grep -q 'unsubscribed test/#' "$(bl_log 2)"
-bl_wait_seq sub0 "$M" 60 || true
+bl_wait_seq firstB "$M" 60 || true
 sleep 2
-r=$(bl_seq_report sub0 1 "$M")
+r=$(bl_seq_report firstB 1 "$M")
 echo "bravo across the kill and the switch: $r"
 assert_eq "$(cut -d' ' -f3-4,7-8 <<<"$r")" "unique $M missing 0" "bravo's subscriber gets all $M"
-assert_eq "$(bl_seq_report subA0 1 "$M" | cut -d' ' -f1-8)" "received $M unique $M duplicates 0 missing 0" \
+assert_eq "$(bl_seq_report firstA 1 "$M" | cut -d' ' -f1-8)" "received $M unique $M duplicates 0 missing 0" \
   "alpha's own subscriber gets each of its $M once: the echoes waiting in bravo's session were not routed back"
-lab_kill sub0
-lab_kill subA0
+lab_kill firstB
+lab_kill firstA
 
 # Both ways, QoS 0 and 1, subscribers at both sites: each message once everywhere, no
 # loop (with the old subscription left in place, each would come back to its sender).
