@@ -467,12 +467,16 @@ int wire_encode_ack(const uint64_t *seqs, size_t n, uint8_t **out, size_t *out_l
     return 0;
 }
 
+/* The start of ACK and BATCH: no flags, a u16 count. */
+static int rd_count(rd_t *r, uint8_t flags, uint16_t *n)
+{
+    return flags ? BL_EINVAL : rd_u16(r, n);
+}
+
 static int decode_ack(rd_t *r, uint8_t flags, wire_frame_t *f)
 {
     uint16_t n;
-    if (flags)
-        return BL_EINVAL;
-    int rc = rd_u16(r, &n);
+    int rc = rd_count(r, flags, &n);
     if (rc)
         return rc;
     size_t need = (size_t)n * 8;
@@ -618,9 +622,7 @@ int wire_encode_batch(const wire_piece_t *pieces, size_t n, uint8_t **out, size_
 static int decode_batch(rd_t *r, uint8_t flags, wire_batch_t *b)
 {
     uint16_t n;
-    if (flags)
-        return BL_EINVAL;
-    int rc = rd_u16(r, &n);
+    int rc = rd_count(r, flags, &n);
     if (rc)
         return rc;
     if (n == 0) {

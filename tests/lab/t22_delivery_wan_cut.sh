@@ -15,7 +15,7 @@ bl_sub 2 subB 'test/load' -F '%p'
 
 bl_pub_seq_paced 1 test/load 1 "$N" $((CUT_S + 10)) 1 &
 pubpid=$!
-lab_wait_for 30 bash -c "[[ \$(grep -vc '__probe_' '$LAB_DIR/subB.log') -ge $((N / 20)) ]]" || true
+bl_wait_got subB $((N / 20)) 30 || true
 lab_wan_cut 2
 before=$(bl_got subB | wc -l)
 pass "bravo's WAN cut after $before messages arrived"

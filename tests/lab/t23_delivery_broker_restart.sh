@@ -31,7 +31,7 @@ bl_sub 2 subB 'test/load' -F '%p' -c -i t23-subB -q 1
 
 bl_pub_seq_paced 1 test/load 1 "$N" 20 1 &
 pubpid=$!
-lab_wait_for 30 bash -c "[[ \$(grep -vc '__probe_' '$LAB_DIR/subB.log') -ge $((N / 3)) ]]" || true
+bl_wait_got subB $((N / 3)) 30 || true
 lab_restart_site_broker 2 && pass "bravo's broker restarted after $(bl_got subB | wc -l) messages" ||
   fail "bravo's broker did not restart"
 wait "$pubpid" && pass "alpha's publisher published all $N" || fail "publisher failed"

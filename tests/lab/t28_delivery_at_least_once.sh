@@ -21,7 +21,7 @@ bl_sub 2 firstB 'test/first' -F '%p'
 bl_sub 1 firstA 'test/first' -F '%p'
 bl_pub_seq 1 test/first 1 "$M" 1 &
 pubpid=$!
-lab_wait_for 30 bash -c "[[ \$(grep -vc '__probe_' '$LAB_DIR/firstB.log') -ge $((M / 3)) ]]" || true
+bl_wait_got firstB $((M / 3)) 30 || true
 bl_stop 2 KILL
 pass "exactly-once bravo killed after $(bl_got firstB | wc -l) messages"
 wait "$pubpid" || fail "publisher failed"
@@ -71,7 +71,7 @@ done
 bl_sub 2 subC 'test/cut' -F '%p'
 bl_pub_seq_paced 1 test/cut 1 "$N" $((CUT_S + 6)) 1 &
 pubpid=$!
-lab_wait_for 30 bash -c "[[ \$(grep -vc '__probe_' '$LAB_DIR/subC.log') -ge $((N / 10)) ]]" || true
+bl_wait_got subC $((N / 10)) 30 || true
 lab_wan_cut 2
 sleep "$CUT_S"
 lab_wan_restore 2
@@ -85,7 +85,7 @@ assert_eq "$(bl_seq_report subC 1 "$N")" "received $N unique $N duplicates 0 mis
 bl_sub 2 subD 'test/kill' -F '%p'
 bl_pub_seq 1 test/kill 1 "$N" 1 &
 pubpid=$!
-lab_wait_for 30 bash -c "[[ \$(grep -vc '__probe_' '$LAB_DIR/subD.log') -ge $((N / 3)) ]]" || true
+bl_wait_got subD $((N / 3)) 30 || true
 bl_stop 2 KILL
 pass "bravo's daemon killed after $(bl_got subD | wc -l) messages"
 sleep 2
