@@ -14,6 +14,7 @@
 #include "queue.h"
 #include "router.h"
 #include "signaling.h"
+#include "subs.h"
 #include "wire.h"
 
 #define SITE_PUMP_BATCH 64
@@ -1018,36 +1019,6 @@ error:
     return NULL;
 }
 
-/* Every rule's local filter, in any direction: out rules to hear local clients, in rules
- * to hear the echoes of what we publish (with delivery = at-least-once the filters are
- * subscribed with No Local, and no echo comes). Filters covered by another are left out, since
- * a broker delivers a message once per matching subscription. */
-static GPtrArray *local_filters(site_t *s)
-{
-    GPtrArray *all = g_ptr_array_new_with_free_func(g_free);
-    for (size_t i = 0; i < s->n_peers; i++) {
-        const config_peer_t *p = s->peers[i].cfg;
-        for (size_t r = 0; r < p->n_rules; r++)
-            g_ptr_array_add(all, g_strconcat(p->rules[r].local_prefix, p->rules[r].pattern, NULL));
-    }
-    GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
-    for (guint i = 0; i < all->len; i++) {
-        const char *f = g_ptr_array_index(all, i);
-        bool keep = true;
-        for (guint j = 0; j < all->len && keep; j++) {
-            const char *g = g_ptr_array_index(all, j);
-            if (i == j || !router_filter_covers(g, f))
-                continue;
-            /* Of two equal filters keep the first. */
-            keep = router_filter_covers(f, g) && i < j;
-        }
-        if (keep)
-            g_ptr_array_add(out, g_strdup(f));
-    }
-    g_ptr_array_free(all, TRUE);
-    return out;
-}
-
 /* Once the stale subscriptions are gone, the session holds just what this run wants. */
 static void local_unsubscribed(void *ud)
 {
@@ -1058,85 +1029,51 @@ static void local_unsubscribed(void *ud)
     queue_meta_set(s->q, "local_subs", s->subs_now);
 }
 
-/* The broker keeps our subscriptions in the persistent session across restarts, and a
- * SUBSCRIBE for a filter it has keeps the old options (mosquitto updates only the QoS):
- * after a change of rules or of `delivery`, what an earlier run subscribed would still
- * deliver, a filter left out twice, a No Local dropped a loop. So the subscriptions are
- * remembered (one escaped "QOS NO_LOCAL FILTER" line each, in the meta table) and every
- * one this run does not want as it is gets unsubscribed at connect, before the
- * subscribes. With no readable record (the first run of this version, a new state dir
- * on an old session) every wanted filter is unsubscribed first, to the same end. Until
- * the broker confirms, the record keeps both sets, so a crash in between tries again. */
-static void unsubscribe_line(site_t *s, const char *line)
+/* Subscribe what this run wants, dropping first what the last run left in the broker
+ * session that this one does not want as it is (subs.h says why). */
+static void subscribe_local(site_t *s)
 {
-    char *raw = g_strcompress(line);
-    const char *sp = strchr(raw, ' ');
-    const char *filter = sp ? strchr(sp + 1, ' ') : NULL;
-    if (filter)
-        local_unsubscribe(s->local, filter + 1);
-    g_free(raw);
-}
+    GPtrArray *filters = subs_local_filters(s->cfg);
+    GPtrArray *want = g_ptr_array_new_with_free_func(g_free);
+    for (guint i = 0; i < filters->len; i++) {
+        const char *f = g_ptr_array_index(filters, i);
+        local_subscribe(s->local, f, 2, s->cfg->at_least_once);
+        g_ptr_array_add(want, subs_line(f, 2, s->cfg->at_least_once));
+    }
+    g_ptr_array_unref(filters);
+    local_subscribe(s->local, s->sync_topic, 1, false);
+    g_ptr_array_add(want, subs_line(s->sync_topic, 1, false));
 
-static void reconcile_subs(site_t *s, GPtrArray *want)
-{
-    GString *now = g_string_new(NULL), *both = g_string_new(NULL);
-    for (guint i = 0; i < want->len; i++)
-        g_string_append_printf(now, "%s\n", (const char *)g_ptr_array_index(want, i));
-    g_string_append(both, now->str);
-    size_t cap = 65536, stale = 0;
+    size_t cap = 65536;
     char *old = g_malloc(cap);
     int rc = queue_meta_get(s->q, "local_subs", old, cap);
-    if (rc) {
-        if (rc != BL_ENOTFOUND)
-            LOG_WARN("site", "cannot read the subscriptions of the last run (%s): renewing "
-                             "every one", bl_strerror(rc));
-        for (guint i = 0; i < want->len; i++, stale++)
-            unsubscribe_line(s, g_ptr_array_index(want, i));
-    }
-    char **lines = g_strsplit(rc ? "" : old, "\n", -1);
-    for (char **lp = lines; *lp; lp++) {
-        bool kept = !**lp;
-        for (guint i = 0; i < want->len && !kept; i++)
-            kept = !strcmp(*lp, g_ptr_array_index(want, i));
-        if (kept)
-            continue;
-        LOG_INFO("site", "the last run subscribed \"%s\" (qos no_local filter), this one does "
-                         "not: dropping it from the session", *lp);
-        unsubscribe_line(s, *lp);
-        g_string_append_printf(both, "%s\n", *lp);
-        stale++;
-    }
-    g_strfreev(lines);
+    if (rc && rc != BL_ENOTFOUND)
+        LOG_WARN("site", "cannot read the subscriptions of the last run (%s): renewing every one",
+                 bl_strerror(rc));
+    subs_plan_t plan;
+    subs_plan(rc ? NULL : old, want, &plan);
     g_free(old);
+    g_ptr_array_unref(want);
+    for (guint i = 0; i < plan.unsubscribe->len; i++) {
+        const char *f = g_ptr_array_index(plan.unsubscribe, i);
+        LOG_INFO("site", "renewing the subscription %s: the last run's is %s", f,
+                 rc ? "unknown" : "not this one's");
+        local_unsubscribe(s->local, f);
+    }
     txn(s);
-    queue_meta_set(s->q, "local_subs", both->str);
-    g_string_free(both, TRUE);
+    queue_meta_set(s->q, "local_subs", plan.record_both);
     g_free(s->subs_now);
     s->subs_now = NULL;
-    if (stale)
-        s->subs_now = g_string_free(now, FALSE);
-    else
-        g_string_free(now, TRUE);
-}
-
-static void subscribe_wanted(site_t *s, GPtrArray *want, const char *filter, int qos, bool no_local)
-{
-    local_subscribe(s->local, filter, qos, no_local);
-    char *line = g_strdup_printf("%d %d %s", qos, no_local ? 1 : 0, filter);
-    g_ptr_array_add(want, g_strescape(line, NULL)); /* no newline inside a record line */
-    g_free(line);
+    if (plan.unsubscribe->len) {
+        s->subs_now = plan.record_now;
+        plan.record_now = NULL;
+    }
+    subs_plan_clear(&plan);
 }
 
 int site_start(site_t *s)
 {
-    GPtrArray *filters = local_filters(s);
-    GPtrArray *want = g_ptr_array_new_with_free_func(g_free);
-    for (guint i = 0; i < filters->len; i++)
-        subscribe_wanted(s, want, g_ptr_array_index(filters, i), 2, s->cfg->at_least_once);
-    g_ptr_array_free(filters, TRUE);
-    subscribe_wanted(s, want, s->sync_topic, 1, false);
-    reconcile_subs(s, want);
-    g_ptr_array_free(want, TRUE);
+    subscribe_local(s);
     s->stats_src = attach(s, g_timeout_source_new_seconds(10), stats_cb);
     s->sweep_src = attach(s, g_timeout_source_new_seconds(5), sweep_cb);
     int rc = local_start(s->local);
