@@ -325,7 +325,14 @@ static gboolean flush_cb(gpointer p)
 {
     link_t *l = p;
     l->flush_src = NULL;
+    /* Senders stopped at the high-water mark wait for on_writable. The transport only
+     * reports writable after it refused a send; when this deferred flush drains the
+     * queue without a refusal, nobody else would tell them (a stall, found with a QoS 0
+     * burst: the rest of it sat in memory until the next message came). */
+    bool was_full = !link_can_send(l);
     flush(l);
+    if (was_full && link_can_send(l) && l->ev.on_writable)
+        l->ev.on_writable(l->ud, l);
     return G_SOURCE_REMOVE;
 }
 

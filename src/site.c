@@ -20,9 +20,10 @@
 #define SITE_PUMP_BATCH 64
 #define SITE_ACK_BATCH 512
 #define SITE_LAZY_COMMIT_MS 50 /* at the latest, for writes a crash may lose (txn_lazy) */
-/* QoS 0 waits in memory for a busy (open) link up to this many messages, then is
- * dropped and counted: QoS 0 means at most once, never unbounded memory. */
-#define SITE_Q0_MAX 65536
+/* QoS 0 for an open but busy link waits in memory up to this many messages; the rest
+ * of a burst waits in the durable queue (route_out), so memory stays bounded and a
+ * connected peer loses nothing. QoS 0 for a peer that is not there is dropped. */
+#define SITE_Q0_MAX 8192
 
 typedef struct peer_ctx {
     site_t *site;
@@ -35,6 +36,7 @@ typedef struct peer_ctx {
     bool sync_pending; /* retained sync waits for the backlog resend (commit_cb) */
     GQueue q0;         /* QoS 0 messages for an open link that is momentarily full */
     bool warned_full;
+    bool q0_spill;     /* QoS 0 overflow is in the durable queue (route_out) */
 } peer_ctx_t;
 
 /* A message from a peer waiting for the commit of its in-doubt record. */
@@ -256,8 +258,12 @@ static void pump(peer_ctx_t *p)
         bl_msg_t **msgs;
         int64_t *enq;
         size_t n = 0;
-        if (queue_peek(s->q, p->cfg->name, p->cursor, SITE_PUMP_BATCH, &msgs, &enq, &n) || !n)
+        if (queue_peek(s->q, p->cfg->name, p->cursor, SITE_PUMP_BATCH, &msgs, &enq, &n))
             return;
+        if (!n) {
+            p->q0_spill = false; /* drained: QoS 0 may take the memory queue again */
+            return;
+        }
         size_t i = 0;
         for (; i < n && link_can_send(p->link); i++) {
             bl_msg_t *m = msgs[i];
@@ -312,15 +318,24 @@ static void route_out(site_t *s, peer_ctx_t *p, const bl_msg_t *m, uint64_t *seq
         /* MQTT QoS 0: at most once, nothing kept for a peer that is not there. Only a
          * retained one has a sequence (for the retained sync's dedupe). */
         c->seq = *seq;
-        if (link_is_open(p->link) && p->q0.length < SITE_Q0_MAX) {
+        if (!link_is_open(p->link)) {
+            s->stats.dropped_qos0++;
+            msg_free(c);
+            return;
+        }
+        if (!p->q0_spill && p->q0.length < SITE_Q0_MAX) {
             g_queue_push_tail(&p->q0, c);
             p->dirty = true;
             schedule_commit(s); /* pumps after any commit, like everything else */
-        } else {
-            s->stats.dropped_qos0++;
-            msg_free(c);
+            return;
         }
-        return;
+        /* The peer is there but the link is behind a burst: past SITE_Q0_MAX in memory,
+         * QoS 0 goes into the durable queue, and keeps going there (in order) until the
+         * queue has drained, instead of being dropped. */
+        if (!p->q0_spill)
+            LOG_INFO("site", "QoS 0 burst for %s over %d messages: the rest waits in the "
+                             "queue", p->cfg->name, SITE_Q0_MAX);
+        p->q0_spill = true;
     }
     txn(s);
     if (*seq == 0 && queue_next_seq(s->q, seq)) {
