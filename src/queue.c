@@ -25,6 +25,7 @@ enum {
     S_PUSH,
     S_PEEK,
     S_ACK,
+    S_ACK_RANGE,
     S_COUNT,
     S_SEEN_GET,
     S_SEEN_ADD,
@@ -52,6 +53,7 @@ static const char *const stmt_sql[S_COUNT_STMTS] = {
     [S_PEEK] = "SELECT seq, enq_ms, frame FROM outq WHERE peer = ?1 AND seq > ?2 "
                "ORDER BY seq LIMIT ?3",
     [S_ACK] = "DELETE FROM outq WHERE peer = ?1 AND seq = ?2",
+    [S_ACK_RANGE] = "DELETE FROM outq WHERE peer = ?1 AND seq BETWEEN ?2 AND ?3",
     [S_COUNT] = "SELECT COUNT(*) FROM outq WHERE peer = ?1",
     [S_SEEN_GET] = "SELECT 1 FROM seen WHERE origin = ?1 AND seq = ?2",
     [S_SEEN_ADD] = "INSERT OR IGNORE INTO seen(origin, seq) VALUES(?1, ?2)",
@@ -93,6 +95,7 @@ typedef struct {
     char name[BL_SITE_NAME_MAX + 1];
     uint64_t floor; /* every seq <= floor counts as seen */
     uint64_t max;   /* highest seq seen (>= floor) */
+    bool floor_dirty; /* floor moved in the open transaction: written at its commit */
 } origin_ent_t;
 
 struct queue {
@@ -370,11 +373,15 @@ static bool seq_ok(uint64_t seq)
  * sequence is kept while a transaction is still open (a failed statement inside it does
  * not undo the others): its messages may still commit, and their sequences must then
  * be stored and never handed out again. */
+static int floors_flush(queue_t *q);
 static void cache_reset(queue_t *q)
 {
     if (sqlite3_get_autocommit(q->db)) {
         q->seq_loaded = false;
         q->seq_dirty = false;
+    } else {
+        /* Likewise the dedupe floors moved in it (they are written at commit). */
+        floors_flush(q);
     }
     q->n_peers = 0;
     q->n_origins = 0;
@@ -501,6 +508,26 @@ error:
     return rc;
 }
 
+static int floor_store(queue_t *q, origin_ent_t *e);
+
+/* The dedupe floors that moved in the open transaction, stored once (in-order
+ * delivery moves one per message; writing each move would cost a statement each). */
+static int floors_flush(queue_t *q)
+{
+    int rc = 0;
+    for (size_t i = 0; i < q->n_origins; i++) {
+        origin_ent_t *e = &q->origins[i];
+        if (!e->floor_dirty)
+            continue;
+        int r = floor_store(q, e);
+        if (r == 0)
+            e->floor_dirty = false;
+        else if (!rc)
+            rc = r;
+    }
+    return rc;
+}
+
 int queue_begin(queue_t *q)
 {
     if (q->depth == 0) {
@@ -525,6 +552,8 @@ int queue_commit(queue_t *q)
         rc = run(q, s, "storing the origin sequence");
         q->seq_dirty = false;
     }
+    if (!rc)
+        rc = floors_flush(q);
     if (!rc)
         rc = run(q, stmt(q, S_COMMIT), "COMMIT");
     if (rc) {
@@ -658,6 +687,33 @@ int queue_ack(queue_t *q, const char *peer, uint64_t seq)
     int rc = run(q, s, "removing an acknowledged message");
     if (rc == 0 && sqlite3_changes(q->db) > 0 && e->count > 0)
         e->count--;
+    return rc;
+}
+
+int queue_ack_range(queue_t *q, const char *peer, uint64_t first, uint64_t last)
+{
+    if (!q || !bl_site_name_valid(peer) || first > last)
+        return BL_EINVAL;
+    if (first == last)
+        return queue_ack(q, peer, first);
+    if (first == 0)
+        first = 1;
+    if (!seq_ok(first))
+        return 0;
+    if (!seq_ok(last))
+        last = (uint64_t)INT64_MAX;
+    peer_ent_t *e = peer_get(q, peer);
+    if (!e)
+        return BL_EIO;
+    sqlite3_stmt *s = stmt(q, S_ACK_RANGE);
+    bind_name(s, 1, peer);
+    sqlite3_bind_int64(s, 2, (int64_t)first);
+    sqlite3_bind_int64(s, 3, (int64_t)last);
+    int rc = run(q, s, "removing acknowledged messages");
+    if (rc == 0) {
+        size_t gone = (size_t)sqlite3_changes(q->db);
+        e->count = e->count > gone ? e->count - gone : 0;
+    }
     return rc;
 }
 
@@ -819,6 +875,7 @@ static int origin_get(queue_t *q, const char *origin, origin_ent_t **out)
     }
     origin_ent_t *e = &q->origins[q->n_origins];
     snprintf(e->name, sizeof(e->name), "%s", origin);
+    e->floor_dirty = false;
     int rc = origin_load(q, origin, e);
     if (rc)
         return rc;
@@ -847,13 +904,17 @@ static int floor_advance(queue_t *q, origin_ent_t *e, uint64_t floor)
     int rc = run(q, s, "pruning the dedupe window");
     if (rc)
         return rc;
-    s = stmt(q, S_FLOOR_SET);
-    bind_name(s, 1, e->name);
-    sqlite3_bind_int64(s, 2, (int64_t)floor);
-    if ((rc = run(q, s, "storing a dedupe floor")))
-        return rc;
     e->floor = floor;
+    e->floor_dirty = true;
     return 0;
+}
+
+static int floor_store(queue_t *q, origin_ent_t *e)
+{
+    sqlite3_stmt *s = stmt(q, S_FLOOR_SET);
+    bind_name(s, 1, e->name);
+    sqlite3_bind_int64(s, 2, (int64_t)e->floor);
+    return run(q, s, "storing a dedupe floor");
 }
 
 static int mark(queue_t *q, origin_ent_t *e, uint64_t seq)
@@ -870,6 +931,13 @@ static int mark(queue_t *q, origin_ent_t *e, uint64_t seq)
         int rc = run(q, s, "storing a seen sequence");
         if (rc)
             return rc;
+    }
+    if (seq == e->floor + 1 && e->max <= e->floor) {
+        /* In order with no rows above the floor: nothing to read or prune, only the
+         * floor moves (stored at commit). */
+        e->floor = e->max = seq;
+        e->floor_dirty = true;
+        return 0;
     }
     e->max = BL_MAX(e->max, seq);
     if (e->max - floor > QUEUE_SEEN_WINDOW)
@@ -1034,8 +1102,10 @@ int queue_seen_reset(queue_t *q, const char *origin)
             sqlite3_bind_int64(s, 2, 0);
             rc = run(q, s, "clearing a dedupe floor");
         }
-        if (!rc)
+        if (!rc) {
             e->floor = e->max = 0;
+            e->floor_dirty = false;
+        }
     }
     return end_internal(q, rc);
 }

@@ -40,6 +40,8 @@ int queue_peek(queue_t *q, const char *peer, uint64_t after_seq, size_t max, bl_
 void queue_msgs_free(bl_msg_t **msgs, int64_t *enq_ms, size_t n);
 /* The peer's broker has it: remove. Unknown seq is not an error. */
 int queue_ack(queue_t *q, const char *peer, uint64_t seq);
+/* The same for every queued seq in [first, last] (one statement for a run of acks). */
+int queue_ack_range(queue_t *q, const char *peer, uint64_t first, uint64_t last);
 size_t queue_depth(queue_t *q, const char *peer);
 
 /* Inbound dedupe: 1 if (origin, seq) was already delivered, 0 if not. A sequence more

@@ -781,8 +781,14 @@ static void link_frame(void *ud, link_t *l, const wire_frame_t *f)
         break;
     case WIRE_ACK:
         txn_lazy(s);
-        for (size_t i = 0; i < f->u.ack.n; i++)
-            queue_ack(s->q, p->cfg->name, f->u.ack.seqs[i]);
+        /* Acks come mostly as runs of consecutive sequences: one delete per run. */
+        for (size_t i = 0, j; i < f->u.ack.n; i = j) {
+            for (j = i + 1; j < f->u.ack.n && f->u.ack.seqs[j - 1] < UINT64_MAX &&
+                            f->u.ack.seqs[j] == f->u.ack.seqs[j - 1] + 1;
+                 j++)
+                ;
+            queue_ack_range(s->q, p->cfg->name, f->u.ack.seqs[i], f->u.ack.seqs[j - 1]);
+        }
         break;
     case WIRE_HELLO:
         if (strcmp(f->u.hello.site, p->cfg->name) != 0)

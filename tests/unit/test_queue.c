@@ -736,6 +736,80 @@ static void test_bench(void **state)
     queue_close(q);
 }
 
+/* Acks for a run of consecutive sequences remove exactly that run, once. */
+static void test_ack_range(void **state)
+{
+    queue_t *q = open_q(*state);
+    for (uint64_t s = 1; s <= 10; s++)
+        push(q, "p", s, 0, 0);
+    push(q, "other", 4, 0, 0);
+    assert_int_equal(queue_ack_range(q, "p", 3, 6), 0);
+    assert_int_equal(queue_depth(q, "p"), 6);
+    expect_seqs(q, "p", 0, 20, (const uint64_t[]){1, 2, 7, 8, 9, 10}, 6);
+    assert_int_equal(queue_ack_range(q, "p", 3, 6), 0); /* again: nothing left to remove */
+    assert_int_equal(queue_ack_range(q, "p", 9, 40), 0); /* past the end */
+    assert_int_equal(queue_depth(q, "p"), 4);
+    assert_int_equal(queue_ack_range(q, "p", 2, 2), 0);
+    expect_seqs(q, "p", 0, 20, (const uint64_t[]){1, 7, 8}, 3);
+    assert_int_equal(queue_ack_range(q, "p", 5, 4), BL_EINVAL);
+    assert_int_equal(queue_depth(q, "other"), 1); /* another peer's queue is untouched */
+    queue_close(q);
+    q = open_q(*state);
+    assert_int_equal(queue_depth(q, "p"), 3);
+    queue_close(q);
+}
+
+/* In-order seen marks only move the floor in memory; it is written by the commit. A
+ * commit stores it, also after a failed statement in the same transaction; no commit,
+ * no mark. */
+static void test_dedupe_floor_commit(void **state)
+{
+    fx_t *fx = *state;
+    queue_t *q = open_q(fx);
+    queue_close(q); /* creates the schema */
+    raw_exec(fx, "CREATE TRIGGER refuse BEFORE INSERT ON seen WHEN NEW.origin = 'bad' "
+                 "BEGIN SELECT RAISE(ABORT, 'refused'); END;");
+    q = open_q(fx);
+    assert_int_equal(queue_begin(q), 0);
+    for (uint64_t s = 1; s <= 50; s++)
+        assert_int_equal(queue_mark_seen(q, "o", s), 0);
+    assert_int_not_equal(queue_mark_seen(q, "bad", 5), 0); /* drops the caches */
+    assert_int_equal(queue_seen(q, "o", 50), 1);
+    assert_int_equal(queue_mark_seen(q, "o", 51), 0);
+    assert_int_equal(queue_commit(q), 0);
+    queue_close(q);
+
+    q = open_q(fx);
+    assert_int_equal(queue_seen(q, "o", 51), 1);
+    assert_int_equal(queue_seen(q, "o", 52), 0);
+    /* Not committed: forgotten, so a resend is delivered again rather than lost. */
+    assert_int_equal(queue_begin(q), 0);
+    for (uint64_t s = 52; s <= 60; s++)
+        assert_int_equal(queue_mark_seen(q, "o", s), 0);
+    assert_int_equal(queue_seen(q, "o", 60), 1);
+    queue_close(q);
+
+    q = open_q(fx);
+    assert_int_equal(queue_seen(q, "o", 51), 1);
+    assert_int_equal(queue_seen(q, "o", 52), 0);
+    /* Out of order, then the gap filled: the floor moves over the rows. */
+    assert_int_equal(queue_mark_seen(q, "o", 54), 0);
+    assert_int_equal(queue_mark_seen(q, "o", 52), 0);
+    assert_int_equal(queue_mark_seen(q, "o", 53), 0);
+    assert_int_equal(queue_mark_seen(q, "o", 55), 0);
+    queue_close(q);
+    q = open_q(fx);
+    for (uint64_t s = 1; s <= 55; s++)
+        assert_int_equal(queue_seen(q, "o", s), 1);
+    assert_int_equal(queue_seen(q, "o", 56), 0);
+    assert_int_equal(queue_seen_reset(q, "o"), 0);
+    assert_int_equal(queue_seen(q, "o", 1), 0);
+    queue_close(q);
+    q = open_q(fx);
+    assert_int_equal(queue_seen(q, "o", 1), 0);
+    queue_close(q);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
 
 int main(void)
@@ -750,6 +824,8 @@ int main(void)
         T(test_cap),
         T(test_dedupe),
         T(test_dedupe_bounded),
+        T(test_ack_range),
+        T(test_dedupe_floor_commit),
         T(test_retained),
         T(test_corrupt_rows),
         T(test_version_refused),
