@@ -33,6 +33,12 @@ void echo_free(echo_t *e)
 {
     if (!e)
         return;
+    GHashTableIter it;
+    gpointer k, v;
+    g_hash_table_iter_init(&it, e->by_token);
+    while (g_hash_table_iter_next(&it, &k, &v))
+        if (!((echo_rec_t *)v)->key) /* owned by no queue of by_key */
+            echo_rec_free(v);
     g_hash_table_destroy(e->by_token);
     g_hash_table_destroy(e->by_key);
     free(e);
@@ -46,11 +52,27 @@ void echo_rec_free(echo_rec_t *r)
     free(r);
 }
 
+/* One SHA-256 implementation and context for the whole process, fetched once: the
+ * implicit fetch behind EVP_sha256() and a context per call cost more than hashing a
+ * small payload. The daemon is single-threaded (the GLib main loop). */
+static EVP_MD_CTX *digest_ctx(void)
+{
+    static EVP_MD *md;
+    static EVP_MD_CTX *ctx;
+    if (!md && !(md = EVP_MD_fetch(NULL, "SHA256", NULL)))
+        return NULL;
+    if (!ctx && !(ctx = EVP_MD_CTX_new()))
+        return NULL;
+    return EVP_DigestInit_ex2(ctx, md, NULL) ? ctx : NULL;
+}
+
 char *echo_key(const char *topic, const uint8_t *payload, size_t len)
 {
-    unsigned char md[32];
+    unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
-    if (!EVP_Digest(payload ? payload : (const uint8_t *)"", len, md, &n, EVP_sha256(), NULL))
+    EVP_MD_CTX *ctx = digest_ctx();
+    if (!ctx || !EVP_DigestUpdate(ctx, payload ? payload : (const uint8_t *)"", len) ||
+        !EVP_DigestFinal_ex(ctx, md, &n) || n < 16)
         return NULL;
     size_t tl = strlen(topic);
     char *k = malloc(tl + 1 + 32 + 1);
@@ -70,8 +92,10 @@ char *echo_key(const char *topic, const uint8_t *payload, size_t len)
 echo_rec_t *echo_add(echo_t *e, const char *key, const char *origin, uint64_t seq, uint64_t token,
                      void *peer, bool recovered)
 {
+    if (!key && !token)
+        return NULL; /* could never be found */
     echo_rec_t *r = calloc(1, sizeof(*r));
-    if (!r || !(r->key = strdup(key))) {
+    if (!r || (key && !(r->key = strdup(key)))) {
         free(r);
         return NULL;
     }
@@ -81,12 +105,14 @@ echo_rec_t *echo_add(echo_t *e, const char *key, const char *origin, uint64_t se
     r->peer = peer;
     r->recovered = recovered;
     r->t_ms = bl_now_ms();
-    GQueue *q = g_hash_table_lookup(e->by_key, key);
-    if (!q) {
-        q = g_queue_new();
-        g_hash_table_insert(e->by_key, g_strdup(key), q);
+    if (key) {
+        GQueue *q = g_hash_table_lookup(e->by_key, key);
+        if (!q) {
+            q = g_queue_new();
+            g_hash_table_insert(e->by_key, g_strdup(key), q);
+        }
+        g_queue_push_tail(q, r);
     }
-    g_queue_push_tail(q, r);
     if (token)
         g_hash_table_insert(e->by_token, &r->token, r);
     e->n++;
@@ -123,7 +149,7 @@ echo_rec_t *echo_take_token(echo_t *e, uint64_t token)
     echo_rec_t *r = echo_by_token(e, token);
     if (!r)
         return NULL;
-    GQueue *q = g_hash_table_lookup(e->by_key, r->key);
+    GQueue *q = r->key ? g_hash_table_lookup(e->by_key, r->key) : NULL;
     if (q) {
         g_queue_remove(q, r);
         if (g_queue_is_empty(q))
@@ -154,6 +180,20 @@ void echo_sweep(echo_t *e, bool (*pred)(const echo_rec_t *r, void *ud),
         if (g_queue_is_empty(q))
             g_hash_table_iter_remove(&it);
     }
+    /* Records without a key are only in by_token. */
+    GSList *found = NULL;
+    g_hash_table_iter_init(&it, e->by_token);
+    while (g_hash_table_iter_next(&it, &k, &v)) {
+        echo_rec_t *r = v;
+        if (!r->key && pred(r, ud)) {
+            g_hash_table_iter_remove(&it);
+            e->n--;
+            found = g_slist_prepend(found, r);
+        }
+    }
+    for (GSList *l = found; l; l = l->next)
+        done(l->data, ud);
+    g_slist_free(found);
 }
 
 size_t echo_count(const echo_t *e)

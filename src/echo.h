@@ -22,7 +22,7 @@ typedef struct echo_rec {
     bool acked;     /* the broker acknowledged it and the peer was told */
     bool recovered; /* loaded at start from the in-doubt table */
     int64_t t_ms;   /* when it was added (monotonic) */
-    char *key;
+    char *key;      /* NULL for a record found only by its token */
 } echo_rec_t;
 
 typedef struct echo echo_t;
@@ -31,6 +31,7 @@ echo_t *echo_new(void);
 void echo_free(echo_t *e);
 /* "topic\x1f<32 hex of SHA-256(payload)>" (malloc). */
 char *echo_key(const char *topic, const uint8_t *payload, size_t len);
+/* key NULL: a record found only by its token (at-least-once: no echo to match). */
 echo_rec_t *echo_add(echo_t *e, const char *key, const char *origin, uint64_t seq, uint64_t token,
                      void *peer, bool recovered);
 /* The oldest record waiting for this key, removed (free with echo_rec_free), or NULL. */

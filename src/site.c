@@ -538,8 +538,9 @@ static void remote_message(peer_ctx_t *p, const bl_msg_t *m)
     if (c->retain && m->seq)
         retained_in(s, c);
     uint64_t token = ++s->next_token;
-    char *key = echo_key(c->topic, c->payload, c->payload_len);
-    if (!key || !echo_add(s->echo, key, m->origin, m->seq, token, p, false)) {
+    /* At-least-once subscribes with No Local: no echo to recognise, the token will do. */
+    char *key = s->cfg->at_least_once ? NULL : echo_key(c->topic, c->payload, c->payload_len);
+    if ((!key && !s->cfg->at_least_once) || !echo_add(s->echo, key, m->origin, m->seq, token, p, false)) {
         free(key);
         msg_free(c);
         return;
@@ -938,7 +939,7 @@ static void echo_gone(echo_rec_t *r, void *ud)
         LOG_WARN("site",
                  "the local broker did not send back a message we published on %.*s: "
                  "can brokerless subscribe to it?",
-                 (int)strcspn(r->key, "\x1f"), r->key);
+                 r->key ? (int)strcspn(r->key, "\x1f") : 0, r->key ? r->key : "");
     s->warned_no_echo = true;
     if (r->seq) {
         txn_lazy(s);
