@@ -28,7 +28,6 @@ enum {
     S_PUSH,
     S_PEEK,
     S_ACK,
-    S_ACK_RANGE,
     S_COUNT,
     S_SEEN_GET,
     S_SEEN_ADD,
@@ -55,8 +54,7 @@ static const char *const stmt_sql[S_COUNT_STMTS] = {
     [S_PUSH] = "INSERT INTO outq(peer, seq, enq_ms, frame) VALUES(?1, ?2, ?3, ?4)",
     [S_PEEK] = "SELECT seq, enq_ms, frame FROM outq WHERE peer = ?1 AND seq > ?2 "
                "ORDER BY seq LIMIT ?3",
-    [S_ACK] = "DELETE FROM outq WHERE peer = ?1 AND seq = ?2",
-    [S_ACK_RANGE] = "DELETE FROM outq WHERE peer = ?1 AND seq BETWEEN ?2 AND ?3",
+    [S_ACK] = "DELETE FROM outq WHERE peer = ?1 AND seq BETWEEN ?2 AND ?3",
     [S_COUNT] = "SELECT COUNT(*) FROM outq WHERE peer = ?1",
     [S_SEEN_GET] = "SELECT 1 FROM seen WHERE origin = ?1 AND seq = ?2",
     [S_SEEN_ADD] = "INSERT OR IGNORE INTO seen(origin, seq) VALUES(?1, ?2)",
@@ -680,40 +678,20 @@ int queue_push(queue_t *q, const char *peer, const bl_msg_t *m, int64_t enq_ms, 
     return 0;
 }
 
-int queue_ack(queue_t *q, const char *peer, uint64_t seq)
-{
-    if (!q || !bl_site_name_valid(peer))
-        return BL_EINVAL;
-    if (!seq_ok(seq))
-        return 0; /* cannot be queued, so nothing to remove */
-    peer_ent_t *e = peer_get(q, peer);
-    if (!e)
-        return BL_EIO;
-    sqlite3_stmt *s = stmt(q, S_ACK);
-    bind_name(s, 1, peer);
-    sqlite3_bind_int64(s, 2, (int64_t)seq);
-    int rc = run(q, s, "removing an acknowledged message");
-    if (rc == 0 && sqlite3_changes(q->db) > 0 && e->count > 0)
-        e->count--;
-    return rc;
-}
-
 int queue_ack_range(queue_t *q, const char *peer, uint64_t first, uint64_t last)
 {
     if (!q || !bl_site_name_valid(peer) || first > last)
         return BL_EINVAL;
-    if (first == last)
-        return queue_ack(q, peer, first);
     if (first == 0)
         first = 1;
-    if (!seq_ok(first))
-        return 0;
-    if (!seq_ok(last))
+    if (last > (uint64_t)INT64_MAX)
         last = (uint64_t)INT64_MAX;
+    if (first > last)
+        return 0; /* no sequence that can be queued: nothing to remove */
     peer_ent_t *e = peer_get(q, peer);
     if (!e)
         return BL_EIO;
-    sqlite3_stmt *s = stmt(q, S_ACK_RANGE);
+    sqlite3_stmt *s = stmt(q, S_ACK);
     bind_name(s, 1, peer);
     sqlite3_bind_int64(s, 2, (int64_t)first);
     sqlite3_bind_int64(s, 3, (int64_t)last);
@@ -723,6 +701,11 @@ int queue_ack_range(queue_t *q, const char *peer, uint64_t first, uint64_t last)
         e->count = e->count > gone ? e->count - gone : 0;
     }
     return rc;
+}
+
+int queue_ack(queue_t *q, const char *peer, uint64_t seq)
+{
+    return queue_ack_range(q, peer, seq, seq);
 }
 
 size_t queue_depth(queue_t *q, const char *peer)

@@ -356,17 +356,24 @@ static void test_transactions(void **state)
     queue_close(q);
 }
 
+/* A queue whose database refuses every seen mark of origin "bad" (a trigger): a
+ * statement that fails inside a transaction. */
+static queue_t *open_refusing(const fx_t *fx)
+{
+    queue_t *q = open_q(fx);
+    queue_close(q); /* creates the schema */
+    raw_exec(fx, "CREATE TRIGGER refuse BEFORE INSERT ON seen WHEN NEW.origin = 'bad' "
+                 "BEGIN SELECT RAISE(ABORT, 'refused'); END;");
+    return open_q(fx);
+}
+
 /* A statement that fails inside a transaction (here a trigger refuses one seen mark)
  * must not make the queue hand out an origin sequence twice, nor lose the sequences of
  * the messages that still commit. */
 static void test_seq_survives_failed_statement(void **state)
 {
     fx_t *fx = *state;
-    queue_t *q = open_q(fx);
-    queue_close(q); /* creates the schema */
-    raw_exec(fx, "CREATE TRIGGER refuse BEFORE INSERT ON seen WHEN NEW.origin = 'bad' "
-                 "BEGIN SELECT RAISE(ABORT, 'refused'); END;");
-    q = open_q(fx);
+    queue_t *q = open_refusing(fx);
     uint64_t a, b, c;
     assert_int_equal(queue_begin(q), 0);
     assert_int_equal(queue_next_seq(q, &a), 0);
@@ -765,11 +772,7 @@ static void test_ack_range(void **state)
 static void test_dedupe_floor_commit(void **state)
 {
     fx_t *fx = *state;
-    queue_t *q = open_q(fx);
-    queue_close(q); /* creates the schema */
-    raw_exec(fx, "CREATE TRIGGER refuse BEFORE INSERT ON seen WHEN NEW.origin = 'bad' "
-                 "BEGIN SELECT RAISE(ABORT, 'refused'); END;");
-    q = open_q(fx);
+    queue_t *q = open_refusing(fx);
     assert_int_equal(queue_begin(q), 0);
     for (uint64_t s = 1; s <= 50; s++)
         assert_int_equal(queue_mark_seen(q, "o", s), 0);
