@@ -110,6 +110,7 @@ struct queue {
     size_t n_peers, cap_peers;
     origin_ent_t *origins;
     size_t n_origins, cap_origins;
+    bool poisoned; /* the open transaction lost a write it needs: its commit must fail */
 };
 
 /* ---- frame: the private row serialisation of a bl_msg_t ----
@@ -381,8 +382,10 @@ static void cache_reset(queue_t *q)
         q->seq_loaded = false;
         q->seq_dirty = false;
     } else {
-        /* Likewise the dedupe floors moved in it (they are written at commit). */
-        floors_flush(q);
+        /* Likewise the dedupe floors moved in it (they are written at commit). One
+         * that cannot be written now would be missing from the commit: fail it. */
+        if (floors_flush(q))
+            q->poisoned = true;
     }
     q->n_peers = 0;
     q->n_origins = 0;
@@ -552,7 +555,12 @@ int queue_commit(queue_t *q)
     if (--q->depth > 0)
         return 0;
     int rc = 0;
-    if (q->seq_dirty) { /* the sequences taken in this transaction, stored once */
+    if (q->poisoned) {
+        LOG_ERROR(WHO, "a write of this transaction was lost: rolling it back");
+        q->poisoned = false;
+        rc = BL_EIO;
+    }
+    if (!rc && q->seq_dirty) { /* the sequences taken in this transaction, stored once */
         sqlite3_stmt *s = stmt(q, S_SEQ_SET);
         sqlite3_bind_int64(s, 1, (int64_t)q->last_seq);
         rc = run(q, s, "storing the origin sequence");

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/rand.h>
 
@@ -23,7 +24,11 @@
 /* QoS 0 for an open but busy link waits in memory up to this many messages; the rest
  * of a burst waits in the durable queue (route_out), so memory stays bounded and a
  * connected peer loses nothing. QoS 0 for a peer that is not there is dropped. */
+#define SITE_EXIT_STORAGE 3 /* exit status after a failed commit */
 #define SITE_Q0_MAX 8192
+/* ...and at most this many more in the durable queue, so that a peer fed QoS 0 faster
+ * than its link carries it for good cannot fill the queue that QoS 1 needs. */
+#define SITE_Q0_SPILL_MAX 100000
 
 typedef struct peer_ctx {
     site_t *site;
@@ -37,6 +42,7 @@ typedef struct peer_ctx {
     GQueue q0;         /* QoS 0 messages for an open link that is momentarily full */
     bool warned_full;
     bool q0_spill;     /* QoS 0 overflow is in the durable queue (route_out) */
+    size_t q0_spilled; /* how many since the spill began */
 } peer_ctx_t;
 
 /* A message from a peer waiting for the commit of its in-doubt record. */
@@ -107,8 +113,19 @@ static gboolean commit_cb(gpointer ud)
     }
     if (s->txn_open) {
         s->txn_open = false;
-        if (queue_commit(s->q))
-            LOG_ERROR("site", "cannot commit the queue database");
+        if (queue_commit(s->q)) {
+            /* What this commit held (queued messages whose PUBACK is waiting, seen
+             * marks whose ACK is waiting, in-doubt records, sequences) is gone, and
+             * libmosquitto already holds some of those PUBACKs. Going on would
+             * acknowledge what is not stored. Stop as a crash would (no exit handlers,
+             * no last writes): the database is consistent, the local broker and the
+             * peers send again what was not acknowledged (docs/QUEUE.md, Durability). */
+            LOG_ERROR("site",
+                      "cannot commit the queue database (disk full or failing?): "
+                      "stopping now, as after a crash; nothing unstored was "
+                      "acknowledged. Restart once the disk is fixed.");
+            _exit(SITE_EXIT_STORAGE);
+        }
     }
     /* Messages from peers go to our broker only now that their in-doubt records are
      * durable: after a crash we can tell whether the broker had them (their echo). */
@@ -262,6 +279,7 @@ static void pump(peer_ctx_t *p)
             return;
         if (!n) {
             p->q0_spill = false; /* drained: QoS 0 may take the memory queue again */
+            p->q0_spilled = 0;
             return;
         }
         size_t i = 0;
@@ -314,28 +332,50 @@ static void route_out(site_t *s, peer_ctx_t *p, const bl_msg_t *m, uint64_t *seq
     c->origin = strdup(s->cfg->site_name);
     s->stats.routed_out++;
 
+    bool spilled = false;
     if (qos == 0 && !p->cfg->queue_qos0) {
-        /* MQTT QoS 0: at most once, nothing kept for a peer that is not there. Only a
-         * retained one has a sequence (for the retained sync's dedupe). */
-        c->seq = *seq;
+        /* MQTT QoS 0: at most once, nothing kept for a peer that is not there. */
         if (!link_is_open(p->link)) {
             s->stats.dropped_qos0++;
             msg_free(c);
             return;
         }
-        if (!p->q0_spill && p->q0.length < SITE_Q0_MAX) {
+        /* From memory a message goes out ahead of the peer's durable backlog, so it
+         * carries no sequence (one far ahead of the backlog would move the receiver's
+         * dedupe window past it). Only a retained one needs its sequence (the retained
+         * sync's dedupe): with a backlog it takes the queue, in sequence order. */
+        c->seq = c->retain ? *seq : 0;
+        bool backlog = c->retain && queue_depth(s->q, p->cfg->name) > 0;
+        if (!p->q0_spill && !backlog && p->q0.length < SITE_Q0_MAX) {
             g_queue_push_tail(&p->q0, c);
             p->dirty = true;
             schedule_commit(s); /* pumps after any commit, like everything else */
             return;
         }
-        /* The peer is there but the link is behind a burst: past SITE_Q0_MAX in memory,
-         * QoS 0 goes into the durable queue, and keeps going there (in order) until the
-         * queue has drained, instead of being dropped. */
-        if (!p->q0_spill)
-            LOG_INFO("site", "QoS 0 burst for %s over %d messages: the rest waits in the "
-                             "queue", p->cfg->name, SITE_Q0_MAX);
-        p->q0_spill = true;
+        if (!backlog) {
+            /* The peer is there but the link is behind a burst: past SITE_Q0_MAX in
+             * memory, QoS 0 goes into the durable queue, and keeps going there (in
+             * order) until the queue has drained, instead of being dropped; past
+             * SITE_Q0_SPILL_MAX there too, it is dropped after all. */
+            if (p->q0_spilled >= SITE_Q0_SPILL_MAX) {
+                if (p->q0_spilled++ == SITE_Q0_SPILL_MAX)
+                    LOG_WARN("site",
+                             "QoS 0 for %s keeps coming faster than the link carries it: "
+                             "dropping QoS 0 for it until its queue drains",
+                             p->cfg->name);
+                s->stats.dropped_qos0++;
+                msg_free(c);
+                return;
+            }
+            if (!p->q0_spill)
+                LOG_INFO("site",
+                         "QoS 0 burst for %s over %d messages: the rest waits in the "
+                         "queue (up to %d more, then QoS 0 is dropped until it drains)",
+                         p->cfg->name, SITE_Q0_MAX, SITE_Q0_SPILL_MAX);
+            p->q0_spill = true;
+            p->q0_spilled++;
+            spilled = true;
+        }
     }
     txn(s);
     if (*seq == 0 && queue_next_seq(s->q, seq)) {
@@ -345,7 +385,9 @@ static void route_out(site_t *s, peer_ctx_t *p, const bl_msg_t *m, uint64_t *seq
     }
     c->seq = *seq;
     int rc = queue_push(s->q, p->cfg->name, c, bl_wall_ms(), s->cfg->queue_max_messages);
-    if (rc == BL_ETOOBIG) {
+    if (rc == BL_ETOOBIG && spilled) {
+        s->stats.dropped_qos0++; /* a QoS 0 spill refused: counted as the drop it is */
+    } else if (rc == BL_ETOOBIG) {
         s->stats.queue_full++;
         if (!p->warned_full)
             LOG_WARN("site",

@@ -307,6 +307,11 @@ lab_down() {
       ip netns del "$name" 2>/dev/null || true
     done < <(tac "$LAB_DIR/netns")
   fi
+  if [[ -f $LAB_DIR/mounts ]]; then
+    while read -r name; do
+      [[ -n $name && $name == "$LAB_DIR"/* ]] && umount -l "$name" 2>/dev/null || true
+    done < <(tac "$LAB_DIR/mounts")
+  fi
   if [[ ${BL_LAB_KEEP:-} == 1 ]]; then
     _lab_log "lab dir kept: $LAB_DIR"
   else
@@ -314,6 +319,15 @@ lab_down() {
   fi
   LAB_DIR=""
   return 0
+}
+
+# lab_tmpfs DIR SIZE: a small filesystem (tmpfs, SIZE as mount(8) takes it: 4m) on DIR
+# inside the lab dir, unmounted by lab_down. Grow it with
+# `mount -o remount,size=S DIR`.
+lab_tmpfs() {
+  [[ $1 == "$LAB_DIR"/* ]] || { echo "lab_tmpfs: $1 is not inside $LAB_DIR" >&2; return 1; }
+  mkdir -p "$1" && mount -t tmpfs -o "size=$2,mode=0700" blab-tmpfs "$1" &&
+    echo "$1" >>"$LAB_DIR/mounts"
 }
 
 # ---------------------------------------------------------------- running things
