@@ -103,6 +103,20 @@ static void recover_after(site_t *s, unsigned ms);
 static void local_unsubscribed(void *ud);
 static void settle_done(site_t *s);
 
+/* The database lost a write that an acknowledgement will rely on (a failed commit, a
+ * transaction that cannot begin, a message that cannot be queued). Going on would
+ * acknowledge what is not stored: stop as a crash would (no exit handlers, no last
+ * writes). The database is consistent, and the local broker and the peers send again
+ * what was not acknowledged (docs/QUEUE.md, Durability). */
+static _Noreturn void storage_failed(const char *what)
+{
+    LOG_ERROR("site",
+              "%s (disk full or failing?): stopping now, as after a crash; nothing "
+              "unstored was acknowledged. Restart once the disk is fixed.",
+              what);
+    _exit(SITE_EXIT_STORAGE);
+}
+
 static gboolean commit_cb(gpointer ud)
 {
     site_t *s = ud;
@@ -113,19 +127,11 @@ static gboolean commit_cb(gpointer ud)
     }
     if (s->txn_open) {
         s->txn_open = false;
-        if (queue_commit(s->q)) {
-            /* What this commit held (queued messages whose PUBACK is waiting, seen
-             * marks whose ACK is waiting, in-doubt records, sequences) is gone, and
-             * libmosquitto already holds some of those PUBACKs. Going on would
-             * acknowledge what is not stored. Stop as a crash would (no exit handlers,
-             * no last writes): the database is consistent, the local broker and the
-             * peers send again what was not acknowledged (docs/QUEUE.md, Durability). */
-            LOG_ERROR("site",
-                      "cannot commit the queue database (disk full or failing?): "
-                      "stopping now, as after a crash; nothing unstored was "
-                      "acknowledged. Restart once the disk is fixed.");
-            _exit(SITE_EXIT_STORAGE);
-        }
+        /* What this commit held (queued messages whose PUBACK is waiting, seen marks
+         * whose ACK is waiting, in-doubt records, sequences) would be gone, and
+         * libmosquitto already holds some of those PUBACKs. */
+        if (queue_commit(s->q))
+            storage_failed("cannot commit the queue database");
     }
     /* Messages from peers go to our broker only now that their in-doubt records are
      * durable: after a crash we can tell whether the broker had them (their echo). */
@@ -171,8 +177,11 @@ static void schedule_commit(site_t *s)
 
 static void txn(site_t *s)
 {
-    if (!s->txn_open && queue_begin(s->q) == 0)
+    if (!s->txn_open) {
+        if (queue_begin(s->q))
+            storage_failed("cannot begin a transaction in the queue database");
         s->txn_open = true;
+    }
     schedule_commit(s);
 }
 
@@ -193,8 +202,11 @@ static gboolean lazy_commit_cb(gpointer ud)
  * commits of a sending site. */
 static void txn_lazy(site_t *s)
 {
-    if (!s->txn_open && queue_begin(s->q) == 0)
+    if (!s->txn_open) {
+        if (queue_begin(s->q))
+            storage_failed("cannot begin a transaction in the queue database");
         s->txn_open = true;
+    }
     if (!s->commit_src && !s->lazy_src)
         s->lazy_src = attach(s, g_timeout_source_new(SITE_LAZY_COMMIT_MS), lazy_commit_cb);
 }
@@ -352,37 +364,33 @@ static void route_out(site_t *s, peer_ctx_t *p, const bl_msg_t *m, uint64_t *seq
             schedule_commit(s); /* pumps after any commit, like everything else */
             return;
         }
-        if (!backlog) {
-            /* The peer is there but the link is behind a burst: past SITE_Q0_MAX in
-             * memory, QoS 0 goes into the durable queue, and keeps going there (in
-             * order) until the queue has drained, instead of being dropped; past
-             * SITE_Q0_SPILL_MAX there too, it is dropped after all. */
-            if (p->q0_spilled >= SITE_Q0_SPILL_MAX) {
-                if (p->q0_spilled++ == SITE_Q0_SPILL_MAX)
-                    LOG_WARN("site",
-                             "QoS 0 for %s keeps coming faster than the link carries it: "
-                             "dropping QoS 0 for it until its queue drains",
-                             p->cfg->name);
-                s->stats.dropped_qos0++;
-                msg_free(c);
-                return;
-            }
-            if (!p->q0_spill)
-                LOG_INFO("site",
-                         "QoS 0 burst for %s over %d messages: the rest waits in the "
-                         "queue (up to %d more, then QoS 0 is dropped until it drains)",
-                         p->cfg->name, SITE_Q0_MAX, SITE_Q0_SPILL_MAX);
-            p->q0_spill = true;
-            p->q0_spilled++;
-            spilled = true;
+        /* The peer is there but the link is behind a burst: past SITE_Q0_MAX in
+         * memory, QoS 0 goes into the durable queue, and keeps going there (in
+         * order: pump sends memory first) until the queue has drained, instead of
+         * being dropped; past SITE_Q0_SPILL_MAX there too, it is dropped after
+         * all. A retained one for a peer with a backlog starts the same. */
+        if (p->q0_spilled >= SITE_Q0_SPILL_MAX) {
+            if (p->q0_spilled++ == SITE_Q0_SPILL_MAX)
+                LOG_WARN("site",
+                         "QoS 0 for %s keeps coming faster than the link carries it: "
+                         "dropping QoS 0 for it until its queue drains",
+                         p->cfg->name);
+            s->stats.dropped_qos0++;
+            msg_free(c);
+            return;
         }
+        if (!p->q0_spill && !backlog)
+            LOG_INFO("site",
+                     "QoS 0 burst for %s over %d messages: the rest waits in the "
+                     "queue (up to %d more, then QoS 0 is dropped until it drains)",
+                     p->cfg->name, SITE_Q0_MAX, SITE_Q0_SPILL_MAX);
+        p->q0_spill = true;
+        p->q0_spilled++;
+        spilled = true;
     }
     txn(s);
-    if (*seq == 0 && queue_next_seq(s->q, seq)) {
-        LOG_ERROR("site", "cannot allocate a sequence number");
-        msg_free(c);
-        return;
-    }
+    if (*seq == 0 && queue_next_seq(s->q, seq))
+        storage_failed("cannot allocate a sequence number");
     c->seq = *seq;
     int rc = queue_push(s->q, p->cfg->name, c, bl_wall_ms(), s->cfg->queue_max_messages);
     if (rc == BL_ETOOBIG && spilled) {
@@ -395,6 +403,8 @@ static void route_out(site_t *s, peer_ctx_t *p, const bl_msg_t *m, uint64_t *seq
                      "for it until it drains",
                      p->cfg->name, s->cfg->queue_max_messages);
         p->warned_full = true;
+    } else if (rc == BL_EIO || rc == BL_ENOMEM || rc == BL_EAGAIN) {
+        storage_failed("cannot queue a message"); /* its PUBACK would follow */
     } else if (rc) {
         LOG_ERROR("site", "cannot queue a message on %s for %s: %s", m->topic, p->cfg->name,
                   bl_strerror(rc));
