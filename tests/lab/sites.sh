@@ -133,6 +133,22 @@ bl_seq_report() {
     }'
 }
 
+# bl_assert_none_lost NAME N MSG: wait (up to 120 s) until subscriber NAME has the
+# payloads 1..N, then check that none is missing (MSG says what that means); duplicates
+# are printed, not failed (QoS 1 is at least once).
+bl_assert_none_lost() {
+  local r dups
+  bl_wait_seq "$1" "$2" 120 || true
+  sleep 2
+  r=$(bl_seq_report "$1" 1 "$2")
+  echo "$1: $r"
+  assert_eq "$(sed -E 's/.* missing ([0-9]+).*/\1/' <<<"$r")" 0 "$3"
+  dups=$(sed -E 's/.* duplicates ([0-9]+).*/\1/' <<<"$r")
+  if ((dups > 0)); then
+    echo "note: $dups duplicates (QoS 1 allows them): $(bl_got "$1" | awk '{ print $1 }' | sort -n | uniq -d | head -20 | tr '\n' ' ')"
+  fi
+}
+
 # bl_wait_seq NAME COUNT TIMEOUT: wait until subscriber NAME has COUNT distinct payloads.
 bl_wait_seq() {
   lab_wait_for "$3" bash -c "[[ \$(grep -v '__probe_' '$LAB_DIR/$1.log' | sort -u | wc -l) -ge $2 ]]"
