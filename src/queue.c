@@ -69,7 +69,7 @@ static const char *const stmt_sql[S_COUNT_STMTS] = {
                   "updated_ms = excluded.updated_ms",
     [S_RET_ALL] = "SELECT topic, frame FROM retained ORDER BY topic",
     [S_INDOUBT_ADD] = "INSERT OR REPLACE INTO indoubt(origin, seq, key) VALUES(?1, ?2, ?3)",
-    [S_INDOUBT_DEL] = "DELETE FROM indoubt WHERE origin = ?1 AND seq = ?2",
+    [S_INDOUBT_DEL] = "DELETE FROM indoubt WHERE origin = ?1 AND seq BETWEEN ?2 AND ?3",
     [S_RET_GET] = "SELECT frame FROM retained WHERE topic = ?1",
 };
 
@@ -1144,9 +1144,20 @@ int queue_indoubt_add(queue_t *q, const char *origin, uint64_t seq, const void *
     return indoubt_run(q, S_INDOUBT_ADD, origin, seq, key, key_len, "storing an in-doubt delivery");
 }
 
+int queue_indoubt_del_range(queue_t *q, const char *origin, uint64_t first, uint64_t last)
+{
+    if (!q || !bl_site_name_valid(origin) || first > last)
+        return BL_EINVAL;
+    sqlite3_stmt *s = stmt(q, S_INDOUBT_DEL);
+    bind_name(s, 1, origin);
+    sqlite3_bind_int64(s, 2, (int64_t)BL_MIN(first, (uint64_t)INT64_MAX));
+    sqlite3_bind_int64(s, 3, (int64_t)BL_MIN(last, (uint64_t)INT64_MAX));
+    return run(q, s, "removing in-doubt deliveries");
+}
+
 int queue_indoubt_del(queue_t *q, const char *origin, uint64_t seq)
 {
-    return indoubt_run(q, S_INDOUBT_DEL, origin, seq, NULL, 0, "removing an in-doubt delivery");
+    return queue_indoubt_del_range(q, origin, seq, seq);
 }
 
 int queue_indoubt_each(queue_t *q, queue_indoubt_cb cb, void *ud)

@@ -65,6 +65,8 @@ int queue_retained_get(queue_t *q, const char *topic, bl_msg_t **out);
 int queue_indoubt_add(queue_t *q, const char *origin, uint64_t seq, const void *key,
                       size_t key_len);
 int queue_indoubt_del(queue_t *q, const char *origin, uint64_t seq);
+/* The same for every seq of origin in [first, last] (one statement for a run). */
+int queue_indoubt_del_range(queue_t *q, const char *origin, uint64_t first, uint64_t last);
 typedef void (*queue_indoubt_cb)(void *ud, const char *origin, uint64_t seq, const void *key,
                                  size_t key_len);
 int queue_indoubt_each(queue_t *q, queue_indoubt_cb cb, void *ud);

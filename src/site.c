@@ -667,11 +667,21 @@ static void local_acked(void *ud, uint64_t upto)
     if (!n)
         return;
     txn_lazy(s);
-    for (guint i = 0; i < n; i++) {
+    /* Echoes come back in the order we published, so mostly as runs of consecutive
+     * sequences of one origin: one delete per run. */
+    for (guint i = 0, j; i < n; i = j) {
         indoubt_ref_t *d = &g_array_index(s->echo_dels, indoubt_ref_t, i);
-        queue_indoubt_del(s->q, d->origin, d->seq);
-        free(d->key);
+        uint64_t last = d->seq;
+        for (j = i + 1; j < n; j++) {
+            indoubt_ref_t *e = &g_array_index(s->echo_dels, indoubt_ref_t, j);
+            if (last == UINT64_MAX || e->seq != last + 1 || strcmp(e->origin, d->origin))
+                break;
+            last = e->seq;
+        }
+        queue_indoubt_del_range(s->q, d->origin, d->seq, last);
     }
+    for (guint i = 0; i < n; i++)
+        free(g_array_index(s->echo_dels, indoubt_ref_t, i).key);
     g_array_remove_range(s->echo_dels, 0, n);
 }
 

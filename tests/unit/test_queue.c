@@ -813,6 +813,34 @@ static void test_dedupe_floor_commit(void **state)
     queue_close(q);
 }
 
+static void collect_indoubt(void *ud, const char *origin, uint64_t seq, const void *key,
+                            size_t key_len)
+{
+    char *buf = ud;
+    size_t len = strlen(buf);
+    snprintf(buf + len, 256 - len, "%s:%llu:%.*s ", origin, (unsigned long long)seq, (int)key_len,
+             (const char *)key);
+}
+
+/* In-doubt records: added, listed, and removed one by one or as a run of one origin. */
+static void test_indoubt(void **state)
+{
+    queue_t *q = open_q(*state);
+    for (uint64_t s = 1; s <= 6; s++)
+        assert_int_equal(queue_indoubt_add(q, "o", s, "k", 1), 0);
+    assert_int_equal(queue_indoubt_add(q, "p", 3, "kp", 2), 0);
+    assert_int_equal(queue_indoubt_del_range(q, "o", 2, 4), 0);
+    assert_int_equal(queue_indoubt_del(q, "o", 5), 0);
+    assert_int_equal(queue_indoubt_del(q, "o", 99), 0); /* unknown: not an error */
+    assert_int_equal(queue_indoubt_del_range(q, "o", 4, 2), BL_EINVAL);
+    queue_close(q);
+    q = open_q(*state);
+    char buf[256] = "";
+    assert_int_equal(queue_indoubt_each(q, collect_indoubt, buf), 0);
+    assert_string_equal(buf, "o:1:k o:6:k p:3:kp ");
+    queue_close(q);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
 
 int main(void)
@@ -829,6 +857,7 @@ int main(void)
         T(test_dedupe_bounded),
         T(test_ack_range),
         T(test_dedupe_floor_commit),
+        T(test_indoubt),
         T(test_retained),
         T(test_corrupt_rows),
         T(test_version_refused),
