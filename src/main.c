@@ -102,7 +102,13 @@ static int cmd_run(int argc, char **argv)
         oc, "Connects to the local broker and the signalling broker, opens a link to every\n"
             "[peer] and keeps the brokers in sync until SIGINT or SIGTERM. Logs go to\n"
             "stderr, one line per event; status is published retained under\n"
-            "brokerless/<site>/ on the local broker.");
+            "brokerless/<site>/ on the local broker.\n"
+            "\n"
+            "Exit status: 0 after SIGINT/SIGTERM, 1 when it cannot start (config,\n"
+            "identity, database), 2 for a usage error, 3 when the queue database\n"
+            "failed a write (disk full or failing): it then stops at once, as a crash\n"
+            "would, so that nothing unstored is acknowledged. Start it again once the\n"
+            "disk is fixed.");
     g_option_context_add_main_entries(oc, entries, NULL);
     int rc = parse(oc, &argc, &argv);
     g_option_context_free(oc);
