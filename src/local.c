@@ -8,7 +8,17 @@
  * the daemon loses nothing. libmosquitto keeps our unacknowledged publishes across a
  * reconnect of the same handle and resends them with their packet ids (mqtt.c).
  * The cost: a filter dropped from the config stays subscribed in the broker's session
- * until it expires; what arrives on it matches no rule and is dropped. */
+ * until it expires; what arrives on it matches no rule and is dropped.
+ *
+ * With delivery = exactly-once, what peers send is published over a second connection
+ * ("<client_id>-in") with a clean session. libmosquitto keeps QoS 2 state in memory
+ * only: had the persistent session published it, a kill -9 in the middle of QoS 2
+ * exchanges would leave the broker holding packet ids the restarted daemon knows
+ * nothing of, and mosquitto would take new publishes reusing them for resends (and
+ * lose them). A clean session forgets them with the process; whether the broker took
+ * such a message is told by its echo on the persistent session (site.c). With
+ * at-least-once there is no echo (No Local would not hide a second connection's
+ * publishes anyway), so everything stays on the one session. */
 #include "local.h"
 
 #include <stdlib.h>
@@ -16,7 +26,9 @@
 #include "log.h"
 
 struct local {
-    mqtt_t *mqtt;
+    mqtt_t *mqtt;   /* persistent: subscriptions, echoes, markers, status */
+    mqtt_t *inject; /* clean session for what peers send, or NULL (at-least-once) */
+    char *inject_id;
     local_events_t ev;
     void *ud;
 };
@@ -62,6 +74,12 @@ uint64_t local_msgs_in(const local_t *l)
     return l ? mqtt_msgs_in(l->mqtt) : 0;
 }
 
+static bool still_wanted(void *ud, uint64_t token)
+{
+    local_t *l = ud;
+    return !l->ev.still_wanted || l->ev.still_wanted(l->ud, token);
+}
+
 static void on_unsubscribed(void *ud)
 {
     local_t *l = ud;
@@ -91,11 +109,26 @@ local_t *local_new(GMainContext *ctx, const config_t *cfg, const local_events_t 
         .keepalive = cfg->local_keepalive > 0 ? cfg->local_keepalive : 30,
         .clean_start = false,
     };
-    static const mqtt_events_t mev = {on_connect, on_disconnect, on_message, on_published,
-                                      on_acks_delivered, on_unsubscribed};
+    static const mqtt_events_t mev = {.on_connect = on_connect,
+                                      .on_disconnect = on_disconnect,
+                                      .on_message = on_message,
+                                      .on_published = on_published,
+                                      .on_acks_delivered = on_acks_delivered,
+                                      .on_unsubscribed = on_unsubscribed};
     l->mqtt = mqtt_new(ctx, &o, &mev, l);
     if (!l->mqtt)
         goto error;
+    if (!cfg->at_least_once) {
+        static const mqtt_events_t iev = {.on_published = on_published,
+                                          .still_wanted = still_wanted};
+        l->inject_id = g_strconcat(cfg->local_client_id, "-in", NULL);
+        o.name = "local-in";
+        o.client_id = l->inject_id;
+        o.clean_start = true;
+        l->inject = mqtt_new(ctx, &o, &iev, l);
+        if (!l->inject)
+            goto error;
+    }
     return l;
 error:
     local_free(l);
@@ -104,7 +137,12 @@ error:
 
 int local_start(local_t *l)
 {
-    return l ? mqtt_start(l->mqtt) : BL_EINVAL;
+    if (!l)
+        return BL_EINVAL;
+    int rc = mqtt_start(l->mqtt);
+    if (!rc && l->inject)
+        rc = mqtt_start(l->inject);
+    return rc;
 }
 
 /* No Local (MQTT 5 3.8.3.1): what we inject for peers never comes back to us (split
@@ -135,6 +173,11 @@ int local_publish(local_t *l, const bl_msg_t *m, uint64_t token)
     return l ? mqtt_publish(l->mqtt, m, token) : BL_EINVAL;
 }
 
+int local_inject(local_t *l, const bl_msg_t *m, uint64_t token)
+{
+    return l ? mqtt_publish(l->inject ? l->inject : l->mqtt, m, token) : BL_EINVAL;
+}
+
 bool local_connected(const local_t *l)
 {
     return l && mqtt_connected(l->mqtt);
@@ -142,13 +185,15 @@ bool local_connected(const local_t *l)
 
 size_t local_pending(const local_t *l)
 {
-    return l ? mqtt_pending(l->mqtt) : 0;
+    return l ? mqtt_pending(l->mqtt) + (l->inject ? mqtt_pending(l->inject) : 0) : 0;
 }
 
 void local_free(local_t *l)
 {
     if (!l)
         return;
+    mqtt_free(l->inject);
     mqtt_free(l->mqtt);
+    g_free(l->inject_id);
     free(l);
 }

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* local.h - the site's attachment to its local broker.
  *
- * One persistent MQTT v5 session that both subscribes (Retain As Published; site.c asks
- * for our own publishes to come back, the echo of echo.h) and publishes what peers
- * send. Built on mqtt.c. */
+ * One persistent MQTT v5 session that subscribes (Retain As Published; site.c asks for
+ * our own publishes to come back, the echo of echo.h), and, with exactly-once delivery,
+ * a second connection with a clean session that publishes what peers send (local.c
+ * says why). Built on mqtt.c. */
 #ifndef BL_LOCAL_H
 #define BL_LOCAL_H
 
@@ -27,6 +28,9 @@ typedef struct local_events {
     void (*on_acked)(void *ud, uint64_t upto);
     /* Every filter given to local_unsubscribe() is gone from the session (optional). */
     void (*on_unsubscribed)(void *ud);
+    /* The injecting connection dropped with `token` in flight: publish it again?
+     * (mqtt.h still_wanted; optional.) */
+    bool (*still_wanted)(void *ud, uint64_t token);
 } local_events_t;
 
 local_t *local_new(GMainContext *ctx, const config_t *cfg, const local_events_t *ev, void *ud);
@@ -40,7 +44,11 @@ int local_start(local_t *l);
 int local_subscribe(local_t *l, const char *filter, int qos, bool no_local);
 /* Drop a subscription an earlier run left in the persistent session (mqtt_unsubscribe). */
 int local_unsubscribe(local_t *l, const char *filter);
+/* On the persistent session (markers, status). */
 int local_publish(local_t *l, const bl_msg_t *m, uint64_t token);
+/* A message from a peer: on the clean-session connection where there is one (see
+ * local.c), else like local_publish. */
+int local_inject(local_t *l, const bl_msg_t *m, uint64_t token);
 /* Messages on_message has seen so far, the current one included. */
 uint64_t local_msgs_in(const local_t *l);
 bool local_connected(const local_t *l);

@@ -51,6 +51,7 @@ typedef struct pub {
     int64_t queued_ms; /* when mqtt_publish() took it, for the message expiry */
     int mid;
     uint64_t no; /* c->pubs_out when handed to libmosquitto (acks_delivered) */
+    bool resend; /* was in flight when a clean_start connection dropped */
 } pub_t;
 
 typedef struct sub {
@@ -207,6 +208,7 @@ static void conn_lost(mqtt_t *c, int rc)
         while (!g_queue_is_empty(&c->inflight)) {
             pub_t *p = g_queue_pop_tail(&c->inflight);
             p->mid = 0;
+            p->resend = true;
             g_queue_push_head(&c->fifo, p);
         }
         g_hash_table_remove_all(c->by_mid);
@@ -531,6 +533,10 @@ static void flush(mqtt_t *c)
     while (!c->freed && c->state == ST_CONNECTED && !g_queue_is_empty(&c->fifo) &&
            g_queue_get_length(&c->inflight) < MQTT_INFLIGHT_MAX) {
         pub_t *p = g_queue_pop_head(&c->fifo);
+        if (p->resend && c->ev.still_wanted && !c->ev.still_wanted(c->ud, p->token)) {
+            pub_free(p);
+            continue;
+        }
         int rc = publish_one(c, p);
         if (rc == BL_EAGAIN) {
             g_queue_push_head(&c->fifo, p);

@@ -52,6 +52,10 @@ typedef struct mqtt_events {
     void (*on_acks_delivered)(void *ud, uint64_t upto);
     /* Every filter given to mqtt_unsubscribe() is gone from the session (optional). */
     void (*on_unsubscribed)(void *ud);
+    /* clean_start only: asked before a publish that was in flight when the connection
+     * dropped goes out again; false drops it without a callback (the layer above
+     * knows the broker has it, e.g. from its echo). Optional: NULL resends all. */
+    bool (*still_wanted)(void *ud, uint64_t token);
 } mqtt_events_t;
 
 mqtt_t *mqtt_new(GMainContext *ctx, const mqtt_opts_t *opts, const mqtt_events_t *ev, void *ud);

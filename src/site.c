@@ -26,6 +26,7 @@
  * connected peer loses nothing. QoS 0 for a peer that is not there is dropped. */
 #define SITE_EXIT_STORAGE 3 /* exit status after a failed commit */
 #define SITE_Q0_MAX 8192
+#define SITE_PROBE_MS 100 /* echo confirmation probe while echo records wait */
 /* ...and at most this many more in the durable queue, so that a peer fed QoS 0 faster
  * than its link carries it for good cannot fill the queue that QoS 1 needs. */
 #define SITE_Q0_SPILL_MAX 100000
@@ -80,6 +81,7 @@ struct site {
     bool txn_open;
     GSource *commit_src;
     GSource *lazy_src; /* commits lazy writes if nothing else does first (txn_lazy) */
+    GSource *probe_src; /* publishes a probe while echo records wait (probe_cb) */
     GArray *echo_dels; /* indoubt_ref_t: echoed, their PUBACK not yet read by the broker */
     bool settling;     /* the local connection dropped: waiting for echoes sent again */
     char *subs_now;    /* this run's subscriptions, recorded once the stale ones are gone */
@@ -137,7 +139,7 @@ static gboolean commit_cb(gpointer ud)
      * durable: after a crash we can tell whether the broker had them (their echo). */
     for (guint i = 0; i < s->to_publish->len; i++) {
         pending_pub_t *pp = &g_array_index(s->to_publish, pending_pub_t, i);
-        local_publish(s->local, pp->msg, pp->token);
+        local_inject(s->local, pp->msg, pp->token);
         msg_free(pp->msg);
     }
     g_array_set_size(s->to_publish, 0);
@@ -632,6 +634,39 @@ static peer_ctx_t *peer_named(site_t *s, const char *name)
     return NULL;
 }
 
+/* Echo records wait for the broker to have read our PUBACKs of their echoes, which
+ * its answer to a later publish on the same session proves (local_acked). What peers
+ * send is published on another connection (local.c), so while records wait, a QoS 1
+ * probe goes out on the persistent session now and then; it comes back on the sync
+ * topic and is ignored there. */
+static gboolean probe_cb(gpointer ud)
+{
+    site_t *s = ud;
+    if (!s->echo_dels->len) {
+        s->probe_src = NULL;
+        return G_SOURCE_REMOVE;
+    }
+    if (local_connected(s->local)) {
+        static const char probe[] = "probe";
+        bl_msg_t m;
+        msg_init(&m);
+        m.topic = s->sync_topic;
+        m.payload = (uint8_t *)probe;
+        m.payload_len = sizeof(probe) - 1;
+        m.qos = 1;
+        local_publish(s->local, &m, 0);
+    }
+    return G_SOURCE_CONTINUE;
+}
+
+/* The injecting connection dropped with this message in flight: publish it again only
+ * while its echo has not come (the echo is the broker's word that it has it). */
+static bool local_still_wanted(void *ud, uint64_t token)
+{
+    site_t *s = ud;
+    return echo_by_token(s->echo, token) != NULL;
+}
+
 /* A message came back from our broker: the echo of one we published. */
 static void echo_seen(site_t *s, echo_rec_t *r)
 {
@@ -652,6 +687,8 @@ static void echo_seen(site_t *s, echo_rec_t *r)
         r->key = NULL;
         g_strlcpy(d.origin, r->origin, sizeof(d.origin));
         g_array_append_val(s->echo_dels, d);
+        if (!s->probe_src)
+            s->probe_src = attach(s, g_timeout_source_new(SITE_PROBE_MS), probe_cb);
     }
     echo_rec_free(r);
 }
@@ -1071,7 +1108,8 @@ site_t *site_new(GMainContext *ctx, const config_t *cfg, const cert_t *cert)
                           .on_connect = local_up,
                           .on_acked = local_acked,
                           .on_disconnect = local_down,
-                          .on_unsubscribed = local_unsubscribed};
+                          .on_unsubscribed = local_unsubscribed,
+                          .still_wanted = local_still_wanted};
     s->local = local_new(ctx, cfg, &lev, s);
     signaling_events_t sev = {.on_connect = signal_up, .on_message = signal_message};
     s->sig = signaling_new(ctx, cfg, cert, &sev, s);
@@ -1185,6 +1223,8 @@ void site_free(site_t *s)
         g_source_destroy(s->commit_src);
     if (s->lazy_src)
         g_source_destroy(s->lazy_src);
+    if (s->probe_src)
+        g_source_destroy(s->probe_src);
     for (size_t i = 0; i < s->n_peers; i++) {
         link_free(s->peers[i].link);
         g_array_free(s->peers[i].acks, TRUE);

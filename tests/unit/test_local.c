@@ -331,8 +331,11 @@ static void local_make(void)
     cfg.local_port = g_port;
     cfg.local_client_id = "bl-test-local";
     cfg.local_keepalive = 10;
-    static const local_events_t ev = {l_on_message, l_on_delivered, l_on_connect, l_on_disconnect,
-                                      l_on_acked, NULL};
+    static const local_events_t ev = {.on_message = l_on_message,
+                                      .on_delivered = l_on_delivered,
+                                      .on_connect = l_on_connect,
+                                      .on_disconnect = l_on_disconnect,
+                                      .on_acked = l_on_acked};
     g_local = local_new(NULL, &cfg, &ev, NULL);
     assert_non_null(g_local);
 }
@@ -596,6 +599,34 @@ static void test_no_local_and_delivery(void **state)
     assert_string_equal(((bl_msg_t *)g_ptr_array_index(g_seen.msgs, 0))->topic, "t2/sentinel");
 }
 
+/* With exactly-once delivery, what peers send goes over a second, clean-session
+ * connection: it is acknowledged with its token, reaches subscribers at its QoS, and
+ * comes back on the persistent session even though that session subscribed with No
+ * Local (another client published it): that return is the echo site.c relies on. */
+static void test_inject(void **state)
+{
+    (void)state;
+    NEED_BROKER();
+    helper_t *sub = helper_new("sub5", "t5/#");
+    local_up("t5/#");
+    bl_msg_t m;
+    simple_msg(&m, "t5/x", "injected", 2);
+    assert_int_equal(local_inject(g_local, &m, 77), 0);
+    msg_clear(&m);
+    guint one = 1;
+    assert_true(run_until(tokens_at_least, &one));
+    assert_int_equal(g_array_index(g_seen.tokens, uint64_t, 0), 77);
+    want_t w = {sub, 1};
+    assert_true(run_until(rx_at_least, &w));
+    const rx_t *r = g_ptr_array_index(sub->rx, 0);
+    assert_string_equal(r->topic, "t5/x");
+    assert_int_equal(r->qos, 2);
+    want_t back = {NULL, 1};
+    assert_true(run_until(rx_at_least, &back));
+    assert_string_equal(((bl_msg_t *)g_ptr_array_index(g_seen.msgs, 0))->topic, "t5/x");
+    assert_int_equal(local_pending(g_local), 0);
+}
+
 static void publish_numbered(const char *topic, const char *fmt, int from, int to, int qos,
                              uint64_t token0)
 {
@@ -780,6 +811,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_message_from_local_client_keeps_everything, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_no_local_and_delivery, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inject, setup, teardown),
         cmocka_unit_test_setup_teardown(test_broker_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retained_before_connect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inflight_survives_broker_crash, setup, teardown),
