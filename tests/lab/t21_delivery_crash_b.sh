@@ -16,11 +16,7 @@ bl_sub 1 subA 'test/load' -F '%p'
 bl_pub_seq 1 test/load 1 "$N" 1 &
 pubpid=$!
 bl_wait_got subB $((N / 3)) 30 || true
-bl_stop 2 KILL
-pass "bravo's daemon killed after $(bl_got subB | wc -l) messages"
-sleep 2
-mv "$(bl_log 2)" "$LAB_DIR/bl2-first.log"
-bl_start 2
+bl_crash_restart 2 subB
 wait "$pubpid" || fail "publisher failed"
 bl_wait_open 2 alpha 60 && pass "bravo restarted and the link is back" || fail "link did not come back"
 bl_wait_seq subB "$N" 120 || true

@@ -20,11 +20,7 @@ bl_sub 2 subB 'test/load' -F '%p'
 bl_pub_seq_paced 1 test/load 1 "$N" 20 1 &
 pubpid=$!
 bl_wait_got subB $((N / 3)) 30 || true
-bl_stop 1 KILL
-pass "alpha's daemon killed after $(bl_got subB | wc -l) messages arrived"
-sleep 3
-mv "$(bl_log 1)" "$LAB_DIR/bl1-first.log"
-bl_start 1
+bl_crash_restart 1 subB 3
 bl_wait_open 1 bravo 60 && pass "alpha restarted and the link is back" || fail "link did not come back"
 wait "$pubpid" && pass "the publisher published all $N to alpha's broker" || fail "publisher failed"
 bl_assert_none_lost subB "$N" \

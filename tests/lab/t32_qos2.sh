@@ -49,11 +49,7 @@ assert_eq "$(bl_seq_report subA 1 "$N")" "received $N unique $N duplicates 0 mis
 bl_pub_seq 1 test/q2k 1 "$N" 2 &
 pubpid=$!
 bl_wait_got subK $((N / 3)) 30 || true
-bl_stop 2 KILL
-pass "bravo's daemon killed after $(bl_got subK | wc -l) messages"
-sleep 2
-mv "$(bl_log 2)" "$LAB_DIR/bl2-first.log"
-bl_start 2
+bl_crash_restart 2 subK
 wait "$pubpid" && pass "alpha's broker took all $N at QoS 2" || fail "publisher failed"
 bl_wait_open 2 alpha 60 && pass "bravo restarted and the link is back" || fail "link did not come back"
 bl_assert_none_lost subK "$N" "all $N QoS 2 messages arrive across a kill -9 of the receiver"
