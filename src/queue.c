@@ -686,15 +686,21 @@ int queue_push(queue_t *q, const char *peer, const bl_msg_t *m, int64_t enq_ms, 
     return 0;
 }
 
+/* Narrow [first, last] to the sequences a row can hold (seq_ok); false if none is left. */
+static bool seq_range(uint64_t *first, uint64_t *last)
+{
+    if (*first == 0)
+        *first = 1;
+    if (*last > (uint64_t)INT64_MAX)
+        *last = (uint64_t)INT64_MAX;
+    return *first <= *last;
+}
+
 int queue_ack_range(queue_t *q, const char *peer, uint64_t first, uint64_t last)
 {
     if (!q || !bl_site_name_valid(peer) || first > last)
         return BL_EINVAL;
-    if (first == 0)
-        first = 1;
-    if (last > (uint64_t)INT64_MAX)
-        last = (uint64_t)INT64_MAX;
-    if (first > last)
+    if (!seq_range(&first, &last))
         return 0; /* no sequence that can be queued: nothing to remove */
     peer_ent_t *e = peer_get(q, peer);
     if (!e)
@@ -922,7 +928,14 @@ static int mark(queue_t *q, origin_ent_t *e, uint64_t seq)
         return 0;
     uint64_t floor = e->floor;
     if (seq == floor + 1) {
-        floor = seq; /* the common, in-order case: no row at all */
+        if (e->max <= floor) {
+            /* In order with no rows above the floor: nothing to read or prune, only
+             * the floor moves (stored at commit). */
+            e->floor = e->max = seq;
+            e->floor_dirty = true;
+            return 0;
+        }
+        floor = seq; /* no row for it; the floor then moves over the rows above */
     } else {
         sqlite3_stmt *s = stmt(q, S_SEEN_ADD);
         bind_name(s, 1, e->name);
@@ -930,13 +943,6 @@ static int mark(queue_t *q, origin_ent_t *e, uint64_t seq)
         int rc = run(q, s, "storing a seen sequence");
         if (rc)
             return rc;
-    }
-    if (seq == e->floor + 1 && e->max <= e->floor) {
-        /* In order with no rows above the floor: nothing to read or prune, only the
-         * floor moves (stored at commit). */
-        e->floor = e->max = seq;
-        e->floor_dirty = true;
-        return 0;
     }
     e->max = BL_MAX(e->max, seq);
     if (e->max - floor > QUEUE_SEEN_WINDOW)
@@ -1126,32 +1132,28 @@ int queue_retained_get(queue_t *q, const char *topic, bl_msg_t **out)
 
 /* ---- in-doubt deliveries ---- */
 
-static int indoubt_run(queue_t *q, int id, const char *origin, uint64_t seq, const void *key,
-                       size_t key_len, const char *what)
+int queue_indoubt_add(queue_t *q, const char *origin, uint64_t seq, const void *key, size_t key_len)
 {
-    sqlite3_stmt *s = stmt(q, id);
+    sqlite3_stmt *s = stmt(q, S_INDOUBT_ADD);
     bind_name(s, 1, origin);
     sqlite3_bind_int64(s, 2, (int64_t)seq);
     if (key)
         sqlite3_bind_blob(s, 3, key, (int)key_len, SQLITE_STATIC);
-    int rc = run(q, s, what);
+    int rc = run(q, s, "storing an in-doubt delivery");
     sqlite3_clear_bindings(s);
     return rc;
-}
-
-int queue_indoubt_add(queue_t *q, const char *origin, uint64_t seq, const void *key, size_t key_len)
-{
-    return indoubt_run(q, S_INDOUBT_ADD, origin, seq, key, key_len, "storing an in-doubt delivery");
 }
 
 int queue_indoubt_del_range(queue_t *q, const char *origin, uint64_t first, uint64_t last)
 {
     if (!q || !bl_site_name_valid(origin) || first > last)
         return BL_EINVAL;
+    if (!seq_range(&first, &last))
+        return 0; /* no sequence a record can have: nothing to remove */
     sqlite3_stmt *s = stmt(q, S_INDOUBT_DEL);
     bind_name(s, 1, origin);
-    sqlite3_bind_int64(s, 2, (int64_t)BL_MIN(first, (uint64_t)INT64_MAX));
-    sqlite3_bind_int64(s, 3, (int64_t)BL_MIN(last, (uint64_t)INT64_MAX));
+    sqlite3_bind_int64(s, 2, (int64_t)first);
+    sqlite3_bind_int64(s, 3, (int64_t)last);
     return run(q, s, "removing in-doubt deliveries");
 }
 

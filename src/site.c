@@ -21,12 +21,12 @@
 #define SITE_PUMP_BATCH 64
 #define SITE_ACK_BATCH 512
 #define SITE_LAZY_COMMIT_MS 50 /* at the latest, for writes a crash may lose (txn_lazy) */
+#define SITE_EXIT_STORAGE 3 /* exit status after a lost database write (storage_failed) */
+#define SITE_PROBE_MS 100     /* echo confirmation probe while echo records wait */
 /* QoS 0 for an open but busy link waits in memory up to this many messages; the rest
  * of a burst waits in the durable queue (route_out), so memory stays bounded and a
  * connected peer loses nothing. QoS 0 for a peer that is not there is dropped. */
-#define SITE_EXIT_STORAGE 3 /* exit status after a failed commit */
 #define SITE_Q0_MAX 8192
-#define SITE_PROBE_MS 100 /* echo confirmation probe while echo records wait */
 /* ...and at most this many more in the durable queue, so that a peer fed QoS 0 faster
  * than its link carries it for good cannot fill the queue that QoS 1 needs. */
 #define SITE_Q0_SPILL_MAX 100000
@@ -177,13 +177,18 @@ static void schedule_commit(site_t *s)
     s->commit_src = attach(s, src, commit_cb);
 }
 
+static void txn_begin(site_t *s)
+{
+    if (s->txn_open)
+        return;
+    if (queue_begin(s->q))
+        storage_failed("cannot begin a transaction in the queue database");
+    s->txn_open = true;
+}
+
 static void txn(site_t *s)
 {
-    if (!s->txn_open) {
-        if (queue_begin(s->q))
-            storage_failed("cannot begin a transaction in the queue database");
-        s->txn_open = true;
-    }
+    txn_begin(s);
     schedule_commit(s);
 }
 
@@ -204,11 +209,7 @@ static gboolean lazy_commit_cb(gpointer ud)
  * commits of a sending site. */
 static void txn_lazy(site_t *s)
 {
-    if (!s->txn_open) {
-        if (queue_begin(s->q))
-            storage_failed("cannot begin a transaction in the queue database");
-        s->txn_open = true;
-    }
+    txn_begin(s);
     if (!s->commit_src && !s->lazy_src)
         s->lazy_src = attach(s, g_timeout_source_new(SITE_LAZY_COMMIT_MS), lazy_commit_cb);
 }
