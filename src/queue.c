@@ -453,10 +453,25 @@ static int configure(queue_t *q)
 {
     sqlite3_stmt *s = NULL;
     const char *mode = NULL;
+    /* The daemon is the database's only user: it takes the file lock once and keeps
+     * it, instead of two fcntl() per transaction, and WAL keeps its index in our heap
+     * rather than a shared-memory file (set before WAL is first used). A second
+     * daemon started on the same state directory gets SQLITE_BUSY, not a share. */
+    int src = sqlite3_exec(q->db, "PRAGMA locking_mode=EXCLUSIVE", NULL, NULL, NULL);
+    if (src != SQLITE_OK)
+        return db_fail(q, src, "setting locking_mode=EXCLUSIVE");
     /* WAL: a commit appends to the log; readers never block the writer. */
-    int src = sqlite3_prepare_v2(q->db, "PRAGMA journal_mode=WAL", -1, &s, NULL);
-    if (src == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+    src = sqlite3_prepare_v2(q->db, "PRAGMA journal_mode=WAL", -1, &s, NULL);
+    if (src == SQLITE_OK && (src = sqlite3_step(s)) == SQLITE_ROW)
         mode = (const char *)sqlite3_column_text(s, 0);
+    if (src == SQLITE_BUSY || src == SQLITE_LOCKED) {
+        sqlite3_finalize(s);
+        LOG_ERROR(WHO,
+                  "%s is in use by another process (another brokerless with the same "
+                  "state directory?): a queue has one owner",
+                  sqlite3_db_filename(q->db, "main"));
+        return BL_EAGAIN;
+    }
     if (!mode || strcmp(mode, "wal") != 0)
         LOG_WARN(WHO, "journal mode is %s, not wal: commits will be slower",
                  mode ? mode : "unknown");

@@ -122,6 +122,16 @@ static int64_t raw_int(const fx_t *fx, const char *sql)
     return v;
 }
 
+/* raw_int while q is open: the queue holds its file exclusively, so look between a
+ * close and a reopen (what is on disk is what survives either). */
+static int64_t on_disk(const fx_t *fx, queue_t **q, const char *sql)
+{
+    queue_close(*q);
+    int64_t v = raw_int(fx, sql);
+    *q = open_q(fx);
+    return v;
+}
+
 static void raw_exec(const fx_t *fx, const char *sql)
 {
     sqlite3 *db = raw_open(fx);
@@ -343,10 +353,15 @@ static void test_transactions(void **state)
     assert_int_equal(queue_begin(q), 0);
     push(q, "p", 1, 0, 0);
     assert_int_equal(queue_commit(q), 0); /* inner: nothing committed yet */
-    /* another connection cannot see it before the outer commit */
+    queue_close(q); /* so closing now drops it */
     assert_int_equal(raw_int(fx, "SELECT COUNT(*) FROM outq"), 0);
+    q = open_q(fx);
+    assert_int_equal(queue_begin(q), 0);
+    assert_int_equal(queue_begin(q), 0);
+    push(q, "p", 1, 0, 0);
     assert_int_equal(queue_commit(q), 0);
-    assert_int_equal(raw_int(fx, "SELECT COUNT(*) FROM outq"), 1);
+    assert_int_equal(queue_commit(q), 0); /* the outer commit writes it */
+    assert_int_equal(on_disk(fx, &q, "SELECT COUNT(*) FROM outq"), 1);
     /* closing with an open transaction drops it */
     assert_int_equal(queue_begin(q), 0);
     push(q, "p", 2, 0, 0);
@@ -508,13 +523,13 @@ static void test_dedupe(void **state)
     assert_int_equal(queue_seen(q, "o", 5), 1);
     assert_int_equal(queue_seen(q, "o", 6), 0);
     assert_int_equal(queue_seen(q, "x", 1), 0); /* origins are independent */
-    assert_int_equal(raw_int(fx, "SELECT floor FROM seen_floor WHERE origin='o'"), 1);
+    assert_int_equal(on_disk(fx, &q, "SELECT floor FROM seen_floor WHERE origin='o'"), 1);
     /* filling the gaps moves the floor over them and prunes their rows */
     assert_int_equal(queue_mark_seen(q, "o", 2), 0);
-    assert_int_equal(raw_int(fx, "SELECT floor FROM seen_floor WHERE origin='o'"), 3);
+    assert_int_equal(on_disk(fx, &q, "SELECT floor FROM seen_floor WHERE origin='o'"), 3);
     assert_int_equal(queue_mark_seen(q, "o", 4), 0);
-    assert_int_equal(raw_int(fx, "SELECT floor FROM seen_floor WHERE origin='o'"), 5);
-    assert_int_equal(raw_int(fx, "SELECT COUNT(*) FROM seen WHERE origin='o'"), 0);
+    assert_int_equal(on_disk(fx, &q, "SELECT floor FROM seen_floor WHERE origin='o'"), 5);
+    assert_int_equal(on_disk(fx, &q, "SELECT COUNT(*) FROM seen WHERE origin='o'"), 0);
     assert_int_equal(queue_mark_seen(q, "o", 9), 0);
     queue_close(q);
 
@@ -539,7 +554,7 @@ static void test_dedupe_bounded(void **state)
         if (s % 1000 == 0)
             assert_int_equal(queue_commit(q), 0);
     }
-    assert_int_equal(raw_int(fx, "SELECT COUNT(*) FROM seen WHERE origin='inorder'"), 0);
+    assert_int_equal(on_disk(fx, &q, "SELECT COUNT(*) FROM seen WHERE origin='inorder'"), 0);
     assert_int_equal(queue_seen(q, "inorder", 1), 1);
     assert_int_equal(queue_seen(q, "inorder", 300000), 1);
     assert_int_equal(queue_seen(q, "inorder", 300001), 0);
@@ -552,9 +567,9 @@ static void test_dedupe_bounded(void **state)
         if (s % 2000 == 1999)
             assert_int_equal(queue_commit(q), 0);
     }
-    int64_t rows = raw_int(fx, "SELECT COUNT(*) FROM seen WHERE origin='gappy'");
+    int64_t rows = on_disk(fx, &q, "SELECT COUNT(*) FROM seen WHERE origin='gappy'");
     assert_true(rows > 0 && rows <= QUEUE_SEEN_WINDOW / 2 + 1);
-    assert_int_equal(raw_int(fx, "SELECT floor FROM seen_floor WHERE origin='gappy'"),
+    assert_int_equal(on_disk(fx, &q, "SELECT floor FROM seen_floor WHERE origin='gappy'"),
                      299999 - QUEUE_SEEN_WINDOW);
     assert_int_equal(queue_seen(q, "gappy", 299999), 1);
     assert_int_equal(queue_seen(q, "gappy", 299998), 0); /* a gap inside the window */
@@ -630,6 +645,30 @@ static void test_corrupt_rows(void **state)
     g_free(log);
     /* dropped, so they neither block the queue nor get logged again */
     assert_int_equal(queue_depth(q, "p"), 3);
+    queue_close(q);
+}
+
+/* Two daemons on one state directory would each send the other's queue: the second
+ * is refused at once, saying why, and the first goes on unharmed. */
+static void test_one_owner(void **state)
+{
+    fx_t *fx = *state;
+    queue_t *q = open_q(fx);
+    push(q, "p", 1, 0, 0);
+    char *logpath;
+    int saved = capture_start(fx, &logpath);
+    queue_t *q2 = (queue_t *)1;
+    int rc = queue_open(fx->db, &q2);
+    char *log = capture_end(saved, logpath);
+    assert_int_equal(rc, BL_EAGAIN);
+    assert_null(q2);
+    assert_non_null(strstr(log, "in use by another process"));
+    g_free(log);
+    push(q, "p", 2, 0, 0);
+    assert_int_equal(queue_depth(q, "p"), 2);
+    queue_close(q);
+    q = open_q(fx);
+    assert_int_equal(queue_depth(q, "p"), 2);
     queue_close(q);
 }
 
@@ -860,6 +899,7 @@ int main(void)
         T(test_indoubt),
         T(test_retained),
         T(test_corrupt_rows),
+        T(test_one_owner),
         T(test_version_refused),
         T(test_peek_memory_bounded),
         T(test_bench),
