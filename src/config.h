@@ -39,7 +39,7 @@ typedef struct config {
     size_t queue_max_messages; /* per peer, default 1000000 */
     /* false (default, "exactly-once"): messages from peers are confirmed by their echo
      * from the local broker, so a crash between publish and PUBACK duplicates nothing.
-     * true ("at-least-once"): No Local, no echo, faster; such a crash may duplicate the
+     * true ("at-least-once"): no echo, faster; such a crash may duplicate the
      * messages that were in flight to the local broker (docs/CONFIG.md). */
     bool at_least_once;
 

@@ -200,3 +200,8 @@ size_t echo_count(const echo_t *e)
 {
     return e->n;
 }
+
+bool echo_waiting(const echo_t *e)
+{
+    return g_hash_table_size(e->by_key) > 0;
+}

@@ -1,14 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /* echo.h - recognising our own publishes when the local broker sends them back.
  *
- * brokerless subscribes to its local broker without No Local, so every message it
- * injects from a peer comes back to it: the echo. The echo is the broker's proof that
+ * With delivery = exactly-once, what brokerless injects from a peer at QoS 1 or 2 (or
+ * retained) goes in over a second connection, so its persistent session, which
+ * subscribes with No Local, gets it back: the echo. The echo is the broker's proof that
  * it took the message, and it is how split horizon is kept (an echo is never routed
  * out). Since the session is persistent, echoes of what the broker took just before a
  * crash are delivered after the restart, which makes "delivered" knowable across a
- * crash (site.c). With delivery = at-least-once there is no echo (No Local): a record
- * then only maps the publish token to its peer and ends at the PUBACK. Records are keyed by topic and a digest of the payload; identical
- * messages in flight at once are matched oldest first. Pure data structure. */
+ * crash (site.c). What is injected over the persistent session itself (everything with
+ * delivery = at-least-once, plain QoS 0 with exactly-once) has no echo (No Local): its
+ * record has no key, only maps the publish token to its peer and ends at the PUBACK
+ * (or, for QoS 0, once written). Records are keyed by topic and a digest of the
+ * payload; identical messages in flight at once are matched oldest first. Pure data
+ * structure. */
 #ifndef BL_ECHO_H
 #define BL_ECHO_H
 
@@ -45,6 +49,8 @@ echo_rec_t *echo_take_token(echo_t *e, uint64_t token);
 void echo_sweep(echo_t *e, bool (*pred)(const echo_rec_t *r, void *ud),
                 void (*done)(echo_rec_t *r, void *ud), void *ud);
 size_t echo_count(const echo_t *e);
+/* Whether any record waits for an echo (has a key): else no local message can be one. */
+bool echo_waiting(const echo_t *e);
 void echo_rec_free(echo_rec_t *r);
 
 #endif

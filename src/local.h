@@ -38,13 +38,13 @@ local_t *local_new(GMainContext *ctx, const config_t *cfg, const local_events_t 
  * caller (site.c) calls local_subscribe() for the local filter of every rule, before or
  * after local_start(). */
 int local_start(local_t *l);
-/* Retain As Published always; no_local false lets our own publishes come back (the
- * echo, see echo.h). Remembered and renewed on every connect. QoS 2 is the usual
+/* Retain As Published always; no_local hides what this session publishes (what the
+ * injecting connection publishes still comes back: the echo, see echo.h). Remembered and renewed on every connect. QoS 2 is the usual
  * choice: the broker downgrades each message to its own QoS. */
 int local_subscribe(local_t *l, const char *filter, int qos, bool no_local);
 /* Drop a subscription an earlier run left in the persistent session (mqtt_unsubscribe). */
 int local_unsubscribe(local_t *l, const char *filter);
-/* On the persistent session (markers, status). */
+/* On the persistent session (markers, status, what needs no echo). */
 int local_publish(local_t *l, const bl_msg_t *m, uint64_t token);
 /* A message from a peer: on the clean-session connection where there is one (see
  * local.c), else like local_publish. */

@@ -119,6 +119,16 @@ static _Noreturn void storage_failed(const char *what)
     _exit(SITE_EXIT_STORAGE);
 }
 
+/* A peer's message that needs no echo with exactly-once: QoS 0 has no delivery to
+ * prove across a crash, so it goes in over the persistent session, whose No Local keeps
+ * it from coming back (a broker sends what it takes twice otherwise: to the subscribers
+ * and to us). A retained one still takes the injecting connection: the order of a set
+ * and its clearing decides what stays retained, and a clearing is often QoS 0. */
+static bool plain_qos0(const bl_msg_t *m)
+{
+    return m->qos == 0 && !m->retain;
+}
+
 static gboolean commit_cb(gpointer ud)
 {
     site_t *s = ud;
@@ -139,7 +149,10 @@ static gboolean commit_cb(gpointer ud)
      * durable: after a crash we can tell whether the broker had them (their echo). */
     for (guint i = 0; i < s->to_publish->len; i++) {
         pending_pub_t *pp = &g_array_index(s->to_publish, pending_pub_t, i);
-        local_inject(s->local, pp->msg, pp->token);
+        if (plain_qos0(pp->msg))
+            local_publish(s->local, pp->msg, pp->token);
+        else
+            local_inject(s->local, pp->msg, pp->token);
         msg_free(pp->msg);
     }
     g_array_set_size(s->to_publish, 0);
@@ -464,7 +477,7 @@ static void local_message(void *ud, const bl_msg_t *m)
             settle_done(s);
         return;
     }
-    if ((!s->cfg->at_least_once || s->recovering || s->settling) && echo_count(s->echo)) {
+    if (echo_waiting(s->echo)) {
         char *key = echo_key(m->topic, m->payload, m->payload_len);
         echo_rec_t *r = key ? echo_take(s->echo, key) : NULL;
         free(key);
@@ -593,9 +606,11 @@ static void remote_message(peer_ctx_t *p, const bl_msg_t *m)
     if (c->retain && m->seq)
         retained_in(s, c);
     uint64_t token = ++s->next_token;
-    /* At-least-once subscribes with No Local: no echo to recognise, the token will do. */
-    char *key = s->cfg->at_least_once ? NULL : echo_key(c->topic, c->payload, c->payload_len);
-    if ((!key && !s->cfg->at_least_once) || !echo_add(s->echo, key, m->origin, m->seq, token, p, false)) {
+    /* Only what goes in over the injecting connection comes back (echoed): no key, no
+     * echo to recognise, the token will do. */
+    bool echoed = !s->cfg->at_least_once && !plain_qos0(c);
+    char *key = echoed ? echo_key(c->topic, c->payload, c->payload_len) : NULL;
+    if ((!key && echoed) || !echo_add(s->echo, key, m->origin, m->seq, token, p, false)) {
         free(key);
         msg_free(c);
         return;
@@ -603,7 +618,7 @@ static void remote_message(peer_ctx_t *p, const bl_msg_t *m)
     txn(s);
     if (m->seq) {
         g_hash_table_add(s->delivering, delivery_key(p, m->seq));
-        if (!s->cfg->at_least_once)
+        if (key)
             queue_indoubt_add(s->q, m->origin, m->seq, key, strlen(key));
     }
     free(key);
@@ -747,14 +762,14 @@ static void local_down(void *ud)
 static void local_delivered(void *ud, uint64_t token)
 {
     site_t *s = ud;
-    if (s->cfg->at_least_once) { /* no echo will come: the PUBACK is the end */
-        echo_rec_t *r = echo_take_token(s->echo, token);
+    echo_rec_t *r = echo_by_token(s->echo, token);
+    if (r && !r->key) { /* no echo will come: the PUBACK (or the write) is the end */
+        r = echo_take_token(s->echo, token);
         if (r)
             delivered(s, r->peer, r->origin, r->seq);
         echo_rec_free(r);
         return;
     }
-    echo_rec_t *r = echo_by_token(s->echo, token);
     if (!r || r->acked)
         return;
     r->acked = true;
@@ -1160,8 +1175,8 @@ static void subscribe_local(site_t *s)
     GPtrArray *want = g_ptr_array_new_with_free_func(g_free);
     for (guint i = 0; i < filters->len; i++) {
         const char *f = g_ptr_array_index(filters, i);
-        local_subscribe(s->local, f, 2, s->cfg->at_least_once);
-        g_ptr_array_add(want, subs_line(f, 2, s->cfg->at_least_once));
+        local_subscribe(s->local, f, 2, true);
+        g_ptr_array_add(want, subs_line(f, 2, true));
     }
     g_ptr_array_unref(filters);
     local_subscribe(s->local, s->sync_topic, 1, false);

@@ -3,7 +3,8 @@
 # messages on its own topic (test/from<i>). Every site's subscriber to test/# gets exactly
 # the 3,000 (its own site's 1,000 from its own broker, the others' over the links), none
 # twice, each site's stream in order; nothing loops: no daemon logs a message of a foreign
-# origin, and the counts stay at 3,000 after a few more seconds.
+# origin, and the counts stay at 3,000 after a few more seconds. Then 1,000 QoS 0 from
+# each site: again exactly 3,000 everywhere.
 set -euo pipefail
 HERE=$(dirname "$0")
 . "$HERE/lab.sh"
@@ -37,6 +38,18 @@ for ((i = 1; i <= S; i++)); do
     "site $i's subscriber got exactly $((S * N)), none twice (per origin: $per)"
   ooo=$(awk '{ if ($2 + 0 < last[$1]) o++; last[$1] = $2 + 0 } END { print o + 0 }' <<<"$got")
   assert_eq "$ooo" 0 "site $i: each origin's messages arrive in order"
+done
+# The same at QoS 0, which goes into each broker without an echo (No Local hides it):
+# a daemon that forwarded one of them again would show it here twice, or at a third site.
+for ((i = 1; i <= S; i++)); do bl_sub "$i" "zero$i" 'test/zero/#' -F '%t %p'; done
+for ((i = 1; i <= S; i++)); do bl_pub_seq "$i" "test/zero/from$i" 1 "$N" 0 & done
+wait
+for ((i = 1; i <= S; i++)); do bl_wait_got "zero$i" $((S * N)) 60 || true; done
+sleep 3
+for ((i = 1; i <= S; i++)); do
+  got=$(bl_got "zero$i")
+  assert_eq "$(wc -l <<<"$got") $(sort -u <<<"$got" | wc -l)" "$((S * N)) $((S * N))" \
+    "QoS 0: site $i's subscriber got exactly $((S * N)), none twice"
 done
 for ((i = 1; i <= S; i++)); do
   assert_eq "$(bl_count "$i" 'of origin')" 0 "site $i's daemon logs no message of a foreign origin (no loop)"
