@@ -4,6 +4,7 @@
 #include "queue.h"
 
 #include "log.h"
+#include "walsync.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #define FRAME_VERSION 1
 #define BUSY_TIMEOUT_MS 5000
 #define QUEUE_WAL_PAGES 4000
+#define QUEUE_WALSYNC_MS 100 /* the log is flushed this often by a helper thread */
 #define BL_STR_(x) #x
 #define BL_STR(x) BL_STR_(x)
 
@@ -111,6 +113,7 @@ struct queue {
     origin_ent_t *origins;
     size_t n_origins, cap_origins;
     bool poisoned; /* the open transaction lost a write it needs: its commit must fail */
+    walsync_t *ws; /* flushes the log between checkpoints (walsync.h) */
 };
 
 /* ---- frame: the private row serialisation of a bl_msg_t ----
@@ -399,6 +402,7 @@ void queue_close(queue_t *q)
         return;
     if (q->depth > 0)
         LOG_WARN(WHO, "closed inside a transaction: its writes are rolled back");
+    walsync_stop(q->ws);
     for (int i = 0; i < S_COUNT_STMTS; i++)
         sqlite3_finalize(q->st[i]);
     sqlite3_close_v2(q->db);
@@ -525,6 +529,8 @@ int queue_open(const char *path, queue_t **out)
             goto error;
         }
     }
+    q->ws = walsync_start(sqlite3_filename_wal(sqlite3_db_filename(q->db, "main")),
+                          QUEUE_WALSYNC_MS);
     *out = q;
     return 0;
 error:
