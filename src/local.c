@@ -178,6 +178,11 @@ int local_inject(local_t *l, const bl_msg_t *m, uint64_t token)
     return l ? mqtt_publish(l->inject ? l->inject : l->mqtt, m, token) : BL_EINVAL;
 }
 
+int local_check_publish(const bl_msg_t *m)
+{
+    return mqtt_check_publish(m);
+}
+
 bool local_connected(const local_t *l)
 {
     return l && mqtt_connected(l->mqtt);

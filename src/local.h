@@ -49,6 +49,8 @@ int local_publish(local_t *l, const bl_msg_t *m, uint64_t token);
 /* A message from a peer: on the clean-session connection where there is one (see
  * local.c), else like local_publish. */
 int local_inject(local_t *l, const bl_msg_t *m, uint64_t token);
+/* 0 if the broker could be given m (mqtt_check_publish). */
+int local_check_publish(const bl_msg_t *m);
 /* Messages on_message has seen so far, the current one included. */
 uint64_t local_msgs_in(const local_t *l);
 bool local_connected(const local_t *l);

@@ -920,16 +920,22 @@ int mqtt_unsubscribe(mqtt_t *c, const char *filter)
     return 0;
 }
 
-int mqtt_publish(mqtt_t *c, const bl_msg_t *m, uint64_t token)
+int mqtt_check_publish(const bl_msg_t *m)
 {
-    if (!c || !m || !m->topic || m->qos > 2 || m->payload_len > MQTT_MAX_PAYLOAD ||
+    if (!m || !m->topic || !m->topic[0] || m->qos > 2 || m->payload_len > MQTT_MAX_PAYLOAD ||
         mosquitto_pub_topic_check(m->topic) ||
         mosquitto_validate_utf8(m->topic, (int)strlen(m->topic)))
         return BL_EINVAL;
-    /* Refuse now what could never be sent, rather than after it has been queued. */
     mosquitto_property *props = NULL;
     int rc = mqtt_props_from_msg(m, &props);
     mosquitto_property_free_all(&props);
+    return rc;
+}
+
+int mqtt_publish(mqtt_t *c, const bl_msg_t *m, uint64_t token)
+{
+    /* Refuse now what could never be sent, rather than after it has been queued. */
+    int rc = c ? mqtt_check_publish(m) : BL_EINVAL;
     if (rc)
         return rc;
     pub_t *p = calloc(1, sizeof(*p));

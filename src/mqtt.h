@@ -65,7 +65,7 @@ int mqtt_start(mqtt_t *c);
  * subscription options. */
 int mqtt_subscribe(mqtt_t *c, const char *filter, int qos, bool no_local, bool rap);
 /* Queue a copy of m (topic, payload, QoS, retain, properties). BL_EINVAL when it could
- * never be sent (bad topic, QoS, property too long, not UTF-8). */
+ * never be sent (mqtt_check_publish). */
 /* Drop `filter` from a resumed session (a subscription an earlier run made that this one
  * does not want, or wants with other options): sent at the next connect before the
  * subscriptions, or now when connected; retried at every connect until acknowledged. */
@@ -73,6 +73,9 @@ int mqtt_unsubscribe(mqtt_t *c, const char *filter);
 /* Messages handed to on_message so far, this one included when called from it. */
 uint64_t mqtt_msgs_in(const mqtt_t *c);
 int mqtt_publish(mqtt_t *c, const bl_msg_t *m, uint64_t token);
+/* 0 if m could be published: a valid topic name, QoS, payload size, and properties that
+ * are valid UTF-8 and fit; else BL_EINVAL (or BL_ENOMEM). Pure. */
+int mqtt_check_publish(const bl_msg_t *m);
 bool mqtt_connected(const mqtt_t *c);
 /* Publishes waiting for the broker (queued + in flight). */
 size_t mqtt_pending(const mqtt_t *c);

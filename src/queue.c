@@ -114,6 +114,7 @@ struct queue {
     size_t n_origins, cap_origins;
     bool poisoned; /* the open transaction lost a write it needs: its commit must fail */
     walsync_t *ws; /* flushes the log between checkpoints (walsync.h) */
+    bool wal;      /* journal_mode is WAL (else there is no log to flush) */
 };
 
 /* ---- frame: the private row serialisation of a bl_msg_t ----
@@ -476,7 +477,8 @@ static int configure(queue_t *q)
                   sqlite3_db_filename(q->db, "main"));
         return BL_EAGAIN;
     }
-    if (!mode || strcmp(mode, "wal") != 0)
+    q->wal = mode && strcmp(mode, "wal") == 0;
+    if (!q->wal)
         LOG_WARN(WHO, "journal mode is %s, not wal: commits will be slower",
                  mode ? mode : "unknown");
     sqlite3_finalize(s);
@@ -529,8 +531,9 @@ int queue_open(const char *path, queue_t **out)
             goto error;
         }
     }
-    q->ws = walsync_start(sqlite3_filename_wal(sqlite3_db_filename(q->db, "main")),
-                          QUEUE_WALSYNC_MS);
+    if (q->wal)
+        q->ws = walsync_start(sqlite3_filename_wal(sqlite3_db_filename(q->db, "main")),
+                              QUEUE_WALSYNC_MS);
     *out = q;
     return 0;
 error:

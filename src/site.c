@@ -23,6 +23,7 @@
 #define SITE_LAZY_COMMIT_MS 50 /* at the latest, for writes a crash may lose (txn_lazy) */
 #define SITE_EXIT_STORAGE 3 /* exit status after a lost database write (storage_failed) */
 #define SITE_PROBE_MS 100     /* echo confirmation probe while echo records wait */
+#define SITE_ECHO_STALE_MS 30000 /* an acknowledged message whose echo never came */
 /* QoS 0 for an open but busy link waits in memory up to this many messages; the rest
  * of a burst waits in the durable queue (route_out), so memory stays bounded and a
  * connected peer loses nothing. QoS 0 for a peer that is not there is dropped. */
@@ -75,6 +76,7 @@ struct site {
     bool recovering;        /* waiting for echoes of what the broker took before a crash */
     GSource *recover_src, *sweep_src;
     bool warned_no_echo;
+    int64_t local_up_ms; /* when the persistent session last connected (bl_now_ms) */
     char sync_topic[128]; /* brokerless/<site>/sync: the recovery marker's topic */
     char sync_marker[33];
     uint64_t next_token;
@@ -104,6 +106,7 @@ static void echo_seen(site_t *s, echo_rec_t *r);
 static void recover_after(site_t *s, unsigned ms);
 static void local_unsubscribed(void *ud);
 static void settle_done(site_t *s);
+static void unpublished(site_t *s, uint64_t token, const char *topic, int rc);
 
 /* The database lost a write that an acknowledgement will rely on (a failed commit, a
  * transaction that cannot begin, a message that cannot be queued). Going on would
@@ -119,8 +122,10 @@ static _Noreturn void storage_failed(const char *what)
     _exit(SITE_EXIT_STORAGE);
 }
 
-/* A peer's message that needs no echo with exactly-once: QoS 0 has no delivery to
- * prove across a crash, so it goes in over the persistent session, whose No Local keeps
+/* A peer's message that needs no echo with exactly-once: a broker keeps no QoS 0 echo
+ * for a session that is away, so the echo could not tell across a crash whether it was
+ * delivered anyway (a sequenced QoS 0, queue_qos0 or a burst spill, may come twice after
+ * a crash in either mode). It goes in over the persistent session, whose No Local keeps
  * it from coming back (a broker sends what it takes twice otherwise: to the subscribers
  * and to us). A retained one still takes the injecting connection: the order of a set
  * and its clearing decides what stays retained, and a clearing is often QoS 0. */
@@ -149,10 +154,10 @@ static gboolean commit_cb(gpointer ud)
      * durable: after a crash we can tell whether the broker had them (their echo). */
     for (guint i = 0; i < s->to_publish->len; i++) {
         pending_pub_t *pp = &g_array_index(s->to_publish, pending_pub_t, i);
-        if (plain_qos0(pp->msg))
-            local_publish(s->local, pp->msg, pp->token);
-        else
-            local_inject(s->local, pp->msg, pp->token);
+        int rc = plain_qos0(pp->msg) ? local_publish(s->local, pp->msg, pp->token)
+                                     : local_inject(s->local, pp->msg, pp->token);
+        if (rc) /* checked in remote_message: out of memory */
+            unpublished(s, pp->token, pp->msg->topic, rc);
         msg_free(pp->msg);
     }
     g_array_set_size(s->to_publish, 0);
@@ -603,6 +608,20 @@ static void remote_message(peer_ctx_t *p, const bl_msg_t *m)
     bl_msg_t *c = routed_copy(m, local_topic, qos);
     if (!c)
         return;
+    int rc = local_check_publish(c);
+    if (rc) {
+        /* Never publishable (a property that is not UTF-8, say): waiting for it would
+         * keep it in the peer's queue for ever. Dropped, counted, and acknowledged. */
+        s->stats.refused_in++;
+        LOG_WARN(p->cfg->name,
+                 "cannot give its message on %s to our broker (%s: a topic or property "
+                 "that is not valid MQTT), dropped (%llu so far)",
+                 c->topic, bl_strerror(rc), (unsigned long long)s->stats.refused_in);
+        if (m->seq)
+            ack_add(p, m->seq);
+        msg_free(c);
+        return;
+    }
     if (c->retain && m->seq)
         retained_in(s, c);
     uint64_t token = ++s->next_token;
@@ -640,6 +659,24 @@ static void delivered(site_t *s, peer_ctx_t *p, const char *origin, uint64_t seq
         g_free(key);
         ack_add(p, seq);
     }
+}
+
+/* A message from a peer could not be handed to libmosquitto after all (out of memory):
+ * forget it was on its way, so that the peer's resend (at the next link) is taken. */
+static void unpublished(site_t *s, uint64_t token, const char *topic, int rc)
+{
+    LOG_ERROR("site", "cannot publish a message from a peer on %s: %s", topic, bl_strerror(rc));
+    echo_rec_t *r = echo_take_token(s->echo, token);
+    if (r && r->seq && r->peer) {
+        char *key = delivery_key(r->peer, r->seq);
+        g_hash_table_remove(s->delivering, key);
+        g_free(key);
+        if (r->key) {
+            txn_lazy(s);
+            queue_indoubt_del(s->q, r->origin, r->seq);
+        }
+    }
+    echo_rec_free(r);
 }
 
 static peer_ctx_t *peer_named(site_t *s, const char *name)
@@ -947,6 +984,7 @@ static void signal_message(void *ud, const seal_msg_t *m)
 static void local_up(void *ud)
 {
     site_t *s = ud;
+    s->local_up_ms = bl_now_ms();
     /* The broker hands over the session's queued messages, echoes included, as soon as
      * it accepts us. A marker we publish now comes back after all of them: when it
      * does, every echo of what the broker took before the crash has been seen. */
@@ -971,12 +1009,13 @@ static gboolean stats_cb(gpointer ud)
     snprintf(json, sizeof(json),
              "{\"local_in\":%llu,\"routed_out\":%llu,\"remote_in\":%llu,\"duplicates\":%llu,"
              "\"dropped_qos0\":%llu,\"too_big\":%llu,\"queue_full\":%llu,\"expired\":%llu,"
-             "\"not_routed_in\":%llu,\"bad_origin\":%llu}",
+             "\"not_routed_in\":%llu,\"refused_in\":%llu,\"bad_origin\":%llu}",
              (unsigned long long)st->local_in, (unsigned long long)st->routed_out,
              (unsigned long long)st->remote_in, (unsigned long long)st->duplicates,
              (unsigned long long)st->dropped_qos0, (unsigned long long)st->too_big,
              (unsigned long long)st->queue_full, (unsigned long long)st->expired,
-             (unsigned long long)st->not_routed_in, (unsigned long long)st->bad_origin);
+             (unsigned long long)st->not_routed_in, (unsigned long long)st->refused_in,
+             (unsigned long long)st->bad_origin);
     publish_status(s, "stats", json);
     for (size_t i = 0; i < s->n_peers; i++)
         publish_peer_state(&s->peers[i]);
@@ -1039,12 +1078,16 @@ static void recover_after(site_t *s, unsigned ms)
     s->recover_src = attach(s, g_timeout_source_new(ms), recover_done_cb);
 }
 
-/* An echo that never came (30 s): the broker acknowledged the message but did not send
- * it back; our subscription does not cover its topic, or an ACL hides it. */
+/* An echo that never came (30 s, with the session that gets echoes connected all that
+ * time): the broker acknowledged the message but did not send it back; our subscription
+ * does not cover its topic, or an ACL hides it. While that session is away its echoes
+ * wait in the broker, and a record dropped then would let its echo out as local. */
 static bool echo_stale(const echo_rec_t *r, void *ud)
 {
-    (void)ud;
-    return !r->recovered && r->acked && bl_now_ms() - r->t_ms > 30000;
+    site_t *s = ud;
+    int64_t now = bl_now_ms();
+    return !r->recovered && r->acked && now - r->t_ms > SITE_ECHO_STALE_MS &&
+           local_connected(s->local) && now - s->local_up_ms > SITE_ECHO_STALE_MS;
 }
 
 static void echo_gone(echo_rec_t *r, void *ud)

@@ -27,6 +27,7 @@ typedef struct site_stats {
     uint64_t remote_in;        /* messages from peers delivered locally */
     uint64_t duplicates;       /* resends recognised and only acknowledged */
     uint64_t not_routed_in;    /* from a peer but no in-rule allows the topic */
+    uint64_t refused_in;       /* from a peer but not publishable (not UTF-8, ...) */
     uint64_t bad_origin;       /* a peer sent a message it did not originate */
     uint64_t retained_replays; /* retained messages the broker replayed that we knew */
 } site_stats_t;

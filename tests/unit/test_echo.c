@@ -156,6 +156,25 @@ static void test_keyless(void **state)
     echo_free(e); /* record 23 is left: no leak, no double free (ASan) */
 }
 
+/* Only records with a key wait for an echo: with none of them, no local message can be
+ * one, whatever key-less records (QoS 0, at-least-once) are in flight. */
+static void test_waiting(void **state)
+{
+    (void)state;
+    echo_t *e = echo_new();
+    assert_false(echo_waiting(e));
+    assert_non_null(echo_add(e, NULL, "a", 0, 1, NULL, false));
+    assert_false(echo_waiting(e));
+    char *k = echo_key("t", (const uint8_t *)"x", 1);
+    assert_non_null(echo_add(e, k, "a", 5, 2, NULL, false));
+    assert_true(echo_waiting(e));
+    echo_rec_free(echo_take(e, k));
+    assert_false(echo_waiting(e));
+    assert_int_equal(echo_count(e), 1);
+    free(k);
+    echo_free(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -164,6 +183,7 @@ int main(void)
         cmocka_unit_test(test_sweep),
         cmocka_unit_test(test_take_token),
         cmocka_unit_test(test_keyless),
+        cmocka_unit_test(test_waiting),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

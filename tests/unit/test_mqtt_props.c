@@ -156,6 +156,37 @@ static void test_unsendable_properties_are_refused(void **state)
     expect_refused(&m);
 }
 
+/* What a peer sends is checked before it is recorded (site.c): a message the broker
+ * could never take is refused at once, for its topic or for any of its properties. */
+static void test_check_publish(void **state)
+{
+    (void)state;
+    bl_msg_t m;
+    fill_all(&m);
+    assert_int_equal(mqtt_check_publish(&m), 0);
+    msg_clear(&m);
+
+    fill_all(&m);
+    assert_int_equal(msg_add_user_prop(&m, "k", "\xff"), 0);
+    assert_int_equal(mqtt_check_publish(&m), BL_EINVAL);
+    msg_clear(&m);
+
+    static const char *const bad_topics[] = {"a/#", "a/+/b", "", "bad\xff", "x\xc0\x80"};
+    for (size_t i = 0; i < sizeof(bad_topics) / sizeof(bad_topics[0]); i++) {
+        fill_all(&m);
+        free(m.topic); /* msg_set_topic would refuse some of them already */
+        m.topic = strdup(bad_topics[i]);
+        assert_int_equal(mqtt_check_publish(&m), BL_EINVAL);
+        msg_clear(&m);
+    }
+
+    fill_all(&m);
+    m.qos = 3;
+    assert_int_equal(mqtt_check_publish(&m), BL_EINVAL);
+    msg_clear(&m);
+    assert_int_equal(mqtt_check_publish(NULL), BL_EINVAL);
+}
+
 /* Properties that are per-hop (subscription identifier, topic alias) are not carried;
  * the carried ones still are, whatever the order on the wire. */
 static void test_hop_by_hop_properties_are_ignored(void **state)
@@ -189,6 +220,7 @@ int main(void)
         cmocka_unit_test(test_absence_round_trips),
         cmocka_unit_test(test_empty_and_zero_values_stay_present),
         cmocka_unit_test(test_unsendable_properties_are_refused),
+        cmocka_unit_test(test_check_publish),
         cmocka_unit_test(test_hop_by_hop_properties_are_ignored),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
