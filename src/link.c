@@ -41,6 +41,7 @@ struct link {
     GQueue pending; /* GBytes pieces waiting for the transport */
     size_t pending_bytes;
     bool batch;          /* the peer takes BATCH frames (its HELLO said so) */
+    bool rx_paused;      /* link_pause_rx: also for transports made later */
     GSource *flush_src;  /* sends what this turn of the loop queued, packed */
     uint32_t frag_no;
     wire_reasm_t reasm;
@@ -384,6 +385,8 @@ static int new_transport(link_t *l, bool offerer)
                              .on_frame = tr_frame,
                              .on_writable = tr_writable};
     l->tr = rtc_new(l->ctx, &o, &ev, l);
+    if (l->tr && l->rx_paused && l->tr->ops->pause_rx)
+        l->tr->ops->pause_rx(l->tr, true);
     if (!l->tr)
         return BL_ENOMEM;
     l->t_attempt = l->t_step = bl_now_ms();
@@ -537,6 +540,15 @@ void link_set_peer_features(link_t *l, uint32_t features)
 bool link_can_send(const link_t *l)
 {
     return l->state == LINK_OPEN && l->pending_bytes < LINK_HIGH_WATER;
+}
+
+void link_pause_rx(link_t *l, bool pause)
+{
+    if (!l || l->rx_paused == pause)
+        return;
+    l->rx_paused = pause;
+    if (l->tr && l->tr->ops->pause_rx)
+        l->tr->ops->pause_rx(l->tr, pause);
 }
 
 bool link_is_open(const link_t *l)

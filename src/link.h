@@ -67,6 +67,9 @@ int link_send_frame(link_t *l, const uint8_t *frame, size_t len);
 void link_set_peer_features(link_t *l, uint32_t features);
 /* Open and not backed up: the caller may send more. */
 bool link_can_send(const link_t *l);
+/* Stop (true) or resume taking frames from the peer (transport.h pause_rx): the peer's
+ * frames wait on its side. Kept across reconnects. */
+void link_pause_rx(link_t *l, bool pause);
 bool link_is_open(const link_t *l);
 link_state_t link_state(const link_t *l);
 const char *link_state_name(link_state_t s);

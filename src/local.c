@@ -193,6 +193,11 @@ size_t local_pending(const local_t *l)
     return l ? mqtt_pending(l->mqtt) + (l->inject ? mqtt_pending(l->inject) : 0) : 0;
 }
 
+size_t local_pending_bytes(const local_t *l)
+{
+    return l ? mqtt_pending_bytes(l->mqtt) + (l->inject ? mqtt_pending_bytes(l->inject) : 0) : 0;
+}
+
 void local_free(local_t *l)
 {
     if (!l)

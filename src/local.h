@@ -55,6 +55,7 @@ int local_check_publish(const bl_msg_t *m);
 uint64_t local_msgs_in(const local_t *l);
 bool local_connected(const local_t *l);
 size_t local_pending(const local_t *l);
+size_t local_pending_bytes(const local_t *l);
 void local_free(local_t *l);
 
 #endif

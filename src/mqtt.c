@@ -91,6 +91,7 @@ struct mqtt {
     uint64_t mark_msgs, mark_pubs;
 
     GQueue fifo;        /* pub_t *, not yet handed to libmosquitto */
+    size_t pending_bytes; /* payload bytes of fifo + inflight */
     GQueue inflight;    /* pub_t *, in send order */
     GHashTable *by_mid; /* mid -> GList link in inflight */
     GPtrArray *subs;    /* sub_t * */
@@ -111,6 +112,14 @@ static void pub_free(pub_t *p)
         msg_free(p->m);
         free(p);
     }
+}
+
+/* A publish leaves our hands (done, dropped, or with the handle). */
+static void pub_release(mqtt_t *c, pub_t *p)
+{
+    if (p && p->m)
+        c->pending_bytes -= BL_MIN(c->pending_bytes, p->m->payload_len);
+    pub_free(p);
 }
 
 static void sub_free(gpointer p)
@@ -359,7 +368,7 @@ static void on_publish_cb(struct mosquitto *m, void *ud, int mid, int reason,
         LOG_WARN(c->o.name, "broker refused a publish on %s: %s", p->m->topic,
                  mosquitto_reason_string(reason));
     uint64_t token = p->token;
-    pub_free(p);
+    pub_release(c, p);
     if (!c->freed && c->ev.on_published)
         c->ev.on_published(c->ud, token);
 }
@@ -534,7 +543,7 @@ static void flush(mqtt_t *c)
            g_queue_get_length(&c->inflight) < MQTT_INFLIGHT_MAX) {
         pub_t *p = g_queue_pop_head(&c->fifo);
         if (p->resend && c->ev.still_wanted && !c->ev.still_wanted(c->ud, p->token)) {
-            pub_free(p);
+            pub_release(c, p);
             continue;
         }
         int rc = publish_one(c, p);
@@ -544,7 +553,7 @@ static void flush(mqtt_t *c)
         }
         if (rc == 1) { /* done with it: QoS 0 written, or dropped for good */
             uint64_t token = p->token;
-            pub_free(p);
+            pub_release(c, p);
             if (c->ev.on_published && !c->freed)
                 c->ev.on_published(c->ud, token);
         }
@@ -946,6 +955,7 @@ int mqtt_publish(mqtt_t *c, const bl_msg_t *m, uint64_t token)
     p->token = token;
     p->queued_ms = bl_now_ms();
     g_queue_push_tail(&c->fifo, p);
+    c->pending_bytes += p->m->payload_len;
     kick(c);
     return 0;
 }
@@ -958,6 +968,11 @@ bool mqtt_connected(const mqtt_t *c)
 size_t mqtt_pending(const mqtt_t *c)
 {
     return c ? c->fifo.length + c->inflight.length : 0;
+}
+
+size_t mqtt_pending_bytes(const mqtt_t *c)
+{
+    return c ? c->pending_bytes : 0;
 }
 
 static void mqtt_destroy(mqtt_t *c)
@@ -973,9 +988,9 @@ static void mqtt_destroy(mqtt_t *c)
     }
     pub_t *p;
     while ((p = g_queue_pop_head(&c->fifo)))
-        pub_free(p);
+        pub_release(c, p);
     while ((p = g_queue_pop_head(&c->inflight)))
-        pub_free(p);
+        pub_release(c, p);
     if (c->by_mid)
         g_hash_table_destroy(c->by_mid);
     if (c->subs)

@@ -79,6 +79,8 @@ int mqtt_check_publish(const bl_msg_t *m);
 bool mqtt_connected(const mqtt_t *c);
 /* Publishes waiting for the broker (queued + in flight). */
 size_t mqtt_pending(const mqtt_t *c);
+/* Their payload bytes. */
+size_t mqtt_pending_bytes(const mqtt_t *c);
 /* Any state, also from inside a callback; no callback afterwards. */
 void mqtt_free(mqtt_t *c);
 

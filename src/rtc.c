@@ -36,6 +36,7 @@ typedef struct rtc {
     dtls_t *dtls;
     sctp_t *sctp;
     int stream; /* our channel's stream id, -1 until open */
+    bool rx_paused;
     bool open;
     bool have_remote;
     GPtrArray *early_cands; /* remote candidates that came before the description */
@@ -137,6 +138,8 @@ static void dtls_up(void *ud)
     r->sctp = sctp_new(r->ctx, &so, &sev, r);
     if (!r->sctp || sctp_start(r->sctp))
         rtc_fail(r, "cannot start sctp");
+    else if (r->rx_paused)
+        sctp_pause_rx(r->sctp, true);
 }
 
 static void dtls_data(void *ud, const uint8_t *buf, size_t len)
@@ -362,12 +365,21 @@ static void op_free(transport_t *t)
     free(r);
 }
 
+static void op_pause_rx(transport_t *t, bool pause)
+{
+    rtc_t *r = (rtc_t *)t;
+    r->rx_paused = pause;
+    if (r->sctp)
+        sctp_pause_rx(r->sctp, pause);
+}
+
 static const transport_ops_t rtc_ops = {
     .name = "webrtc",
     .start = op_start,
     .signal_in = op_signal_in,
     .send = op_send,
     .buffered = op_buffered,
+    .pause_rx = op_pause_rx,
     .path_type = op_path_type,
     .describe = op_describe,
     .free = op_free,

@@ -73,6 +73,7 @@ struct sctp {
     uint16_t next_sid;
     GHashTable *chans; /* sid -> chan_t */
     GSource *work;
+    bool rx_paused; /* sctp_pause_rx: leave data in usrsctp's receive buffer */
     bool want_writable;
     size_t sndbuf;
 
@@ -567,9 +568,11 @@ static gboolean work_fire(gpointer p)
     g_source_unref(s->work);
     s->work = NULL;
     /* Bounded so one busy association cannot starve the rest of the loop. */
-    for (int i = 0; i < 256 && !s->freed && s->state != ST_CLOSED && read_one(s); i++)
+    for (int i = 0; i < 256 && !s->freed && s->state != ST_CLOSED && !s->rx_paused && read_one(s);
+         i++)
         ;
-    if (!s->freed && s->state != ST_CLOSED && (usrsctp_get_events(s->sock) & SCTP_EVENT_READ))
+    if (!s->freed && s->state != ST_CLOSED && !s->rx_paused &&
+        (usrsctp_get_events(s->sock) & SCTP_EVENT_READ))
         schedule_work(s);
     check_writable(s);
     leave(s);
@@ -587,6 +590,15 @@ static void schedule_work(sctp_t *s)
     g_source_set_priority(s->work, G_PRIORITY_DEFAULT);
     g_source_set_callback(s->work, work_fire, s, NULL);
     g_source_attach(s->work, s->ctx);
+}
+
+void sctp_pause_rx(sctp_t *s, bool pause)
+{
+    if (!s || s->rx_paused == pause)
+        return;
+    s->rx_paused = pause;
+    if (!pause)
+        schedule_work(s); /* what waited in the buffer */
 }
 
 /* ---- setup ------------------------------------------------------------------------------ */

@@ -57,6 +57,9 @@ int sctp_open_channel(sctp_t *s, const char *label, bool ordered, int max_rtx);
 int sctp_send(sctp_t *s, uint16_t stream, const uint8_t *buf, size_t len);
 /* Bytes queued in the association's send buffer. */
 size_t sctp_buffered(const sctp_t *s);
+/* Stop (true) or resume reading: while stopped, what the peer sends stays in the
+ * association's receive buffer and its window closes, which stops the peer. */
+void sctp_pause_rx(sctp_t *s, bool pause);
 /* Aborts the association locally. Nothing reaches ev->send or any callback after this
  * returns (the ABORT is not sent: the peer learns from DTLS close_notify). Safe from
  * inside a callback. */

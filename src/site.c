@@ -24,6 +24,10 @@
 #define SITE_EXIT_STORAGE 3 /* exit status after a lost database write (storage_failed) */
 #define SITE_PROBE_MS 100     /* echo confirmation probe while echo records wait */
 #define SITE_ECHO_STALE_MS 30000 /* an acknowledged message whose echo never came */
+/* Messages from peers waiting for the local broker (not yet acknowledged by it): past
+ * either mark the links stop taking frames until a quarter of it is left. */
+#define SITE_LOCAL_HIGH_MSGS 10000
+#define SITE_LOCAL_HIGH_BYTES ((size_t)64 << 20)
 /* QoS 0 for an open but busy link waits in memory up to this many messages; the rest
  * of a burst waits in the durable queue (route_out), so memory stays bounded and a
  * connected peer loses nothing. QoS 0 for a peer that is not there is dropped. */
@@ -77,6 +81,7 @@ struct site {
     GSource *recover_src, *sweep_src;
     bool warned_no_echo;
     int64_t local_up_ms; /* when the persistent session last connected (bl_now_ms) */
+    bool rx_paused;      /* links stopped: the local broker is behind (local_backpressure) */
     char sync_topic[128]; /* brokerless/<site>/sync: the recovery marker's topic */
     char sync_marker[33];
     uint64_t next_token;
@@ -107,6 +112,7 @@ static void recover_after(site_t *s, unsigned ms);
 static void local_unsubscribed(void *ud);
 static void settle_done(site_t *s);
 static void unpublished(site_t *s, uint64_t token, const char *topic, int rc);
+static void local_backpressure(site_t *s);
 
 /* The database lost a write that an acknowledgement will rely on (a failed commit, a
  * transaction that cannot begin, a message that cannot be queued). Going on would
@@ -161,6 +167,7 @@ static gboolean commit_cb(gpointer ud)
         msg_free(pp->msg);
     }
     g_array_set_size(s->to_publish, 0);
+    local_backpressure(s);
     for (size_t i = 0; i < s->n_peers; i++) {
         peer_ctx_t *p = &s->peers[i];
         flush_acks(p);
@@ -794,11 +801,39 @@ static void local_down(void *ud)
     g_array_set_size(s->echo_dels, 0);
 }
 
+/* Messages from peers pile up in memory while the local broker is away or slower than
+ * the links: past a high mark the links stop reading, so the peers' frames wait in
+ * their queues (on disk) and in the transport's window, not here. */
+static void local_backpressure(site_t *s)
+{
+    size_t n = local_pending(s->local), bytes = local_pending_bytes(s->local);
+    bool over = n >= SITE_LOCAL_HIGH_MSGS || bytes >= SITE_LOCAL_HIGH_BYTES;
+    bool under = n <= SITE_LOCAL_HIGH_MSGS / 4 && bytes <= SITE_LOCAL_HIGH_BYTES / 4;
+    if (s->rx_paused ? !under : !over)
+        return;
+    s->rx_paused = !s->rx_paused;
+    if (s->rx_paused) {
+        s->stats.rx_paused++;
+        LOG_WARN("site",
+                 "%zu messages (%zu bytes) from peers wait for the local broker%s: "
+                 "not taking more from peers until it has taken most of them",
+                 n, bytes, local_connected(s->local) ? "" : " (not connected)");
+    } else {
+        LOG_INFO("site", "the local broker has caught up (%zu waiting): taking messages from "
+                         "peers again",
+                 n);
+    }
+    for (size_t i = 0; i < s->n_peers; i++)
+        link_pause_rx(s->peers[i].link, s->rx_paused);
+}
+
 /* The broker acknowledged a message from a peer (PUBACK/PUBCOMP): acknowledge it to
  * the peer now; its record stays until the echo, which we must still recognise. */
 static void local_delivered(void *ud, uint64_t token)
 {
     site_t *s = ud;
+    if (s->rx_paused)
+        local_backpressure(s);
     echo_rec_t *r = echo_by_token(s->echo, token);
     if (r && !r->key) { /* no echo will come: the PUBACK (or the write) is the end */
         r = echo_take_token(s->echo, token);
@@ -1005,17 +1040,19 @@ static gboolean stats_cb(gpointer ud)
 {
     site_t *s = ud;
     const site_stats_t *st = &s->stats;
-    char json[512];
+    char json[1024];
     snprintf(json, sizeof(json),
              "{\"local_in\":%llu,\"routed_out\":%llu,\"remote_in\":%llu,\"duplicates\":%llu,"
              "\"dropped_qos0\":%llu,\"too_big\":%llu,\"queue_full\":%llu,\"expired\":%llu,"
-             "\"not_routed_in\":%llu,\"refused_in\":%llu,\"bad_origin\":%llu}",
+             "\"not_routed_in\":%llu,\"refused_in\":%llu,\"bad_origin\":%llu,"
+             "\"rx_paused\":%llu,\"local_waiting\":%zu}",
              (unsigned long long)st->local_in, (unsigned long long)st->routed_out,
              (unsigned long long)st->remote_in, (unsigned long long)st->duplicates,
              (unsigned long long)st->dropped_qos0, (unsigned long long)st->too_big,
              (unsigned long long)st->queue_full, (unsigned long long)st->expired,
              (unsigned long long)st->not_routed_in, (unsigned long long)st->refused_in,
-             (unsigned long long)st->bad_origin);
+             (unsigned long long)st->bad_origin, (unsigned long long)st->rx_paused,
+             local_pending(s->local));
     publish_status(s, "stats", json);
     for (size_t i = 0; i < s->n_peers; i++)
         publish_peer_state(&s->peers[i]);

@@ -41,6 +41,10 @@ typedef struct transport_ops {
     int (*send)(transport_t *t, const uint8_t *buf, size_t len);
     /* Bytes accepted but not yet sent. */
     size_t (*buffered)(const transport_t *t);
+    /* Stop (true) or resume handing frames up. A pipe with flow control leaves the
+     * peer's frames in its receive buffer, whose window then stops the peer; one without
+     * may drop them. NULL: not supported (frames keep coming). */
+    void (*pause_rx)(transport_t *t, bool pause);
     /* "host", "srflx", "prflx", "relay" of the path in use, or "". */
     const char *(*path_type)(const transport_t *t);
     /* "local <-> remote" addresses of the path in use. */
