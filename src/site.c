@@ -82,6 +82,7 @@ struct site {
     bool warned_no_echo;
     int64_t local_up_ms; /* when the persistent session last connected (bl_now_ms) */
     bool rx_paused;      /* links stopped: the local broker is behind (local_backpressure) */
+    bool rx_loud;        /* ... because it was away: its resume is logged too */
     char sync_topic[128]; /* brokerless/<site>/sync: the recovery marker's topic */
     char sync_marker[33];
     uint64_t next_token;
@@ -812,16 +813,22 @@ static void local_backpressure(site_t *s)
     if (s->rx_paused ? !under : !over)
         return;
     s->rx_paused = !s->rx_paused;
+    /* A broker that is away is news; one that is only slower than a flood is flow
+     * control, said once and then at debug level (stats count it). */
+    bool away = !local_connected(s->local);
     if (s->rx_paused) {
         s->stats.rx_paused++;
-        LOG_WARN("site",
-                 "%zu messages (%zu bytes) from peers wait for the local broker%s: "
-                 "not taking more from peers until it has taken most of them",
-                 n, bytes, local_connected(s->local) ? "" : " (not connected)");
+        s->rx_loud = away;
+        LOG_AT(away ? LOG_LVL_WARN : s->stats.rx_paused == 1 ? LOG_LVL_INFO : LOG_LVL_DEBUG,
+               "site",
+               "%zu messages (%zu bytes) from peers wait for the local broker%s: "
+               "not taking more from peers until it has taken most of them",
+               n, bytes, away ? " (not connected)" : "");
     } else {
-        LOG_INFO("site", "the local broker has caught up (%zu waiting): taking messages from "
-                         "peers again",
-                 n);
+        LOG_AT(s->rx_loud || s->stats.rx_paused == 1 ? LOG_LVL_INFO : LOG_LVL_DEBUG, "site",
+               "the local broker has caught up (%zu waiting): taking messages from peers again",
+               n);
+        s->rx_loud = false;
     }
     for (size_t i = 0; i < s->n_peers; i++)
         link_pause_rx(s->peers[i].link, s->rx_paused);
