@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: MIT */
+/* site_int.h - what site.c, site_out.c and site_in.c share; not for other modules.
+ *
+ *   site.c      lifecycle, the commit machinery, link and signalling events, status
+ *   site_out.c  what local clients publish: routed, queued and sent to peers
+ *   site_in.c   what peers send: deduped, recorded in doubt, published locally,
+ *               confirmed by its echo; recovery after a crash; backpressure */
+#ifndef BL_SITE_INT_H
+#define BL_SITE_INT_H
+
+#include "site.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "echo.h"
+#include "link.h"
+#include "local.h"
+#include "log.h"
+#include "queue.h"
+#include "router.h"
+#include "signaling.h"
+#include "subs.h"
+#include "wire.h"
+
+#define SITE_PUMP_BATCH 64
+#define SITE_ACK_BATCH 512
+#define SITE_LAZY_COMMIT_MS 50 /* at the latest, for writes a crash may lose (site_txn_lazy) */
+#define SITE_EXIT_STORAGE 3 /* exit status after a lost database write (site_storage_failed) */
+#define SITE_PROBE_MS 100     /* echo confirmation probe while echo records wait */
+#define SITE_ECHO_STALE_MS 30000 /* an acknowledged message whose echo never came */
+/* Messages from peers waiting for the local broker (not yet acknowledged by it): past
+ * either mark the links stop taking frames until a quarter of it is left. */
+#define SITE_LOCAL_HIGH_MSGS 10000
+#define SITE_LOCAL_HIGH_BYTES ((size_t)64 << 20)
+/* QoS 0 for an open but busy link waits in memory up to this many messages; the rest
+ * of a burst waits in the durable queue (route_out), so memory stays bounded and a
+ * connected peer loses nothing. QoS 0 for a peer that is not there is dropped. */
+#define SITE_Q0_MAX 8192
+/* ...and at most this many more in the durable queue, so that a peer fed QoS 0 faster
+ * than its link carries it for good cannot fill the queue that QoS 1 needs. */
+#define SITE_Q0_SPILL_MAX 100000
+
+typedef struct peer_ctx {
+    site_t *site;
+    const config_peer_t *cfg;
+    link_t *link;
+    uint64_t cursor;   /* highest seq handed to the link in this session */
+    uint64_t sent_max; /* highest seq ever handed to the link (dup flag) */
+    GArray *acks;      /* seqs to acknowledge to this peer */
+    bool dirty;        /* queue grew: pump after commit */
+    bool sync_pending; /* retained sync waits for the backlog resend (commit_cb) */
+    GQueue q0;         /* QoS 0 messages for an open link that is momentarily full */
+    bool warned_full;
+    bool q0_spill;     /* QoS 0 overflow is in the durable queue (route_out) */
+    size_t q0_spilled; /* how many since the spill began */
+} peer_ctx_t;
+
+/* A message from a peer waiting for the commit of its in-doubt record. */
+typedef struct pending_pub {
+    bl_msg_t *msg;
+    uint64_t token;
+} pending_pub_t;
+
+/* An echo seen, whose in-doubt record goes once the broker has our PUBACK for it. */
+typedef struct indoubt_ref {
+    char origin[BL_SITE_NAME_MAX + 1];
+    uint64_t seq;
+    uint64_t upto; /* local_msgs_in() when the echo came */
+    char *key;     /* to know the echo again if the broker sends it once more */
+} indoubt_ref_t;
+
+struct site {
+    GMainContext *ctx;
+    const config_t *cfg;
+    const cert_t *cert;
+    local_t *local;
+    signaling_t *sig;
+    queue_t *q;
+    peer_ctx_t *peers;
+    size_t n_peers;
+    echo_t *echo;           /* our publishes waiting to come back (echo.h) */
+    GArray *to_publish;     /* pending_pub_t: published once their records commit */
+    GHashTable *delivering; /* "peer/seq" being published locally */
+    bool recovering;        /* waiting for echoes of what the broker took before a crash */
+    GSource *recover_src, *sweep_src;
+    bool warned_no_echo;
+    int64_t local_up_ms; /* when the persistent session last connected (bl_now_ms) */
+    bool rx_paused;      /* links stopped: the local broker is behind (site_local_backpressure) */
+    bool rx_loud;        /* ... because it was away: its resume is logged too */
+    char sync_topic[128]; /* brokerless/<site>/sync: the recovery marker's topic */
+    char sync_marker[33];
+    uint64_t next_token;
+    bool txn_open;
+    GSource *commit_src;
+    GSource *lazy_src; /* commits lazy writes if nothing else does first (site_txn_lazy) */
+    GSource *probe_src; /* publishes a probe while echo records wait (probe_cb) */
+    GArray *echo_dels; /* indoubt_ref_t: echoed, their PUBACK not yet read by the broker */
+    bool settling;     /* the local connection dropped: waiting for echoes sent again */
+    char *subs_now;    /* this run's subscriptions, recorded once the stale ones are gone */
+    GSource *stats_src;
+    uint64_t epoch;
+    site_stats_t stats;
+};
+
+/* site.c */
+_Noreturn void site_storage_failed(const char *what);
+GSource *site_attach(site_t *s, GSource *src, GSourceFunc fn);
+void site_schedule_commit(site_t *s);
+void site_txn(site_t *s);
+void site_txn_lazy(site_t *s);
+
+/* site_out.c */
+void site_pump(peer_ctx_t *p);
+bl_msg_t *site_routed_copy(const bl_msg_t *m, char *topic, int qos);
+void site_local_message(void *ud, const bl_msg_t *m);
+void site_sync_retained(peer_ctx_t *p);
+
+/* site_in.c */
+bool site_plain_qos0(const bl_msg_t *m);
+void site_flush_acks(peer_ctx_t *p);
+void site_remote_message(peer_ctx_t *p, const bl_msg_t *m);
+void site_unpublished(site_t *s, uint64_t token, const char *topic, int rc);
+peer_ctx_t *site_peer_named(site_t *s, const char *name);
+bool site_local_still_wanted(void *ud, uint64_t token);
+void site_echo_seen(site_t *s, echo_rec_t *r);
+void site_local_acked(void *ud, uint64_t upto);
+void site_local_down(void *ud);
+void site_local_backpressure(site_t *s);
+void site_local_delivered(void *ud, uint64_t token);
+void site_recover_one(void *ud, const char *origin, uint64_t seq, const void *key, size_t key_len);
+void site_settle_done(site_t *s);
+void site_recover_after(site_t *s, unsigned ms);
+gboolean site_sweep_cb(gpointer ud);
+
+#endif

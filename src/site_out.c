@@ -1,0 +1,288 @@
+/* SPDX-License-Identifier: MIT */
+/* site_out.c - what local clients publish: mapped by the peers' rules, given one origin
+ * sequence, queued durably per peer (QoS 0 in memory while the link keeps up), and sent
+ * once committed; the retained store and the retained sync at link-up. */
+#include "site_int.h"
+
+static int send_msg(peer_ctx_t *p, bl_msg_t *m)
+{
+    uint8_t *frame;
+    size_t len;
+    int rc = wire_encode_msg(m, &frame, &len);
+    if (rc)
+        return rc;
+    rc = link_send_frame(p->link, frame, len);
+    free(frame);
+    return rc;
+}
+
+/* Message expiry (MQTT 5 3.3.2.3.3): the interval left is what was left when we took
+ * it in, minus the time it spent in our queue. */
+static bool expire(bl_msg_t *m, int64_t enq_ms)
+{
+    if (!m->has_expiry)
+        return false;
+    int64_t spent = (bl_wall_ms() - enq_ms) / 1000;
+    if (spent < 0)
+        spent = 0;
+    if ((int64_t)m->expiry_s <= spent)
+        return true;
+    m->expiry_s -= (uint32_t)spent;
+    return false;
+}
+
+void site_pump(peer_ctx_t *p)
+{
+    site_t *s = p->site;
+    if (s->txn_open) {
+        /* Frames leave only once their sequence is committed (commit_cb pumps); a lazy
+         * transaction is committed now. */
+        p->dirty = true;
+        site_schedule_commit(s);
+        return;
+    }
+    bl_msg_t *m0;
+    while (link_can_send(p->link) && (m0 = g_queue_pop_head(&p->q0))) {
+        send_msg(p, m0);
+        msg_free(m0);
+    }
+    while (link_can_send(p->link)) {
+        bl_msg_t **msgs;
+        int64_t *enq;
+        size_t n = 0;
+        if (queue_peek(s->q, p->cfg->name, p->cursor, SITE_PUMP_BATCH, &msgs, &enq, &n))
+            return;
+        if (!n) {
+            p->q0_spill = false; /* drained: QoS 0 may take the memory queue again */
+            p->q0_spilled = 0;
+            return;
+        }
+        size_t i = 0;
+        for (; i < n && link_can_send(p->link); i++) {
+            bl_msg_t *m = msgs[i];
+            p->cursor = m->seq;
+            if (expire(m, enq[i])) {
+                s->stats.expired++;
+                LOG_DEBUG("site", "message on %s for %s expired in the queue", m->topic,
+                          p->cfg->name);
+                site_txn(s);
+                queue_ack(s->q, p->cfg->name, m->seq);
+                continue;
+            }
+            m->dup = m->seq <= p->sent_max;
+            if (send_msg(p, m))
+                LOG_WARN("site", "cannot send a message on %s to %s", m->topic, p->cfg->name);
+            if (m->seq > p->sent_max)
+                p->sent_max = m->seq;
+        }
+        queue_msgs_free(msgs, enq, n);
+    }
+}
+
+/* A copy of m under the topic and QoS a rule mapped it to; takes topic (also on
+ * failure, when it returns NULL). */
+bl_msg_t *site_routed_copy(const bl_msg_t *m, char *topic, int qos)
+{
+    bl_msg_t *c = msg_dup(m);
+    if (!c) {
+        free(topic);
+        return NULL;
+    }
+    free(c->topic);
+    c->topic = topic;
+    c->qos = (uint8_t)qos;
+    return c;
+}
+
+static void route_out(site_t *s, peer_ctx_t *p, const bl_msg_t *m, uint64_t *seq)
+{
+    char *wire_topic = NULL;
+    int qos = 0;
+    if (router_map_out(p->cfg->rules, p->cfg->n_rules, m->topic, m->qos, &wire_topic, &qos) != 1)
+        return;
+    bl_msg_t *c = site_routed_copy(m, wire_topic, qos);
+    if (!c)
+        return;
+    free(c->origin);
+    c->origin = strdup(s->cfg->site_name);
+    s->stats.routed_out++;
+
+    bool spilled = false;
+    if (qos == 0 && !p->cfg->queue_qos0) {
+        /* MQTT QoS 0: at most once, nothing kept for a peer that is not there. */
+        if (!link_is_open(p->link)) {
+            s->stats.dropped_qos0++;
+            msg_free(c);
+            return;
+        }
+        /* From memory a message goes out ahead of the peer's durable backlog, so it
+         * carries no sequence (one far ahead of the backlog would move the receiver's
+         * dedupe window past it). Only a retained one needs its sequence (the retained
+         * sync's dedupe): with a backlog it takes the queue, in sequence order. */
+        c->seq = c->retain ? *seq : 0;
+        bool backlog = c->retain && queue_depth(s->q, p->cfg->name) > 0;
+        if (!p->q0_spill && !backlog && p->q0.length < SITE_Q0_MAX) {
+            g_queue_push_tail(&p->q0, c);
+            p->dirty = true;
+            site_schedule_commit(s); /* pumps after any commit, like everything else */
+            return;
+        }
+        /* The peer is there but the link is behind a burst: past SITE_Q0_MAX in
+         * memory, QoS 0 goes into the durable queue, and keeps going there (in
+         * order: pump sends memory first) until the queue has drained, instead of
+         * being dropped; past SITE_Q0_SPILL_MAX there too, it is dropped after
+         * all. A retained one for a peer with a backlog starts the same. */
+        if (p->q0_spilled >= SITE_Q0_SPILL_MAX) {
+            if (p->q0_spilled++ == SITE_Q0_SPILL_MAX)
+                LOG_WARN("site",
+                         "QoS 0 for %s keeps coming faster than the link carries it: "
+                         "dropping QoS 0 for it until its queue drains",
+                         p->cfg->name);
+            s->stats.dropped_qos0++;
+            msg_free(c);
+            return;
+        }
+        if (!p->q0_spill && !backlog)
+            LOG_INFO("site",
+                     "QoS 0 burst for %s over %d messages: the rest waits in the "
+                     "queue (up to %d more, then QoS 0 is dropped until it drains)",
+                     p->cfg->name, SITE_Q0_MAX, SITE_Q0_SPILL_MAX);
+        p->q0_spill = true;
+        p->q0_spilled++;
+        spilled = true;
+    }
+    site_txn(s);
+    if (*seq == 0 && queue_next_seq(s->q, seq))
+        site_storage_failed("cannot allocate a sequence number");
+    c->seq = *seq;
+    int rc = queue_push(s->q, p->cfg->name, c, bl_wall_ms(), s->cfg->queue_max_messages);
+    if (rc == BL_ETOOBIG && spilled) {
+        s->stats.dropped_qos0++; /* a QoS 0 spill refused: counted as the drop it is */
+    } else if (rc == BL_ETOOBIG) {
+        s->stats.queue_full++;
+        if (!p->warned_full)
+            LOG_WARN("site",
+                     "queue for %s is full (%zu messages): refusing new messages "
+                     "for it until it drains",
+                     p->cfg->name, s->cfg->queue_max_messages);
+        p->warned_full = true;
+    } else if (rc == BL_EIO || rc == BL_ENOMEM || rc == BL_EAGAIN) {
+        site_storage_failed("cannot queue a message"); /* its PUBACK would follow */
+    } else if (rc) {
+        LOG_ERROR("site", "cannot queue a message on %s for %s: %s", m->topic, p->cfg->name,
+                  bl_strerror(rc));
+    } else {
+        p->warned_full = false;
+        p->dirty = true;
+    }
+    msg_free(c);
+}
+
+/* The retained store keeps, per local topic, the last retained message and where it
+ * came from, so a site that was away can be brought up to date when its link opens
+ * (site_sync_retained), and a late resend never overwrites a newer retained value. */
+static void remember_retained(site_t *s, const bl_msg_t *m, uint64_t *seq)
+{
+    site_txn(s);
+    if (*seq == 0 && queue_next_seq(s->q, seq))
+        return;
+    bl_msg_t *c = msg_dup(m);
+    if (!c)
+        return;
+    free(c->origin);
+    c->origin = strdup(s->cfg->site_name);
+    c->seq = *seq;
+    if (queue_retained_put(s->q, c))
+        LOG_WARN("site", "cannot store the retained message of %s", m->topic);
+    msg_free(c);
+}
+
+/* At every (re)subscribe the broker replays its retained messages. Those we already
+ * know (same topic and payload as our store) are not news and are not sent again;
+ * a retained value that changed while we were away is. A client re-publishing an
+ * identical retained value is taken for a replay too: every site already has it. */
+static bool retained_known(site_t *s, const bl_msg_t *m)
+{
+    bl_msg_t *have = NULL;
+    if (queue_retained_get(s->q, m->topic, &have) != 0)
+        return false;
+    bool same = have->payload_len == m->payload_len &&
+                (m->payload_len == 0 || !memcmp(have->payload, m->payload, m->payload_len));
+    msg_free(have);
+    return same;
+}
+
+void site_local_message(void *ud, const bl_msg_t *m)
+{
+    site_t *s = ud;
+    if (!strcmp(m->topic, s->sync_topic)) {
+        bool marker = m->payload_len == strlen(s->sync_marker) &&
+                      !memcmp(m->payload, s->sync_marker, m->payload_len);
+        if (marker && s->recovering)
+            site_recover_after(s, 0);
+        else if (marker && s->settling)
+            site_settle_done(s);
+        return;
+    }
+    if (echo_waiting(s->echo)) {
+        char *key = echo_key(m->topic, m->payload, m->payload_len);
+        echo_rec_t *r = key ? echo_take(s->echo, key) : NULL;
+        free(key);
+        if (r) {
+            site_echo_seen(s, r); /* split horizon: what came from a peer never goes out */
+            return;
+        }
+    }
+    s->stats.local_in++;
+    if (m->payload_len > s->cfg->max_message_size) {
+        s->stats.too_big++;
+        LOG_WARN("site",
+                 "refused a message on %s: %zu bytes is over max_message_size %zu "
+                 "(%llu refused so far)",
+                 m->topic, m->payload_len, s->cfg->max_message_size,
+                 (unsigned long long)s->stats.too_big);
+        return;
+    }
+    if (m->retain && retained_known(s, m)) {
+        s->stats.retained_replays++;
+        return;
+    }
+    uint64_t seq = 0; /* one origin sequence per message, shared by all peers */
+    if (m->retain)
+        remember_retained(s, m, &seq);
+    for (size_t i = 0; i < s->n_peers; i++)
+        route_out(s, &s->peers[i], m, &seq);
+}
+
+/* Send the peer our own retained messages (the newest per topic, clears included) that
+ * its rules take. Each carries its original sequence: what the peer already has is
+ * recognised and only acknowledged; what it missed (it was away, a QoS 0 retained
+ * message, a new peer) is delivered. */
+void site_sync_retained(peer_ctx_t *p)
+{
+    site_t *s = p->site;
+    bl_msg_t **msgs;
+    size_t n = 0;
+    if (queue_retained_all(s->q, &msgs, &n))
+        return;
+    size_t sent = 0;
+    for (size_t i = 0; i < n; i++) {
+        bl_msg_t *m = msgs[i];
+        char *wire_topic = NULL;
+        int qos = 0;
+        if (!m->origin || strcmp(m->origin, s->cfg->site_name) != 0 ||
+            router_map_out(p->cfg->rules, p->cfg->n_rules, m->topic, m->qos, &wire_topic, &qos) !=
+                1)
+            continue;
+        free(m->topic);
+        m->topic = wire_topic;
+        m->qos = (uint8_t)qos;
+        m->dup = true;
+        m->retain = true;
+        if (send_msg(p, m) == 0)
+            sent++;
+    }
+    queue_msgs_free(msgs, NULL, n);
+    if (sent)
+        LOG_INFO(p->cfg->name, "retained sync: offered %zu retained topics", sent);
+}
