@@ -49,7 +49,7 @@ static gboolean commit_cb(gpointer ud)
     for (guint i = 0; i < s->to_publish->len; i++) {
         pending_pub_t *pp = &g_array_index(s->to_publish, pending_pub_t, i);
         int rc = site_plain_qos0(pp->msg) ? local_publish(s->local, pp->msg, pp->token)
-                                     : local_inject(s->local, pp->msg, pp->token);
+                                          : local_inject(s->local, pp->msg, pp->token);
         if (rc) /* checked in site_remote_message: out of memory */
             site_unpublished(s, pp->token, pp->msg->topic, rc);
         msg_free(pp->msg);
@@ -172,8 +172,9 @@ static void link_open(void *ud, link_t *l)
 {
     site_t *s = ud;
     peer_ctx_t *p = peer_of(s, l);
-    wire_hello_t h = {
-        .features = WIRE_FEAT_BATCH, .max_message_size = (uint32_t)s->cfg->max_message_size, .epoch = s->epoch};
+    wire_hello_t h = {.features = WIRE_FEAT_BATCH,
+                      .max_message_size = (uint32_t)s->cfg->max_message_size,
+                      .epoch = s->epoch};
     snprintf(h.site, sizeof(h.site), "%s", s->cfg->site_name);
     uint8_t *frame;
     size_t len;

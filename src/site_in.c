@@ -314,15 +314,16 @@ void site_local_backpressure(site_t *s)
     if (s->rx_paused) {
         s->stats.rx_paused++;
         s->rx_loud = away;
-        LOG_AT(away ? LOG_LVL_WARN : s->stats.rx_paused == 1 ? LOG_LVL_INFO : LOG_LVL_DEBUG,
+        LOG_AT(away                      ? LOG_LVL_WARN
+               : s->stats.rx_paused == 1 ? LOG_LVL_INFO
+                                         : LOG_LVL_DEBUG,
                "site",
                "%zu messages (%zu bytes) from peers wait for the local broker%s: "
                "not taking more from peers until it has taken most of them",
                n, bytes, away ? " (not connected)" : "");
     } else {
         LOG_AT(s->rx_loud || s->stats.rx_paused == 1 ? LOG_LVL_INFO : LOG_LVL_DEBUG, "site",
-               "the local broker has caught up (%zu waiting): taking messages from peers again",
-               n);
+               "the local broker has caught up (%zu waiting): taking messages from peers again", n);
         s->rx_loud = false;
     }
     for (size_t i = 0; i < s->n_peers; i++)

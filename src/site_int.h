@@ -27,9 +27,9 @@
 
 #define SITE_PUMP_BATCH 64
 #define SITE_ACK_BATCH 512
-#define SITE_LAZY_COMMIT_MS 50 /* at the latest, for writes a crash may lose (site_txn_lazy) */
-#define SITE_EXIT_STORAGE 3 /* exit status after a lost database write (site_storage_failed) */
-#define SITE_PROBE_MS 100     /* echo confirmation probe while echo records wait */
+#define SITE_LAZY_COMMIT_MS 50   /* at the latest, for writes a crash may lose (site_txn_lazy) */
+#define SITE_EXIT_STORAGE 3      /* exit status after a lost database write (site_storage_failed) */
+#define SITE_PROBE_MS 100        /* echo confirmation probe while echo records wait */
 #define SITE_ECHO_STALE_MS 30000 /* an acknowledged message whose echo never came */
 /* Messages from peers waiting for the local broker (not yet acknowledged by it): past
  * either mark the links stop taking frames until a quarter of it is left. */
@@ -87,19 +87,19 @@ struct site {
     bool recovering;        /* waiting for echoes of what the broker took before a crash */
     GSource *recover_src, *sweep_src;
     bool warned_no_echo;
-    int64_t local_up_ms; /* when the persistent session last connected (bl_now_ms) */
-    bool rx_paused;      /* links stopped: the local broker is behind (site_local_backpressure) */
-    bool rx_loud;        /* ... because it was away: its resume is logged too */
+    int64_t local_up_ms;  /* when the persistent session last connected (bl_now_ms) */
+    bool rx_paused;       /* links stopped: the local broker is behind (site_local_backpressure) */
+    bool rx_loud;         /* ... because it was away: its resume is logged too */
     char sync_topic[128]; /* brokerless/<site>/sync: the recovery marker's topic */
     char sync_marker[33];
     uint64_t next_token;
     bool txn_open;
     GSource *commit_src;
-    GSource *lazy_src; /* commits lazy writes if nothing else does first (site_txn_lazy) */
+    GSource *lazy_src;  /* commits lazy writes if nothing else does first (site_txn_lazy) */
     GSource *probe_src; /* publishes a probe while echo records wait (probe_cb) */
-    GArray *echo_dels; /* indoubt_ref_t: echoed, their PUBACK not yet read by the broker */
-    bool settling;     /* the local connection dropped: waiting for echoes sent again */
-    char *subs_now;    /* this run's subscriptions, recorded once the stale ones are gone */
+    GArray *echo_dels;  /* indoubt_ref_t: echoed, their PUBACK not yet read by the broker */
+    bool settling;      /* the local connection dropped: waiting for echoes sent again */
+    char *subs_now;     /* this run's subscriptions, recorded once the stale ones are gone */
     GSource *stats_src;
     uint64_t epoch;
     site_stats_t stats;

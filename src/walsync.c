@@ -75,8 +75,9 @@ walsync_t *walsync_start(const char *path, unsigned interval_ms)
     GError *err = NULL;
     w->thread = g_thread_try_new("walsync", run, w, &err);
     if (!w->thread) {
-        LOG_WARN("queue", "cannot start the log flushing thread (%s): checkpoints will "
-                          "pause the daemon longer",
+        LOG_WARN("queue",
+                 "cannot start the log flushing thread (%s): checkpoints will "
+                 "pause the daemon longer",
                  err ? err->message : "unknown");
         g_clear_error(&err);
         g_mutex_clear(&w->mu);
