@@ -71,6 +71,20 @@ bl_config() {
   } >"$f"
 }
 
+# bl_persistent_broker SITE: restart site SITE's broker as one that keeps its sessions
+# and queues across its own restarts (a store in the lab dir, no queue limit), as a real
+# broker that must not lose sessions would be. It runs as root so that it can write the
+# store (mosquitto drops to user "mosquitto" otherwise, which cannot).
+bl_persistent_broker() {
+  mkdir -p "$LAB_DIR/broker$1-store"
+  # shellcheck disable=SC2034 # read by lab_start_site_broker
+  LAB_BROKER_EXTRA="max_queued_messages 0
+persistence true
+persistence_location $LAB_DIR/broker$1-store/
+user root"
+  lab_restart_site_broker "$1"
+}
+
 # bl_start SITE: run site SITE's daemon in its host namespace (log: $LAB_DIR/bl<SITE>.log).
 bl_start() { lab_bg "bl$1" "h$1" "$BL_BIN" run -c "$LAB_DIR/site$1.conf"; }
 bl_stop() { lab_kill "bl$1" "${2:-TERM}"; }

@@ -15,15 +15,7 @@ lab_up 2 cone
 lab_start_pub_broker
 lab_start_coturn
 bl_sites 2
-# Make bravo's broker persistent. It runs as root so that it can write its store into the
-# lab dir (mosquitto drops to user "mosquitto" otherwise, which cannot).
-mkdir -p "$LAB_DIR/broker2-store"
-# shellcheck disable=SC2034 # read by lab_start_site_broker
-LAB_BROKER_EXTRA="max_queued_messages 0
-persistence true
-persistence_location $LAB_DIR/broker2-store/
-user root"
-lab_restart_site_broker 2
+bl_persistent_broker 2
 bl_config 1 "test/# both 2" both
 bl_config 2 "test/# both 2" both
 bl_up 2

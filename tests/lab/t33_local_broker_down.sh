@@ -20,13 +20,7 @@ lab_start_coturn
 bl_sites 2
 # bravo's broker keeps sessions across its restart (as in t23), so its subscriber's
 # persistent session gets what was published while it was away.
-mkdir -p "$LAB_DIR/broker2-store"
-# shellcheck disable=SC2034 # read by lab_start_site_broker
-LAB_BROKER_EXTRA="max_queued_messages 0
-persistence true
-persistence_location $LAB_DIR/broker2-store/
-user root"
-lab_restart_site_broker 2
+bl_persistent_broker 2
 for i in 1 2; do
   bl_config "$i" "test/# both 2" both
   sed -i '/^\[site\]/a max_message_size = 1M' "$LAB_DIR/site$i.conf"

@@ -648,6 +648,20 @@ static void test_corrupt_rows(void **state)
     queue_close(q);
 }
 
+/* queue_open of fx's database fails with rc, and its log line says `why`. */
+static void expect_open_refused(const fx_t *fx, int rc, const char *why)
+{
+    char *logpath;
+    int saved = capture_start(fx, &logpath);
+    queue_t *q = (queue_t *)1;
+    int got = queue_open(fx->db, &q);
+    char *log = capture_end(saved, logpath);
+    assert_int_equal(got, rc);
+    assert_null(q);
+    assert_non_null(strstr(log, why));
+    g_free(log);
+}
+
 /* Two daemons on one state directory would each send the other's queue: the second
  * is refused at once, saying why, and the first goes on unharmed. */
 static void test_one_owner(void **state)
@@ -655,15 +669,7 @@ static void test_one_owner(void **state)
     fx_t *fx = *state;
     queue_t *q = open_q(fx);
     push(q, "p", 1, 0, 0);
-    char *logpath;
-    int saved = capture_start(fx, &logpath);
-    queue_t *q2 = (queue_t *)1;
-    int rc = queue_open(fx->db, &q2);
-    char *log = capture_end(saved, logpath);
-    assert_int_equal(rc, BL_EAGAIN);
-    assert_null(q2);
-    assert_non_null(strstr(log, "in use by another process"));
-    g_free(log);
+    expect_open_refused(fx, BL_EAGAIN, "in use by another process");
     push(q, "p", 2, 0, 0);
     assert_int_equal(queue_depth(q, "p"), 2);
     queue_close(q);
@@ -676,15 +682,7 @@ static void test_version_refused(void **state)
 {
     fx_t *fx = *state;
     raw_exec(fx, "PRAGMA user_version = 99");
-    char *logpath;
-    int saved = capture_start(fx, &logpath);
-    queue_t *q = (queue_t *)1;
-    int rc = queue_open(fx->db, &q);
-    char *log = capture_end(saved, logpath);
-    assert_int_equal(rc, BL_EVERSION);
-    assert_null(q);
-    assert_non_null(strstr(log, "schema version 99"));
-    g_free(log);
+    expect_open_refused(fx, BL_EVERSION, "schema version 99");
     /* left as it was */
     assert_int_equal(raw_int(fx, "PRAGMA user_version"), 99);
 
@@ -694,8 +692,10 @@ static void test_version_refused(void **state)
                                     "this is not sqlite, just text, long enough to "
                                     "fill a header of one hundred bytes or so ......",
                                     -1, NULL));
-    saved = capture_start(fx, &logpath);
-    rc = queue_open(junk, &q);
+    char *logpath;
+    int saved = capture_start(fx, &logpath);
+    queue_t *q = (queue_t *)1;
+    int rc = queue_open(junk, &q);
     g_free(capture_end(saved, logpath));
     assert_int_equal(rc, BL_EIO);
     assert_null(q);
