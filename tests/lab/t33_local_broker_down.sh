@@ -38,7 +38,13 @@ assert_ok "bravo stops taking messages from peers while its broker is away" \
 sleep 3 # alpha keeps trying to send: bravo's memory must not follow
 hwm=$(awk '/^VmHWM/ { print int($2 / 1024) }' "/proc/$(lab_pid bl2)/status")
 echo "bravo's daemon peak memory while its broker is away: ${hwm} MiB"
-assert_ok "bravo's peak memory (${hwm} MiB) stays well below the 60 MB waiting for it" test "$hwm" -lt 50
+if ldd "$BL_BIN" 2>/dev/null | grep -q libasan; then
+  # ASan keeps freed memory in quarantine (256 MB by default): RSS follows what was
+  # ever allocated, not what is held. The pause itself is checked above.
+  echo "note: AddressSanitizer build: peak memory not checked"
+else
+  assert_ok "bravo's peak memory (${hwm} MiB) stays well below the 60 MB waiting for it" test "$hwm" -lt 50
+fi
 
 lab_start_site_broker 2 && pass "bravo's broker is back" || fail "bravo's broker did not start"
 bl_sub 2 subB 'test/down' -F '%p' -c -i t33-subB -q 1
