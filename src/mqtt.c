@@ -92,6 +92,7 @@ struct mqtt {
 
     GQueue fifo;        /* pub_t *, not yet handed to libmosquitto */
     size_t pending_bytes; /* payload bytes of fifo + inflight */
+    unsigned q0_unwritten; /* QoS 0 handed to libmosquitto since its queue was last empty */
     GQueue inflight;    /* pub_t *, in send order */
     GHashTable *by_mid; /* mid -> GList link in inflight */
     GPtrArray *subs;    /* sub_t * */
@@ -103,6 +104,7 @@ struct mqtt {
 
 static void mqtt_destroy(mqtt_t *c);
 static void mqtt_attempt(mqtt_t *c);
+static void kick(mqtt_t *c);
 
 /* ---- small helpers ---- */
 
@@ -205,6 +207,7 @@ static void schedule_retry(mqtt_t *c, unsigned delay_ms);
  * reports a loss both through on_disconnect and the return code of the loop call. */
 static void conn_lost(mqtt_t *c, int rc)
 {
+    c->q0_unwritten = 0; /* a new connection starts with an empty queue */
     if (c->state != ST_CONNECTING && c->state != ST_CONNECTED)
         return;
     bool was_up = c->state == ST_CONNECTED;
@@ -541,6 +544,12 @@ static void flush(mqtt_t *c)
 {
     while (!c->freed && c->state == ST_CONNECTED && !g_queue_is_empty(&c->fifo) &&
            g_queue_get_length(&c->inflight) < MQTT_INFLIGHT_MAX) {
+        /* QoS 0 is done for us once handed over, but libmosquitto holds it until the
+         * socket takes it: with a broker that reads slowly, handing over all would only
+         * move the pile out of sight (and out of local_pending's count). */
+        if (((pub_t *)g_queue_peek_head(&c->fifo))->m->qos == 0 &&
+            c->q0_unwritten >= MQTT_INFLIGHT_MAX)
+            break;
         pub_t *p = g_queue_pop_head(&c->fifo);
         if (p->resend && c->ev.still_wanted && !c->ev.still_wanted(c->ud, p->token)) {
             pub_release(c, p);
@@ -552,6 +561,8 @@ static void flush(mqtt_t *c)
             break;
         }
         if (rc == 1) { /* done with it: QoS 0 written, or dropped for good */
+            if (p->m->qos == 0)
+                c->q0_unwritten++;
             uint64_t token = p->token;
             pub_release(c, p);
             if (c->ev.on_published && !c->freed)
@@ -570,6 +581,11 @@ static int write_queued(mqtt_t *c)
     if (fd >= 0)
         (void)setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
     int rc = mosquitto_loop_write(c->mosq, 1);
+    if (!rc && c->mosq && !mosquitto_want_write(c->mosq) && c->q0_unwritten) {
+        c->q0_unwritten = 0;
+        if (!g_queue_is_empty(&c->fifo))
+            kick(c); /* flush stopped at the QoS 0 mark: go on */
+    }
     fd = mosquitto_socket(c->mosq);
     if (fd >= 0)
         (void)setsockopt(fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off);

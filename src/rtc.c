@@ -90,6 +90,8 @@ static void sctp_chan_open(void *ud, uint16_t stream, const char *label)
         return;
     r->stream = stream;
     r->open = true;
+    if (r->rx_paused) /* setting up (notifications, DCEP) was never paused */
+        sctp_pause_rx(r->sctp, true);
     step(r, "channel", "open");
     if (r->ev.on_open)
         r->ev.on_open(r->ud);
@@ -138,8 +140,6 @@ static void dtls_up(void *ud)
     r->sctp = sctp_new(r->ctx, &so, &sev, r);
     if (!r->sctp || sctp_start(r->sctp))
         rtc_fail(r, "cannot start sctp");
-    else if (r->rx_paused)
-        sctp_pause_rx(r->sctp, true);
 }
 
 static void dtls_data(void *ud, const uint8_t *buf, size_t len)
@@ -365,11 +365,13 @@ static void op_free(transport_t *t)
     free(r);
 }
 
+/* Only an open channel is paused: until then the association's notifications and the
+ * channel's DCEP open and ack must be read, or the link could never open. */
 static void op_pause_rx(transport_t *t, bool pause)
 {
     rtc_t *r = (rtc_t *)t;
     r->rx_paused = pause;
-    if (r->sctp)
+    if (r->sctp && r->open)
         sctp_pause_rx(r->sctp, pause);
 }
 

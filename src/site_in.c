@@ -112,6 +112,10 @@ void site_remote_message(peer_ctx_t *p, const bl_msg_t *m)
     if (!c)
         return;
     int rc = local_check_publish(c);
+    if (rc == BL_ENOMEM) { /* not now: the peer sends it again at the next link */
+        msg_free(c);
+        return;
+    }
     if (rc) {
         /* Never publishable (a property that is not UTF-8, say): waiting for it would
          * keep it in the peer's queue for ever. Dropped, counted, and acknowledged. */

@@ -4,8 +4,8 @@
 # stops taking frames from alpha: the rest waits in alpha's queue on disk and in the
 # link's window, not in bravo's memory. When the broker is back, everything arrives.
 # Checked: bravo says it stopped taking; its peak memory stays far below the 60 MB that
-# holding them all would take (the SCTP window is small here: max_message_size 1M); all
-# 60,000 arrive, none lost, in order. (Duplicates, which a broker restart may bring with
+# holding them all would take (the SCTP window is small here: max_message_size 1M); a
+# link that reconnects meanwhile still opens; all 60,000 arrive, none lost, in order. (Duplicates, which a broker restart may bring with
 # QoS 1, are printed, not failed.)
 set -euo pipefail
 HERE=$(dirname "$0")
@@ -45,6 +45,12 @@ if ldd "$BL_BIN" 2>/dev/null | grep -q libasan; then
 else
   assert_ok "bravo's peak memory (${hwm} MiB) stays well below the 60 MB waiting for it" test "$hwm" -lt 50
 fi
+
+# A link that comes up while bravo is paused still opens (setting a channel up is never
+# paused): alpha's daemon restarts, and the new link opens though bravo takes nothing.
+bl_stop 1
+bl_start 1
+assert_ok "a new link opens while bravo takes no messages" bl_wait_open 2 alpha 60 2
 
 lab_start_site_broker 2 && pass "bravo's broker is back" || fail "bravo's broker did not start"
 bl_sub 2 subB 'test/down' -F '%p' -c -i t33-subB -q 1
