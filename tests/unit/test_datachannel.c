@@ -491,6 +491,38 @@ static void test_burst_backpressure(void **state)
     pair_free(p);
 }
 
+static bool never(pair_t *p)
+{
+    (void)p;
+    return false;
+}
+
+/* A receiver that stops reading (sctp_pause_rx: its local broker is behind) hands up
+ * nothing, and its window stops the sender, whose sends are refused; once it reads
+ * again, everything arrives, in order, and the association is still up. */
+static void test_pause_rx(void **state)
+{
+    (void)state;
+    pair_t *p = pair_new(NULL, NULL, 0);
+    connect_pair(p);
+    sctp_pause_rx(p->b.sctp, true);
+    p->a.size_of = p->b.size_of = burst_size;
+    p->a.tx_total = 300; /* 18 MB: far over what the receiver buffers */
+    pump_tx(&p->a);
+    assert_false(run_until(p, never, 2000)); /* two seconds of a stopped receiver */
+    assert_int_equal(p->b.rx_seq, 0);
+    assert_true(p->a.eagain > 0);
+    assert_true(p->a.tx_seq < 300); /* the sender is held back, not just buffering */
+    assert_false(p->a.sctp_closed || p->b.sctp_closed);
+    sctp_pause_rx(p->b.sctp, false);
+    assert_true(run_until(p, all_received, RUN_LIMIT_MS));
+    assert_int_equal(p->b.rx_bad, 0);
+    assert_int_equal(p->b.rx_seq, 300);
+    assert_int_equal(p->b.rx_bytes, 300u * 60000u);
+    fprintf(stderr, "pause: sender held at %d EAGAIN\n", p->a.eagain);
+    pair_free(p);
+}
+
 static void test_free_inside_callbacks(void **state)
 {
     (void)state;
@@ -640,6 +672,7 @@ int main(void)
         cmocka_unit_test(test_wrong_pin_client),
         cmocka_unit_test(test_wrong_pin_server),
         cmocka_unit_test(test_burst_backpressure),
+        cmocka_unit_test(test_pause_rx),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_server_started_by_client_hello),
         cmocka_unit_test(test_oversize_dropped),
