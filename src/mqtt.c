@@ -530,8 +530,10 @@ static int publish_one(mqtt_t *c, pub_t *p)
             return BL_EAGAIN;
         break;
     }
-    if (m.qos == 0)
+    if (m.qos == 0) {
+        c->q0_unwritten++; /* only what libmosquitto holds: not the expired or refused */
         return 1;
+    }
     p->mid = mid;
     p->no = ++c->pubs_out;
     g_queue_push_tail(&c->inflight, p);
@@ -561,8 +563,6 @@ static void flush(mqtt_t *c)
             break;
         }
         if (rc == 1) { /* done with it: QoS 0 written, or dropped for good */
-            if (p->m->qos == 0)
-                c->q0_unwritten++;
             uint64_t token = p->token;
             pub_release(c, p);
             if (c->ev.on_published && !c->freed)
