@@ -108,20 +108,17 @@ static void kick(mqtt_t *c);
 
 /* ---- small helpers ---- */
 
-static void pub_free(pub_t *p)
-{
-    if (p) {
-        msg_free(p->m);
-        free(p);
-    }
-}
-
-/* A publish leaves our hands (done, dropped, or with the handle). */
+/* A publish leaves our hands (done, dropped, or with the handle): freed, and no longer
+ * counted in pending_bytes. */
 static void pub_release(mqtt_t *c, pub_t *p)
 {
-    if (p && p->m)
+    if (!p)
+        return;
+    if (p->m) {
         c->pending_bytes -= BL_MIN(c->pending_bytes, p->m->payload_len);
-    pub_free(p);
+        msg_free(p->m);
+    }
+    free(p);
 }
 
 static void sub_free(gpointer p)

@@ -152,6 +152,14 @@ void site_remote_message(peer_ctx_t *p, const bl_msg_t *m)
     g_array_append_val(s->to_publish, pp);
 }
 
+/* The message of p with sequence seq is no longer on its way to our broker. */
+static void not_delivering(site_t *s, peer_ctx_t *p, uint64_t seq)
+{
+    char *key = delivery_key(p, seq);
+    g_hash_table_remove(s->delivering, key);
+    g_free(key);
+}
+
 /* The peer's message is in our broker: remember it as seen and tell the peer. */
 static void delivered(site_t *s, peer_ctx_t *p, const char *origin, uint64_t seq)
 {
@@ -161,9 +169,7 @@ static void delivered(site_t *s, peer_ctx_t *p, const char *origin, uint64_t seq
     site_txn(s);
     queue_mark_seen(s->q, origin, seq);
     if (p) {
-        char *key = delivery_key(p, seq);
-        g_hash_table_remove(s->delivering, key);
-        g_free(key);
+        not_delivering(s, p, seq);
         ack_add(p, seq);
     }
 }
@@ -175,9 +181,7 @@ void site_unpublished(site_t *s, uint64_t token, const char *topic, int rc)
     LOG_ERROR("site", "cannot publish a message from a peer on %s: %s", topic, bl_strerror(rc));
     echo_rec_t *r = echo_take_token(s->echo, token);
     if (r && r->seq && r->peer) {
-        char *key = delivery_key(r->peer, r->seq);
-        g_hash_table_remove(s->delivering, key);
-        g_free(key);
+        not_delivering(s, r->peer, r->seq);
         if (r->key) {
             site_txn_lazy(s);
             queue_indoubt_del(s->q, r->origin, r->seq);
