@@ -7,7 +7,7 @@
  * it took the message, and it is how split horizon is kept (an echo is never routed
  * out). Since the session is persistent, echoes of what the broker took just before a
  * crash are delivered after the restart, which makes "delivered" knowable across a
- * crash (site.c). What is injected over the persistent session itself (everything with
+ * crash (site_in.c). What is injected over the persistent session itself (everything with
  * delivery = at-least-once, plain QoS 0 with exactly-once) has no echo (No Local): its
  * record has no key, only maps the publish token to its peer and ends at the PUBACK
  * (or, for QoS 0, once written). Records are keyed by topic and a digest of the

@@ -16,7 +16,7 @@
  * exchanges would leave the broker holding packet ids the restarted daemon knows
  * nothing of, and mosquitto would take new publishes reusing them for resends (and
  * lose them). A clean session forgets them with the process; whether the broker took
- * such a message is told by its echo on the persistent session (site.c), whose No Local
+ * such a message is told by its echo on the persistent session (site_in.c), whose No Local
  * hides only its own publishes. Plain QoS 0 from peers, and everything with
  * at-least-once, needs no echo and goes over the persistent session (local_publish). */
 #include "local.h"

@@ -60,7 +60,7 @@ int queue_retained_all(queue_t *q, bl_msg_t ***msgs, size_t *n);
 int queue_retained_get(queue_t *q, const char *topic, bl_msg_t **out);
 
 /* In-doubt deliveries: a message from a peer that we handed to our local broker but
- * have not yet seen come back (site.c). Written before the publish, removed at its
+ * have not yet seen come back (site_in.c). Written before the publish, removed at its
  * echo, read once at start to recognise echoes of what the broker took before a crash. */
 int queue_indoubt_add(queue_t *q, const char *origin, uint64_t seq, const void *key,
                       size_t key_len);
