@@ -65,6 +65,7 @@ typedef struct io_source {
     GSource src;
     mqtt_t *c;
     gpointer tag;
+    GIOCondition events; /* what the socket is watched for now */
 } io_source_t;
 
 struct mqtt {
@@ -169,7 +170,12 @@ static void io_update(mqtt_t *c)
     GIOCondition want = G_IO_IN | G_IO_HUP | G_IO_ERR;
     if (mosquitto_want_write(c->mosq))
         want |= G_IO_OUT;
-    g_source_modify_unix_fd(&c->io->src, c->io->tag, want);
+    /* Every modification wakes the context up (an eventfd write and one more turn of
+     * the loop), even when nothing changed. */
+    if (want != c->io->events) {
+        c->io->events = want;
+        g_source_modify_unix_fd(&c->io->src, c->io->tag, want);
+    }
 }
 
 static void io_remove(mqtt_t *c)
@@ -189,7 +195,12 @@ static int io_add(mqtt_t *c)
         return BL_EIO;
     io_source_t *io = (io_source_t *)g_source_new(&io_funcs, sizeof(*io));
     io->c = c;
-    io->tag = g_source_add_unix_fd(&io->src, fd, G_IO_IN | G_IO_HUP | G_IO_ERR);
+    io->events = G_IO_IN | G_IO_HUP | G_IO_ERR;
+    io->tag = g_source_add_unix_fd(&io->src, fd, io->events);
+    /* GLib blocks a source that cannot recurse while it is dispatched: it takes the fd
+     * out of the context's poll set and puts it back afterwards, and each of the two
+     * wakes the context up. We never run the loop from inside a dispatch. */
+    g_source_set_can_recurse(&io->src, TRUE);
     g_source_attach(&io->src, c->ctx);
     c->io = io;
     io_update(c);
