@@ -34,6 +34,7 @@ struct link {
     transport_t *tr;
     char sid[33];
     int64_t t_attempt, t_step, t_last_offer;
+    bool offer_for_restart; /* the last offer answered a restart request */
     int64_t peer_ts; /* newest sender timestamp of a message from the peer we acted on */
     unsigned backoff_ms;
     GSource *retry_src, *timeout_src;
@@ -133,6 +134,7 @@ static gboolean recheck_cb(gpointer p)
         LOG_INFO(l->who, "peer asked for a new session and our offer got no answer: offering "
                          "again");
         start_session(l);
+        l->offer_for_restart = true;
     }
     return G_SOURCE_REMOVE;
 }
@@ -405,6 +407,7 @@ static void start_session(link_t *l)
     }
     new_sid(l->sid);
     l->t_last_offer = bl_now_ms();
+    l->offer_for_restart = false;
     LOG_INFO(l->who, "offering session %s", l->sid);
     if (new_transport(l, true) || l->tr->ops->start(l->tr))
         session_failed(l, "cannot start the transport");
@@ -456,20 +459,29 @@ void link_signal_in(link_t *l, const seal_msg_t *m)
         if (!l->offerer)
             return;
         /* Honour it unless a session is already past the offer/answer exchange. A
-         * request right after our offer may mean the peer subscribed just after it went
-         * out: look again when the spacing has passed, and offer anew if no answer came. */
+         * request right after our offer most often means the peer subscribed just after
+         * the offer went out (both sites started together): offer again at once. It may
+         * also have crossed an offer the peer is about to answer; offering again then
+         * only costs the peer a second answer. Only one such offer per spacing: a
+         * request soon after one is looked at again when the spacing has passed, and
+         * answered with an offer if no answer came. */
         bool progressing = l->state >= LINK_ICE && l->state < LINK_OPEN;
         if (progressing)
             return;
         int64_t since = bl_now_ms() - l->t_last_offer;
-        if (since < LINK_RESTART_SPACING_MS) {
+        if (since < LINK_RESTART_SPACING_MS && l->offer_for_restart) {
             cancel(&l->retry_src);
             l->retry_src = timer(l, (unsigned)(LINK_RESTART_SPACING_MS - since), recheck_cb);
             return;
         }
-        LOG_INFO(l->who, "peer asks for a new session");
+        if (since < LINK_RESTART_SPACING_MS)
+            LOG_INFO(l->who, "peer asks for a session just after our offer (it may have "
+                             "subscribed too late for it): offering again");
+        else
+            LOG_INFO(l->who, "peer asks for a new session");
         l->backoff_ms = LINK_BACKOFF_MIN_MS;
         start_session(l);
+        l->offer_for_restart = true;
         return;
     }
     if (!strcmp(m->type, "offer")) {
