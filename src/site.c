@@ -199,7 +199,7 @@ static void link_down(void *ud, link_t *l)
 {
     site_t *s = ud;
     peer_ctx_t *p = peer_of(s, l);
-    g_array_set_size(p->acks, 0);
+    site_drop_acks(p);
     p->sync_pending = false; /* the next link-up syncs again */
     bl_msg_t *m0;
     while ((m0 = g_queue_pop_head(&p->q0))) {
@@ -404,6 +404,7 @@ site_t *site_new(GMainContext *ctx, const config_t *cfg, const cert_t *cert)
         p->site = s;
         p->cfg = &cfg->peers[i];
         p->acks = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+        p->acks_ready = g_array_new(FALSE, FALSE, sizeof(uint64_t));
         p->link = link_new(ctx, cfg, p->cfg, cert, &kev, s);
         s->n_peers++;
         if (!p->link)
@@ -501,7 +502,9 @@ void site_free(site_t *s)
         g_source_destroy(s->probe_src);
     for (size_t i = 0; i < s->n_peers; i++) {
         link_free(s->peers[i].link);
+        site_drop_acks(&s->peers[i]);
         g_array_free(s->peers[i].acks, TRUE);
+        g_array_free(s->peers[i].acks_ready, TRUE);
         g_queue_clear_full(&s->peers[i].q0, (GDestroyNotify)msg_free);
     }
     free(s->peers);

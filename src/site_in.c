@@ -23,18 +23,59 @@ static void ack_add(peer_ctx_t *p, uint64_t seq)
     site_schedule_commit(p->site);
 }
 
-void site_flush_acks(peer_ctx_t *p)
+/* Send the committed acks in frames of SITE_ACK_BATCH; all of them, or only full frames. */
+static void send_acks(peer_ctx_t *p, bool all)
 {
-    while (p->acks->len) {
-        size_t n = BL_MIN(p->acks->len, SITE_ACK_BATCH);
+    while (p->acks_ready->len && (all || p->acks_ready->len >= SITE_ACK_BATCH)) {
+        size_t n = BL_MIN(p->acks_ready->len, SITE_ACK_BATCH);
         uint8_t *frame;
         size_t len;
         if (link_is_open(p->link) &&
-            wire_encode_ack((uint64_t *)(void *)p->acks->data, n, &frame, &len) == 0) {
+            wire_encode_ack((uint64_t *)(void *)p->acks_ready->data, n, &frame, &len) == 0) {
             link_send_frame(p->link, frame, len);
             free(frame);
         }
-        g_array_remove_range(p->acks, 0, (guint)n);
+        g_array_remove_range(p->acks_ready, 0, (guint)n);
+    }
+}
+
+static gboolean ack_timer_cb(gpointer ud)
+{
+    peer_ctx_t *p = ud;
+    p->ack_src = NULL;
+    send_acks(p, true);
+    return G_SOURCE_REMOVE;
+}
+
+/* After a commit: the acks it made durable may go. They leave together, a full frame at
+ * once and the rest SITE_ACK_DELAY_MS later at most. An ack only lets the peer drop the
+ * message from its queue, nothing waits on it; sent after every commit (every few
+ * messages under load) each took an SCTP packet, DTLS record and UDP datagram, and
+ * another SCTP SACK back: more packets than the messages themselves needed. */
+void site_flush_acks(peer_ctx_t *p)
+{
+    if (p->acks->len) {
+        g_array_append_vals(p->acks_ready, p->acks->data, p->acks->len);
+        g_array_set_size(p->acks, 0);
+    }
+    send_acks(p, false);
+    if (p->acks_ready->len && !p->ack_src) {
+        p->ack_src = g_timeout_source_new(SITE_ACK_DELAY_MS);
+        g_source_set_callback(p->ack_src, ack_timer_cb, p, NULL);
+        g_source_attach(p->ack_src, p->site->ctx);
+        g_source_unref(p->ack_src);
+    }
+}
+
+/* Acks not sent yet are dropped: the peer sends those messages again, and they are
+ * acknowledged as duplicates. */
+void site_drop_acks(peer_ctx_t *p)
+{
+    g_array_set_size(p->acks, 0);
+    g_array_set_size(p->acks_ready, 0);
+    if (p->ack_src) {
+        g_source_destroy(p->ack_src);
+        p->ack_src = NULL;
     }
 }
 
