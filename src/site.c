@@ -46,6 +46,7 @@ static gboolean commit_cb(gpointer ud)
     }
     /* Messages from peers go to our broker only now that their in-doubt records are
      * durable: after a crash we can tell whether the broker had them (their echo). */
+    bool publishing = s->to_publish->len > 0;
     for (guint i = 0; i < s->to_publish->len; i++) {
         pending_pub_t *pp = &g_array_index(s->to_publish, pending_pub_t, i);
         int rc = site_plain_qos0(pp->msg) ? local_publish(s->local, pp->msg, pp->token)
@@ -58,7 +59,7 @@ static gboolean commit_cb(gpointer ud)
     site_local_backpressure(s);
     for (size_t i = 0; i < s->n_peers; i++) {
         peer_ctx_t *p = &s->peers[i];
-        site_flush_acks(p);
+        site_flush_acks(p, publishing);
         if (p->dirty) {
             p->dirty = false;
             site_pump(p);

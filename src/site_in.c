@@ -34,6 +34,7 @@ static void send_acks(peer_ctx_t *p, bool all)
             wire_encode_ack((uint64_t *)(void *)p->acks_ready->data, n, &frame, &len) == 0) {
             link_send_frame(p->link, frame, len);
             free(frame);
+            p->ack_sent_us = g_get_monotonic_time();
         }
         g_array_remove_range(p->acks_ready, 0, (guint)n);
     }
@@ -47,20 +48,33 @@ static gboolean ack_timer_cb(gpointer ud)
     return G_SOURCE_REMOVE;
 }
 
-/* After a commit: the acks it made durable may go. They leave together, a full frame at
- * once and the rest SITE_ACK_DELAY_MS later at most. An ack only lets the peer drop the
- * message from its queue, nothing waits on it; sent after every commit (every few
- * messages under load) each took an SCTP packet, DTLS record and UDP datagram, and
- * another SCTP SACK back: more packets than the messages themselves needed. */
-void site_flush_acks(peer_ctx_t *p)
+/* After a commit: the acks it made durable may go. An ack only lets the peer drop the
+ * message from its queue, nothing waits on it, so they leave together. Sent after every
+ * commit (every few messages under load), each took an SCTP packet, a DTLS record and a
+ * UDP datagram, and an SCTP SACK coming back: more packets than the messages themselves
+ * needed. Now a full frame leaves at once; the rest with a commit at least
+ * SITE_ACK_SPACING_US after the last ACK frame, or SITE_ACK_LATE_MS after this commit if
+ * no such commit comes. Not with a commit that has just handed messages to our broker
+ * (`publishing`): their writes would then wait behind the ACK's trip down the stack. */
+void site_flush_acks(peer_ctx_t *p, bool publishing)
 {
     if (p->acks->len) {
         g_array_append_vals(p->acks_ready, p->acks->data, p->acks->len);
         g_array_set_size(p->acks, 0);
     }
     send_acks(p, false);
-    if (p->acks_ready->len && !p->ack_src) {
-        p->ack_src = g_timeout_source_new(SITE_ACK_DELAY_MS);
+    if (!p->acks_ready->len)
+        return;
+    if (!publishing && g_get_monotonic_time() - p->ack_sent_us >= SITE_ACK_SPACING_US) {
+        send_acks(p, true);
+        if (p->ack_src) {
+            g_source_destroy(p->ack_src);
+            p->ack_src = NULL;
+        }
+        return;
+    }
+    if (!p->ack_src) {
+        p->ack_src = g_timeout_source_new(SITE_ACK_LATE_MS);
         g_source_set_callback(p->ack_src, ack_timer_cb, p, NULL);
         g_source_attach(p->ack_src, p->site->ctx);
         g_source_unref(p->ack_src);

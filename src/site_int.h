@@ -27,7 +27,8 @@
 
 #define SITE_PUMP_BATCH 64
 #define SITE_ACK_BATCH 512
-#define SITE_ACK_DELAY_MS 10 /* committed acks wait at most this long to leave together */
+#define SITE_ACK_SPACING_US 800 /* a commit sends acks if the last ACK frame is this old */
+#define SITE_ACK_LATE_MS 10      /* otherwise they go with a later commit, or after this */
 #define SITE_LAZY_COMMIT_MS 50   /* at the latest, for writes a crash may lose (site_txn_lazy) */
 #define SITE_EXIT_STORAGE 3      /* exit status after a lost database write (site_storage_failed) */
 #define SITE_PROBE_MS 100        /* echo confirmation probe while echo records wait */
@@ -52,7 +53,8 @@ typedef struct peer_ctx {
     uint64_t sent_max; /* highest seq ever handed to the link (dup flag) */
     GArray *acks;       /* seqs to acknowledge to this peer, once committed */
     GArray *acks_ready; /* committed, to go out together (site_flush_acks) */
-    GSource *ack_src;   /* sends acks_ready after SITE_ACK_DELAY_MS */
+    GSource *ack_src;   /* sends acks_ready after SITE_ACK_LATE_MS */
+    int64_t ack_sent_us; /* when the last ACK frame left (monotonic) */
     bool dirty;        /* queue grew: pump after commit */
     bool sync_pending; /* retained sync waits for the backlog resend (commit_cb) */
     GQueue q0;         /* QoS 0 messages for an open link that is momentarily full */
@@ -123,7 +125,7 @@ void site_sync_retained(peer_ctx_t *p);
 
 /* site_in.c */
 bool site_plain_qos0(const bl_msg_t *m);
-void site_flush_acks(peer_ctx_t *p);
+void site_flush_acks(peer_ctx_t *p, bool publishing);
 void site_drop_acks(peer_ctx_t *p);
 void site_remote_message(peer_ctx_t *p, const bl_msg_t *m);
 void site_unpublished(site_t *s, uint64_t token, const char *topic, int rc);
