@@ -463,13 +463,14 @@ void link_signal_in(link_t *l, const seal_msg_t *m)
          * the offer went out (both sites started together): offer again at once. It may
          * also have crossed an offer the peer is about to answer; offering again then
          * only costs the peer a second answer. Only one such offer per spacing: a
-         * request soon after one is looked at again when the spacing has passed, and
-         * answered with an offer if no answer came. */
+         * request soon after one, or one that finds the link already open, is looked
+         * at again when the spacing has passed, and answered with an offer if no answer
+         * came (nothing, if the link is open then). */
         bool progressing = l->state >= LINK_ICE && l->state < LINK_OPEN;
         if (progressing)
             return;
         int64_t since = bl_now_ms() - l->t_last_offer;
-        if (since < LINK_RESTART_SPACING_MS && l->offer_for_restart) {
+        if (since < LINK_RESTART_SPACING_MS && (l->offer_for_restart || l->state == LINK_OPEN)) {
             cancel(&l->retry_src);
             l->retry_src = timer(l, (unsigned)(LINK_RESTART_SPACING_MS - since), recheck_cb);
             return;

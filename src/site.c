@@ -227,6 +227,7 @@ static void check_epoch(peer_ctx_t *p, uint64_t epoch)
                  "which of its messages we saw",
                  now, have);
         queue_seen_reset(s->q, p->cfg->name);
+        site_drop_acks(p); /* sequences of the old epoch: they would delete new messages */
     }
     queue_meta_set(s->q, key, now);
 }

@@ -30,12 +30,15 @@ static void send_acks(peer_ctx_t *p, bool all)
         size_t n = BL_MIN(p->acks_ready->len, SITE_ACK_BATCH);
         uint8_t *frame;
         size_t len;
+        guint had = p->acks_ready->len;
         if (link_is_open(p->link) &&
             wire_encode_ack((uint64_t *)(void *)p->acks_ready->data, n, &frame, &len) == 0) {
             link_send_frame(p->link, frame, len);
             free(frame);
             p->ack_sent_us = g_get_monotonic_time();
         }
+        if (p->acks_ready->len != had)
+            return; /* the send failed and took the link down, which dropped them all */
         g_array_remove_range(p->acks_ready, 0, (guint)n);
     }
 }
