@@ -43,6 +43,14 @@ static void send_acks(peer_ctx_t *p, bool all)
     }
 }
 
+static void ack_timer_stop(peer_ctx_t *p)
+{
+    if (p->ack_src) {
+        g_source_destroy(p->ack_src);
+        p->ack_src = NULL;
+    }
+}
+
 static gboolean ack_timer_cb(gpointer ud)
 {
     peer_ctx_t *p = ud;
@@ -70,10 +78,7 @@ void site_flush_acks(peer_ctx_t *p, bool publishing)
         return;
     if (!publishing && g_get_monotonic_time() - p->ack_sent_us >= SITE_ACK_SPACING_US) {
         send_acks(p, true);
-        if (p->ack_src) {
-            g_source_destroy(p->ack_src);
-            p->ack_src = NULL;
-        }
+        ack_timer_stop(p);
         return;
     }
     if (!p->ack_src) {
@@ -90,10 +95,7 @@ void site_drop_acks(peer_ctx_t *p)
 {
     g_array_set_size(p->acks, 0);
     g_array_set_size(p->acks_ready, 0);
-    if (p->ack_src) {
-        g_source_destroy(p->ack_src);
-        p->ack_src = NULL;
-    }
+    ack_timer_stop(p);
 }
 
 /* "peer/seq", built without printf: this runs for every message from a peer. */

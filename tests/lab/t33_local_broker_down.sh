@@ -5,8 +5,8 @@
 # link's window, not in bravo's memory. When the broker is back, everything arrives.
 # Checked: bravo says it stopped taking; its peak memory stays far below the 60 MB that
 # holding them all would take (the SCTP window is small here: max_message_size 1M); a
-# link that reconnects meanwhile still opens; all 60,000 arrive, none lost, in order. (Duplicates, which a broker restart may bring with
-# QoS 1, are printed, not failed.)
+# link that reconnects meanwhile still opens; all 60,000 arrive, none lost, in order.
+# (Duplicates, which a broker restart may bring with QoS 1, are printed, not failed.)
 set -euo pipefail
 HERE=$(dirname "$0")
 . "$HERE/lab.sh"
