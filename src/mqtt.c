@@ -70,6 +70,7 @@ struct mqtt {
     mqtt_events_t ev;
     void *ud;
     mqtt_store_t st;
+    void *st_ud;
     bool has_store;
 
     mqtt_state_t state;
@@ -412,7 +413,7 @@ static void session_gone(mqtt_t *c)
     memset(c->in2, 0, sizeof c->in2);
     requeue_inflight(c, false);
     if (c->has_store && c->st.reset)
-        c->st.reset(c->ud);
+        c->st.reset(c->st_ud);
 }
 
 static void on_connack(mqtt_t *c, const mqttpkt_t *k)
@@ -474,7 +475,7 @@ static void on_publish(mqtt_t *c, mqttpkt_t *k)
         if (!in2_has(c, k->pid)) {
             in2_set(c, k->pid, true);
             if (persistent_store(c) && c->st.in_add)
-                c->st.in_add(c->ud, k->pid);
+                c->st.in_add(c->st_ud, k->pid);
             hand_up(c, m);
         }
         mqttpkt_ack(c->out, MQTTPKT_PUBREC, k->pid, 0);
@@ -487,7 +488,7 @@ static void on_pubrel(mqtt_t *c, uint16_t pid)
     if (in2_has(c, pid)) {
         in2_set(c, pid, false);
         if (persistent_store(c) && c->st.in_del)
-            c->st.in_del(c->ud, pid);
+            c->st.in_del(c->st_ud, pid);
     }
     /* Also for an identifier we do not know (4.3.3: a PUBREL sent again). */
     mqttpkt_ack(c->out, MQTTPKT_PUBCOMP, pid, 0);
@@ -534,7 +535,7 @@ static void on_pubrec(mqtt_t *c, const mqttpkt_t *k)
         refused(c, p, k->reason);
         inflight_remove(c, p);
         if (p->durable && c->st.out_del)
-            c->st.out_del(c->ud, p->pid);
+            c->st.out_del(c->st_ud, p->pid);
         uint64_t token = p->token;
         pub_release(c, p);
         report(c, token);
@@ -542,7 +543,7 @@ static void on_pubrec(mqtt_t *c, const mqttpkt_t *k)
     }
     p->state = PUB_RELEASED;
     if (p->durable && c->st.out_rec)
-        c->st.out_rec(c->ud, p->pid);
+        c->st.out_rec(c->st_ud, p->pid);
     mqttpkt_ack(c->out, MQTTPKT_PUBREL, p->pid, 0);
     if (p->durable) {
         /* The broker owns it and we owe only the PUBREL, which the store keeps across a
@@ -561,7 +562,7 @@ static void on_pubcomp(mqtt_t *c, const mqttpkt_t *k)
     }
     inflight_remove(c, p);
     if (p->durable && c->st.out_del)
-        c->st.out_del(c->ud, p->pid);
+        c->st.out_del(c->st_ud, p->pid);
     bool was_reported = p->reported;
     uint64_t token = p->token;
     pub_release(c, p);
@@ -762,7 +763,7 @@ static int publish_one(mqtt_t *c, pub_t *p)
     inflight_add(c, p);
     if (m.qos == 2 && persistent_store(c) && c->st.out_add) {
         p->durable = true;
-        c->st.out_add(c->ud, p->token, pid); /* committed before can_write lets it out */
+        c->st.out_add(c->st_ud, p->token, pid); /* committed before can_write lets it out */
     }
     return 0;
 }
@@ -1057,11 +1058,12 @@ error:
     return NULL;
 }
 
-void mqtt_set_store(mqtt_t *c, const mqtt_store_t *st)
+void mqtt_set_store(mqtt_t *c, const mqtt_store_t *st, void *ud)
 {
     if (!c || !st || c->o.clean_start)
         return;
     c->st = *st;
+    c->st_ud = ud;
     c->has_store = true;
 }
 

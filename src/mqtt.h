@@ -99,8 +99,9 @@ typedef struct mqtt_store {
 } mqtt_store_t;
 
 mqtt_t *mqtt_new(GMainContext *ctx, const mqtt_opts_t *opts, const mqtt_events_t *ev, void *ud);
-/* clean_start false only, before mqtt_start: keep the session state in `st`. */
-void mqtt_set_store(mqtt_t *c, const mqtt_store_t *st);
+/* clean_start false only, before mqtt_start: keep the session state in `st`, whose
+ * calls get `ud`. */
+void mqtt_set_store(mqtt_t *c, const mqtt_store_t *st, void *ud);
 /* Before mqtt_start: the recorded state of the last run. A QoS 2 message it received
  * and has not seen released; a QoS 2 publish it made with `pid` (released: its PUBREC
  * came, so the PUBREL is sent at connect; not released: the identifier waits for

@@ -43,6 +43,11 @@ enum {
     S_INDOUBT_ADD,
     S_INDOUBT_DEL,
     S_RET_GET,
+    S_MQIN_ADD,
+    S_MQIN_DEL,
+    S_MQOUT_ADD,
+    S_MQOUT_REC,
+    S_MQOUT_DEL,
     S_COUNT_STMTS
 };
 
@@ -73,6 +78,12 @@ static const char *const stmt_sql[S_COUNT_STMTS] = {
     [S_INDOUBT_ADD] = "INSERT OR REPLACE INTO indoubt(origin, seq, key) VALUES(?1, ?2, ?3)",
     [S_INDOUBT_DEL] = "DELETE FROM indoubt WHERE origin = ?1 AND seq BETWEEN ?2 AND ?3",
     [S_RET_GET] = "SELECT frame FROM retained WHERE topic = ?1",
+    [S_MQIN_ADD] = "INSERT OR IGNORE INTO mqin(pid) VALUES(?1)",
+    [S_MQIN_DEL] = "DELETE FROM mqin WHERE pid = ?1",
+    [S_MQOUT_ADD] =
+        "INSERT OR REPLACE INTO mqout(pid, origin, seq, released) VALUES(?1, ?2, ?3, 0)",
+    [S_MQOUT_REC] = "UPDATE mqout SET released = 1 WHERE pid = ?1",
+    [S_MQOUT_DEL] = "DELETE FROM mqout WHERE pid = ?1",
 };
 
 /* Primary keys are the only indexes: each is the exact access path of one call
@@ -96,8 +107,8 @@ typedef struct {
 
 typedef struct {
     char name[BL_SITE_NAME_MAX + 1];
-    uint64_t floor; /* every seq <= floor counts as seen */
-    uint64_t max;   /* highest seq seen (>= floor) */
+    uint64_t floor;   /* every seq <= floor counts as seen */
+    uint64_t max;     /* highest seq seen (>= floor) */
     bool floor_dirty; /* floor moved in the open transaction: written at its commit */
 } origin_ent_t;
 
@@ -489,7 +500,8 @@ static int configure(queue_t *q)
         return db_fail(q, src, "setting synchronous=NORMAL");
     /* Checkpoint every ~16 MiB of log instead of every ~4 MiB: a queue rewrites the
      * same few pages over and over, and each checkpoint copies them (and syncs). */
-    src = sqlite3_exec(q->db, "PRAGMA wal_autocheckpoint=" BL_STR(QUEUE_WAL_PAGES), NULL, NULL, NULL);
+    src =
+        sqlite3_exec(q->db, "PRAGMA wal_autocheckpoint=" BL_STR(QUEUE_WAL_PAGES), NULL, NULL, NULL);
     if (src != SQLITE_OK)
         return db_fail(q, src, "setting wal_autocheckpoint");
     sqlite3_busy_timeout(q->db, BUSY_TIMEOUT_MS);
@@ -504,7 +516,9 @@ int queue_open(const char *path, queue_t **out)
     queue_t *q = calloc(1, sizeof(*q));
     if (!q)
         return BL_ENOMEM;
-    int rc, src = sqlite3_open_v2(path, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    int rc, src = sqlite3_open_v2(path, &q->db,
+                                  SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                                  NULL);
     if (src != SQLITE_OK) {
         LOG_ERROR(WHO, "cannot open %s: %s", path, q->db ? sqlite3_errmsg(q->db) : "no memory");
         rc = BL_EIO;
@@ -513,11 +527,15 @@ int queue_open(const char *path, queue_t **out)
     sqlite3_extended_result_codes(q->db, 0);
     if ((rc = configure(q)) || (rc = schema_setup(q, path)))
         goto error;
-    /* Added after schema 1 shipped to nobody: created on demand, harmless if present. */
+    /* Added after schema 1 shipped: created on demand, harmless if present (an older
+     * build ignores them). */
     src = sqlite3_exec(
         q->db,
         "CREATE TABLE IF NOT EXISTS indoubt(origin TEXT NOT NULL, seq INTEGER NOT NULL,"
-        " key BLOB NOT NULL, PRIMARY KEY(origin, seq)) WITHOUT ROWID",
+        " key BLOB NOT NULL, PRIMARY KEY(origin, seq)) WITHOUT ROWID;"
+        "CREATE TABLE IF NOT EXISTS mqin(pid INTEGER PRIMARY KEY);"
+        "CREATE TABLE IF NOT EXISTS mqout(pid INTEGER PRIMARY KEY, origin TEXT NOT NULL,"
+        " seq INTEGER NOT NULL, released INTEGER NOT NULL)",
         NULL, NULL, NULL);
     if (src != SQLITE_OK) {
         rc = db_fail(q, src, "creating the in-doubt table");
@@ -1200,4 +1218,75 @@ int queue_indoubt_each(queue_t *q, queue_indoubt_cb cb, void *ud)
     }
     sqlite3_finalize(s);
     return src == SQLITE_DONE ? 0 : db_fail(q, src, "reading in-doubt deliveries");
+}
+
+/* ---- the local broker session's QoS 2 state ---- */
+
+static int mq_pid(queue_t *q, int id, uint16_t pid, const char *what)
+{
+    if (!q || !pid)
+        return BL_EINVAL;
+    sqlite3_stmt *s = stmt(q, id);
+    sqlite3_bind_int(s, 1, pid);
+    return run(q, s, what);
+}
+
+int queue_mq_in_add(queue_t *q, uint16_t pid)
+{
+    return mq_pid(q, S_MQIN_ADD, pid, "storing a received QoS 2 packet id");
+}
+
+int queue_mq_in_del(queue_t *q, uint16_t pid)
+{
+    return mq_pid(q, S_MQIN_DEL, pid, "removing a received QoS 2 packet id");
+}
+
+int queue_mq_out_add(queue_t *q, uint16_t pid, const char *origin, uint64_t seq)
+{
+    if (!q || !pid || (seq && !seq_ok(seq)))
+        return BL_EINVAL;
+    sqlite3_stmt *s = stmt(q, S_MQOUT_ADD);
+    sqlite3_bind_int(s, 1, pid);
+    bind_name(s, 2, origin ? origin : "");
+    sqlite3_bind_int64(s, 3, (int64_t)seq);
+    int rc = run(q, s, "storing a QoS 2 publish's packet id");
+    sqlite3_clear_bindings(s);
+    return rc;
+}
+
+int queue_mq_out_rec(queue_t *q, uint16_t pid)
+{
+    return mq_pid(q, S_MQOUT_REC, pid, "storing a QoS 2 publish's PUBREC");
+}
+
+int queue_mq_out_del(queue_t *q, uint16_t pid)
+{
+    return mq_pid(q, S_MQOUT_DEL, pid, "removing a QoS 2 publish's packet id");
+}
+
+int queue_mq_reset(queue_t *q)
+{
+    int src = sqlite3_exec(q->db, "DELETE FROM mqin; DELETE FROM mqout", NULL, NULL, NULL);
+    return src == SQLITE_OK ? 0 : db_fail(q, src, "forgetting the local session's packet ids");
+}
+
+int queue_mq_each(queue_t *q, queue_mq_in_cb in, queue_mq_out_cb out, void *ud)
+{
+    sqlite3_stmt *s = NULL;
+    int src = sqlite3_prepare_v2(q->db, "SELECT pid FROM mqin", -1, &s, NULL);
+    if (src == SQLITE_OK)
+        while ((src = sqlite3_step(s)) == SQLITE_ROW)
+            in(ud, (uint16_t)sqlite3_column_int(s, 0));
+    sqlite3_finalize(s);
+    if (src != SQLITE_DONE)
+        return db_fail(q, src, "reading the local session's packet ids");
+    src = sqlite3_prepare_v2(q->db, "SELECT pid, origin, seq, released FROM mqout", -1, &s, NULL);
+    while (src == SQLITE_OK && (src = sqlite3_step(s)) == SQLITE_ROW) {
+        src = SQLITE_OK;
+        const char *origin = (const char *)sqlite3_column_text(s, 1);
+        out(ud, (uint16_t)sqlite3_column_int(s, 0), origin ? origin : "",
+            (uint64_t)sqlite3_column_int64(s, 2), sqlite3_column_int(s, 3) != 0);
+    }
+    sqlite3_finalize(s);
+    return src == SQLITE_DONE ? 0 : db_fail(q, src, "reading the local session's packet ids");
 }

@@ -71,6 +71,22 @@ typedef void (*queue_indoubt_cb)(void *ud, const char *origin, uint64_t seq, con
                                  size_t key_len);
 int queue_indoubt_each(queue_t *q, queue_indoubt_cb cb, void *ud);
 
+/* The local broker session's QoS 2 state (mqtt.h, mqtt_store_t), kept with the rest so
+ * that it commits with what it depends on: packet ids of QoS 2 messages received and not
+ * yet released; packet ids of our QoS 2 publishes, the peer message each carries
+ * (origin, seq; "" and 0 for none), and whether its PUBREC came. */
+int queue_mq_in_add(queue_t *q, uint16_t pid);
+int queue_mq_in_del(queue_t *q, uint16_t pid);
+int queue_mq_out_add(queue_t *q, uint16_t pid, const char *origin, uint64_t seq);
+int queue_mq_out_rec(queue_t *q, uint16_t pid);
+int queue_mq_out_del(queue_t *q, uint16_t pid);
+/* The broker has no session for us: forget both. */
+int queue_mq_reset(queue_t *q);
+typedef void (*queue_mq_in_cb)(void *ud, uint16_t pid);
+typedef void (*queue_mq_out_cb)(void *ud, uint16_t pid, const char *origin, uint64_t seq,
+                                bool released);
+int queue_mq_each(queue_t *q, queue_mq_in_cb in, queue_mq_out_cb out, void *ud);
+
 /* Small persisted values in the meta table (e.g. "epoch", "epoch:<origin>"). */
 /* BL_ENOTFOUND, or BL_ETOOBIG when the value does not fit in len (with its NUL). */
 int queue_meta_get(queue_t *q, const char *key, char *buf, size_t len);

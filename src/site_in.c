@@ -194,7 +194,7 @@ void site_remote_message(peer_ctx_t *p, const bl_msg_t *m)
     uint64_t token = ++s->next_token;
     /* Only what goes in over the injecting connection comes back (echoed): no key, no
      * echo to recognise, the token will do. */
-    bool echoed = !s->cfg->at_least_once && !site_plain_qos0(c);
+    bool echoed = s->cfg->delivery == CONFIG_DELIVERY_EXACTLY_ONCE && !site_plain_qos0(c);
     char *key = echoed ? echo_key(c->topic, c->payload, c->payload_len) : NULL;
     if ((!key && echoed) || !echo_add(s->echo, key, m->origin, m->seq, token, p, false)) {
         free(key);
@@ -209,6 +209,11 @@ void site_remote_message(peer_ctx_t *p, const bl_msg_t *m)
     }
     free(key);
     pending_pub_t pp = {.msg = c, .token = token};
+    if (m->seq && !echoed && c->qos == 2) {
+        char *dk = delivery_key(p, m->seq);
+        pp.pid = site_mq_take_resend(s, dk);
+        g_free(dk);
+    }
     g_array_append_val(s->to_publish, pp);
 }
 

@@ -67,6 +67,7 @@ typedef struct peer_ctx {
 typedef struct pending_pub {
     bl_msg_t *msg;
     uint64_t token;
+    uint16_t pid; /* the packet id the last run published it with (site_mq.c), or 0 */
 } pending_pub_t;
 
 /* An echo seen, whose in-doubt record goes once the broker has our PUBACK for it. */
@@ -89,6 +90,7 @@ struct site {
     echo_t *echo;           /* our publishes waiting to come back (echo.h) */
     GArray *to_publish;     /* pending_pub_t: published once their records commit */
     GHashTable *delivering; /* "peer/seq" being published locally */
+    GHashTable *mq_resend;  /* "peer/seq" -> packet id it had in the last run (site_mq.c) */
     bool recovering;        /* waiting for echoes of what the broker took before a crash */
     GSource *recover_src, *sweep_src;
     bool warned_no_echo;
@@ -122,6 +124,11 @@ void site_pump(peer_ctx_t *p);
 bl_msg_t *site_routed_copy(const bl_msg_t *m, char *topic, int qos);
 void site_local_message(void *ud, const bl_msg_t *m);
 void site_sync_retained(peer_ctx_t *p);
+
+/* site_mq.c */
+int site_mq_start(site_t *s);
+uint16_t site_mq_take_resend(site_t *s, const char *key);
+bool site_can_write(void *ud);
 
 /* site_in.c */
 bool site_plain_qos0(const bl_msg_t *m);
