@@ -18,6 +18,36 @@
 #define BUSY_TIMEOUT_MS 5000
 #define QUEUE_WAL_PAGES 4000
 #define QUEUE_WALSYNC_MS 100 /* the log is flushed this often by a helper thread */
+
+#ifdef BL_FAULTS
+/* Test builds only: BL_FAULT=NAME[:N] makes the N-th (default first) call of the write
+ * NAME fail as a full disk would, so that a test can show what the daemon does with a
+ * lost write at each place an acknowledgement relies on (tests/lab/t36). */
+static bool fault(const char *name)
+{
+    static const char *want;
+    static long at = 1, calls;
+    static bool parsed;
+    if (!parsed) {
+        parsed = true;
+        want = getenv("BL_FAULT");
+        const char *colon = want ? strchr(want, ':') : NULL;
+        if (colon)
+            at = strtol(colon + 1, NULL, 10);
+        if (want)
+            LOG_WARN(WHO, "test fault injection armed: write %s fails at call %ld", want, at);
+    }
+    size_t n = want ? strcspn(want, ":") : 0;
+    return n && strlen(name) == n && !strncmp(want, name, n) && ++calls == at;
+}
+#define FAULT(q, name)                                                                             \
+    do {                                                                                           \
+        if (fault(name))                                                                           \
+            return db_fail(q, SQLITE_FULL, "injected fault in " name);                             \
+    } while (0)
+#else
+#define FAULT(q, name) (void)0
+#endif
 #define BL_STR_(x) #x
 #define BL_STR(x) BL_STR_(x)
 
@@ -356,6 +386,8 @@ static int frame_decode(const void *buf, size_t len, bl_msg_t **out)
 static int db_fail(queue_t *q, int src, const char *what)
 {
     LOG_ERROR(WHO, "%s: %s (sqlite %d)", what, sqlite3_errmsg(q->db), src);
+    if (q->depth > 0)
+        q->poisoned = true; /* queue.h: the transaction's commit must fail */
     return src == SQLITE_BUSY || src == SQLITE_LOCKED ? BL_EAGAIN : BL_EIO;
 }
 
@@ -610,6 +642,10 @@ int queue_commit(queue_t *q)
     }
     if (!rc)
         rc = floors_flush(q);
+#ifdef BL_FAULTS
+    if (!rc && fault("commit"))
+        rc = db_fail(q, SQLITE_FULL, "injected fault in commit");
+#endif
     if (!rc)
         rc = run(q, stmt(q, S_COMMIT), "COMMIT");
     if (rc) {
@@ -635,6 +671,7 @@ static int end_internal(queue_t *q, int rc)
 
 int queue_next_seq(queue_t *q, uint64_t *seq)
 {
+    FAULT(q, "next_seq");
     if (!q || !seq)
         return BL_EINVAL;
     if (!q->seq_loaded) {
@@ -697,6 +734,7 @@ static peer_ent_t *peer_get(queue_t *q, const char *peer)
 
 int queue_push(queue_t *q, const char *peer, const bl_msg_t *m, int64_t enq_ms, size_t max_messages)
 {
+    FAULT(q, "push");
     if (!q || !bl_site_name_valid(peer) || !m || !seq_ok(m->seq))
         return BL_EINVAL;
     peer_ent_t *e = peer_get(q, peer);
@@ -740,6 +778,7 @@ static bool seq_range(uint64_t *first, uint64_t *last)
 
 int queue_ack_range(queue_t *q, const char *peer, uint64_t first, uint64_t last)
 {
+    FAULT(q, "ack");
     if (!q || !bl_site_name_valid(peer) || first > last)
         return BL_EINVAL;
     if (!seq_range(&first, &last))
@@ -994,6 +1033,7 @@ static int mark(queue_t *q, origin_ent_t *e, uint64_t seq)
 
 int queue_mark_seen(queue_t *q, const char *origin, uint64_t seq)
 {
+    FAULT(q, "mark_seen");
     if (!q || !bl_site_name_valid(origin) || !seq_ok(seq))
         return BL_EINVAL;
     int rc = queue_begin(q);
@@ -1031,6 +1071,7 @@ int queue_seen(queue_t *q, const char *origin, uint64_t seq)
 
 int queue_retained_put(queue_t *q, const bl_msg_t *m)
 {
+    FAULT(q, "retained_put");
     if (!q || !m)
         return BL_EINVAL;
     uint8_t *frame;
@@ -1116,6 +1157,7 @@ int queue_meta_get(queue_t *q, const char *key, char *buf, size_t len)
 
 int queue_meta_set(queue_t *q, const char *key, const char *value)
 {
+    FAULT(q, "meta_set");
     sqlite3_stmt *s = NULL;
     int src = sqlite3_prepare_v2(q->db,
                                  "INSERT INTO meta(key, value) VALUES(?1, ?2) ON CONFLICT(key) "
@@ -1176,6 +1218,7 @@ int queue_retained_get(queue_t *q, const char *topic, bl_msg_t **out)
 
 int queue_indoubt_add(queue_t *q, const char *origin, uint64_t seq, const void *key, size_t key_len)
 {
+    FAULT(q, "indoubt_add");
     sqlite3_stmt *s = stmt(q, S_INDOUBT_ADD);
     bind_name(s, 1, origin);
     sqlite3_bind_int64(s, 2, (int64_t)seq);
@@ -1233,16 +1276,19 @@ static int mq_pid(queue_t *q, int id, uint16_t pid, const char *what)
 
 int queue_mq_in_add(queue_t *q, uint16_t pid)
 {
+    FAULT(q, "mq_in_add");
     return mq_pid(q, S_MQIN_ADD, pid, "storing a received QoS 2 packet id");
 }
 
 int queue_mq_in_del(queue_t *q, uint16_t pid)
 {
+    FAULT(q, "mq_in_del");
     return mq_pid(q, S_MQIN_DEL, pid, "removing a received QoS 2 packet id");
 }
 
 int queue_mq_out_add(queue_t *q, uint16_t pid, const char *origin, uint64_t seq)
 {
+    FAULT(q, "mq_out_add");
     if (!q || !pid || (seq && !seq_ok(seq)))
         return BL_EINVAL;
     sqlite3_stmt *s = stmt(q, S_MQOUT_ADD);
@@ -1256,6 +1302,7 @@ int queue_mq_out_add(queue_t *q, uint16_t pid, const char *origin, uint64_t seq)
 
 int queue_mq_out_rec(queue_t *q, uint16_t pid)
 {
+    FAULT(q, "mq_out_rec");
     return mq_pid(q, S_MQOUT_REC, pid, "storing a QoS 2 publish's PUBREC");
 }
 

@@ -28,6 +28,13 @@ _Noreturn void site_storage_failed(const char *what)
     _exit(SITE_EXIT_STORAGE);
 }
 
+/* A write to the database failed: the same as a failed commit (queue.h). */
+void site_db(int rc, const char *what)
+{
+    if (rc)
+        site_storage_failed(what);
+}
+
 static gboolean commit_cb(gpointer ud)
 {
     site_t *s = ud;
@@ -228,10 +235,10 @@ static void check_epoch(peer_ctx_t *p, uint64_t epoch)
                  "peer's state was re-created (epoch %s, was %s): forgetting "
                  "which of its messages we saw",
                  now, have);
-        queue_seen_reset(s->q, p->cfg->name);
+        site_db(queue_seen_reset(s->q, p->cfg->name), "cannot forget a peer's old sequences");
         site_drop_acks(p); /* sequences of the old epoch: they would delete new messages */
     }
-    queue_meta_set(s->q, key, now);
+    site_db(queue_meta_set(s->q, key, now), "cannot store a peer's epoch");
 }
 
 static void link_frame(void *ud, link_t *l, const wire_frame_t *f)
@@ -250,7 +257,8 @@ static void link_frame(void *ud, link_t *l, const wire_frame_t *f)
                             f->u.ack.seqs[j] == f->u.ack.seqs[j - 1] + 1;
                  j++)
                 ;
-            queue_ack_range(s->q, p->cfg->name, f->u.ack.seqs[i], f->u.ack.seqs[j - 1]);
+            site_db(queue_ack_range(s->q, p->cfg->name, f->u.ack.seqs[i], f->u.ack.seqs[j - 1]),
+                    "cannot remove acknowledged messages from the queue");
         }
         break;
     case WIRE_HELLO:
@@ -367,7 +375,8 @@ site_t *site_new(GMainContext *ctx, const config_t *cfg, const cert_t *cert)
     }
     if (load_epoch(s))
         goto error;
-    queue_indoubt_each(s->q, site_recover_one, s);
+    if (queue_indoubt_each(s->q, site_recover_one, s))
+        goto error;
     snprintf(s->sync_topic, sizeof(s->sync_topic), "brokerless/%s/sync", cfg->site_name);
     uint8_t rnd[16];
     RAND_bytes(rnd, sizeof(rnd));
@@ -431,7 +440,8 @@ static void local_unsubscribed(void *ud)
     if (!s->subs_now)
         return;
     site_txn(s);
-    queue_meta_set(s->q, "local_subs", s->subs_now);
+    site_db(queue_meta_set(s->q, "local_subs", s->subs_now),
+            "cannot store the local subscriptions");
 }
 
 /* Subscribe what this run wants, dropping first what the last run left in the broker
@@ -466,7 +476,8 @@ static void subscribe_local(site_t *s)
         local_unsubscribe(s->local, f);
     }
     site_txn(s);
-    queue_meta_set(s->q, "local_subs", plan.record_both);
+    site_db(queue_meta_set(s->q, "local_subs", plan.record_both),
+            "cannot store the local subscriptions");
     g_free(s->subs_now);
     s->subs_now = NULL;
     if (plan.unsubscribe->len) {
@@ -523,8 +534,9 @@ void site_free(site_t *s)
     signaling_free(s->sig);
     local_free(s->local);
     if (s->q) {
-        if (s->txn_open)
-            queue_commit(s->q);
+        if (s->txn_open && queue_commit(s->q))
+            LOG_ERROR("site", "cannot commit the queue database at exit: the last writes are lost "
+                              "(acknowledged nothing that depended on them)");
         queue_close(s->q);
     }
     for (guint i = 0; s->to_publish && i < s->to_publish->len; i++)

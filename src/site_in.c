@@ -127,7 +127,7 @@ static void retained_in(site_t *s, bl_msg_t *c)
         c->retain = false;
     } else {
         site_txn(s);
-        queue_retained_put(s->q, c);
+        site_db(queue_retained_put(s->q, c), "cannot store a retained message from a peer");
     }
     msg_free(have);
 }
@@ -205,7 +205,8 @@ void site_remote_message(peer_ctx_t *p, const bl_msg_t *m)
     if (m->seq) {
         g_hash_table_add(s->delivering, delivery_key(p, m->seq));
         if (key)
-            queue_indoubt_add(s->q, m->origin, m->seq, key, strlen(key));
+            site_db(queue_indoubt_add(s->q, m->origin, m->seq, key, strlen(key)),
+                    "cannot record a delivery in doubt");
     }
     free(key);
     pending_pub_t pp = {.msg = c, .token = token};
@@ -232,7 +233,7 @@ static void delivered(site_t *s, peer_ctx_t *p, const char *origin, uint64_t seq
     if (!seq)
         return;
     site_txn(s);
-    queue_mark_seen(s->q, origin, seq);
+    site_db(queue_mark_seen(s->q, origin, seq), "cannot mark a peer's message delivered");
     if (p) {
         not_delivering(s, p, seq);
         ack_add(p, seq);
@@ -249,7 +250,8 @@ void site_unpublished(site_t *s, uint64_t token, const char *topic, int rc)
         not_delivering(s, r->peer, r->seq);
         if (r->key) {
             site_txn_lazy(s);
-            queue_indoubt_del(s->q, r->origin, r->seq);
+            site_db(queue_indoubt_del(s->q, r->origin, r->seq),
+                    "cannot remove a delivery in doubt");
         }
     }
     echo_rec_free(r);
@@ -344,7 +346,8 @@ void site_local_acked(void *ud, uint64_t upto)
                 break;
             last = e->seq;
         }
-        queue_indoubt_del_range(s->q, d->origin, d->seq, last);
+        site_db(queue_indoubt_del_range(s->q, d->origin, d->seq, last),
+                "cannot remove deliveries in doubt");
     }
     for (guint i = 0; i < n; i++)
         free(g_array_index(s->echo_dels, indoubt_ref_t, i).key);
@@ -361,7 +364,8 @@ void site_local_down(void *ud)
         indoubt_ref_t *d = &g_array_index(s->echo_dels, indoubt_ref_t, i);
         if (!echo_add(s->echo, d->key, d->origin, d->seq, 0, NULL, true)) {
             site_txn_lazy(s); /* cannot wait for it: the peer resends, the window drops it */
-            queue_indoubt_del(s->q, d->origin, d->seq);
+            site_db(queue_indoubt_del(s->q, d->origin, d->seq),
+                    "cannot remove a delivery in doubt");
         }
         free(d->key);
     }
@@ -444,7 +448,7 @@ static void drop_recovered(echo_rec_t *r, void *ud)
 {
     site_t *s = ud;
     site_txn(s);
-    queue_indoubt_del(s->q, r->origin, r->seq);
+    site_db(queue_indoubt_del(s->q, r->origin, r->seq), "cannot remove a delivery in doubt");
     echo_rec_free(r);
 }
 
@@ -501,7 +505,7 @@ static void echo_gone(echo_rec_t *r, void *ud)
     s->warned_no_echo = true;
     if (r->seq) {
         site_txn_lazy(s);
-        queue_indoubt_del(s->q, r->origin, r->seq);
+        site_db(queue_indoubt_del(s->q, r->origin, r->seq), "cannot remove a delivery in doubt");
     }
     echo_rec_free(r);
 }

@@ -27,7 +27,7 @@
 
 #define SITE_PUMP_BATCH 64
 #define SITE_ACK_BATCH 512
-#define SITE_ACK_SPACING_US 800 /* a commit sends acks if the last ACK frame is this old */
+#define SITE_ACK_SPACING_US 800  /* a commit sends acks if the last ACK frame is this old */
 #define SITE_ACK_LATE_MS 10      /* otherwise they go with a later commit, or after this */
 #define SITE_LAZY_COMMIT_MS 50   /* at the latest, for writes a crash may lose (site_txn_lazy) */
 #define SITE_EXIT_STORAGE 3      /* exit status after a lost database write (site_storage_failed) */
@@ -49,15 +49,15 @@ typedef struct peer_ctx {
     site_t *site;
     const config_peer_t *cfg;
     link_t *link;
-    uint64_t cursor;   /* highest seq handed to the link in this session */
-    uint64_t sent_max; /* highest seq ever handed to the link (dup flag) */
-    GArray *acks;       /* seqs to acknowledge to this peer, once committed */
-    GArray *acks_ready; /* committed, to go out together (site_flush_acks) */
-    GSource *ack_src;   /* sends acks_ready after SITE_ACK_LATE_MS */
+    uint64_t cursor;     /* highest seq handed to the link in this session */
+    uint64_t sent_max;   /* highest seq ever handed to the link (dup flag) */
+    GArray *acks;        /* seqs to acknowledge to this peer, once committed */
+    GArray *acks_ready;  /* committed, to go out together (site_flush_acks) */
+    GSource *ack_src;    /* sends acks_ready after SITE_ACK_LATE_MS */
     int64_t ack_sent_us; /* when the last ACK frame left (monotonic) */
-    bool dirty;        /* queue grew: pump after commit */
-    bool sync_pending; /* retained sync waits for the backlog resend (commit_cb) */
-    GQueue q0;         /* QoS 0 messages for an open link that is momentarily full */
+    bool dirty;          /* queue grew: pump after commit */
+    bool sync_pending;   /* retained sync waits for the backlog resend (commit_cb) */
+    GQueue q0;           /* QoS 0 messages for an open link that is momentarily full */
     bool warned_full;
     bool q0_spill;     /* QoS 0 overflow is in the durable queue (route_out) */
     size_t q0_spilled; /* how many since the spill began */
@@ -114,6 +114,7 @@ struct site {
 
 /* site.c */
 _Noreturn void site_storage_failed(const char *what);
+void site_db(int rc, const char *what);
 GSource *site_attach(site_t *s, GSource *src, GSourceFunc fn);
 void site_schedule_commit(site_t *s);
 void site_txn(site_t *s);

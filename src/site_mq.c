@@ -16,12 +16,6 @@
  *     id when the peer sends it again (the broker, holding that id, delivers it once). */
 #include "site_int.h"
 
-static void db(int rc, const char *what)
-{
-    if (rc)
-        site_storage_failed(what);
-}
-
 static void in_add(void *ud, uint16_t pid)
 {
     site_t *s = ud;
@@ -29,14 +23,14 @@ static void in_add(void *ud, uint16_t pid)
     if (s->cfg->delivery == CONFIG_DELIVERY_AT_LEAST_ONCE)
         return;
     site_txn(s);
-    db(queue_mq_in_add(s->q, pid), "cannot store a received QoS 2 packet id");
+    site_db(queue_mq_in_add(s->q, pid), "cannot store a received QoS 2 packet id");
 }
 
 static void in_del(void *ud, uint16_t pid)
 {
     site_t *s = ud;
     site_txn(s); /* before the PUBCOMP: the broker may reuse the id right after it */
-    db(queue_mq_in_del(s->q, pid), "cannot remove a received QoS 2 packet id");
+    site_db(queue_mq_in_del(s->q, pid), "cannot remove a received QoS 2 packet id");
 }
 
 static void out_add(void *ud, uint64_t token, uint16_t pid)
@@ -44,15 +38,15 @@ static void out_add(void *ud, uint64_t token, uint16_t pid)
     site_t *s = ud;
     echo_rec_t *r = echo_by_token(s->echo, token);
     site_txn(s);
-    db(queue_mq_out_add(s->q, pid, r ? r->origin : "", r ? r->seq : 0),
-       "cannot store a QoS 2 publish's packet id");
+    site_db(queue_mq_out_add(s->q, pid, r ? r->origin : "", r ? r->seq : 0),
+            "cannot store a QoS 2 publish's packet id");
 }
 
 static void out_rec(void *ud, uint16_t pid)
 {
     site_t *s = ud;
     site_txn(s);
-    db(queue_mq_out_rec(s->q, pid), "cannot store a QoS 2 publish's PUBREC");
+    site_db(queue_mq_out_rec(s->q, pid), "cannot store a QoS 2 publish's PUBREC");
 }
 
 /* Lost in a crash, the record makes the next run send the PUBREL again, which the
@@ -61,14 +55,14 @@ static void out_del(void *ud, uint16_t pid)
 {
     site_t *s = ud;
     site_txn_lazy(s);
-    db(queue_mq_out_del(s->q, pid), "cannot remove a QoS 2 publish's packet id");
+    site_db(queue_mq_out_del(s->q, pid), "cannot remove a QoS 2 publish's packet id");
 }
 
 static void reset(void *ud)
 {
     site_t *s = ud;
     site_txn(s);
-    db(queue_mq_reset(s->q), "cannot forget the local session's packet ids");
+    site_db(queue_mq_reset(s->q), "cannot forget the local session's packet ids");
     g_hash_table_remove_all(s->mq_resend);
 }
 

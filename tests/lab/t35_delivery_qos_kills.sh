@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The default delivery (delivery = qos) keeps each message's own promise across kill -9
-# of either daemon at random instants, with the sites' brokers' in-flight limits lifted:
+# of either daemon at random instants, with alpha's broker's in-flight limit lifted:
 #   1. 20,000 QoS 2 messages, alpha to bravo; bravo's daemon killed 10 times, then
 #      alpha's 10 times (each restarted 0.3 s later): bravo's subscriber gets exactly
 #      20,000, none twice, in order, all at QoS 2.
@@ -8,7 +8,8 @@
 #      for what was in flight between a killed daemon and its broker (at most the
 #      Receive Maximum, 1000, per kill), printed and bounded.
 #   3. 20,000 QoS 2 messages while bravo's broker (persistent, as one that must keep
-#      sessions is) restarts mid-stream: exactly 20,000.
+#      sessions is, with its default in-flight window: see below) restarts mid-stream:
+#      exactly 20,000.
 #   4. The sender's window: 20,000 QoS 2 messages at 2,000 msg/s, rule "# both 2",
 #      alpha's daemon killed 5 times at random 0.1-0.9 s gaps, restarted 0.3 s after
 #      each: exactly 20,000 (a message caught between the broker's PUBREC and PUBREL
@@ -47,10 +48,12 @@ lab_up 2 cone
 lab_start_pub_broker
 lab_start_coturn
 bl_sites 2
+# bravo's broker keeps mosquitto's default in-flight window (20): with
+# max_inflight_messages 0, mosquitto 2.0.11 restores every in-flight QoS 2 message of a
+# session into its queue at start (persist_read.c: an unlimited window has a quota of
+# 0) and sends it to its subscriber again, also one that waited only for a PUBCOMP:
+# duplicates of its own, whoever published.
 bl_persistent_broker 2
-LAB_BROKER_EXTRA="$LAB_BROKER_EXTRA
-max_inflight_messages 0"
-lab_restart_site_broker 2
 bl_config 1 "# both 2" both
 bl_config 2 "# both 2" both
 bl_up 2
