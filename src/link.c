@@ -35,15 +35,15 @@ struct link {
     char sid[33];
     int64_t t_attempt, t_step, t_last_offer;
     bool offer_for_restart; /* the last offer answered a restart request */
-    int64_t peer_ts;        /* newest sender timestamp of a message from the peer we acted on */
+    int64_t peer_ts; /* newest sender timestamp of a message from the peer we acted on */
     unsigned backoff_ms;
     GSource *retry_src, *timeout_src;
 
     GQueue pending; /* GBytes pieces waiting for the transport */
     size_t pending_bytes;
-    bool batch;         /* the peer takes BATCH frames (its HELLO said so) */
-    bool rx_paused;     /* link_pause_rx: also for transports made later */
-    GSource *flush_src; /* sends what this turn of the loop queued, packed */
+    bool batch;          /* the peer takes BATCH frames (its HELLO said so) */
+    bool rx_paused;      /* link_pause_rx: also for transports made later */
+    GSource *flush_src;  /* sends what this turn of the loop queued, packed */
     uint32_t frag_no;
     wire_reasm_t reasm;
 
