@@ -14,6 +14,12 @@
 #      alpha's daemon killed 5 times at random 0.1-0.9 s gaps, restarted 0.3 s after
 #      each: exactly 20,000 (a message caught between the broker's PUBREC and PUBREL
 #      was lost here before the session state was kept on disk).
+#   5. A full window waiting at reconnect: alpha's daemon is killed in a flood, and
+#      5,000 more QoS 2 messages are published while it is down, so that its broker
+#      holds QoS 2 exchanges half done (PUBREC sent, PUBREL not) and a queue far past
+#      our Receive Maximum for the restarted session. The session must take them all
+#      (libmosquitto once lost such a session for good: every reconnect ended in a
+#      protocol error): exactly 5,000 more arrive.
 set -euo pipefail
 HERE=$(dirname "$0")
 . "$HERE/lab.sh"
@@ -63,6 +69,7 @@ BL_SUB_PROTO="-V 311" bl_sub 2 sub2 'test/q2' -F '%p %q' -c -i t35-sub2
 BL_SUB_PROTO="-V 311" bl_sub 2 sub1 'test/q1' -F '%p %q' -c -i t35-sub1 -q 1
 BL_SUB_PROTO="-V 311" bl_sub 2 sub3 'test/q2b' -F '%p %q' -c -i t35-sub3
 BL_SUB_PROTO="-V 311" bl_sub 2 sub4 'test/q2w' -F '%p %q' -c -i t35-sub4
+BL_SUB_PROTO="-V 311" bl_sub 2 sub5 'test/q2r' -F '%p %q' -c -i t35-sub5
 
 # ---- 1. QoS 2, each daemon killed 10 times
 bl_pub_seq_paced 1 test/q2 1 "$N" 60 2 &
@@ -103,6 +110,17 @@ bl_wait_got sub4 1000 30 || true
 kill_loop 1 5 0.1 0.8
 wait "$pubpid" && pass "alpha's broker took all $N at QoS 2" || fail "publisher failed"
 expect_exact sub4 2 "QoS 2: all $N arrive exactly once across 5 quick kills of the sender"
+
+# ---- 5. a full window at reconnect
+N5=5000
+bl_pub_seq 1 test/q2r 1 "$N5" 2 &
+pubpid=$!
+bl_wait_got sub5 500 30 || true
+bl_stop 1 KILL
+wait "$pubpid" && pass "alpha's broker took all $N5 at QoS 2, most while alpha's daemon was down" ||
+  fail "publisher failed"
+bl_start 1
+N=$N5 expect_exact sub5 2 "QoS 2: all $N5 arrive exactly once after a restart into a full window"
 
 reused=$(cat "$LAB_DIR"/site*-broker.log | grep -c 'Reused message ID' || true)
 assert_eq "$reused" 0 "neither broker saw a packet id reused while it held it"
