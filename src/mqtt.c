@@ -466,7 +466,13 @@ static void on_publish(mqtt_t *c, mqttpkt_t *k)
         hand_up(c, m);
         return;
     case 1:
-        hand_up(c, m);
+        /* A resend after our restart of one the last run took: its PUBACK was lost. */
+        if (!(m->dup && persistent_store(c) && c->st.in1_seen &&
+              c->st.in1_seen(c->st_ud, k->pid, m))) {
+            if (persistent_store(c) && c->st.in1_add)
+                c->st.in1_add(c->st_ud, k->pid, m);
+            hand_up(c, m);
+        }
         mqttpkt_ack(c->out, MQTTPKT_PUBACK, k->pid, 0);
         return;
     default:

@@ -96,6 +96,11 @@ typedef struct mqtt_store {
      * identifier is void. Publishes of the last run whose identifier is dropped here
      * are published afresh when the layer above gives them again. */
     void (*reset)(void *ud);
+    /* Optional, for QoS 1 exactly once: a QoS 1 message handed to on_message is recorded
+     * with its identifier; a resend (DUP) whose identifier and message in1_seen knows
+     * is acknowledged and not handed over again. */
+    void (*in1_add)(void *ud, uint16_t pid, const bl_msg_t *m);
+    bool (*in1_seen)(void *ud, uint16_t pid, const bl_msg_t *m);
 } mqtt_store_t;
 
 mqtt_t *mqtt_new(GMainContext *ctx, const mqtt_opts_t *opts, const mqtt_events_t *ev, void *ud);

@@ -78,6 +78,9 @@ enum {
     S_MQOUT_ADD,
     S_MQOUT_REC,
     S_MQOUT_DEL,
+    S_MQIN1_ADD,
+    S_MQIN1_GET,
+    S_MQIN1_PRUNE,
     S_COUNT_STMTS
 };
 
@@ -114,6 +117,9 @@ static const char *const stmt_sql[S_COUNT_STMTS] = {
         "INSERT OR REPLACE INTO mqout(pid, origin, seq, released) VALUES(?1, ?2, ?3, 0)",
     [S_MQOUT_REC] = "UPDATE mqout SET released = 1 WHERE pid = ?1",
     [S_MQOUT_DEL] = "DELETE FROM mqout WHERE pid = ?1",
+    [S_MQIN1_ADD] = "INSERT OR REPLACE INTO mqin1(pid, key, n) VALUES(?1, ?2, ?3)",
+    [S_MQIN1_GET] = "SELECT key, n FROM mqin1 WHERE pid = ?1",
+    [S_MQIN1_PRUNE] = "DELETE FROM mqin1 WHERE n <= ?1",
 };
 
 /* Primary keys are the only indexes: each is the exact access path of one call
@@ -154,6 +160,7 @@ struct queue {
     origin_ent_t *origins;
     size_t n_origins, cap_origins;
     bool poisoned; /* the open transaction lost a write it needs: its commit must fail */
+    int64_t in1_n; /* number of the last QoS 1 message recorded in mqin1, -1 unknown */
     walsync_t *ws; /* flushes the log between checkpoints (walsync.h) */
     bool wal;      /* journal_mode is WAL (else there is no log to flush) */
 };
@@ -557,6 +564,7 @@ int queue_open(const char *path, queue_t **out)
         goto error;
     }
     sqlite3_extended_result_codes(q->db, 0);
+    q->in1_n = -1;
     if ((rc = configure(q)) || (rc = schema_setup(q, path)))
         goto error;
     /* Added after schema 1 shipped: created on demand, harmless if present (an older
@@ -567,7 +575,9 @@ int queue_open(const char *path, queue_t **out)
         " key BLOB NOT NULL, PRIMARY KEY(origin, seq)) WITHOUT ROWID;"
         "CREATE TABLE IF NOT EXISTS mqin(pid INTEGER PRIMARY KEY);"
         "CREATE TABLE IF NOT EXISTS mqout(pid INTEGER PRIMARY KEY, origin TEXT NOT NULL,"
-        " seq INTEGER NOT NULL, released INTEGER NOT NULL)",
+        " seq INTEGER NOT NULL, released INTEGER NOT NULL);"
+        "CREATE TABLE IF NOT EXISTS mqin1(pid INTEGER PRIMARY KEY, key BLOB NOT NULL,"
+        " n INTEGER NOT NULL)",
         NULL, NULL, NULL);
     if (src != SQLITE_OK) {
         rc = db_fail(q, src, "creating the in-doubt table");
@@ -1313,7 +1323,8 @@ int queue_mq_out_del(queue_t *q, uint16_t pid)
 
 int queue_mq_reset(queue_t *q)
 {
-    int src = sqlite3_exec(q->db, "DELETE FROM mqin; DELETE FROM mqout", NULL, NULL, NULL);
+    int src = sqlite3_exec(q->db, "DELETE FROM mqin; DELETE FROM mqout; DELETE FROM mqin1",
+                           NULL, NULL, NULL);
     return src == SQLITE_OK ? 0 : db_fail(q, src, "forgetting the local session's packet ids");
 }
 
@@ -1336,4 +1347,64 @@ int queue_mq_each(queue_t *q, queue_mq_in_cb in, queue_mq_out_cb out, void *ud)
     }
     sqlite3_finalize(s);
     return src == SQLITE_DONE ? 0 : db_fail(q, src, "reading the local session's packet ids");
+}
+
+/* QoS 1 packet ids taken from the broker (exactly-once): a resend of one of them can
+ * only be among the last QUEUE_MQIN1_WINDOW, since the broker has at most our Receive
+ * Maximum unacknowledged and gives an id anew only after its PUBACK. */
+#define QUEUE_MQIN1_WINDOW 4096
+
+static int in1_counter(queue_t *q)
+{
+    if (q->in1_n >= 0)
+        return 0;
+    sqlite3_stmt *s = NULL;
+    int src = sqlite3_prepare_v2(q->db, "SELECT COALESCE(MAX(n), 0) FROM mqin1", -1, &s, NULL);
+    if (src == SQLITE_OK && (src = sqlite3_step(s)) == SQLITE_ROW)
+        q->in1_n = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return q->in1_n >= 0 ? 0 : db_fail(q, src, "reading the QoS 1 packet ids");
+}
+
+int queue_mq_in1_add(queue_t *q, uint16_t pid, const void *key, size_t key_len)
+{
+    FAULT(q, "mq_in1_add");
+    if (!q || !pid || !key)
+        return BL_EINVAL;
+    int rc = in1_counter(q);
+    if (rc)
+        return rc;
+    sqlite3_stmt *s = stmt(q, S_MQIN1_ADD);
+    sqlite3_bind_int(s, 1, pid);
+    sqlite3_bind_blob(s, 2, key, (int)key_len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, ++q->in1_n);
+    rc = run(q, s, "storing a QoS 1 packet id");
+    sqlite3_clear_bindings(s);
+    if (!rc && q->in1_n % 1024 == 0) {
+        s = stmt(q, S_MQIN1_PRUNE);
+        sqlite3_bind_int64(s, 1, q->in1_n - QUEUE_MQIN1_WINDOW);
+        rc = run(q, s, "pruning the QoS 1 packet ids");
+    }
+    return rc;
+}
+
+int queue_mq_in1_seen(queue_t *q, uint16_t pid, const void *key, size_t key_len)
+{
+    if (!q || !pid || !key)
+        return BL_EINVAL;
+    int rc = in1_counter(q);
+    if (rc)
+        return rc;
+    sqlite3_stmt *s = stmt(q, S_MQIN1_GET);
+    sqlite3_bind_int(s, 1, pid);
+    int src = sqlite3_step(s);
+    int seen = 0;
+    if (src == SQLITE_ROW)
+        seen = sqlite3_column_int64(s, 1) > q->in1_n - QUEUE_MQIN1_WINDOW &&
+               (size_t)sqlite3_column_bytes(s, 0) == key_len &&
+               !memcmp(sqlite3_column_blob(s, 0), key, key_len);
+    sqlite3_reset(s);
+    if (src != SQLITE_ROW && src != SQLITE_DONE)
+        return db_fail(q, src, "reading a QoS 1 packet id");
+    return seen;
 }

@@ -87,7 +87,12 @@ QUEUE_MUST_USE int queue_mq_in_del(queue_t *q, uint16_t pid);
 QUEUE_MUST_USE int queue_mq_out_add(queue_t *q, uint16_t pid, const char *origin, uint64_t seq);
 QUEUE_MUST_USE int queue_mq_out_rec(queue_t *q, uint16_t pid);
 QUEUE_MUST_USE int queue_mq_out_del(queue_t *q, uint16_t pid);
-/* The broker has no session for us: forget both. */
+/* QoS 1 messages taken from the broker, by packet id, with a key of their content
+ * (delivery = exactly-once): seen is 1 when pid was recorded, among the last few
+ * thousand, with the same key. */
+QUEUE_MUST_USE int queue_mq_in1_add(queue_t *q, uint16_t pid, const void *key, size_t key_len);
+QUEUE_MUST_USE int queue_mq_in1_seen(queue_t *q, uint16_t pid, const void *key, size_t key_len);
+/* The broker has no session for us: forget all of them. */
 QUEUE_MUST_USE int queue_mq_reset(queue_t *q);
 typedef void (*queue_mq_in_cb)(void *ud, uint16_t pid);
 typedef void (*queue_mq_out_cb)(void *ud, uint16_t pid, const char *origin, uint64_t seq,

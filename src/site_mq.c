@@ -66,6 +66,37 @@ static void reset(void *ud)
     g_hash_table_remove_all(s->mq_resend);
 }
 
+/* delivery = exactly-once: a QoS 1 message the last run took (recorded with what it
+ * did with it, before its PUBACK) and the broker sends again is not routed twice. */
+static void in1_add(void *ud, uint16_t pid, const bl_msg_t *m)
+{
+    site_t *s = ud;
+    if (s->cfg->delivery != CONFIG_DELIVERY_EXACTLY_ONCE)
+        return;
+    char *key = echo_key(m->topic, m->payload, m->payload_len);
+    if (!key)
+        site_storage_failed("cannot record a QoS 1 packet id (out of memory)");
+    site_txn(s);
+    site_db(queue_mq_in1_add(s->q, pid, key, strlen(key)), "cannot store a QoS 1 packet id");
+    free(key);
+}
+
+static bool in1_seen(void *ud, uint16_t pid, const bl_msg_t *m)
+{
+    site_t *s = ud;
+    if (s->cfg->delivery != CONFIG_DELIVERY_EXACTLY_ONCE)
+        return false;
+    char *key = echo_key(m->topic, m->payload, m->payload_len);
+    int rc = key ? queue_mq_in1_seen(s->q, pid, key, strlen(key)) : BL_ENOMEM;
+    free(key);
+    if (rc < 0)
+        site_storage_failed("cannot read a QoS 1 packet id");
+    if (rc == 1)
+        LOG_DEBUG("site", "the broker sent again a QoS 1 message we took before a restart (%s)",
+                  m->topic);
+    return rc == 1;
+}
+
 static void restore_in(void *ud, uint16_t pid)
 {
     site_t *s = ud;
@@ -89,7 +120,9 @@ int site_mq_start(site_t *s)
                                     .out_add = out_add,
                                     .out_rec = out_rec,
                                     .out_del = out_del,
-                                    .reset = reset};
+                                    .reset = reset,
+                                    .in1_add = in1_add,
+                                    .in1_seen = in1_seen};
     local_set_store(s->local, &st, s);
     int rc = queue_mq_each(s->q, restore_in, restore_out, s);
     if (!rc && g_hash_table_size(s->mq_resend))

@@ -832,8 +832,12 @@ static void st_reset(void *ud)
     (void)ud;
     g_string_append(g_store, "reset ");
 }
-static const mqtt_store_t k_store = {st_in_add,  st_in_del,  st_out_add,
-                                     st_out_rec, st_out_del, st_reset};
+static const mqtt_store_t k_store = {.in_add = st_in_add,
+                                     .in_del = st_in_del,
+                                     .out_add = st_out_add,
+                                     .out_rec = st_out_rec,
+                                     .out_del = st_out_del,
+                                     .reset = st_reset};
 
 static bool store_has(void *arg)
 {
