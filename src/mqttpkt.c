@@ -57,22 +57,29 @@ bool mqttpkt_topic_valid(const char *topic)
     return !strpbrk(topic, "+#") && mqttpkt_utf8_valid(topic, n);
 }
 
-bool mqttpkt_filter_valid(const char *f)
+const char *mqttpkt_filter_problem(const char *f)
 {
-    if (!f || !f[0])
-        return false;
-    size_t n = strlen(f);
+    size_t n = f ? strlen(f) : 0;
+    if (n == 0)
+        return "is empty";
+    if (n > UINT16_MAX)
+        return "is longer than 65535 bytes";
     if (!mqttpkt_utf8_valid(f, n))
-        return false;
+        return "is not valid UTF-8 or contains control characters";
     for (size_t i = 0; i < n; i++) {
         bool starts_level = i == 0 || f[i - 1] == '/';
         bool ends_level = i + 1 == n || f[i + 1] == '/';
         if (f[i] == '#' && (!starts_level || i + 1 != n)) /* 4.7.1.2 */
-            return false;
+            return "has '#' that is not the whole last level";
         if (f[i] == '+' && (!starts_level || !ends_level)) /* 4.7.1.3 */
-            return false;
+            return "has '+' that is not a whole level";
     }
-    return true;
+    return NULL;
+}
+
+bool mqttpkt_filter_valid(const char *f)
+{
+    return mqttpkt_filter_problem(f) == NULL;
 }
 
 static bool str_ok(const char *s)

@@ -108,6 +108,8 @@ bool mqttpkt_utf8_valid(const char *s, size_t len);
 bool mqttpkt_topic_valid(const char *topic);
 /* A topic filter (4.7.1). */
 bool mqttpkt_filter_valid(const char *filter);
+/* Why filter is not one, for a message ("is empty", ...), or NULL when it is. */
+const char *mqttpkt_filter_problem(const char *filter);
 /* 0 when m can be published: topic, QoS, and properties that are valid and fit. */
 int mqttpkt_check_publish(const bl_msg_t *m);
 /* A short name of a reason code (2.4), for logs. */
