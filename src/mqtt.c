@@ -103,6 +103,12 @@ static void schedule_retry(mqtt_t *c, unsigned delay_ms);
 /* The connection attempt failed or the connection was lost. */
 static void conn_lost(mqtt_t *c, const char *why)
 {
+    /* why may live in the stream freed below (mqttio's error text). */
+    char why_copy[256];
+    if (why) {
+        snprintf(why_copy, sizeof why_copy, "%s", why);
+        why = why_copy;
+    }
     if (c->state != ST_CONNECTING && c->state != ST_CONNACK && c->state != ST_CONNECTED)
         return;
     bool was_up = c->state == ST_CONNECTED;
