@@ -168,7 +168,7 @@ void site_remote_message(peer_ctx_t *p, const bl_msg_t *m)
             return;
         }
     }
-    bl_msg_t *c = site_routed_copy(m, local_topic, qos);
+    bl_msg_t *c = msg_routed_copy(m, local_topic, qos);
     if (!c)
         return;
     int rc = local_check_publish(c);
