@@ -20,6 +20,17 @@
  * that SCTP cuts into full packets, instead of a packet (and a DTLS record) per frame. */
 #define LINK_BATCH_MAX (16 * 1024)
 #define LINK_BATCH_FRAME_MAX 2048
+/* At debug level, how often an open link with traffic logs where its windows stand. */
+#define LINK_TRACE_MS 250
+
+/* What link_trace counts between two lines. */
+typedef struct link_counts {
+    uint64_t msgs_out; /* MSG frames with a sequence, i.e. waiting for an ACK */
+    uint64_t acked_in; /* sequences in the peer's ACK frames */
+    uint64_t acks_out, ack_seqs_out;
+    uint64_t frames_out, frames_in;
+    transport_stats_t tr;
+} link_counts_t;
 
 struct link {
     GMainContext *ctx;
@@ -35,19 +46,21 @@ struct link {
     char sid[33];
     int64_t t_attempt, t_step, t_last_offer;
     bool offer_for_restart; /* the last offer answered a restart request */
-    int64_t peer_ts; /* newest sender timestamp of a message from the peer we acted on */
+    int64_t peer_ts;        /* newest sender timestamp of a message from the peer we acted on */
     unsigned backoff_ms;
     GSource *retry_src, *timeout_src;
 
     GQueue pending; /* GBytes pieces waiting for the transport */
     size_t pending_bytes;
-    bool batch;          /* the peer takes BATCH frames (its HELLO said so) */
-    bool rx_paused;      /* link_pause_rx: also for transports made later */
-    GSource *flush_src;  /* sends what this turn of the loop queued, packed */
+    bool batch;         /* the peer takes BATCH frames (its HELLO said so) */
+    bool rx_paused;     /* link_pause_rx: also for transports made later */
+    GSource *flush_src; /* sends what this turn of the loop queued, packed */
     uint32_t frag_no;
     wire_reasm_t reasm;
 
     link_stats_t stats;
+    link_counts_t counts, traced; /* now, and at the last trace line */
+    GSource *trace_src;
     link_events_t ev;
     void *ud;
 };
@@ -104,6 +117,7 @@ static void drop_session(link_t *l)
 {
     bool was_open = l->state == LINK_OPEN;
     cancel(&l->timeout_src);
+    cancel(&l->trace_src);
     if (l->tr) {
         l->tr->ops->free(l->tr);
         l->tr = NULL;
@@ -222,6 +236,78 @@ static void tr_failed(void *ud, const char *why)
     session_failed(ud, why);
 }
 
+/* ---- window trace (debug level) ---- */
+
+static void trace_line(link_t *l)
+{
+    link_counts_t *c = &l->counts, *o = &l->traced;
+    transport_stats_t *t = &c->tr, *ot = &o->tr;
+    if (!l->tr || !l->tr->ops->stats || l->tr->ops->stats(l->tr, t))
+        memset(t, 0, sizeof(*t));
+    LOG_DEBUG(
+        l->who,
+        "window: %" G_GUINT64_FORMAT " msgs unacked (+%" G_GUINT64_FORMAT
+        " sent, +%" G_GUINT64_FORMAT " acked), link queue %zu B, sctp buffer %zu B "
+        "(%u chunks unacked, %u unsent), cwnd %u B, peer rwnd %u B, srtt %u ms, rto %u "
+        "ms; acks out +%" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT " seqs; rtx +%" G_GUINT64_FORMAT
+        " (fast +%" G_GUINT64_FORMAT "), T3 +%" G_GUINT64_FORMAT
+        ", delayed SACKs +%" G_GUINT64_FORMAT ", burst-held +%" G_GUINT64_FORMAT
+        ", packets +%" G_GUINT64_FORMAT "/+%" G_GUINT64_FORMAT " out/in",
+        c->msgs_out - c->acked_in, c->msgs_out - o->msgs_out, c->acked_in - o->acked_in,
+        l->pending_bytes, t->buffered, t->unacked, t->unsent, t->cwnd, t->peer_rwnd, t->srtt_ms,
+        t->rto_ms, c->acks_out - o->acks_out, c->ack_seqs_out - o->ack_seqs_out,
+        t->retrans - ot->retrans, t->fast_retrans - ot->fast_retrans, t->timeouts - ot->timeouts,
+        t->delayed_acks - ot->delayed_acks, t->burst_limited - ot->burst_limited,
+        t->packets_out - ot->packets_out, t->packets_in - ot->packets_in);
+}
+
+static gboolean trace_cb(gpointer p)
+{
+    link_t *l = p;
+    link_counts_t *c = &l->counts;
+    bool moved = c->frames_out != l->traced.frames_out || c->frames_in != l->traced.frames_in;
+    if (l->state != LINK_OPEN || (!moved && !l->pending_bytes && !c->tr.buffered)) {
+        l->trace_src = NULL; /* quiet: the next frame starts it again */
+        return G_SOURCE_REMOVE;
+    }
+    trace_line(l);
+    l->traced = *c;
+    return G_SOURCE_CONTINUE;
+}
+
+static void trace_start(link_t *l)
+{
+    if (l->trace_src || log_get_level() > LOG_LVL_DEBUG || l->state != LINK_OPEN)
+        return;
+    l->trace_src = g_timeout_source_new(LINK_TRACE_MS);
+    g_source_set_callback(l->trace_src, trace_cb, l, NULL);
+    g_source_attach(l->trace_src, l->ctx);
+    g_source_unref(l->trace_src);
+}
+
+/* Counts for the trace: frames that wait for an ACK, and ACKs, in either direction. */
+static void trace_count(link_t *l, const uint8_t *f, size_t len, bool out)
+{
+    if (len < WIRE_HEADER_LEN)
+        return;
+    link_counts_t *c = &l->counts;
+    if (f[1] == WIRE_ACK && len >= 6) {
+        uint64_t n = ((uint64_t)f[4] << 8) | f[5];
+        if (out) {
+            c->acks_out++;
+            c->ack_seqs_out += n;
+        } else {
+            c->acked_in += n;
+        }
+    } else if (f[1] == WIRE_MSG && out && len > 5 && len >= 13u + f[4]) {
+        const uint8_t *q = f + 5 + f[4];
+        uint64_t seq = 0;
+        for (int i = 0; i < 8; i++)
+            seq = (seq << 8) | q[i];
+        c->msgs_out += seq != 0;
+    }
+}
+
 static void deliver(link_t *l, const uint8_t *buf, size_t len)
 {
     wire_frame_t f;
@@ -255,6 +341,7 @@ static void deliver(link_t *l, const uint8_t *buf, size_t len)
         }
         return;
     }
+    trace_count(l, buf, len, false);
     l->ev.on_frame(l->ud, l, &f);
     wire_frame_clear(&f);
 }
@@ -264,6 +351,8 @@ static void tr_frame(void *ud, const uint8_t *buf, size_t len)
     link_t *l = ud;
     l->stats.frames_in++;
     l->stats.bytes_in += len;
+    l->counts.frames_in++;
+    trace_start(l);
     deliver(l, buf, len);
 }
 
@@ -515,6 +604,9 @@ int link_send_frame(link_t *l, const uint8_t *frame, size_t len)
 {
     if (l->state != LINK_OPEN)
         return BL_ESTATE;
+    l->counts.frames_out++;
+    trace_count(l, frame, len, true);
+    trace_start(l);
     if (len <= WIRE_MAX_CHUNK) {
         g_queue_push_tail(&l->pending, g_bytes_new(frame, len));
         l->pending_bytes += len;

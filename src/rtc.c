@@ -336,6 +336,33 @@ static size_t op_buffered(const transport_t *t)
     return r->sctp ? sctp_buffered(r->sctp) : 0;
 }
 
+static int op_stats(const transport_t *t, transport_stats_t *out)
+{
+    const rtc_t *r = (const rtc_t *)t;
+    sctp_info_t i;
+    sctp_counters_t c;
+    memset(out, 0, sizeof(*out));
+    int rc = r->sctp ? sctp_get_info(r->sctp, &i) : BL_ESTATE;
+    if (rc)
+        return rc;
+    sctp_get_counters(&c);
+    *out = (transport_stats_t){.buffered = i.sndbuf_used,
+                               .cwnd = i.cwnd,
+                               .peer_rwnd = i.peer_rwnd,
+                               .srtt_ms = i.srtt_ms,
+                               .rto_ms = i.rto_ms,
+                               .unacked = i.unacked,
+                               .unsent = i.pending,
+                               .retrans = c.retrans,
+                               .fast_retrans = c.fast_retrans,
+                               .timeouts = c.t3_timeouts,
+                               .delayed_acks = c.sack_timeouts,
+                               .burst_limited = c.burst_limited,
+                               .packets_out = c.packets_out,
+                               .packets_in = c.packets_in};
+    return 0;
+}
+
 static const char *op_path_type(const transport_t *t)
 {
     const rtc_t *r = (const rtc_t *)t;
@@ -382,6 +409,7 @@ static const transport_ops_t rtc_ops = {
     .send = op_send,
     .buffered = op_buffered,
     .pause_rx = op_pause_rx,
+    .stats = op_stats,
     .path_type = op_path_type,
     .describe = op_describe,
     .free = op_free,

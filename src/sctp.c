@@ -97,6 +97,7 @@ static struct {
     gint64 last_us;
     GHashTable *by_id; /* id -> sctp_t */
     uintptr_t next_id;
+    uint64_t packets_out, packets_in; /* usrsctp does not count AF_CONN packets */
 } g;
 
 static void destroy(sctp_t *s);
@@ -119,6 +120,7 @@ static int conn_output(void *addr, void *buf, size_t len, uint8_t tos, uint8_t s
     (void)tos;
     (void)set_df;
     sctp_t *s = lookup(addr);
+    g.packets_out++;
     if (s && s->ev.send)
         s->ev.send(s->ud, buf, len);
     return 0;
@@ -175,6 +177,7 @@ int sctp_global_init(GMainContext *ctx)
     usrsctp_sysctl_set_sctp_pr_enable(1); /* RFC 8831 6.1: partial reliability */
     usrsctp_sysctl_set_sctp_sendspace(SCTP_MIN_BUFFER);
     usrsctp_sysctl_set_sctp_recvspace(SCTP_MIN_BUFFER);
+
     g.init = true;
     return 0;
 }
@@ -199,8 +202,11 @@ void sctp_global_finish(void)
     g.by_id = NULL;
     g_main_context_unref(g.ctx);
     uintptr_t next_id = g.next_id; /* ids stay unique for the life of the process */
+    uint64_t out = g.packets_out, in = g.packets_in;
     memset(&g, 0, sizeof(g));
     g.next_id = next_id;
+    g.packets_out = out;
+    g.packets_in = in;
 }
 
 /* ---- re-entrancy guard and events ------------------------------------------------------- */
@@ -644,6 +650,7 @@ static int configure(sctp_t *s)
     rc = rc ? rc : setopt(s, IPPROTO_SCTP, SCTP_INITMSG, &init, sizeof(init), "SCTP_INITMSG");
     rc = rc ? rc : setopt(s, IPPROTO_SCTP, SCTP_RTOINFO, &rto, sizeof(rto), "SCTP_RTOINFO");
     rc = rc ? rc : setopt(s, IPPROTO_SCTP, SCTP_PEER_ADDR_PARAMS, &pp, sizeof(pp), "PMTU");
+
     static const uint16_t events[] = {SCTP_ASSOC_CHANGE, SCTP_SENDER_DRY_EVENT,
                                       SCTP_STREAM_RESET_EVENT, SCTP_SEND_FAILED_EVENT};
     for (size_t i = 0; rc == 0 && i < BL_ARRAY_LEN(events); i++) {
@@ -742,8 +749,10 @@ int sctp_feed(sctp_t *s, const uint8_t *buf, size_t len)
      * caller's sctp_start, connecting now turns it into a normal INIT collision instead
      * of an ABORT from a socket that is neither listening nor connecting. */
     int rc = s->state == ST_NEW ? start_locked(s) : 0;
-    if (rc == 0 && !s->freed)
+    if (rc == 0 && !s->freed) {
+        g.packets_in++;
         usrsctp_conninput((void *)s->id, buf, len, 0);
+    }
     leave(s);
     return rc;
 }
@@ -826,6 +835,48 @@ size_t sctp_buffered(const sctp_t *s)
     if (usrsctp_getsockopt(s->sock, IPPROTO_SCTP, SCTP_GET_SNDBUF_USE, &ss, &len) < 0)
         return 0;
     return ss.ss_total_sndbuf;
+}
+
+int sctp_get_info(const sctp_t *s, sctp_info_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!s || s->freed || !s->sock || s->state != ST_CONNECTED)
+        return BL_ESTATE;
+    struct sctp_status st;
+    socklen_t len = sizeof(st);
+    memset(&st, 0, sizeof(st));
+    if (usrsctp_getsockopt(s->sock, IPPROTO_SCTP, SCTP_STATUS, &st, &len) < 0)
+        return BL_EIO;
+    out->cwnd = st.sstat_primary.spinfo_cwnd;
+    out->peer_rwnd = st.sstat_rwnd;
+    out->srtt_ms = st.sstat_primary.spinfo_srtt;
+    out->rto_ms = st.sstat_primary.spinfo_rto;
+    out->mtu = st.sstat_primary.spinfo_mtu;
+    out->unacked = st.sstat_unackdata;
+    out->pending = st.sstat_penddata;
+    out->sndbuf_used = sctp_buffered(s);
+    return 0;
+}
+
+void sctp_get_counters(sctp_counters_t *out)
+{
+    struct sctpstat st;
+    memset(out, 0, sizeof(*out));
+    if (!g.init)
+        return;
+    usrsctp_get_stat(&st);
+    out->data_out = st.sctps_senddata;
+    out->data_in = st.sctps_recvdata;
+    out->retrans = st.sctps_sendretransdata;
+    out->fast_retrans = st.sctps_sendfastretrans;
+    out->t3_timeouts = st.sctps_timodata;
+    out->dup_in = st.sctps_recvdupdata;
+    out->sacks_out = st.sctps_sendsacks;
+    out->sacks_in = st.sctps_recvsacks;
+    out->packets_out = g.packets_out;
+    out->packets_in = g.packets_in;
+    out->sack_timeouts = st.sctps_timosack;
+    out->burst_limited = st.sctps_maxburstqueued;
 }
 
 static void destroy(sctp_t *s)
