@@ -2,7 +2,7 @@
 /* config.h - the site's configuration file (GKeyFile INI), parsed and validated.
  *
  *   [site]    name, state_dir, log_level, max_message_size, queue_max_messages,
- *             delivery (exactly-once | at-least-once)
+ *             delivery (exactly-once | at-least-once), link_window
  *   [local]   host, port, username, password, tls, cafile, client_id, keepalive
  *   [signal]  url (mqtt://host:port or mqtts://host:port), username, password, cafile,
  *             secret (the network secret, >= 16 chars) or secret_file
@@ -37,6 +37,9 @@ typedef struct config {
     int log_level;             /* log_level_t */
     size_t max_message_size;   /* default BL_MAX_MESSAGE_DEFAULT */
     size_t queue_max_messages; /* per peer, default 1000000 */
+    /* Bytes a link may have in flight each way: its SCTP send and receive buffers (and the
+     * UDP receive buffer under them). Default BL_LINK_WINDOW_DEFAULT. */
+    size_t link_window;
     /* false (default, "exactly-once"): messages from peers are confirmed by their echo
      * from the local broker, so a crash between publish and PUBACK duplicates nothing.
      * true ("at-least-once"): no echo, faster; such a crash may duplicate the

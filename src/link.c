@@ -468,6 +468,7 @@ static int new_transport(link_t *l, bool offerer)
                 .tcp = c->ice_tcp,
                 .force_relay = c->force_relay,
                 .send_host_candidates = c->send_host_candidates},
+        .window = c->link_window,
     };
     transport_events_t ev = {.signal = tr_signal,
                              .on_step = tr_step,

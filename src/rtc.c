@@ -31,6 +31,7 @@ typedef struct rtc {
     const cert_t *cert;
     char peer_fp[96];
     size_t max_message;
+    size_t window;
 
     ice_t *ice;
     dtls_t *dtls;
@@ -130,7 +131,10 @@ static void dtls_up(void *ud)
 {
     rtc_t *r = ud;
     step(r, "dtls", "handshake done, peer fingerprint verified");
-    sctp_opts_t so = {.who = r->who, .dtls_client = !r->offerer, .max_message = r->max_message};
+    sctp_opts_t so = {.who = r->who,
+                      .dtls_client = !r->offerer,
+                      .max_message = r->max_message,
+                      .window = r->window};
     sctp_events_t sev = {.send = sctp_out,
                          .on_connected = sctp_up,
                          .on_channel_open = sctp_chan_open,
@@ -428,6 +432,7 @@ transport_t *rtc_new(GMainContext *ctx, const rtc_opts_t *opts, const transport_
     r->cert = opts->cert;
     snprintf(r->peer_fp, sizeof(r->peer_fp), "%s", opts->peer_fingerprint);
     r->max_message = opts->max_message ? opts->max_message : RTC_MAX_MESSAGE;
+    r->window = opts->window;
     r->stream = -1;
     r->ev = *ev;
     r->ud = ud;
@@ -436,6 +441,7 @@ transport_t *rtc_new(GMainContext *ctx, const rtc_opts_t *opts, const transport_
     ice_opts_t io = opts->ice;
     io.who = r->who;
     io.controlling = opts->offerer;
+    io.recv_buffer = opts->window;
     ice_events_t iev = {.on_candidate = ice_cand,
                         .on_gathering_done = ice_done,
                         .on_state = ice_state_cb,

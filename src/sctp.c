@@ -15,6 +15,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,16 +26,33 @@
 #include "log.h"
 
 #define SCTP_PORT 5000
+#define SCTP_COMMON_HEADER 12 /* ports, verification tag, checksum at offset 8 */
 /* An SCTP packet must fit in one DTLS record in one 1200-byte datagram: DTLS adds 13
  * bytes of header and at most 24 of AEAD (dtls.c allows AEAD suites only), leaving
  * 1163. usrsctp adds the 12-byte common header on top of spp_pathmtu for AF_CONN, so
  * packets are at most 1150 + 12 = 1162 bytes. test_datachannel checks the bound. */
 #define SCTP_PATH_MTU 1150
 #define SCTP_TICK_MS 10
+/* A tick that comes late because the loop was busy elsewhere (a long commit, a burst from
+ * the broker) must not fire SCTP's timers as if the peer had been silent all that time:
+ * its SACKs may be waiting, unread, in the UDP socket, and a spurious retransmission
+ * timeout cuts the congestion window to one packet. Lateness counts only up to this
+ * much; the timers run on the loop's time, which stands still while the loop is stuck. */
+#define SCTP_LATE_CREDIT_MS 10
 #define SCTP_STREAMS 1024
 #define SCTP_DEFAULT_MAX_MESSAGE 262144
-#define SCTP_MIN_BUFFER (1024 * 1024)
-#define SCTP_RBUF 65536
+#define SCTP_DEFAULT_WINDOW (1024 * 1024)
+/* The receiver acknowledges every second packet at once (RFC 9260 6.2), a lone one after
+ * this delay. usrsctp's 200 ms default equals our minimum retransmission timeout: over a
+ * WAN a lone packet (the last of a burst, an ACK frame) was then acknowledged after the
+ * sender's timer had already fired, and each such spurious timeout cut the congestion
+ * window to one packet (docs/BENCH.md, WAN round). 20 ms, like libdatachannel. */
+#define SCTP_SACK_DELAY_MS 20
+/* usrsctp counts the chunks an association holds, each way, and refuses to send or drops
+ * what arrives past sctp_max_chunks_on_queue (default 512, ~580 KiB of full packets: the
+ * real window at 150 ms was that, not the buffers). Raised so that a whole window of
+ * chunks this small or larger fits. */
+#define SCTP_WINDOW_CHUNK 256
 
 /* Not in usrsctp.h but part of its socket API (netinet/sctp.h, sctp_uio.h): bytes
  * queued for sending on the association. */
@@ -77,7 +95,7 @@ struct sctp {
     bool want_writable;
     size_t sndbuf;
 
-    uint8_t *rbuf; /* one usrsctp_recvv */
+    uint8_t *rbuf; /* one usrsctp_recvv, max_message bytes */
     /* Reassembly of a message delivered in pieces (no MSG_EOR). */
     bool asm_active, asm_drop;
     uint16_t asm_sid;
@@ -121,8 +139,15 @@ static int conn_output(void *addr, void *buf, size_t len, uint8_t tos, uint8_t s
     (void)set_df;
     sctp_t *s = lookup(addr);
     g.packets_out++;
-    if (s && s->ev.send)
-        s->ev.send(s->ud, buf, len);
+    if (!s || !s->ev.send || len < SCTP_COMMON_HEADER)
+        return 0;
+    /* Checksums are "offloaded" (sctp_global_init): usrsctp leaves the field 0, and the
+     * peer may check it (RFC 9260 6.8), so it is filled in here. */
+    uint8_t *p = buf;
+    memset(p + 8, 0, 4);
+    uint32_t crc = usrsctp_crc32c(p, len); /* already in network byte order */
+    memcpy(p + 8, &crc, 4);
+    s->ev.send(s->ud, buf, len);
     return 0;
 }
 
@@ -142,7 +167,7 @@ static gboolean tick(gpointer unused)
     gint64 ms = (now - g.last_us) / 1000;
     if (ms > 0) {
         g.last_us += ms * 1000; /* keep the remainder for the next tick */
-        usrsctp_handle_timers((uint32_t)ms);
+        usrsctp_handle_timers((uint32_t)BL_MIN(ms, SCTP_TICK_MS + SCTP_LATE_CREDIT_MS));
     }
     return G_SOURCE_CONTINUE;
 }
@@ -174,10 +199,19 @@ int sctp_global_init(GMainContext *ctx)
     /* Browsers and libdatachannel turn ECN off on data channels; there is no IP header
      * underneath to carry it anyway. */
     usrsctp_sysctl_set_sctp_ecn_enable(0);
+    /* Every SCTP packet travels inside a DTLS record whose AEAD tag already covers each
+     * byte (RFC 8261): checking the CRC32c of what comes in again costs a pass over the
+     * data and proves nothing more. Outgoing packets still carry it (conn_output). */
+    usrsctp_enable_crc32c_offload();
     usrsctp_sysctl_set_sctp_pr_enable(1); /* RFC 8831 6.1: partial reliability */
-    usrsctp_sysctl_set_sctp_sendspace(SCTP_MIN_BUFFER);
-    usrsctp_sysctl_set_sctp_recvspace(SCTP_MIN_BUFFER);
-
+    /* RFC 4960 6.1's burst rule, as usrsctp applies it by default, sets cwnd to the data
+     * in flight plus 4 packets whenever the sender has less than that to send: a sender
+     * that feeds SCTP in turns of the loop kept losing its window, and every burst after
+     * a pause started again from 4 packets. Off, usrsctp caps each send at 4 packets
+     * (its max_burst) without touching cwnd. */
+    usrsctp_sysctl_set_sctp_use_cwnd_based_maxburst(0);
+    /* 10 packets, as TCP (RFC 6928). */
+    usrsctp_sysctl_set_sctp_initial_cwnd(10);
     g.init = true;
     return 0;
 }
@@ -530,8 +564,8 @@ static bool read_one(sctp_t *s)
     struct sockaddr_conn from;
     socklen_t fromlen = sizeof(from);
     memset(&rcv, 0, sizeof(rcv));
-    ssize_t n = usrsctp_recvv(s->sock, s->rbuf, SCTP_RBUF, (struct sockaddr *)&from, &fromlen, &rcv,
-                              &infolen, &infotype, &flags);
+    ssize_t n = usrsctp_recvv(s->sock, s->rbuf, s->max_message, (struct sockaddr *)&from, &fromlen,
+                              &rcv, &infolen, &infotype, &flags);
     if (n < 0) {
         if (errno != EWOULDBLOCK && errno != EAGAIN && s->state != ST_NEW)
             closed(s, strerror(errno));
@@ -650,7 +684,9 @@ static int configure(sctp_t *s)
     rc = rc ? rc : setopt(s, IPPROTO_SCTP, SCTP_INITMSG, &init, sizeof(init), "SCTP_INITMSG");
     rc = rc ? rc : setopt(s, IPPROTO_SCTP, SCTP_RTOINFO, &rto, sizeof(rto), "SCTP_RTOINFO");
     rc = rc ? rc : setopt(s, IPPROTO_SCTP, SCTP_PEER_ADDR_PARAMS, &pp, sizeof(pp), "PMTU");
-
+    struct sctp_sack_info sack = {
+        .sack_assoc_id = SCTP_FUTURE_ASSOC, .sack_delay = SCTP_SACK_DELAY_MS, .sack_freq = 2};
+    rc = rc ? rc : setopt(s, IPPROTO_SCTP, SCTP_DELAYED_SACK, &sack, sizeof(sack), "DELAYED_SACK");
     static const uint16_t events[] = {SCTP_ASSOC_CHANGE, SCTP_SENDER_DRY_EVENT,
                                       SCTP_STREAM_RESET_EVENT, SCTP_SEND_FAILED_EVENT};
     for (size_t i = 0; rc == 0 && i < BL_ARRAY_LEN(events); i++) {
@@ -685,12 +721,17 @@ sctp_t *sctp_new(GMainContext *ctx, const sctp_opts_t *opts, const sctp_events_t
     snprintf(s->who, sizeof(s->who), "%s", opts->who ? opts->who : "sctp");
     s->dtls_client = opts->dtls_client;
     s->max_message = opts->max_message ? opts->max_message : SCTP_DEFAULT_MAX_MESSAGE;
-    s->sndbuf = BL_MAX((size_t)SCTP_MIN_BUFFER, 2 * s->max_message);
+    s->sndbuf = BL_MAX(opts->window ? opts->window : SCTP_DEFAULT_WINDOW, 2 * s->max_message);
+    if (s->sndbuf > INT_MAX / 2)
+        s->sndbuf = INT_MAX / 2;
+    uint32_t chunks = (uint32_t)(s->sndbuf / SCTP_WINDOW_CHUNK);
+    if (usrsctp_sysctl_get_sctp_max_chunks_on_queue() < chunks)
+        usrsctp_sysctl_set_sctp_max_chunks_on_queue(chunks); /* process-wide: never lowered */
     s->ev = *ev;
     s->ud = ud;
     s->next_sid = s->dtls_client ? 0 : 1;
     s->chans = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, chan_free);
-    s->rbuf = g_malloc(SCTP_RBUF);
+    s->rbuf = g_malloc(s->max_message); /* a whole message in one read */
     s->id = g.next_id++; /* never reused: a late callback cannot reach a newer object */
     g_hash_table_insert(g.by_id, (void *)s->id, s);
     timer_update();

@@ -36,6 +36,9 @@ typedef struct sctp_opts {
     const char *who;
     bool dtls_client;   /* chooses even/odd stream ids */
     size_t max_message; /* largest message we send/accept (default 262144) */
+    /* Send and receive buffer, i.e. what may be in flight each way (default 1 MiB; at
+     * least twice max_message). */
+    size_t window;
 } sctp_opts_t;
 
 /* Process-wide init (idempotent); sctp_new calls it. */
