@@ -32,7 +32,18 @@
  * 1163. usrsctp adds the 12-byte common header on top of spp_pathmtu for AF_CONN, so
  * packets are at most 1150 + 12 = 1162 bytes. test_datachannel checks the bound. */
 #define SCTP_PATH_MTU 1150
+/* usrsctp runs no timer of its own here (usrsctp_init_nothreads): we call it every
+ * SCTP_TICK_MS while some association may have a timer running, i.e. while data waits
+ * for an acknowledgement, one is being set up, or a packet went either way less than
+ * SCTP_BUSY_MS ago (a delayed SACK is due within SCTP_SACK_DELAY_MS of the packet it
+ * answers). Otherwise every SCTP_IDLE_TICK_MS only: what an idle association still times
+ * is its heartbeat (every 30 s), which may then leave a few seconds late. Heartbeats stay
+ * on although ICE consent checks watch the path too: after usrsctp gave a path up (a peer
+ * that answered nothing for a while, t34), a heartbeat is what makes it use the path
+ * again; without one, the rest of the send queue never left. */
 #define SCTP_TICK_MS 10
+#define SCTP_BUSY_MS 50
+#define SCTP_IDLE_TICK_MS 5000
 /* A tick that comes late because the loop was busy elsewhere (a long commit, a burst from
  * the broker) must not fire SCTP's timers as if the peer had been silent all that time:
  * its SACKs may be waiting, unread, in the UDP socket, and a spurious retransmission
@@ -112,13 +123,17 @@ static struct {
     bool init;
     GMainContext *ctx;
     GSource *timer;
-    gint64 last_us;
+    gint64 last_us;    /* usrsctp's clock has been told of time up to here */
+    gint64 ready_us;   /* the tick is due then */
+    gint64 active_us;  /* last packet in or out */
+    bool fast;         /* ticking every SCTP_TICK_MS */
     GHashTable *by_id; /* id -> sctp_t */
     uintptr_t next_id;
     uint64_t packets_out, packets_in; /* usrsctp does not count AF_CONN packets */
 } g;
 
 static void destroy(sctp_t *s);
+static void tick_activity(void);
 static void schedule_work(sctp_t *s);
 
 /* ---- process-wide usrsctp ---------------------------------------------------------------- */
@@ -139,6 +154,7 @@ static int conn_output(void *addr, void *buf, size_t len, uint8_t tos, uint8_t s
     (void)set_df;
     sctp_t *s = lookup(addr);
     g.packets_out++;
+    tick_activity();
     if (!s || !s->ev.send || len < SCTP_COMMON_HEADER)
         return 0;
     /* Checksums are "offloaded" (sctp_global_init): usrsctp leaves the field 0, and the
@@ -160,25 +176,68 @@ static void upcall(struct socket *so, void *arg, int flags)
         schedule_work(s);
 }
 
+static void tick_arm(gint64 now, bool fast)
+{
+    g.fast = fast;
+    g.ready_us = now + (fast ? SCTP_TICK_MS : SCTP_IDLE_TICK_MS) * 1000LL;
+    g_source_set_ready_time(g.timer, g.ready_us);
+}
+
+/* A packet went in or out: usrsctp may have started a timer. */
+static void tick_activity(void)
+{
+    g.active_us = g_get_monotonic_time();
+    if (g.timer && !g.fast)
+        tick_arm(g.active_us, true);
+}
+
+/* Whether some association may have a timer running (see SCTP_TICK_MS). */
+static bool tick_busy(gint64 now)
+{
+    if (now - g.active_us < SCTP_BUSY_MS * 1000LL)
+        return true;
+    GHashTableIter it;
+    gpointer k, v;
+    g_hash_table_iter_init(&it, g.by_id);
+    while (g_hash_table_iter_next(&it, &k, &v)) {
+        const sctp_t *s = v;
+        if (s->state == ST_CONNECTING || sctp_buffered(s) > 0)
+            return true;
+    }
+    return false;
+}
+
 static gboolean tick(gpointer unused)
 {
     (void)unused;
     gint64 now = g_get_monotonic_time();
     gint64 ms = (now - g.last_us) / 1000;
     if (ms > 0) {
+        gint64 due_ms = (g.ready_us - g.last_us) / 1000;
         g.last_us += ms * 1000; /* keep the remainder for the next tick */
-        usrsctp_handle_timers((uint32_t)BL_MIN(ms, SCTP_TICK_MS + SCTP_LATE_CREDIT_MS));
+        usrsctp_handle_timers((uint32_t)BL_MIN(ms, due_ms + SCTP_LATE_CREDIT_MS));
     }
+    if (g.timer) /* a callback of usrsctp may have freed the last association */
+        tick_arm(now, tick_busy(now));
     return G_SOURCE_CONTINUE;
 }
+
+static gboolean tick_dispatch(GSource *src, GSourceFunc cb, gpointer ud)
+{
+    (void)src;
+    return cb(ud);
+}
+
+static GSourceFuncs tick_funcs = {.dispatch = tick_dispatch};
 
 static void timer_update(void)
 {
     guint live = g.by_id ? g_hash_table_size(g.by_id) : 0;
     if (live && !g.timer) {
         g.last_us = g_get_monotonic_time();
-        g.timer = g_timeout_source_new(SCTP_TICK_MS);
+        g.timer = g_source_new(&tick_funcs, sizeof(GSource));
         g_source_set_callback(g.timer, tick, NULL, NULL);
+        tick_arm(g.last_us, true);
         g_source_attach(g.timer, g.ctx);
     } else if (!live && g.timer) {
         g_source_destroy(g.timer);
@@ -687,6 +746,17 @@ static int configure(sctp_t *s)
     struct sctp_sack_info sack = {
         .sack_assoc_id = SCTP_FUTURE_ASSOC, .sack_delay = SCTP_SACK_DELAY_MS, .sack_freq = 2};
     rc = rc ? rc : setopt(s, IPPROTO_SCTP, SCTP_DELAYED_SACK, &sack, sizeof(sack), "DELAYED_SACK");
+    /* A message we accept is handed up whole (the read buffer holds max_message), never
+     * in parts that other messages or notifications could come between (RFC 6458
+     * 8.1.20: level 0). Only a message over the limit, which is dropped, is read in parts. */
+    int zero = 0;
+    uint32_t pd_point = (uint32_t)s->max_message;
+    rc = rc ? rc
+            : setopt(s, IPPROTO_SCTP, SCTP_FRAGMENT_INTERLEAVE, &zero, sizeof(zero),
+                     "FRAGMENT_INTERLEAVE");
+    rc = rc ? rc
+            : setopt(s, IPPROTO_SCTP, SCTP_PARTIAL_DELIVERY_POINT, &pd_point, sizeof(pd_point),
+                     "PARTIAL_DELIVERY_POINT");
     static const uint16_t events[] = {SCTP_ASSOC_CHANGE, SCTP_SENDER_DRY_EVENT,
                                       SCTP_STREAM_RESET_EVENT, SCTP_SEND_FAILED_EVENT};
     for (size_t i = 0; rc == 0 && i < BL_ARRAY_LEN(events); i++) {
@@ -736,6 +806,11 @@ sctp_t *sctp_new(GMainContext *ctx, const sctp_opts_t *opts, const sctp_events_t
     g_hash_table_insert(g.by_id, (void *)s->id, s);
     timer_update();
     usrsctp_register_address((void *)s->id);
+    /* The socket is created with the process-wide default buffers, and some of what
+     * usrsctp derives from them at that moment (the partial delivery point) SO_RCVBUF does
+     * not update: start it with the buffers it will have. */
+    usrsctp_sysctl_set_sctp_sendspace((uint32_t)s->sndbuf);
+    usrsctp_sysctl_set_sctp_recvspace((uint32_t)s->sndbuf);
     s->sock = usrsctp_socket(AF_CONN, SOCK_STREAM, IPPROTO_SCTP, NULL, NULL, 0, NULL);
     if (!s->sock) {
         LOG_ERROR(s->who, "sctp: usrsctp_socket: %s", strerror(errno));
@@ -792,6 +867,7 @@ int sctp_feed(sctp_t *s, const uint8_t *buf, size_t len)
     int rc = s->state == ST_NEW ? start_locked(s) : 0;
     if (rc == 0 && !s->freed) {
         g.packets_in++;
+        tick_activity();
         usrsctp_conninput((void *)s->id, buf, len, 0);
     }
     leave(s);
@@ -954,6 +1030,7 @@ void sctp_free(sctp_t *s)
         s->sock = NULL;
     }
     usrsctp_deregister_address((void *)s->id);
+    tick_activity(); /* the closed socket's teardown runs on timers */
     timer_update();
     if (s->busy == 0)
         destroy(s);
