@@ -20,6 +20,12 @@
  * that SCTP cuts into full packets, instead of a packet (and a DTLS record) per frame. */
 #define LINK_BATCH_MAX (16 * 1024)
 #define LINK_BATCH_FRAME_MAX 2048
+/* Small frames (at most LINK_BATCH_FRAME_MAX) go ahead of large ones and FRAG pieces:
+ * the link keeps them in two queues, and hands the transport large ones only while less
+ * than this waits there unsent (a small frame then waits behind that much and the piece
+ * being sent, not behind the window's worth of a 1 MiB message). Enough for SCTP to fill
+ * its window between two refills, which come with the SACKs that make room. */
+#define LINK_BULK_BACKLOG (64 * 1024)
 /* At debug level, how often an open link with traffic logs where its windows stand. */
 #define LINK_TRACE_MS 250
 
@@ -50,7 +56,12 @@ struct link {
     unsigned backoff_ms;
     GSource *retry_src, *timeout_src;
 
-    GQueue pending; /* GBytes pieces waiting for the transport */
+    /* Frames waiting for the transport, pending_bytes in all. express: small frames
+     * (GBytes), sent first and packed in BATCHes; bulk: large frames and FRAG pieces
+     * (bulk_t), and small MSG frames on a topic with a large message still in bulk, which
+     * must not overtake it (MQTT keeps order per topic). */
+    GQueue express, bulk;
+    GHashTable *bulk_topics; /* topic -> its messages in bulk */
     size_t pending_bytes;
     bool batch;         /* the peer takes BATCH frames (its HELLO said so) */
     bool rx_paused;     /* link_pause_rx: also for transports made later */
@@ -99,13 +110,37 @@ static void cancel(GSource **src)
     }
 }
 
+/* One entry of the bulk queue; `topic` on the last piece of a message counted in
+ * bulk_topics. */
+typedef struct bulk {
+    GBytes *data;
+    char *topic;
+} bulk_t;
+
+static void bulk_done(link_t *l, bulk_t *e)
+{
+    if (e->topic) {
+        guint n = GPOINTER_TO_UINT(g_hash_table_lookup(l->bulk_topics, e->topic));
+        if (n > 1)
+            g_hash_table_insert(l->bulk_topics, g_strdup(e->topic), GUINT_TO_POINTER(n - 1));
+        else
+            g_hash_table_remove(l->bulk_topics, e->topic);
+        g_free(e->topic);
+    }
+    g_bytes_unref(e->data);
+    g_free(e);
+}
+
 static void clear_pending(link_t *l)
 {
     GBytes *b;
+    bulk_t *e;
     cancel(&l->flush_src);
     l->batch = false; /* until the next session's HELLO */
-    while ((b = g_queue_pop_head(&l->pending)))
+    while ((b = g_queue_pop_head(&l->express)))
         g_bytes_unref(b);
+    while ((e = g_queue_pop_head(&l->bulk)))
+        bulk_done(l, e);
     l->pending_bytes = 0;
     wire_reasm_clear(&l->reasm);
     wire_reasm_init(&l->reasm, l->cfg->max_message_size + WIRE_MAX_CHUNK);
@@ -370,7 +405,7 @@ static uint8_t *pack(link_t *l, size_t *len, size_t *count)
 {
     wire_piece_t pieces[LINK_BATCH_MAX / (WIRE_HEADER_LEN + WIRE_BATCH_ENTRY_OVERHEAD)];
     size_t n = 0, total = WIRE_BATCH_HEADER_LEN;
-    for (GList *e = l->pending.head; e && n < BL_ARRAY_LEN(pieces) && batchable(e->data);
+    for (GList *e = l->express.head; e && n < BL_ARRAY_LEN(pieces) && batchable(e->data);
          e = e->next) {
         size_t fl;
         const uint8_t *d = g_bytes_get_data(e->data, &fl);
@@ -386,13 +421,26 @@ static uint8_t *pack(link_t *l, size_t *len, size_t *count)
     return out;
 }
 
+/* The next bulk entry may go: little enough waits unsent in the transport. Otherwise the
+ * transport calls on_writable when it has let enough out. */
+static bool bulk_may_go(link_t *l)
+{
+    return !l->tr->ops->backlog ||
+           l->tr->ops->backlog(l->tr, LINK_BULK_BACKLOG) < LINK_BULK_BACKLOG;
+}
+
+/* Hand frames to the transport until it is full: every small frame first, then large ones
+ * while the transport has room behind its window. */
 static void flush(link_t *l)
 {
-    GBytes *b;
-    while (l->tr && (b = g_queue_peek_head(&l->pending))) {
+    while (l->tr) {
+        GBytes *b = g_queue_peek_head(&l->express);
+        bulk_t *e = b ? NULL : g_queue_peek_head(&l->bulk);
+        if (!b && (!e || !bulk_may_go(l)))
+            return;
         size_t n, count = 1;
-        const uint8_t *d = g_bytes_get_data(b, &n);
-        uint8_t *packed = l->batch ? pack(l, &n, &count) : NULL;
+        const uint8_t *d = g_bytes_get_data(b ? b : e->data, &n);
+        uint8_t *packed = b && l->batch ? pack(l, &n, &count) : NULL;
         int rc = l->tr->ops->send(l->tr, packed ? packed : d, n);
         free(packed);
         if (rc == BL_EAGAIN)
@@ -403,11 +451,17 @@ static void flush(link_t *l)
         }
         for (size_t i = 0; i < count; i++) {
             size_t fl;
-            b = g_queue_pop_head(&l->pending);
-            g_bytes_get_data(b, &fl);
+            if (b) {
+                b = g_queue_pop_head(&l->express);
+                g_bytes_get_data(b, &fl);
+                g_bytes_unref(b);
+            } else {
+                e = g_queue_pop_head(&l->bulk);
+                g_bytes_get_data(e->data, &fl);
+                bulk_done(l, e);
+            }
             l->pending_bytes -= fl;
             l->stats.frames_out++;
-            g_bytes_unref(b);
         }
         l->stats.bytes_out += n;
     }
@@ -601,6 +655,46 @@ void link_signal_in(link_t *l, const seal_msg_t *m)
         LOG_DEBUG(l->who, "transport refused a %s message", m->type);
 }
 
+/* The topic of a MSG frame (a copy), NULL for other frames. */
+static char *msg_topic(const uint8_t *f, size_t len)
+{
+    if (len < WIRE_HEADER_LEN + 1 || f[1] != WIRE_MSG)
+        return NULL;
+    size_t at = (size_t)WIRE_HEADER_LEN + 1 + f[4] + 8; /* origin_len, origin, seq */
+    if (len < at + 2)
+        return NULL;
+    size_t n = ((size_t)f[at] << 8) | f[at + 1];
+    return len < at + 2 + n ? NULL : g_strndup((const char *)f + at + 2, n);
+}
+
+/* Queue a frame in bulk, cut in FRAG pieces when it is larger than the channel takes;
+ * takes topic (counted in bulk_topics until the last piece is sent). */
+static int bulk_push(link_t *l, const uint8_t *frame, size_t len, char *topic)
+{
+    size_t n = len <= WIRE_MAX_CHUNK ? 1 : wire_frag_count(len, WIRE_FRAG_CHUNK);
+    uint32_t no = n > 1 ? ++l->frag_no : 0;
+    bulk_t *e = NULL;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *piece;
+        size_t plen = len;
+        int rc = n > 1 ? wire_encode_frag(frame, len, WIRE_FRAG_CHUNK, no, i, &piece, &plen) : 0;
+        if (rc) {
+            g_free(topic);
+            return rc;
+        }
+        e = g_new0(bulk_t, 1);
+        e->data = n > 1 ? g_bytes_new_take(piece, plen) : g_bytes_new(frame, len);
+        g_queue_push_tail(&l->bulk, e);
+        l->pending_bytes += plen;
+    }
+    if (topic) {
+        guint c = GPOINTER_TO_UINT(g_hash_table_lookup(l->bulk_topics, topic));
+        g_hash_table_insert(l->bulk_topics, g_strdup(topic), GUINT_TO_POINTER(c + 1));
+        e->topic = topic;
+    }
+    return 0;
+}
+
 int link_send_frame(link_t *l, const uint8_t *frame, size_t len)
 {
     if (l->state != LINK_OPEN)
@@ -608,21 +702,18 @@ int link_send_frame(link_t *l, const uint8_t *frame, size_t len)
     l->counts.frames_out++;
     trace_count(l, frame, len, true);
     trace_start(l);
-    if (len <= WIRE_MAX_CHUNK) {
-        g_queue_push_tail(&l->pending, g_bytes_new(frame, len));
+    bool small = len <= LINK_BATCH_FRAME_MAX;
+    /* A small frame's topic matters only if some large message is queued: most of the
+     * time no topic is looked at. */
+    char *topic = !small || g_hash_table_size(l->bulk_topics) ? msg_topic(frame, len) : NULL;
+    if (small && !(topic && g_hash_table_contains(l->bulk_topics, topic))) {
+        g_free(topic);
+        g_queue_push_tail(&l->express, g_bytes_new(frame, len));
         l->pending_bytes += len;
     } else {
-        size_t n = wire_frag_count(len, WIRE_FRAG_CHUNK);
-        uint32_t no = ++l->frag_no;
-        for (size_t i = 0; i < n; i++) {
-            uint8_t *piece;
-            size_t plen;
-            int rc = wire_encode_frag(frame, len, WIRE_FRAG_CHUNK, no, i, &piece, &plen);
-            if (rc)
-                return rc;
-            g_queue_push_tail(&l->pending, g_bytes_new_take(piece, plen));
-            l->pending_bytes += plen;
-        }
+        int rc = bulk_push(l, frame, len, topic);
+        if (rc)
+            return rc;
     }
     if (!l->batch) {
         flush(l);
@@ -703,7 +794,9 @@ link_t *link_new(GMainContext *ctx, const config_t *cfg, const config_peer_t *pe
     /* DESIGN.md: the side with the smaller site name offers and controls ICE. */
     l->offerer = strcmp(cfg->site_name, peer->name) < 0;
     l->backoff_ms = LINK_BACKOFF_MIN_MS;
-    g_queue_init(&l->pending);
+    g_queue_init(&l->express);
+    g_queue_init(&l->bulk);
+    l->bulk_topics = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     wire_reasm_init(&l->reasm, cfg->max_message_size + WIRE_MAX_CHUNK);
     LOG_INFO(l->who, "configured, we are the %s", l->offerer ? "offerer" : "answerer");
     return l;
@@ -718,5 +811,6 @@ void link_free(link_t *l)
     l->ev.on_state = NULL;
     drop_session(l);
     wire_reasm_clear(&l->reasm);
+    g_hash_table_destroy(l->bulk_topics);
     free(l);
 }

@@ -334,6 +334,12 @@ static int op_send(transport_t *t, const uint8_t *buf, size_t len)
     return sctp_send(r->sctp, (uint16_t)r->stream, buf, len);
 }
 
+static size_t op_backlog(transport_t *t, size_t notify_below)
+{
+    rtc_t *r = (rtc_t *)t;
+    return r->sctp && r->open ? sctp_backlog(r->sctp, notify_below) : 0;
+}
+
 static size_t op_buffered(const transport_t *t)
 {
     const rtc_t *r = (const rtc_t *)t;
@@ -412,6 +418,7 @@ static const transport_ops_t rtc_ops = {
     .signal_in = op_signal_in,
     .send = op_send,
     .buffered = op_buffered,
+    .backlog = op_backlog,
     .pause_rx = op_pause_rx,
     .stats = op_stats,
     .path_type = op_path_type,

@@ -104,6 +104,7 @@ struct sctp {
     GSource *work;
     bool rx_paused; /* sctp_pause_rx: leave data in usrsctp's receive buffer */
     bool want_writable;
+    size_t backlog_below; /* sctp_backlog: on_writable once the backlog is under this */
     size_t sndbuf;
 
     uint8_t *rbuf; /* one usrsctp_recvv, max_message bytes */
@@ -644,17 +645,26 @@ static bool read_one(sctp_t *s)
 
 static void check_writable(sctp_t *s)
 {
-    if (!s->want_writable || s->state != ST_CONNECTED || s->freed)
+    if ((!s->want_writable && !s->backlog_below) || s->state != ST_CONNECTED || s->freed)
         return;
-    /* Retry ACKs first: they are part of opening a channel. */
-    GHashTableIter it;
-    gpointer k, v;
-    g_hash_table_iter_init(&it, s->chans);
-    while (g_hash_table_iter_next(&it, &k, &v))
-        if (((chan_t *)v)->ack_pending)
-            send_ack(s, v);
-    if (sctp_buffered(s) <= s->sndbuf / 2) {
+    bool ready = false;
+    if (s->want_writable) {
+        /* Retry ACKs first: they are part of opening a channel. */
+        GHashTableIter it;
+        gpointer k, v;
+        g_hash_table_iter_init(&it, s->chans);
+        while (g_hash_table_iter_next(&it, &k, &v))
+            if (((chan_t *)v)->ack_pending)
+                send_ack(s, v);
+        ready = sctp_buffered(s) <= s->sndbuf / 2;
+    }
+    /* Upcalls come after every packet in (usrsctp calls it when the socket is writable or
+     * readable), so a SACK that let the backlog out is seen here. */
+    if (!ready && s->backlog_below && sctp_backlog(s, 0) < s->backlog_below)
+        ready = true;
+    if (ready) {
         s->want_writable = false;
+        s->backlog_below = 0;
         if (s->ev.on_writable)
             s->ev.on_writable(s->ud);
     }
@@ -952,6 +962,25 @@ size_t sctp_buffered(const sctp_t *s)
     if (usrsctp_getsockopt(s->sock, IPPROTO_SCTP, SCTP_GET_SNDBUF_USE, &ss, &len) < 0)
         return 0;
     return ss.ss_total_sndbuf;
+}
+
+size_t sctp_backlog(sctp_t *s, size_t notify_below)
+{
+    if (!s || s->freed || !s->sock || s->state != ST_CONNECTED)
+        return 0;
+    struct sctp_status st;
+    socklen_t len = sizeof(st);
+    memset(&st, 0, sizeof(st));
+    if (usrsctp_getsockopt(s->sock, IPPROTO_SCTP, SCTP_STATUS, &st, &len) < 0)
+        return 0;
+    /* The send buffer holds what is in flight and what waits behind it; usrsctp tells
+     * how many chunks are in flight, each at most a fragmentation point long. */
+    size_t queued = sctp_buffered(s);
+    size_t flight = (size_t)st.sstat_unackdata * st.sstat_fragmentation_point;
+    size_t backlog = queued > flight ? queued - flight : 0;
+    if (notify_below && backlog >= notify_below)
+        s->backlog_below = notify_below;
+    return backlog;
 }
 
 int sctp_get_info(const sctp_t *s, sctp_info_t *out)

@@ -60,6 +60,10 @@ int sctp_open_channel(sctp_t *s, const char *label, bool ordered, int max_rtx);
 int sctp_send(sctp_t *s, uint16_t stream, const uint8_t *buf, size_t len);
 /* Bytes queued in the association's send buffer. */
 size_t sctp_buffered(const sctp_t *s);
+/* About how many of those bytes have not been sent yet (they wait for the congestion or
+ * receive window); an estimate from the chunks in flight. With notify_below > 0 and a
+ * backlog at least that large, ev->on_writable comes once it is smaller. */
+size_t sctp_backlog(sctp_t *s, size_t notify_below);
 
 /* Where the association's windows stand (SCTP_STATUS, RFC 6458 8.2.1). */
 typedef struct sctp_info {

@@ -54,6 +54,9 @@ typedef struct transport_ops {
     int (*send)(transport_t *t, const uint8_t *buf, size_t len);
     /* Bytes accepted but not yet sent. */
     size_t (*buffered)(const transport_t *t);
+    /* Bytes accepted that wait behind those in flight (not sent yet). With notify_below > 0
+     * and at least that much waiting, on_writable comes once less waits. NULL: unknown. */
+    size_t (*backlog)(transport_t *t, size_t notify_below);
     /* Stop (true) or resume handing frames up. A pipe with flow control leaves the
      * peer's frames in its receive buffer, whose window then stops the peer; one without
      * may drop them. NULL: not supported (frames keep coming). */
