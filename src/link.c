@@ -1,4 +1,9 @@
 /* SPDX-License-Identifier: MIT */
+/* link.c - see link.h: one peer's session state machine and its frame pipe (two send
+ * queues, small frames ahead of large ones and FRAG pieces, BATCH packing, reassembly)
+ * and, at debug level, a trace of the windows. Over 600 lines because the pipe lives
+ * and dies with the session (every drop clears it); it is the part to split off into a
+ * module of its own if the link grows further. */
 #include "link.h"
 
 #include <stdio.h>

@@ -2,15 +2,19 @@
 /* sctp.c - SCTP over DTLS with usrsctp (AF_CONN) and WebRTC data channels (RFC 8831,
  * DCEP RFC 8832), all on one GMainContext.
  *
- * usrsctp runs without threads: its timers are driven by a 10 ms GLib timeout while at
- * least one association exists. Each sctp_t is registered with usrsctp under a small
- * integer id, never a pointer; usrsctp's callbacks look the id up and ignore ids that
- * are gone, so a packet or upcall after sctp_free is harmless.
+ * usrsctp runs without threads: its timers are driven by a GLib source, every 10 ms while
+ * an association may have a timer running and every 5 s otherwise (SCTP_TICK_MS). Each sctp_t is
+ * registered with usrsctp under a small integer id, never a pointer; usrsctp's callbacks look the
+ * id up and ignore ids that are gone, so a packet or upcall after sctp_free is harmless.
  *
  * usrsctp calls back from deep inside itself (conn_output, the socket upcall). Those
  * callbacks only send a packet or schedule `work`, an idle source; all reading and every
  * sctp_events_t callback happen there, outside usrsctp. Re-entrancy: entry points hold
- * `busy`, and sctp_free from inside a callback defers the final free. */
+ * `busy`, and sctp_free from inside a callback defers the final free.
+ *
+ * Over 600 lines: usrsctp's socket API wants its process-wide setup, the per-socket
+ * options that fit a WAN, DCEP on the wire, reassembly, timers and window figures kept
+ * together around one association; the pure part (DCEP messages) is in dcep.c. */
 #include "sctp.h"
 
 #include <arpa/inet.h>
