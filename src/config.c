@@ -26,6 +26,8 @@
 #define DEFAULT_STATE_DIR "/var/lib/brokerless"
 #define DEFAULT_QUEUE_MAX 1000000
 #define MAX_MESSAGE_LIMIT (256u * 1024u * 1024u) /* MQTT's own payload limit */
+#define LINK_WINDOW_MIN (256u * 1024u)
+#define LINK_WINDOW_MAX (256u * 1024u * 1024u)
 
 typedef struct scan_key {
     int sect; /* index into loader.sects */
@@ -47,7 +49,8 @@ typedef struct loader {
 } loader_t;
 
 static const char *const site_keys[] = {
-    "name", "state_dir", "log_level", "max_message_size", "queue_max_messages", "delivery", NULL};
+    "name",     "state_dir",   "log_level", "max_message_size", "queue_max_messages",
+    "delivery", "link_window", NULL};
 static const char *const local_keys[] = {"host",   "port",      "username",  "password", "tls",
                                          "cafile", "client_id", "keepalive", NULL};
 static const char *const signal_keys[] = {"url",    "username",    "password", "cafile",
@@ -391,6 +394,12 @@ static int load_site(loader_t *L, config_t *c)
                   : !strcmp(d, "exactly-once") ? CONFIG_DELIVERY_EXACTLY_ONCE
                                                : CONFIG_DELIVERY_AT_LEAST_ONCE;
     g_free(d);
+    c->link_window = BL_LINK_WINDOW_DEFAULT;
+    if (get_size(L, S, "link_window", LINK_WINDOW_MAX, &c->link_window))
+        return BL_EINVAL;
+    if (c->link_window < LINK_WINDOW_MIN)
+        return fail(L, S, "link_window", "%zu bytes is less than the minimum of 256k",
+                    c->link_window);
     return 0;
 }
 

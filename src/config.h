@@ -2,7 +2,7 @@
 /* config.h - the site's configuration file (GKeyFile INI), parsed and validated.
  *
  *   [site]    name, state_dir, log_level, max_message_size, queue_max_messages,
- *             delivery (qos | exactly-once | at-least-once)
+ *             delivery (qos | exactly-once | at-least-once), link_window
  *   [local]   host, port, username, password, tls, cafile, client_id, keepalive
  *   [signal]  url (mqtt://host:port or mqtts://host:port), username, password, cafile,
  *             secret (the network secret, >= 16 chars) or secret_file
@@ -44,6 +44,9 @@ typedef struct config {
     int log_level;              /* log_level_t */
     size_t max_message_size;    /* default BL_MAX_MESSAGE_DEFAULT */
     size_t queue_max_messages;  /* per peer, default 1000000 */
+    /* Bytes a link may have in flight each way: its SCTP send and receive buffers (and the
+     * UDP receive buffer under them). Default BL_LINK_WINDOW_DEFAULT. */
+    size_t link_window;
     config_delivery_t delivery; /* default CONFIG_DELIVERY_QOS */
 
     char *local_host; /* default 127.0.0.1 */

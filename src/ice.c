@@ -14,6 +14,7 @@
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
+#include <limits.h>
 #include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -30,6 +31,7 @@
 #define ICE_STREAM_NAME "application"
 /* The largest datagram we hand to libnice (UDP payload; ours are ~1200 bytes). */
 #define ICE_MAX_DATAGRAM 65507
+#define ICE_MIN_RCVBUF (4 * 1024 * 1024)
 
 struct ice {
     NiceAgent *agent;
@@ -504,14 +506,17 @@ error:
  * window's worth of datagrams at once; when our single thread is busy for a moment a
  * default receive buffer overflows, the datagrams are dropped (RcvbufErrors), and SCTP
  * waits out retransmission timeouts: measured in the lab, 21 drops turned a 100k-message
- * transfer from seconds into 40 s. 4 MiB absorbs a burst. SO_RCVBUFFORCE goes past
- * net.core.rmem_max when we may (root); otherwise the kernel caps SO_RCVBUF. */
+ * transfer from seconds into 40 s. At least 4 MiB, and what the peer may have in flight
+ * (opts.recv_buffer: the link's window; the kernel's skb overhead roughly takes the
+ * doubling it applies to the value). SO_RCVBUFFORCE goes past net.core.rmem_max when we
+ * may (root); otherwise the kernel caps SO_RCVBUF. */
 static void ice_grow_buffers(ice_t *ice)
 {
     GPtrArray *socks = nice_agent_get_sockets(ice->agent, ice->stream_id, ICE_COMPONENT);
     if (!socks)
         return;
-    int rcv = 4 * 1024 * 1024, snd = 1024 * 1024;
+    size_t want = BL_MAX(ice->opts.recv_buffer, (size_t)ICE_MIN_RCVBUF);
+    int rcv = (int)BL_MIN(want, (size_t)INT_MAX / 2), snd = 1024 * 1024;
     for (guint i = 0; i < socks->len; i++) {
         int fd = g_socket_get_fd(g_ptr_array_index(socks, i));
         if (fd < 0)

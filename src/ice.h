@@ -37,6 +37,8 @@ typedef struct ice_opts {
      * IPv4 address of an up, non-loopback interface (loopback only if there is none).
      * Tests pass {"127.0.0.1", NULL}. Read only during ice_new. */
     const char *const *local_addrs;
+    /* UDP receive buffer, bytes: at least what the peer may send at once (0: 4 MiB). */
+    size_t recv_buffer;
 } ice_opts_t;
 
 typedef struct ice_events {

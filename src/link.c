@@ -1,4 +1,9 @@
 /* SPDX-License-Identifier: MIT */
+/* link.c - see link.h: one peer's session state machine and its frame pipe (two send
+ * queues, small frames ahead of large ones and FRAG pieces, BATCH packing, reassembly)
+ * and, at debug level, a trace of the windows. Over 600 lines because the pipe lives
+ * and dies with the session (every drop clears it); it is the part to split off into a
+ * module of its own if the link grows further. */
 #include "link.h"
 
 #include <stdio.h>
@@ -20,6 +25,23 @@
  * that SCTP cuts into full packets, instead of a packet (and a DTLS record) per frame. */
 #define LINK_BATCH_MAX (16 * 1024)
 #define LINK_BATCH_FRAME_MAX 2048
+/* Small frames (at most LINK_BATCH_FRAME_MAX) go ahead of large ones and FRAG pieces:
+ * the link keeps them in two queues, and hands the transport large ones only while less
+ * than this waits there unsent (a small frame then waits behind that much and the piece
+ * being sent, not behind the window's worth of a 1 MiB message). Enough for SCTP to fill
+ * its window between two refills, which come with the SACKs that make room. */
+#define LINK_BULK_BACKLOG (64 * 1024)
+/* At debug level, how often an open link with traffic logs where its windows stand. */
+#define LINK_TRACE_MS 250
+
+/* What link_trace counts between two lines. */
+typedef struct link_counts {
+    uint64_t msgs_out; /* MSG frames with a sequence, i.e. waiting for an ACK */
+    uint64_t acked_in; /* sequences in the peer's ACK frames */
+    uint64_t acks_out, ack_seqs_out;
+    uint64_t frames_out, frames_in;
+    transport_stats_t tr;
+} link_counts_t;
 
 struct link {
     GMainContext *ctx;
@@ -35,19 +57,26 @@ struct link {
     char sid[33];
     int64_t t_attempt, t_step, t_last_offer;
     bool offer_for_restart; /* the last offer answered a restart request */
-    int64_t peer_ts; /* newest sender timestamp of a message from the peer we acted on */
+    int64_t peer_ts;        /* newest sender timestamp of a message from the peer we acted on */
     unsigned backoff_ms;
     GSource *retry_src, *timeout_src;
 
-    GQueue pending; /* GBytes pieces waiting for the transport */
+    /* Frames waiting for the transport, pending_bytes in all. express: small frames
+     * (GBytes), sent first and packed in BATCHes; bulk: large frames and FRAG pieces
+     * (bulk_t), and small MSG frames on a topic with a large message still in bulk, which
+     * must not overtake it (MQTT keeps order per topic). */
+    GQueue express, bulk;
+    GHashTable *bulk_topics; /* topic -> its messages in bulk */
     size_t pending_bytes;
-    bool batch;          /* the peer takes BATCH frames (its HELLO said so) */
-    bool rx_paused;      /* link_pause_rx: also for transports made later */
-    GSource *flush_src;  /* sends what this turn of the loop queued, packed */
+    bool batch;         /* the peer takes BATCH frames (its HELLO said so) */
+    bool rx_paused;     /* link_pause_rx: also for transports made later */
+    GSource *flush_src; /* sends what this turn of the loop queued, packed */
     uint32_t frag_no;
     wire_reasm_t reasm;
 
     link_stats_t stats;
+    link_counts_t counts, traced; /* now, and at the last trace line */
+    GSource *trace_src;
     link_events_t ev;
     void *ud;
 };
@@ -86,13 +115,37 @@ static void cancel(GSource **src)
     }
 }
 
+/* One entry of the bulk queue; `topic` on the last piece of a message counted in
+ * bulk_topics. */
+typedef struct bulk {
+    GBytes *data;
+    char *topic;
+} bulk_t;
+
+static void bulk_done(link_t *l, bulk_t *e)
+{
+    if (e->topic) {
+        guint n = GPOINTER_TO_UINT(g_hash_table_lookup(l->bulk_topics, e->topic));
+        if (n > 1)
+            g_hash_table_insert(l->bulk_topics, g_strdup(e->topic), GUINT_TO_POINTER(n - 1));
+        else
+            g_hash_table_remove(l->bulk_topics, e->topic);
+        g_free(e->topic);
+    }
+    g_bytes_unref(e->data);
+    g_free(e);
+}
+
 static void clear_pending(link_t *l)
 {
     GBytes *b;
+    bulk_t *e;
     cancel(&l->flush_src);
     l->batch = false; /* until the next session's HELLO */
-    while ((b = g_queue_pop_head(&l->pending)))
+    while ((b = g_queue_pop_head(&l->express)))
         g_bytes_unref(b);
+    while ((e = g_queue_pop_head(&l->bulk)))
+        bulk_done(l, e);
     l->pending_bytes = 0;
     wire_reasm_clear(&l->reasm);
     wire_reasm_init(&l->reasm, l->cfg->max_message_size + WIRE_MAX_CHUNK);
@@ -104,6 +157,7 @@ static void drop_session(link_t *l)
 {
     bool was_open = l->state == LINK_OPEN;
     cancel(&l->timeout_src);
+    cancel(&l->trace_src);
     if (l->tr) {
         l->tr->ops->free(l->tr);
         l->tr = NULL;
@@ -222,6 +276,78 @@ static void tr_failed(void *ud, const char *why)
     session_failed(ud, why);
 }
 
+/* ---- window trace (debug level) ---- */
+
+static void trace_line(link_t *l)
+{
+    link_counts_t *c = &l->counts, *o = &l->traced;
+    transport_stats_t *t = &c->tr, *ot = &o->tr;
+    if (!l->tr || !l->tr->ops->stats || l->tr->ops->stats(l->tr, t))
+        memset(t, 0, sizeof(*t));
+    LOG_DEBUG(
+        l->who,
+        "window: %" G_GUINT64_FORMAT " msgs unacked (+%" G_GUINT64_FORMAT
+        " sent, +%" G_GUINT64_FORMAT " acked), link queue %zu B, sctp buffer %zu B "
+        "(%u chunks unacked, %u unsent), cwnd %u B, peer rwnd %u B, srtt %u ms, rto %u "
+        "ms; acks out +%" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT " seqs; rtx +%" G_GUINT64_FORMAT
+        " (fast +%" G_GUINT64_FORMAT "), T3 +%" G_GUINT64_FORMAT
+        ", delayed SACKs +%" G_GUINT64_FORMAT ", burst-held +%" G_GUINT64_FORMAT
+        ", packets +%" G_GUINT64_FORMAT "/+%" G_GUINT64_FORMAT " out/in",
+        c->msgs_out - c->acked_in, c->msgs_out - o->msgs_out, c->acked_in - o->acked_in,
+        l->pending_bytes, t->buffered, t->unacked, t->unsent, t->cwnd, t->peer_rwnd, t->srtt_ms,
+        t->rto_ms, c->acks_out - o->acks_out, c->ack_seqs_out - o->ack_seqs_out,
+        t->retrans - ot->retrans, t->fast_retrans - ot->fast_retrans, t->timeouts - ot->timeouts,
+        t->delayed_acks - ot->delayed_acks, t->burst_limited - ot->burst_limited,
+        t->packets_out - ot->packets_out, t->packets_in - ot->packets_in);
+}
+
+static gboolean trace_cb(gpointer p)
+{
+    link_t *l = p;
+    link_counts_t *c = &l->counts;
+    bool moved = c->frames_out != l->traced.frames_out || c->frames_in != l->traced.frames_in;
+    if (l->state != LINK_OPEN || (!moved && !l->pending_bytes && !c->tr.buffered)) {
+        l->trace_src = NULL; /* quiet: the next frame starts it again */
+        return G_SOURCE_REMOVE;
+    }
+    trace_line(l);
+    l->traced = *c;
+    return G_SOURCE_CONTINUE;
+}
+
+static void trace_start(link_t *l)
+{
+    if (l->trace_src || log_get_level() > LOG_LVL_DEBUG || l->state != LINK_OPEN)
+        return;
+    l->trace_src = g_timeout_source_new(LINK_TRACE_MS);
+    g_source_set_callback(l->trace_src, trace_cb, l, NULL);
+    g_source_attach(l->trace_src, l->ctx);
+    g_source_unref(l->trace_src);
+}
+
+/* Counts for the trace: frames that wait for an ACK, and ACKs, in either direction. */
+static void trace_count(link_t *l, const uint8_t *f, size_t len, bool out)
+{
+    if (len < WIRE_HEADER_LEN)
+        return;
+    link_counts_t *c = &l->counts;
+    if (f[1] == WIRE_ACK && len >= 6) {
+        uint64_t n = ((uint64_t)f[4] << 8) | f[5];
+        if (out) {
+            c->acks_out++;
+            c->ack_seqs_out += n;
+        } else {
+            c->acked_in += n;
+        }
+    } else if (f[1] == WIRE_MSG && out && len > 5 && len >= 13u + f[4]) {
+        const uint8_t *q = f + 5 + f[4];
+        uint64_t seq = 0;
+        for (int i = 0; i < 8; i++)
+            seq = (seq << 8) | q[i];
+        c->msgs_out += seq != 0;
+    }
+}
+
 static void deliver(link_t *l, const uint8_t *buf, size_t len)
 {
     wire_frame_t f;
@@ -255,6 +381,7 @@ static void deliver(link_t *l, const uint8_t *buf, size_t len)
         }
         return;
     }
+    trace_count(l, buf, len, false);
     l->ev.on_frame(l->ud, l, &f);
     wire_frame_clear(&f);
 }
@@ -264,6 +391,8 @@ static void tr_frame(void *ud, const uint8_t *buf, size_t len)
     link_t *l = ud;
     l->stats.frames_in++;
     l->stats.bytes_in += len;
+    l->counts.frames_in++;
+    trace_start(l);
     deliver(l, buf, len);
 }
 
@@ -281,7 +410,7 @@ static uint8_t *pack(link_t *l, size_t *len, size_t *count)
 {
     wire_piece_t pieces[LINK_BATCH_MAX / (WIRE_HEADER_LEN + WIRE_BATCH_ENTRY_OVERHEAD)];
     size_t n = 0, total = WIRE_BATCH_HEADER_LEN;
-    for (GList *e = l->pending.head; e && n < BL_ARRAY_LEN(pieces) && batchable(e->data);
+    for (GList *e = l->express.head; e && n < BL_ARRAY_LEN(pieces) && batchable(e->data);
          e = e->next) {
         size_t fl;
         const uint8_t *d = g_bytes_get_data(e->data, &fl);
@@ -297,13 +426,26 @@ static uint8_t *pack(link_t *l, size_t *len, size_t *count)
     return out;
 }
 
+/* The next bulk entry may go: little enough waits unsent in the transport. Otherwise the
+ * transport calls on_writable when it has let enough out. */
+static bool bulk_may_go(link_t *l)
+{
+    return !l->tr->ops->backlog ||
+           l->tr->ops->backlog(l->tr, LINK_BULK_BACKLOG) < LINK_BULK_BACKLOG;
+}
+
+/* Hand frames to the transport until it is full: every small frame first, then large ones
+ * while the transport has room behind its window. */
 static void flush(link_t *l)
 {
-    GBytes *b;
-    while (l->tr && (b = g_queue_peek_head(&l->pending))) {
+    while (l->tr) {
+        GBytes *b = g_queue_peek_head(&l->express);
+        bulk_t *e = b ? NULL : g_queue_peek_head(&l->bulk);
+        if (!b && (!e || !bulk_may_go(l)))
+            return;
         size_t n, count = 1;
-        const uint8_t *d = g_bytes_get_data(b, &n);
-        uint8_t *packed = l->batch ? pack(l, &n, &count) : NULL;
+        const uint8_t *d = g_bytes_get_data(b ? b : e->data, &n);
+        uint8_t *packed = b && l->batch ? pack(l, &n, &count) : NULL;
         int rc = l->tr->ops->send(l->tr, packed ? packed : d, n);
         free(packed);
         if (rc == BL_EAGAIN)
@@ -314,11 +456,17 @@ static void flush(link_t *l)
         }
         for (size_t i = 0; i < count; i++) {
             size_t fl;
-            b = g_queue_pop_head(&l->pending);
-            g_bytes_get_data(b, &fl);
+            if (b) {
+                b = g_queue_pop_head(&l->express);
+                g_bytes_get_data(b, &fl);
+                g_bytes_unref(b);
+            } else {
+                e = g_queue_pop_head(&l->bulk);
+                g_bytes_get_data(e->data, &fl);
+                bulk_done(l, e);
+            }
             l->pending_bytes -= fl;
             l->stats.frames_out++;
-            g_bytes_unref(b);
         }
         l->stats.bytes_out += n;
     }
@@ -379,6 +527,7 @@ static int new_transport(link_t *l, bool offerer)
                 .tcp = c->ice_tcp,
                 .force_relay = c->force_relay,
                 .send_host_candidates = c->send_host_candidates},
+        .window = c->link_window,
     };
     transport_events_t ev = {.signal = tr_signal,
                              .on_step = tr_step,
@@ -511,25 +660,65 @@ void link_signal_in(link_t *l, const seal_msg_t *m)
         LOG_DEBUG(l->who, "transport refused a %s message", m->type);
 }
 
+/* The topic of a MSG frame (a copy), NULL for other frames. */
+static char *msg_topic(const uint8_t *f, size_t len)
+{
+    if (len < WIRE_HEADER_LEN + 1 || f[1] != WIRE_MSG)
+        return NULL;
+    size_t at = (size_t)WIRE_HEADER_LEN + 1 + f[4] + 8; /* origin_len, origin, seq */
+    if (len < at + 2)
+        return NULL;
+    size_t n = ((size_t)f[at] << 8) | f[at + 1];
+    return len < at + 2 + n ? NULL : g_strndup((const char *)f + at + 2, n);
+}
+
+/* Queue a frame in bulk, cut in FRAG pieces when it is larger than the channel takes;
+ * takes topic (counted in bulk_topics until the last piece is sent). */
+static int bulk_push(link_t *l, const uint8_t *frame, size_t len, char *topic)
+{
+    size_t n = len <= WIRE_MAX_CHUNK ? 1 : wire_frag_count(len, WIRE_FRAG_CHUNK);
+    uint32_t no = n > 1 ? ++l->frag_no : 0;
+    bulk_t *e = NULL;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *piece;
+        size_t plen = len;
+        int rc = n > 1 ? wire_encode_frag(frame, len, WIRE_FRAG_CHUNK, no, i, &piece, &plen) : 0;
+        if (rc) {
+            g_free(topic);
+            return rc;
+        }
+        e = g_new0(bulk_t, 1);
+        e->data = n > 1 ? g_bytes_new_take(piece, plen) : g_bytes_new(frame, len);
+        g_queue_push_tail(&l->bulk, e);
+        l->pending_bytes += plen;
+    }
+    if (topic) {
+        guint c = GPOINTER_TO_UINT(g_hash_table_lookup(l->bulk_topics, topic));
+        g_hash_table_insert(l->bulk_topics, g_strdup(topic), GUINT_TO_POINTER(c + 1));
+        e->topic = topic;
+    }
+    return 0;
+}
+
 int link_send_frame(link_t *l, const uint8_t *frame, size_t len)
 {
     if (l->state != LINK_OPEN)
         return BL_ESTATE;
-    if (len <= WIRE_MAX_CHUNK) {
-        g_queue_push_tail(&l->pending, g_bytes_new(frame, len));
+    l->counts.frames_out++;
+    trace_count(l, frame, len, true);
+    trace_start(l);
+    bool small = len <= LINK_BATCH_FRAME_MAX;
+    /* A small frame's topic matters only if some large message is queued: most of the
+     * time no topic is looked at. */
+    char *topic = !small || g_hash_table_size(l->bulk_topics) ? msg_topic(frame, len) : NULL;
+    if (small && !(topic && g_hash_table_contains(l->bulk_topics, topic))) {
+        g_free(topic);
+        g_queue_push_tail(&l->express, g_bytes_new(frame, len));
         l->pending_bytes += len;
     } else {
-        size_t n = wire_frag_count(len, WIRE_FRAG_CHUNK);
-        uint32_t no = ++l->frag_no;
-        for (size_t i = 0; i < n; i++) {
-            uint8_t *piece;
-            size_t plen;
-            int rc = wire_encode_frag(frame, len, WIRE_FRAG_CHUNK, no, i, &piece, &plen);
-            if (rc)
-                return rc;
-            g_queue_push_tail(&l->pending, g_bytes_new_take(piece, plen));
-            l->pending_bytes += plen;
-        }
+        int rc = bulk_push(l, frame, len, topic);
+        if (rc)
+            return rc;
     }
     if (!l->batch) {
         flush(l);
@@ -610,7 +799,9 @@ link_t *link_new(GMainContext *ctx, const config_t *cfg, const config_peer_t *pe
     /* DESIGN.md: the side with the smaller site name offers and controls ICE. */
     l->offerer = strcmp(cfg->site_name, peer->name) < 0;
     l->backoff_ms = LINK_BACKOFF_MIN_MS;
-    g_queue_init(&l->pending);
+    g_queue_init(&l->express);
+    g_queue_init(&l->bulk);
+    l->bulk_topics = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     wire_reasm_init(&l->reasm, cfg->max_message_size + WIRE_MAX_CHUNK);
     LOG_INFO(l->who, "configured, we are the %s", l->offerer ? "offerer" : "answerer");
     return l;
@@ -625,5 +816,6 @@ void link_free(link_t *l)
     l->ev.on_state = NULL;
     drop_session(l);
     wire_reasm_clear(&l->reasm);
+    g_hash_table_destroy(l->bulk_topics);
     free(l);
 }

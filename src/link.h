@@ -12,7 +12,9 @@
  * Every transition is one log line with the peer's name, path type and step time.
  *
  * Above the transport, the link cuts frames larger than WIRE_MAX_CHUNK into FRAG
- * pieces and reassembles the peer's, decodes frames and hands them up. */
+ * pieces and reassembles the peer's, decodes frames and hands them up. Small frames
+ * leave before large ones and FRAG pieces still waiting (not before a large message on
+ * their own topic), so a paced stream does not wait out a large message. */
 #ifndef BL_LINK_H
 #define BL_LINK_H
 

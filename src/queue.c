@@ -658,6 +658,8 @@ int queue_commit(queue_t *q)
 #endif
     if (!rc)
         rc = run(q, stmt(q, S_COMMIT), "COMMIT");
+    if (!rc)
+        walsync_kick(q->ws); /* the log grew: flush it within the interval */
     if (rc) {
         /* The transaction is gone either way; drop caches that may hold its writes. */
         if (!sqlite3_get_autocommit(q->db))

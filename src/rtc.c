@@ -31,6 +31,7 @@ typedef struct rtc {
     const cert_t *cert;
     char peer_fp[96];
     size_t max_message;
+    size_t window;
 
     ice_t *ice;
     dtls_t *dtls;
@@ -130,7 +131,10 @@ static void dtls_up(void *ud)
 {
     rtc_t *r = ud;
     step(r, "dtls", "handshake done, peer fingerprint verified");
-    sctp_opts_t so = {.who = r->who, .dtls_client = !r->offerer, .max_message = r->max_message};
+    sctp_opts_t so = {.who = r->who,
+                      .dtls_client = !r->offerer,
+                      .max_message = r->max_message,
+                      .window = r->window};
     sctp_events_t sev = {.send = sctp_out,
                          .on_connected = sctp_up,
                          .on_channel_open = sctp_chan_open,
@@ -330,10 +334,43 @@ static int op_send(transport_t *t, const uint8_t *buf, size_t len)
     return sctp_send(r->sctp, (uint16_t)r->stream, buf, len);
 }
 
+static size_t op_backlog(transport_t *t, size_t notify_below)
+{
+    rtc_t *r = (rtc_t *)t;
+    return r->sctp && r->open ? sctp_backlog(r->sctp, notify_below) : 0;
+}
+
 static size_t op_buffered(const transport_t *t)
 {
     const rtc_t *r = (const rtc_t *)t;
     return r->sctp ? sctp_buffered(r->sctp) : 0;
+}
+
+static int op_stats(const transport_t *t, transport_stats_t *out)
+{
+    const rtc_t *r = (const rtc_t *)t;
+    sctp_info_t i;
+    sctp_counters_t c;
+    memset(out, 0, sizeof(*out));
+    int rc = r->sctp ? sctp_get_info(r->sctp, &i) : BL_ESTATE;
+    if (rc)
+        return rc;
+    sctp_get_counters(&c);
+    *out = (transport_stats_t){.buffered = i.sndbuf_used,
+                               .cwnd = i.cwnd,
+                               .peer_rwnd = i.peer_rwnd,
+                               .srtt_ms = i.srtt_ms,
+                               .rto_ms = i.rto_ms,
+                               .unacked = i.unacked,
+                               .unsent = i.pending,
+                               .retrans = c.retrans,
+                               .fast_retrans = c.fast_retrans,
+                               .timeouts = c.t3_timeouts,
+                               .delayed_acks = c.sack_timeouts,
+                               .burst_limited = c.burst_limited,
+                               .packets_out = c.packets_out,
+                               .packets_in = c.packets_in};
+    return 0;
 }
 
 static const char *op_path_type(const transport_t *t)
@@ -381,7 +418,9 @@ static const transport_ops_t rtc_ops = {
     .signal_in = op_signal_in,
     .send = op_send,
     .buffered = op_buffered,
+    .backlog = op_backlog,
     .pause_rx = op_pause_rx,
+    .stats = op_stats,
     .path_type = op_path_type,
     .describe = op_describe,
     .free = op_free,
@@ -400,6 +439,7 @@ transport_t *rtc_new(GMainContext *ctx, const rtc_opts_t *opts, const transport_
     r->cert = opts->cert;
     snprintf(r->peer_fp, sizeof(r->peer_fp), "%s", opts->peer_fingerprint);
     r->max_message = opts->max_message ? opts->max_message : RTC_MAX_MESSAGE;
+    r->window = opts->window;
     r->stream = -1;
     r->ev = *ev;
     r->ud = ud;
@@ -408,6 +448,7 @@ transport_t *rtc_new(GMainContext *ctx, const rtc_opts_t *opts, const transport_
     ice_opts_t io = opts->ice;
     io.who = r->who;
     io.controlling = opts->offerer;
+    io.recv_buffer = opts->window;
     ice_events_t iev = {.on_candidate = ice_cand,
                         .on_gathering_done = ice_done,
                         .on_state = ice_state_cb,

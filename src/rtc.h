@@ -20,6 +20,7 @@ typedef struct rtc_opts {
     const char *peer_fingerprint;
     ice_opts_t ice;     /* controlling is set from offerer */
     size_t max_message; /* SCTP message limit, default WIRE_MAX_CHUNK + header room */
+    size_t window;      /* bytes in flight each way (sctp_opts_t.window, UDP buffers) */
 } rtc_opts_t;
 
 transport_t *rtc_new(GMainContext *ctx, const rtc_opts_t *opts, const transport_events_t *ev,

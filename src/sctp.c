@@ -2,19 +2,24 @@
 /* sctp.c - SCTP over DTLS with usrsctp (AF_CONN) and WebRTC data channels (RFC 8831,
  * DCEP RFC 8832), all on one GMainContext.
  *
- * usrsctp runs without threads: its timers are driven by a 10 ms GLib timeout while at
- * least one association exists. Each sctp_t is registered with usrsctp under a small
- * integer id, never a pointer; usrsctp's callbacks look the id up and ignore ids that
- * are gone, so a packet or upcall after sctp_free is harmless.
+ * usrsctp runs without threads: its timers are driven by a GLib source, every 10 ms while
+ * an association may have a timer running and every 5 s otherwise (SCTP_TICK_MS). Each sctp_t is
+ * registered with usrsctp under a small integer id, never a pointer; usrsctp's callbacks look the
+ * id up and ignore ids that are gone, so a packet or upcall after sctp_free is harmless.
  *
  * usrsctp calls back from deep inside itself (conn_output, the socket upcall). Those
  * callbacks only send a packet or schedule `work`, an idle source; all reading and every
  * sctp_events_t callback happen there, outside usrsctp. Re-entrancy: entry points hold
- * `busy`, and sctp_free from inside a callback defers the final free. */
+ * `busy`, and sctp_free from inside a callback defers the final free.
+ *
+ * Over 600 lines: usrsctp's socket API wants its process-wide setup, the per-socket
+ * options that fit a WAN, DCEP on the wire, reassembly, timers and window figures kept
+ * together around one association; the pure part (DCEP messages) is in dcep.c. */
 #include "sctp.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,16 +30,44 @@
 #include "log.h"
 
 #define SCTP_PORT 5000
+#define SCTP_COMMON_HEADER 12 /* ports, verification tag, checksum at offset 8 */
 /* An SCTP packet must fit in one DTLS record in one 1200-byte datagram: DTLS adds 13
  * bytes of header and at most 24 of AEAD (dtls.c allows AEAD suites only), leaving
  * 1163. usrsctp adds the 12-byte common header on top of spp_pathmtu for AF_CONN, so
  * packets are at most 1150 + 12 = 1162 bytes. test_datachannel checks the bound. */
 #define SCTP_PATH_MTU 1150
+/* usrsctp runs no timer of its own here (usrsctp_init_nothreads): we call it every
+ * SCTP_TICK_MS while some association may have a timer running, i.e. while data waits
+ * for an acknowledgement, one is being set up, or a packet went either way less than
+ * SCTP_BUSY_MS ago (a delayed SACK is due within SCTP_SACK_DELAY_MS of the packet it
+ * answers). Otherwise every SCTP_IDLE_TICK_MS only: what an idle association still times
+ * is its heartbeat (every 30 s), which may then leave a few seconds late. Heartbeats stay
+ * on although ICE consent checks watch the path too: after usrsctp gave a path up (a peer
+ * that answered nothing for a while, t34), a heartbeat is what makes it use the path
+ * again; without one, the rest of the send queue never left. */
 #define SCTP_TICK_MS 10
+#define SCTP_BUSY_MS 50
+#define SCTP_IDLE_TICK_MS 5000
+/* A tick that comes late because the loop was busy elsewhere (a long commit, a burst from
+ * the broker) must not fire SCTP's timers as if the peer had been silent all that time:
+ * its SACKs may be waiting, unread, in the UDP socket, and a spurious retransmission
+ * timeout cuts the congestion window to one packet. Lateness counts only up to this
+ * much; the timers run on the loop's time, which stands still while the loop is stuck. */
+#define SCTP_LATE_CREDIT_MS 10
 #define SCTP_STREAMS 1024
 #define SCTP_DEFAULT_MAX_MESSAGE 262144
-#define SCTP_MIN_BUFFER (1024 * 1024)
-#define SCTP_RBUF 65536
+#define SCTP_DEFAULT_WINDOW (1024 * 1024)
+/* The receiver acknowledges every second packet at once (RFC 9260 6.2), a lone one after
+ * this delay. usrsctp's 200 ms default equals our minimum retransmission timeout: over a
+ * WAN a lone packet (the last of a burst, an ACK frame) was then acknowledged after the
+ * sender's timer had already fired, and each such spurious timeout cut the congestion
+ * window to one packet (docs/BENCH.md, WAN round). 20 ms, like libdatachannel. */
+#define SCTP_SACK_DELAY_MS 20
+/* usrsctp counts the chunks an association holds, each way, and refuses to send or drops
+ * what arrives past sctp_max_chunks_on_queue (default 512, ~580 KiB of full packets: the
+ * real window at 150 ms was that, not the buffers). Raised so that a whole window of
+ * chunks this small or larger fits. */
+#define SCTP_WINDOW_CHUNK 256
 
 /* Not in usrsctp.h but part of its socket API (netinet/sctp.h, sctp_uio.h): bytes
  * queued for sending on the association. */
@@ -75,9 +108,10 @@ struct sctp {
     GSource *work;
     bool rx_paused; /* sctp_pause_rx: leave data in usrsctp's receive buffer */
     bool want_writable;
+    size_t backlog_below; /* sctp_backlog: on_writable once the backlog is under this */
     size_t sndbuf;
 
-    uint8_t *rbuf; /* one usrsctp_recvv */
+    uint8_t *rbuf; /* one usrsctp_recvv, max_message bytes */
     /* Reassembly of a message delivered in pieces (no MSG_EOR). */
     bool asm_active, asm_drop;
     uint16_t asm_sid;
@@ -94,12 +128,17 @@ static struct {
     bool init;
     GMainContext *ctx;
     GSource *timer;
-    gint64 last_us;
+    gint64 last_us;    /* usrsctp's clock has been told of time up to here */
+    gint64 ready_us;   /* the tick is due then */
+    gint64 active_us;  /* last packet in or out */
+    bool fast;         /* ticking every SCTP_TICK_MS */
     GHashTable *by_id; /* id -> sctp_t */
     uintptr_t next_id;
+    uint64_t packets_out, packets_in; /* usrsctp does not count AF_CONN packets */
 } g;
 
 static void destroy(sctp_t *s);
+static void tick_activity(void);
 static void schedule_work(sctp_t *s);
 
 /* ---- process-wide usrsctp ---------------------------------------------------------------- */
@@ -119,8 +158,17 @@ static int conn_output(void *addr, void *buf, size_t len, uint8_t tos, uint8_t s
     (void)tos;
     (void)set_df;
     sctp_t *s = lookup(addr);
-    if (s && s->ev.send)
-        s->ev.send(s->ud, buf, len);
+    g.packets_out++;
+    tick_activity();
+    if (!s || !s->ev.send || len < SCTP_COMMON_HEADER)
+        return 0;
+    /* Checksums are "offloaded" (sctp_global_init): usrsctp leaves the field 0, and the
+     * peer may check it (RFC 9260 6.8), so it is filled in here. */
+    uint8_t *p = buf;
+    memset(p + 8, 0, 4);
+    uint32_t crc = usrsctp_crc32c(p, len); /* already in network byte order */
+    memcpy(p + 8, &crc, 4);
+    s->ev.send(s->ud, buf, len);
     return 0;
 }
 
@@ -133,25 +181,68 @@ static void upcall(struct socket *so, void *arg, int flags)
         schedule_work(s);
 }
 
+static void tick_arm(gint64 now, bool fast)
+{
+    g.fast = fast;
+    g.ready_us = now + (fast ? SCTP_TICK_MS : SCTP_IDLE_TICK_MS) * 1000LL;
+    g_source_set_ready_time(g.timer, g.ready_us);
+}
+
+/* A packet went in or out: usrsctp may have started a timer. */
+static void tick_activity(void)
+{
+    g.active_us = g_get_monotonic_time();
+    if (g.timer && !g.fast)
+        tick_arm(g.active_us, true);
+}
+
+/* Whether some association may have a timer running (see SCTP_TICK_MS). */
+static bool tick_busy(gint64 now)
+{
+    if (now - g.active_us < SCTP_BUSY_MS * 1000LL)
+        return true;
+    GHashTableIter it;
+    gpointer k, v;
+    g_hash_table_iter_init(&it, g.by_id);
+    while (g_hash_table_iter_next(&it, &k, &v)) {
+        const sctp_t *s = v;
+        if (s->state == ST_CONNECTING || sctp_buffered(s) > 0)
+            return true;
+    }
+    return false;
+}
+
 static gboolean tick(gpointer unused)
 {
     (void)unused;
     gint64 now = g_get_monotonic_time();
     gint64 ms = (now - g.last_us) / 1000;
     if (ms > 0) {
+        gint64 due_ms = (g.ready_us - g.last_us) / 1000;
         g.last_us += ms * 1000; /* keep the remainder for the next tick */
-        usrsctp_handle_timers((uint32_t)ms);
+        usrsctp_handle_timers((uint32_t)BL_MIN(ms, due_ms + SCTP_LATE_CREDIT_MS));
     }
+    if (g.timer) /* a callback of usrsctp may have freed the last association */
+        tick_arm(now, tick_busy(now));
     return G_SOURCE_CONTINUE;
 }
+
+static gboolean tick_dispatch(GSource *src, GSourceFunc cb, gpointer ud)
+{
+    (void)src;
+    return cb(ud);
+}
+
+static GSourceFuncs tick_funcs = {.dispatch = tick_dispatch};
 
 static void timer_update(void)
 {
     guint live = g.by_id ? g_hash_table_size(g.by_id) : 0;
     if (live && !g.timer) {
         g.last_us = g_get_monotonic_time();
-        g.timer = g_timeout_source_new(SCTP_TICK_MS);
+        g.timer = g_source_new(&tick_funcs, sizeof(GSource));
         g_source_set_callback(g.timer, tick, NULL, NULL);
+        tick_arm(g.last_us, true);
         g_source_attach(g.timer, g.ctx);
     } else if (!live && g.timer) {
         g_source_destroy(g.timer);
@@ -172,9 +263,19 @@ int sctp_global_init(GMainContext *ctx)
     /* Browsers and libdatachannel turn ECN off on data channels; there is no IP header
      * underneath to carry it anyway. */
     usrsctp_sysctl_set_sctp_ecn_enable(0);
+    /* Every SCTP packet travels inside a DTLS record whose AEAD tag already covers each
+     * byte (RFC 8261): checking the CRC32c of what comes in again costs a pass over the
+     * data and proves nothing more. Outgoing packets still carry it (conn_output). */
+    usrsctp_enable_crc32c_offload();
     usrsctp_sysctl_set_sctp_pr_enable(1); /* RFC 8831 6.1: partial reliability */
-    usrsctp_sysctl_set_sctp_sendspace(SCTP_MIN_BUFFER);
-    usrsctp_sysctl_set_sctp_recvspace(SCTP_MIN_BUFFER);
+    /* RFC 4960 6.1's burst rule, as usrsctp applies it by default, sets cwnd to the data
+     * in flight plus 4 packets whenever the sender has less than that to send: a sender
+     * that feeds SCTP in turns of the loop kept losing its window, and every burst after
+     * a pause started again from 4 packets. Off, usrsctp caps each send at 4 packets
+     * (its max_burst) without touching cwnd. */
+    usrsctp_sysctl_set_sctp_use_cwnd_based_maxburst(0);
+    /* 10 packets, as TCP (RFC 6928). */
+    usrsctp_sysctl_set_sctp_initial_cwnd(10);
     g.init = true;
     return 0;
 }
@@ -199,8 +300,11 @@ void sctp_global_finish(void)
     g.by_id = NULL;
     g_main_context_unref(g.ctx);
     uintptr_t next_id = g.next_id; /* ids stay unique for the life of the process */
+    uint64_t out = g.packets_out, in = g.packets_in;
     memset(&g, 0, sizeof(g));
     g.next_id = next_id;
+    g.packets_out = out;
+    g.packets_in = in;
 }
 
 /* ---- re-entrancy guard and events ------------------------------------------------------- */
@@ -524,8 +628,8 @@ static bool read_one(sctp_t *s)
     struct sockaddr_conn from;
     socklen_t fromlen = sizeof(from);
     memset(&rcv, 0, sizeof(rcv));
-    ssize_t n = usrsctp_recvv(s->sock, s->rbuf, SCTP_RBUF, (struct sockaddr *)&from, &fromlen, &rcv,
-                              &infolen, &infotype, &flags);
+    ssize_t n = usrsctp_recvv(s->sock, s->rbuf, s->max_message, (struct sockaddr *)&from, &fromlen,
+                              &rcv, &infolen, &infotype, &flags);
     if (n < 0) {
         if (errno != EWOULDBLOCK && errno != EAGAIN && s->state != ST_NEW)
             closed(s, strerror(errno));
@@ -545,17 +649,26 @@ static bool read_one(sctp_t *s)
 
 static void check_writable(sctp_t *s)
 {
-    if (!s->want_writable || s->state != ST_CONNECTED || s->freed)
+    if ((!s->want_writable && !s->backlog_below) || s->state != ST_CONNECTED || s->freed)
         return;
-    /* Retry ACKs first: they are part of opening a channel. */
-    GHashTableIter it;
-    gpointer k, v;
-    g_hash_table_iter_init(&it, s->chans);
-    while (g_hash_table_iter_next(&it, &k, &v))
-        if (((chan_t *)v)->ack_pending)
-            send_ack(s, v);
-    if (sctp_buffered(s) <= s->sndbuf / 2) {
+    bool ready = false;
+    if (s->want_writable) {
+        /* Retry ACKs first: they are part of opening a channel. */
+        GHashTableIter it;
+        gpointer k, v;
+        g_hash_table_iter_init(&it, s->chans);
+        while (g_hash_table_iter_next(&it, &k, &v))
+            if (((chan_t *)v)->ack_pending)
+                send_ack(s, v);
+        ready = sctp_buffered(s) <= s->sndbuf / 2;
+    }
+    /* Upcalls come after every packet in (usrsctp calls it when the socket is writable or
+     * readable), so a SACK that let the backlog out is seen here. */
+    if (!ready && s->backlog_below && sctp_backlog(s, 0) < s->backlog_below)
+        ready = true;
+    if (ready) {
         s->want_writable = false;
+        s->backlog_below = 0;
         if (s->ev.on_writable)
             s->ev.on_writable(s->ud);
     }
@@ -644,6 +757,20 @@ static int configure(sctp_t *s)
     rc = rc ? rc : setopt(s, IPPROTO_SCTP, SCTP_INITMSG, &init, sizeof(init), "SCTP_INITMSG");
     rc = rc ? rc : setopt(s, IPPROTO_SCTP, SCTP_RTOINFO, &rto, sizeof(rto), "SCTP_RTOINFO");
     rc = rc ? rc : setopt(s, IPPROTO_SCTP, SCTP_PEER_ADDR_PARAMS, &pp, sizeof(pp), "PMTU");
+    struct sctp_sack_info sack = {
+        .sack_assoc_id = SCTP_FUTURE_ASSOC, .sack_delay = SCTP_SACK_DELAY_MS, .sack_freq = 2};
+    rc = rc ? rc : setopt(s, IPPROTO_SCTP, SCTP_DELAYED_SACK, &sack, sizeof(sack), "DELAYED_SACK");
+    /* A message we accept is handed up whole (the read buffer holds max_message), never
+     * in parts that other messages or notifications could come between (RFC 6458
+     * 8.1.20: level 0). Only a message over the limit, which is dropped, is read in parts. */
+    int zero = 0;
+    uint32_t pd_point = (uint32_t)s->max_message;
+    rc = rc ? rc
+            : setopt(s, IPPROTO_SCTP, SCTP_FRAGMENT_INTERLEAVE, &zero, sizeof(zero),
+                     "FRAGMENT_INTERLEAVE");
+    rc = rc ? rc
+            : setopt(s, IPPROTO_SCTP, SCTP_PARTIAL_DELIVERY_POINT, &pd_point, sizeof(pd_point),
+                     "PARTIAL_DELIVERY_POINT");
     static const uint16_t events[] = {SCTP_ASSOC_CHANGE, SCTP_SENDER_DRY_EVENT,
                                       SCTP_STREAM_RESET_EVENT, SCTP_SEND_FAILED_EVENT};
     for (size_t i = 0; rc == 0 && i < BL_ARRAY_LEN(events); i++) {
@@ -678,16 +805,26 @@ sctp_t *sctp_new(GMainContext *ctx, const sctp_opts_t *opts, const sctp_events_t
     snprintf(s->who, sizeof(s->who), "%s", opts->who ? opts->who : "sctp");
     s->dtls_client = opts->dtls_client;
     s->max_message = opts->max_message ? opts->max_message : SCTP_DEFAULT_MAX_MESSAGE;
-    s->sndbuf = BL_MAX((size_t)SCTP_MIN_BUFFER, 2 * s->max_message);
+    s->sndbuf = BL_MAX(opts->window ? opts->window : SCTP_DEFAULT_WINDOW, 2 * s->max_message);
+    if (s->sndbuf > INT_MAX / 2)
+        s->sndbuf = INT_MAX / 2;
+    uint32_t chunks = (uint32_t)(s->sndbuf / SCTP_WINDOW_CHUNK);
+    if (usrsctp_sysctl_get_sctp_max_chunks_on_queue() < chunks)
+        usrsctp_sysctl_set_sctp_max_chunks_on_queue(chunks); /* process-wide: never lowered */
     s->ev = *ev;
     s->ud = ud;
     s->next_sid = s->dtls_client ? 0 : 1;
     s->chans = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, chan_free);
-    s->rbuf = g_malloc(SCTP_RBUF);
+    s->rbuf = g_malloc(s->max_message); /* a whole message in one read */
     s->id = g.next_id++; /* never reused: a late callback cannot reach a newer object */
     g_hash_table_insert(g.by_id, (void *)s->id, s);
     timer_update();
     usrsctp_register_address((void *)s->id);
+    /* The socket is created with the process-wide default buffers, and some of what
+     * usrsctp derives from them at that moment (the partial delivery point) SO_RCVBUF does
+     * not update: start it with the buffers it will have. */
+    usrsctp_sysctl_set_sctp_sendspace((uint32_t)s->sndbuf);
+    usrsctp_sysctl_set_sctp_recvspace((uint32_t)s->sndbuf);
     s->sock = usrsctp_socket(AF_CONN, SOCK_STREAM, IPPROTO_SCTP, NULL, NULL, 0, NULL);
     if (!s->sock) {
         LOG_ERROR(s->who, "sctp: usrsctp_socket: %s", strerror(errno));
@@ -742,8 +879,11 @@ int sctp_feed(sctp_t *s, const uint8_t *buf, size_t len)
      * caller's sctp_start, connecting now turns it into a normal INIT collision instead
      * of an ABORT from a socket that is neither listening nor connecting. */
     int rc = s->state == ST_NEW ? start_locked(s) : 0;
-    if (rc == 0 && !s->freed)
+    if (rc == 0 && !s->freed) {
+        g.packets_in++;
+        tick_activity();
         usrsctp_conninput((void *)s->id, buf, len, 0);
+    }
     leave(s);
     return rc;
 }
@@ -828,6 +968,67 @@ size_t sctp_buffered(const sctp_t *s)
     return ss.ss_total_sndbuf;
 }
 
+size_t sctp_backlog(sctp_t *s, size_t notify_below)
+{
+    if (!s || s->freed || !s->sock || s->state != ST_CONNECTED)
+        return 0;
+    struct sctp_status st;
+    socklen_t len = sizeof(st);
+    memset(&st, 0, sizeof(st));
+    if (usrsctp_getsockopt(s->sock, IPPROTO_SCTP, SCTP_STATUS, &st, &len) < 0)
+        return 0;
+    /* The send buffer holds what is in flight and what waits behind it; usrsctp tells
+     * how many chunks are in flight, each at most a fragmentation point long. */
+    size_t queued = sctp_buffered(s);
+    size_t flight = (size_t)st.sstat_unackdata * st.sstat_fragmentation_point;
+    size_t backlog = queued > flight ? queued - flight : 0;
+    if (notify_below && backlog >= notify_below)
+        s->backlog_below = notify_below;
+    return backlog;
+}
+
+int sctp_get_info(const sctp_t *s, sctp_info_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (!s || s->freed || !s->sock || s->state != ST_CONNECTED)
+        return BL_ESTATE;
+    struct sctp_status st;
+    socklen_t len = sizeof(st);
+    memset(&st, 0, sizeof(st));
+    if (usrsctp_getsockopt(s->sock, IPPROTO_SCTP, SCTP_STATUS, &st, &len) < 0)
+        return BL_EIO;
+    out->cwnd = st.sstat_primary.spinfo_cwnd;
+    out->peer_rwnd = st.sstat_rwnd;
+    out->srtt_ms = st.sstat_primary.spinfo_srtt;
+    out->rto_ms = st.sstat_primary.spinfo_rto;
+    out->mtu = st.sstat_primary.spinfo_mtu;
+    out->unacked = st.sstat_unackdata;
+    out->pending = st.sstat_penddata;
+    out->sndbuf_used = sctp_buffered(s);
+    return 0;
+}
+
+void sctp_get_counters(sctp_counters_t *out)
+{
+    struct sctpstat st;
+    memset(out, 0, sizeof(*out));
+    if (!g.init)
+        return;
+    usrsctp_get_stat(&st);
+    out->data_out = st.sctps_senddata;
+    out->data_in = st.sctps_recvdata;
+    out->retrans = st.sctps_sendretransdata;
+    out->fast_retrans = st.sctps_sendfastretrans;
+    out->t3_timeouts = st.sctps_timodata;
+    out->dup_in = st.sctps_recvdupdata;
+    out->sacks_out = st.sctps_sendsacks;
+    out->sacks_in = st.sctps_recvsacks;
+    out->packets_out = g.packets_out;
+    out->packets_in = g.packets_in;
+    out->sack_timeouts = st.sctps_timosack;
+    out->burst_limited = st.sctps_maxburstqueued;
+}
+
 static void destroy(sctp_t *s)
 {
     if (s->chans)
@@ -862,6 +1063,7 @@ void sctp_free(sctp_t *s)
         s->sock = NULL;
     }
     usrsctp_deregister_address((void *)s->id);
+    tick_activity(); /* the closed socket's teardown runs on timers */
     timer_update();
     if (s->busy == 0)
         destroy(s);

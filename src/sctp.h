@@ -36,6 +36,9 @@ typedef struct sctp_opts {
     const char *who;
     bool dtls_client;   /* chooses even/odd stream ids */
     size_t max_message; /* largest message we send/accept (default 262144) */
+    /* Send and receive buffer, i.e. what may be in flight each way (default 1 MiB; at
+     * least twice max_message). */
+    size_t window;
 } sctp_opts_t;
 
 /* Process-wide init (idempotent); sctp_new calls it. */
@@ -57,6 +60,34 @@ int sctp_open_channel(sctp_t *s, const char *label, bool ordered, int max_rtx);
 int sctp_send(sctp_t *s, uint16_t stream, const uint8_t *buf, size_t len);
 /* Bytes queued in the association's send buffer. */
 size_t sctp_buffered(const sctp_t *s);
+/* About how many of those bytes have not been sent yet (they wait for the congestion or
+ * receive window); an estimate from the chunks in flight. With notify_below > 0 and a
+ * backlog at least that large, ev->on_writable comes once it is smaller. */
+size_t sctp_backlog(sctp_t *s, size_t notify_below);
+
+/* Where the association's windows stand (SCTP_STATUS, RFC 6458 8.2.1). */
+typedef struct sctp_info {
+    uint32_t cwnd;      /* congestion window of the path, bytes */
+    uint32_t peer_rwnd; /* the peer's receive window as last advertised, less our flight */
+    uint32_t srtt_ms, rto_ms, mtu;
+    uint32_t unacked;   /* DATA chunks sent and not yet acknowledged */
+    uint32_t pending;   /* DATA chunks queued, not yet sent */
+    size_t sndbuf_used; /* bytes in the send buffer (unsent + unacknowledged) */
+} sctp_info_t;
+int sctp_get_info(const sctp_t *s, sctp_info_t *out);
+
+/* Process-wide counters of usrsctp (all associations): retransmissions and the like. */
+typedef struct sctp_counters {
+    uint64_t data_out, data_in;       /* DATA chunks sent (first time) and received */
+    uint64_t retrans, fast_retrans;   /* DATA chunks retransmitted: in all, by fast retransmit */
+    uint64_t t3_timeouts;             /* retransmission timer expiries */
+    uint64_t dup_in;                  /* duplicate DATA chunks received */
+    uint64_t sacks_out, sacks_in;     /* SACK chunks sent and received */
+    uint64_t packets_out, packets_in; /* SCTP packets */
+    uint64_t sack_timeouts;           /* delayed-SACK timer expiries */
+    uint64_t burst_limited;           /* times max burst held data back */
+} sctp_counters_t;
+void sctp_get_counters(sctp_counters_t *out);
 /* Stop (true) or resume reading: while stopped, what the peer sends stays in the
  * association's receive buffer and its window closes, which stops the peer. */
 void sctp_pause_rx(sctp_t *s, bool pause);

@@ -57,6 +57,7 @@ typedef struct peer_ctx {
     link_t *link;
     uint64_t cursor;     /* highest seq handed to the link in this session */
     uint64_t sent_max;   /* highest seq ever handed to the link (dup flag) */
+    size_t pump_n;       /* messages per queue_peek (site_pump); 0: SITE_PUMP_BATCH */
     GArray *acks;        /* seqs to acknowledge to this peer, once committed */
     GArray *acks_ready;  /* committed, to go out together (site_flush_acks) */
     GSource *ack_src;    /* sends acks_ready after SITE_ACK_LATE_MS */

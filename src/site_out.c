@@ -49,8 +49,8 @@ void site_pump(peer_ctx_t *p)
     while (link_can_send(p->link)) {
         bl_msg_t **msgs;
         int64_t *enq;
-        size_t n = 0;
-        if (queue_peek(s->q, p->cfg->name, p->cursor, SITE_PUMP_BATCH, &msgs, &enq, &n))
+        size_t n = 0, want = p->pump_n ? p->pump_n : SITE_PUMP_BATCH;
+        if (queue_peek(s->q, p->cfg->name, p->cursor, want, &msgs, &enq, &n))
             return;
         if (!n) {
             p->q0_spill = false; /* drained: QoS 0 may take the memory queue again */
@@ -76,6 +76,10 @@ void site_pump(peer_ctx_t *p)
             if (m->seq > p->sent_max)
                 p->sent_max = m->seq;
         }
+        /* What the link could not take is read again next time: with large messages a
+         * full batch would be read from the database many times over. Read about what
+         * fitted, and more again as the link keeps up. */
+        p->pump_n = i < n ? BL_MAX(i, 1) : BL_MIN(want * 2, SITE_PUMP_BATCH);
         queue_msgs_free(msgs, enq, n);
     }
 }

@@ -31,6 +31,19 @@ typedef struct transport_events {
     void (*on_writable)(void *ud);
 } transport_events_t;
 
+/* Where the pipe's windows stand, for the log and benchmarks (link.c traces it at debug
+ * level). Fields a transport does not have stay 0. */
+typedef struct transport_stats {
+    size_t buffered;    /* bytes accepted and not yet acknowledged by the peer */
+    uint32_t cwnd;      /* congestion window, bytes */
+    uint32_t peer_rwnd; /* what the peer's receive window leaves us, bytes */
+    uint32_t srtt_ms, rto_ms;
+    uint32_t unacked, unsent; /* chunks in flight / queued behind them */
+    /* Counters of the whole process, since it started. */
+    uint64_t retrans, fast_retrans, timeouts, delayed_acks, burst_limited;
+    uint64_t packets_out, packets_in;
+} transport_stats_t;
+
 typedef struct transport_ops {
     const char *name;
     /* The offerer gathers and emits an "offer"; the answerer waits for one. */
@@ -41,10 +54,15 @@ typedef struct transport_ops {
     int (*send)(transport_t *t, const uint8_t *buf, size_t len);
     /* Bytes accepted but not yet sent. */
     size_t (*buffered)(const transport_t *t);
+    /* Bytes accepted that wait behind those in flight (not sent yet). With notify_below > 0
+     * and at least that much waiting, on_writable comes once less waits. NULL: unknown. */
+    size_t (*backlog)(transport_t *t, size_t notify_below);
     /* Stop (true) or resume handing frames up. A pipe with flow control leaves the
      * peer's frames in its receive buffer, whose window then stops the peer; one without
      * may drop them. NULL: not supported (frames keep coming). */
     void (*pause_rx)(transport_t *t, bool pause);
+    /* Fill *out (transport_stats_t); NULL: no figures. */
+    int (*stats)(const transport_t *t, transport_stats_t *out);
     /* "host", "srflx", "prflx", "relay" of the path in use, or "". */
     const char *(*path_type)(const transport_t *t);
     /* "local <-> remote" addresses of the path in use. */

@@ -16,6 +16,8 @@ struct walsync {
     GMutex mu;
     GCond cv;
     bool stop;
+    gint kicked; /* walsync_kick since the thread last looked */
+    gint idle;   /* the thread waits for a kick (not for the interval) */
     char *path;
     gint64 interval_us;
     int fd;
@@ -49,6 +51,14 @@ static gpointer run(gpointer ud)
     walsync_t *w = ud;
     g_mutex_lock(&w->mu);
     while (!w->stop) {
+        /* Nothing written since the last flush: sleep until a commit kicks us. idle is
+         * set before kicked is read again, and walsync_kick sets kicked before it reads
+         * idle, so one of the two always sees the other (no lost wake-up). */
+        g_atomic_int_set(&w->idle, 1);
+        while (!w->stop && !g_atomic_int_get(&w->kicked))
+            g_cond_wait(&w->cv, &w->mu);
+        g_atomic_int_set(&w->idle, 0);
+        g_atomic_int_set(&w->kicked, 0);
         gint64 until = g_get_monotonic_time() + w->interval_us;
         while (!w->stop && g_cond_wait_until(&w->cv, &w->mu, until))
             ; /* woken early (stop, or spuriously): check and wait on */
@@ -87,6 +97,18 @@ walsync_t *walsync_start(const char *path, unsigned interval_ms)
         return NULL;
     }
     return w;
+}
+
+void walsync_kick(walsync_t *w)
+{
+    if (!w || g_atomic_int_get(&w->kicked))
+        return;
+    g_atomic_int_set(&w->kicked, 1);
+    if (g_atomic_int_get(&w->idle)) {
+        g_mutex_lock(&w->mu);
+        g_cond_signal(&w->cv);
+        g_mutex_unlock(&w->mu);
+    }
 }
 
 void walsync_stop(walsync_t *w)

@@ -13,9 +13,14 @@
 
 typedef struct walsync walsync_t;
 
-/* Start flushing `path` (the "-wal" file; it may not exist yet) every interval_ms.
+/* Start flushing `path` (the "-wal" file; it may not exist yet) at most every interval_ms,
+ * interval_ms after a walsync_kick.
  * NULL if the thread cannot start (then nothing is flushed early; not an error). */
 walsync_t *walsync_start(const char *path, unsigned interval_ms);
+/* The log was written: flush it within the interval. Between kicks the thread sleeps
+ * (an idle daemon does not wake for it). Cheap: an atomic read when a flush is already
+ * due. NULL is fine. */
+void walsync_kick(walsync_t *w);
 /* Stop and join the thread. NULL is fine. */
 void walsync_stop(walsync_t *w);
 /* Flushes done so far that had something to write (for tests). */

@@ -67,6 +67,7 @@ static void test_full_config(void **state)
                        "delivery = at-least-once\n"
                        "max_message_size = 4M\n"
                        "queue_max_messages = 5000\n"
+                       "link_window = 16M\n"
                        "\n"
                        "[local]\n"
                        "host = broker.lan\n"
@@ -114,6 +115,7 @@ static void test_full_config(void **state)
     assert_int_equal(c.delivery, CONFIG_DELIVERY_AT_LEAST_ONCE);
     assert_int_equal(c.max_message_size, 4 * 1024 * 1024);
     assert_int_equal(c.queue_max_messages, 5000);
+    assert_int_equal(c.link_window, 16 * 1024 * 1024);
     assert_string_equal(c.local_host, "broker.lan");
     assert_int_equal(c.local_port, 1884);
     assert_string_equal(c.local_username, "bl");
@@ -180,6 +182,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.delivery, CONFIG_DELIVERY_QOS); /* by each message's QoS unless asked */
     assert_int_equal(c.max_message_size, 16 * 1024 * 1024);
     assert_int_equal(c.queue_max_messages, 1000000);
+    assert_int_equal(c.link_window, 4 * 1024 * 1024);
     assert_string_equal(c.local_host, "127.0.0.1");
     assert_int_equal(c.local_port, 1883);
     assert_null(c.local_username);
@@ -373,6 +376,15 @@ static void test_err_bad_max_size(void **s)
                "from 1 to 268435456");
     expect_err(SITE "max_message_size = 10G\n" SIGNAL PEER, "site", "max_message_size", "10G");
     expect_err(SITE "max_message_size = -1\n" SIGNAL PEER, "site", "max_message_size", "-1");
+}
+
+static void test_err_bad_link_window(void **s)
+{
+    (void)s;
+    expect_err(SITE "link_window = 100k\n" SIGNAL PEER, "site", "link_window", "minimum of 256k");
+    expect_err(SITE "link_window = 300M\n" SIGNAL PEER, "site", "link_window",
+               "from 1 to 268435456");
+    expect_err(SITE "link_window = lots\n" SIGNAL PEER, "site", "link_window", "lots");
 }
 
 static void test_err_bad_queue_max(void **s)
@@ -612,6 +624,7 @@ int main(void)
         cmocka_unit_test(test_err_bad_log_level),
         cmocka_unit_test(test_err_bad_delivery),
         cmocka_unit_test(test_err_bad_max_size),
+        cmocka_unit_test(test_err_bad_link_window),
         cmocka_unit_test(test_err_bad_queue_max),
         cmocka_unit_test(test_err_bad_port),
         cmocka_unit_test(test_err_bad_keepalive),

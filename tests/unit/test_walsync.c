@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests for walsync.c: a log file that changes is flushed by the helper thread, one
- * that does not is left alone, and a file that appears later is picked up. */
+/* Unit tests for walsync.c: a log file that changes is flushed by the helper thread once
+ * kicked, one that does not is left alone, and a file that appears later is picked up. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -42,20 +42,24 @@ static void test_flushes_what_changes(void **state)
 
     walsync_t *w = walsync_start(path, TICK_MS);
     assert_non_null(w);
+    walsync_kick(w);
     g_usleep(5 * TICK_MS * 1000);
     assert_int_equal(walsync_flushes(w), 0); /* no file yet: nothing to do, no error */
 
     append(path, "first frames");
+    walsync_kick(w);
     unsigned n = wait_more(w, 0);
     assert_true(n >= 1);
 
-    /* unchanged for many intervals: not flushed again */
+    /* unchanged for many intervals, even when kicked: not flushed again */
+    walsync_kick(w);
     g_usleep(10 * TICK_MS * 1000);
     n = walsync_flushes(w);
     g_usleep(10 * TICK_MS * 1000);
     assert_int_equal(walsync_flushes(w), n);
 
     append(path, "more frames");
+    walsync_kick(w);
     assert_true(wait_more(w, n) > n);
 
     walsync_stop(w);
@@ -71,6 +75,7 @@ static void test_no_path(void **state)
     assert_null(walsync_start(NULL, TICK_MS));
     assert_null(walsync_start("/nonexistent/x-wal", 0));
     walsync_stop(NULL);
+    walsync_kick(NULL);
     assert_int_equal(walsync_flushes(NULL), 0);
 }
 
