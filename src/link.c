@@ -95,7 +95,7 @@ static void clear_pending(link_t *l)
         g_bytes_unref(b);
     l->pending_bytes = 0;
     wire_reasm_clear(&l->reasm);
-    wire_reasm_init(&l->reasm, l->cfg->max_message_size + WIRE_MAX_CHUNK);
+    wire_reasm_init(&l->reasm, l->cfg->max_message_size + WIRE_MSG_MAX_OVERHEAD);
 }
 
 /* Tear the current attempt down; the transport is never on the stack here (rtc reports
@@ -611,7 +611,7 @@ link_t *link_new(GMainContext *ctx, const config_t *cfg, const config_peer_t *pe
     l->offerer = strcmp(cfg->site_name, peer->name) < 0;
     l->backoff_ms = LINK_BACKOFF_MIN_MS;
     g_queue_init(&l->pending);
-    wire_reasm_init(&l->reasm, cfg->max_message_size + WIRE_MAX_CHUNK);
+    wire_reasm_init(&l->reasm, cfg->max_message_size + WIRE_MSG_MAX_OVERHEAD);
     LOG_INFO(l->who, "configured, we are the %s", l->offerer ? "offerer" : "answerer");
     return l;
 }

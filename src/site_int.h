@@ -95,6 +95,8 @@ struct site {
     int64_t local_up_ms;  /* when the persistent session last connected (bl_now_ms) */
     bool rx_paused;       /* links stopped: the local broker is behind (site_local_backpressure) */
     bool rx_loud;         /* ... because it was away: its resume is logged too */
+    GHashTable *held;     /* token -> bytes beyond the payload, until the broker has it */
+    size_t held_bytes;    /* their sum, counted with local_pending_bytes (site_in.c) */
     char sync_topic[128]; /* brokerless/<site>/sync: the recovery marker's topic */
     char sync_marker[33];
     uint64_t next_token;
