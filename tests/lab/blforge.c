@@ -71,7 +71,8 @@ static int cmd_open(const char *topic, const char *hex)
         return 1;
     size_t n = len - SEAL_OVERHEAD;
     char *pt = g_malloc0(n + 16);
-    int rc = aead(false, topic, b + 1, b + 1 + SEAL_NONCE_LEN, n, (uint8_t *)pt, b + len - SEAL_TAG_LEN);
+    int rc =
+        aead(false, topic, b + 1, b + 1 + SEAL_NONCE_LEN, n, (uint8_t *)pt, b + len - SEAL_TAG_LEN);
     if (!rc)
         printf("%s\n", pt);
     g_free(pt);

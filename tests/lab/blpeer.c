@@ -9,10 +9,11 @@
  *
  *   blpeer -c SITE.conf ACTION...
  *   ACTION: msg,topic=T[,count=N][,qos=Q][,retain=1][,payload=TEXT][,payload_size=N]
- *               [,rt=RESPONSE_TOPIC][,props=N][,propbytes=N][,wait=1]
+ *               [,rt=RESPONSE_TOPIC][,props=N][,propbytes=N][,origin=SITE][,wait=1]
  *     topic      the wire topic; "%d" in it becomes the message's index (0..N-1)
  *     props      N empty user properties (7 bytes each on the wire)
  *     propbytes  one user property "k" whose value is N bytes
+ *     origin     the MSG's origin (default: our own name)
  *     wait=1     send this action only once everything before it is acknowledged
  *
  * The config is a brokerless config with one [peer] (the victim); only [site] name,
@@ -36,7 +37,7 @@
 #include "wire.h"
 
 typedef struct action {
-    char *topic;
+    char *topic, *origin;
     size_t count, props, propbytes, payload_size;
     int qos;
     bool retain, wait;
@@ -82,9 +83,10 @@ static char *topic_of(const action_t *a, size_t i)
 static uint8_t *msg_frame(peer_t *p, const action_t *a, size_t i, size_t *len)
 {
     char *topic = topic_of(a, i);
-    const char *origin = p->cfg.site_name;
+    const char *origin = a->origin ? a->origin : p->cfg.site_name;
     size_t olen = strlen(origin), tlen = strlen(topic), rtlen = a->rt ? strlen(a->rt) : 0;
-    size_t plen = (a->rt ? 5 + rtlen : 0) + a->props * 7 + (a->propbytes ? 5 + 2 + 1 + a->propbytes : 0);
+    size_t plen =
+        (a->rt ? 5 + rtlen : 0) + a->props * 7 + (a->propbytes ? 5 + 2 + 1 + a->propbytes : 0);
     size_t pay = a->payload ? strlen(a->payload) : a->payload_size;
     *len = 4 + 1 + olen + 8 + 2 + tlen + 4 + plen + 4 + pay;
     uint8_t *f = g_malloc(*len), *w = f;
@@ -247,6 +249,8 @@ static int parse_action(const char *arg, action_t *a)
             a->payload = g_strdup(v);
         else if (!strcmp(k, "rt"))
             a->rt = g_strdup(v);
+        else if (!strcmp(k, "origin"))
+            a->origin = g_strdup(v);
         else if (!strcmp(k, "count"))
             a->count = strtoull(v, NULL, 10);
         else if (!strcmp(k, "qos"))
@@ -276,6 +280,7 @@ static void actions_free(action_t *acts, size_t n)
         g_free(acts[i].topic);
         g_free(acts[i].payload);
         g_free(acts[i].rt);
+        g_free(acts[i].origin);
     }
     g_free(acts);
 }

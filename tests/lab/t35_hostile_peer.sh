@@ -13,6 +13,7 @@
 #   D. a flood of retained topics and bytes: alpha keeps at most its retained caps for
 #      bravo (retained_max_topics 50, retained_max_bytes 300000), delivers the rest as
 #      not retained, and counts them (stats: retained_refused);
+#   F. a message whose origin is another site (charlie): dropped (split horizon), counted;
 #   E. with alpha's broker away, 3000 messages with 60 kB of user properties each and a
 #      one-byte payload: alpha counts the properties in its backpressure and stops taking
 #      frames (its memory stays below holding them all); once the broker is back, all
@@ -43,7 +44,8 @@ lab_bg blpeer h2 "$PEER" -c "$LAB_DIR/site2.conf" \
   'msg,topic=bravo/req/1,payload=r1,rt=replies/1' \
   'msg,topic=bravo/req/2,payload=r2,rt=alarm/disarm' \
   'msg,topic=bravo/big/%d,retain=1,count=5,payload_size=100000' \
-  'msg,topic=bravo/r/%d,retain=1,count=200,payload=v'
+  'msg,topic=bravo/r/%d,retain=1,count=200,payload=v' \
+  'msg,topic=bravo/spoof,origin=charlie,payload=s'
 assert_ok "the hostile peer's link opens" lab_wait_for 30 grep -q 'blpeer: link open' "$LAB_DIR/blpeer.log"
 
 # A: 2 million user properties.
@@ -53,10 +55,10 @@ assert_eq "$(bl_count 1 'dropped a bad frame of [0-9]+ bytes from the peer: too 
   "alpha refused the 14 MB frame of properties as too big"
 assert_ok "alpha's daemon is still running" lab_running bl1
 
-# B and C, and the last of D: every message bravo sent is acknowledged but the refused
-# frame (1 + 1 + 1 + 2 + 5 + 200 of 211).
-assert_ok "alpha acknowledged the other 210 messages" \
-  lab_wait_for 60 grep -q 'blpeer: acked 210$' "$LAB_DIR/blpeer.log"
+# B, C, D and F: every message bravo sent is acknowledged but the refused frame
+# (1 + 1 + 1 + 2 + 5 + 200 + 1 of 212).
+assert_ok "alpha acknowledged the other 211 messages" \
+  lab_wait_for 60 grep -q 'blpeer: acked 211$' "$LAB_DIR/blpeer.log"
 got=$(bl_got subA)
 assert_eq "$(grep -c '^\$test' <<<"$got" || true)" 0 "nothing was published on a '\$' topic"
 assert_ok "alpha warned about the '\$' topic" grep -q "peer sent a message on bravo/\$test/x, which our rules would publish on a '\\\$' topic" "$(bl_log 1)"
@@ -65,6 +67,11 @@ assert_eq "$(grep '^req/1' <<<"$got")" "req/1 r1 R=replies/1" \
   "a response topic the out-rules carry back crosses"
 assert_eq "$(grep '^req/2' <<<"$got")" "req/2 r2 R=" \
   "a response topic they do not carry back is dropped"
+
+# F: split horizon.
+assert_eq "$(grep -c '^spoof' <<<"$got" || true)" 0 "a message of another origin is not delivered"
+assert_ok "alpha says bravo sent a message of origin charlie" \
+  grep -q 'bravo: peer sent a message of origin "charlie", dropped' "$(bl_log 1)"
 
 # D: the retained caps.
 retained() { lab_exec 1 timeout -s KILL 8 mosquitto_sub -h 127.0.0.1 -V 5 -t "$1" --retained-only -W 3 -F '%t' 2>/dev/null || true; }
@@ -78,6 +85,7 @@ stats_has() {
   [[ $st == *"$1"* ]]
 }
 assert_ok "alpha counts 155 retained messages refused" lab_wait_for 25 stats_has '"retained_refused":155'
+assert_ok "and one of a bad origin" stats_has '"bad_origin":1'
 
 lab_kill blpeer
 lab_kill subA
