@@ -42,12 +42,13 @@ before=$(cat "$T/net.secret")
 check "secret -o never writes over a file" '! "$BIN" secret -o "$T/net.secret" 2>/dev/null && [[ $(cat "$T/net.secret") == "$before" ]]'
 
 # run_until_started CONF: start the daemon (its brokers are nowhere: a closed loopback
-# port), wait for its start line, stop it; its stderr is in $T/run.log, status in $rc.
+# port), wait until it has tried to reach them (its state is open by then), stop it;
+# its stderr is in $T/run.log, its exit status in $rc.
 run_until_started() {
   "$BIN" run -c "$1" 2>"$T/run.log" &
   local pid=$! k
-  for ((k = 0; k < 100; k++)); do
-    grep -q "starting, fingerprint" "$T/run.log" 2>/dev/null && break
+  for ((k = 0; k < 600; k++)); do
+    grep -q "cannot connect to 127.0.0.1:1 " "$T/run.log" 2>/dev/null && break
     kill -0 $pid 2>/dev/null || break
     sleep 0.05
   done
