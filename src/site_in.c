@@ -100,10 +100,14 @@ void site_drop_acks(peer_ctx_t *p)
 
 /* Bytes a message from a peer holds beyond its payload (topic, properties) from its
  * hand-over to the local connection until the broker has it: local_pending_bytes counts
- * payloads only, and the links must stop for a pile of large properties too. */
+ * payloads only, and the links must stop for a pile of large properties too. A message
+ * with less than SITE_HELD_MIN of them is not tracked, which keeps the common path free
+ * of this bookkeeping and leaves at most SITE_LOCAL_HIGH_MSGS x SITE_HELD_MIN uncounted. */
 static void held_add(site_t *s, uint64_t token, const bl_msg_t *c)
 {
     size_t n = msg_size(c) - c->payload_len;
+    if (n < SITE_HELD_MIN)
+        return;
     if (!s->held)
         s->held = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
     uint64_t *k = g_new(uint64_t, 1);

@@ -37,6 +37,8 @@
  * either mark the links stop taking frames until a quarter of it is left. */
 #define SITE_LOCAL_HIGH_MSGS 10000
 #define SITE_LOCAL_HIGH_BYTES ((size_t)64 << 20)
+/* Topic and property bytes from which a message's are counted with its payload's. */
+#define SITE_HELD_MIN 256
 /* QoS 0 for an open but busy link waits in memory up to this many messages; the rest
  * of a burst waits in the durable queue (route_out), so memory stays bounded and a
  * connected peer loses nothing. QoS 0 for a peer that is not there is dropped. */
