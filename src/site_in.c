@@ -148,13 +148,14 @@ static char *delivery_key(peer_ctx_t *p, uint64_t seq)
 static void retained_refused(peer_ctx_t *p, bl_msg_t *c)
 {
     site_t *s = p->site;
-    uint64_t n = ++s->stats.retained_refused;
+    s->stats.retained_refused++;
+    uint64_t n = ++p->n_retained_refused;
     size_t topics = 0, bytes = 0;
     queue_retained_usage(s->q, p->cfg->name, &topics, &bytes);
     LOG_AT((n & (n - 1)) == 0 ? LOG_LVL_WARN : LOG_LVL_DEBUG, p->cfg->name,
            "retained message on %s not kept: the peer holds %zu retained topics (%zu bytes), "
            "retained_max_topics %zu, retained_max_bytes %zu; delivered as not retained "
-           "(%llu so far)",
+           "(%llu from it so far)",
            c->topic, topics, bytes, p->cfg->retained_max_topics, p->cfg->retained_max_bytes,
            (unsigned long long)n);
     c->retain = false;
@@ -185,11 +186,12 @@ static void retained_in(peer_ctx_t *p, bl_msg_t *c)
 static void not_routed(peer_ctx_t *p, const bl_msg_t *m, int rc)
 {
     site_t *s = p->site;
-    uint64_t n = ++s->stats.not_routed_in;
+    s->stats.not_routed_in++;
+    uint64_t n = rc == BL_EPERM ? ++p->n_dollar : 0;
     if (rc == BL_EPERM)
         LOG_AT((n & (n - 1)) == 0 ? LOG_LVL_WARN : LOG_LVL_DEBUG, p->cfg->name,
                "peer sent a message on %s, which our rules would publish on a '$' topic: "
-               "dropped (%llu not routed so far)",
+               "dropped (%llu from it so far)",
                m->topic, (unsigned long long)n);
     else
         LOG_DEBUG(p->cfg->name, "no in-rule for %s, dropped", m->topic);

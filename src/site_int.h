@@ -63,6 +63,7 @@ typedef struct peer_ctx {
     bool warned_full;
     bool q0_spill;     /* QoS 0 overflow is in the durable queue (route_out) */
     size_t q0_spilled; /* how many since the spill began */
+    uint64_t n_dollar, n_retained_refused; /* this peer's, for the WARN cadence (site_in.c) */
 } peer_ctx_t;
 
 /* A message from a peer waiting for the commit of its in-doubt record. */
