@@ -292,8 +292,9 @@ static bool local_side_allows(const route_rule_t *r, const char *local)
 }
 
 /* Map `topic` under the first rule of direction `want` (in or out) whose `from` side
- * (local or remote prefix + pattern) matches it. `to_local`: the result is a local
- * topic, which the '$' rule above must allow, or the rule is passed over. */
+ * matches it: its local prefix + pattern when `from_local`, else its remote ones. When
+ * not `from_local` the result is a local topic, which the '$' rule above must allow, or
+ * the rule is passed over. */
 static int map(const route_rule_t *rules, size_t n, route_dir_t want, bool from_local,
                const char *topic, int qos_in, char **mapped, int *qos)
 {
