@@ -17,6 +17,7 @@ struct signaling {
     char *cert_b64; /* our certificate, DER, base64: sent with every message */
     seal_keys_t keys;
     sigcheck_t *check; /* what we accept (sigcheck.h) */
+    int64_t last_ts;   /* of the last message we sent */
     char inbox[64];
     char client_id[32];
     mqtt_t *mqtt;
@@ -163,7 +164,12 @@ int signaling_send(signaling_t *s, const char *to, const char *type, const char 
     snprintf(m.to, sizeof(m.to), "%s", to);
     snprintf(m.sid, sizeof(m.sid), "%s", sid);
     snprintf(m.type, sizeof(m.type), "%s", type);
-    m.ts_ms = bl_wall_ms();
+    /* Strictly increasing within a second: a receiver refuses an offer or restart that
+     * is not newer than the last one (sigcheck.h), and two can leave in one millisecond.
+     * A clock set back further is followed as it is. */
+    int64_t now = bl_wall_ms();
+    m.ts_ms = now <= s->last_ts && s->last_ts - now < 1000 ? s->last_ts + 1 : now;
+    s->last_ts = m.ts_ms;
     m.body = (char *)body;
     m.cert = s->cert_b64;
     m.sig = sigcheck_sign(s->cert, &m);
