@@ -13,7 +13,8 @@ PKGS=(
 
 missing=()
 for p in "${PKGS[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [[ $st == "install ok installed" ]] || missing+=("$p")
 done
 if ((${#missing[@]})); then
   echo "deps: installing ${missing[*]}"

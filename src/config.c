@@ -52,8 +52,7 @@ typedef struct loader {
 } loader_t;
 
 static const char *const site_keys[] = {
-    "name", "state_dir", "log_level", "max_message_size", "queue_max_messages", "delivery",
-    NULL};
+    "name", "state_dir", "log_level", "max_message_size", "queue_max_messages", "delivery", NULL};
 static const char *const local_keys[] = {"host",   "port",      "username",  "password", "tls",
                                          "cafile", "client_id", "keepalive", NULL};
 static const char *const signal_keys[] = {"url",    "username",    "password", "cafile",
@@ -390,12 +389,14 @@ static int load_site(loader_t *L, config_t *c)
         return BL_EINVAL;
     c->queue_max_messages = (size_t)q;
     char *d = get_str(L, S, "delivery");
-    if (d && strcmp(d, "exactly-once") && strcmp(d, "at-least-once")) {
-        fail(L, S, "delivery", "\"%.100s\" is not exactly-once or at-least-once", d);
+    if (d && strcmp(d, "qos") && strcmp(d, "exactly-once") && strcmp(d, "at-least-once")) {
+        fail(L, S, "delivery", "\"%.100s\" is not qos, exactly-once or at-least-once", d);
         g_free(d);
         return BL_EINVAL;
     }
-    c->at_least_once = d && !strcmp(d, "at-least-once");
+    c->delivery = !d || !strcmp(d, "qos")      ? CONFIG_DELIVERY_QOS
+                  : !strcmp(d, "exactly-once") ? CONFIG_DELIVERY_EXACTLY_ONCE
+                                               : CONFIG_DELIVERY_AT_LEAST_ONCE;
     g_free(d);
     return 0;
 }

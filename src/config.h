@@ -2,7 +2,7 @@
 /* config.h - the site's configuration file (GKeyFile INI), parsed and validated.
  *
  *   [site]    name, state_dir, log_level, max_message_size, queue_max_messages,
- *             delivery (exactly-once | at-least-once)
+ *             delivery (qos | exactly-once | at-least-once)
  *   [local]   host, port, username, password, tls, cafile, client_id, keepalive
  *   [signal]  url (mqtt://host:port or mqtts://host:port), username, password, cafile,
  *             secret (the network secret, >= 16 chars) or secret_file
@@ -32,19 +32,22 @@ typedef struct config_peer {
     size_t n_rules;
 } config_peer_t;
 
+/* How a message from a peer reaches the local broker (docs/PROTOCOL.md, Delivery). */
+typedef enum {
+    CONFIG_DELIVERY_QOS = 0,      /* by each message's QoS: 0 at most, 1 at least, 2 exactly once */
+    CONFIG_DELIVERY_EXACTLY_ONCE, /* every QoS >= 1 message exactly once (the echo) */
+    CONFIG_DELIVERY_AT_LEAST_ONCE /* every QoS >= 1 message at least once */
+} config_delivery_t;
+
 typedef struct config {
     char *path;
 
     char *site_name;
     char *state_dir;
-    int log_level;             /* log_level_t */
-    size_t max_message_size;   /* default BL_MAX_MESSAGE_DEFAULT */
-    size_t queue_max_messages; /* per peer, default 1000000 */
-    /* false (default, "exactly-once"): messages from peers are confirmed by their echo
-     * from the local broker, so a crash between publish and PUBACK duplicates nothing.
-     * true ("at-least-once"): no echo, faster; such a crash may duplicate the
-     * messages that were in flight to the local broker (docs/CONFIG.md). */
-    bool at_least_once;
+    int log_level;              /* log_level_t */
+    size_t max_message_size;    /* default BL_MAX_MESSAGE_DEFAULT */
+    size_t queue_max_messages;  /* per peer, default 1000000 */
+    config_delivery_t delivery; /* default CONFIG_DELIVERY_QOS */
 
     char *local_host; /* default 127.0.0.1 */
     int local_port;   /* default 1883 (8883 with tls) */

@@ -5,20 +5,15 @@
  * fixed by [local] client_id): while the daemon is down or restarting, the broker keeps
  * what local clients publish for us (up to its max_queued_messages: set it generously,
  * e.g. 0 = no limit in mosquitto) and hands it over when we come back, so a restart of
- * the daemon loses nothing. libmosquitto keeps our unacknowledged publishes across a
- * reconnect of the same handle and resends them with their packet ids (mqtt.c).
- * The cost: a filter dropped from the config stays subscribed in the broker's session
- * until it expires; what arrives on it matches no rule and is dropped.
+ * the daemon loses nothing. Its QoS 2 state is in the site's database (mqtt_store_t),
+ * so the session outlives the process too. The cost: a filter dropped from the config
+ * stays subscribed in the broker's session until it expires or is renewed (subs.h).
  *
- * With delivery = exactly-once, what peers send is published over a second connection
- * ("<client_id>-in") with a clean session. libmosquitto keeps QoS 2 state in memory
- * only: had the persistent session published it, a kill -9 in the middle of QoS 2
- * exchanges would leave the broker holding packet ids the restarted daemon knows
- * nothing of, and mosquitto would take new publishes reusing them for resends (and
- * lose them). A clean session forgets them with the process; whether the broker took
- * such a message is told by its echo on the persistent session (site_in.c), whose No Local
- * hides only its own publishes. Plain QoS 0 from peers, and everything with
- * at-least-once, needs no echo and goes over the persistent session (local_publish). */
+ * With delivery = exactly-once, what peers send at QoS 1 or 2 (or retained) is
+ * published over a second connection ("<client_id>-in") with a clean session, so that
+ * the persistent session, whose No Local hides only its own publishes, gets it back:
+ * the echo, the broker's word that it took the message (site_in.c). Otherwise
+ * everything goes over the persistent session. */
 #include "local.h"
 
 #include <stdlib.h>
@@ -80,6 +75,12 @@ static bool still_wanted(void *ud, uint64_t token)
     return !l->ev.still_wanted || l->ev.still_wanted(l->ud, token);
 }
 
+static bool can_write(void *ud)
+{
+    local_t *l = ud;
+    return !l->ev.can_write || l->ev.can_write(l->ud);
+}
+
 static void on_unsubscribed(void *ud)
 {
     local_t *l = ud;
@@ -108,19 +109,22 @@ local_t *local_new(GMainContext *ctx, const config_t *cfg, const local_events_t 
         .cafile = cfg->local_cafile,
         .keepalive = cfg->local_keepalive > 0 ? cfg->local_keepalive : 30,
         .clean_start = false,
+        /* No Maximum Packet Size: a message over max_message_size is refused and
+         * counted by the site, not dropped unseen by the broker. */
     };
     static const mqtt_events_t mev = {.on_connect = on_connect,
                                       .on_disconnect = on_disconnect,
                                       .on_message = on_message,
                                       .on_published = on_published,
                                       .on_acks_delivered = on_acks_delivered,
-                                      .on_unsubscribed = on_unsubscribed};
+                                      .on_unsubscribed = on_unsubscribed,
+                                      .can_write = can_write};
     l->mqtt = mqtt_new(ctx, &o, &mev, l);
     if (!l->mqtt)
         goto error;
-    if (!cfg->at_least_once) {
-        static const mqtt_events_t iev = {.on_published = on_published,
-                                          .still_wanted = still_wanted};
+    if (cfg->delivery == CONFIG_DELIVERY_EXACTLY_ONCE) {
+        static const mqtt_events_t iev = {
+            .on_published = on_published, .still_wanted = still_wanted, .can_write = can_write};
         l->inject_id = g_strconcat(cfg->local_client_id, "-in", NULL);
         o.name = "local-in";
         o.client_id = l->inject_id;
@@ -176,6 +180,29 @@ int local_publish(local_t *l, const bl_msg_t *m, uint64_t token)
 int local_inject(local_t *l, const bl_msg_t *m, uint64_t token)
 {
     return l ? mqtt_publish(l->inject ? l->inject : l->mqtt, m, token) : BL_EINVAL;
+}
+
+void local_set_store(local_t *l, const mqtt_store_t *st, void *ud)
+{
+    if (l)
+        mqtt_set_store(l->mqtt, st, ud);
+}
+
+void local_restore_in(local_t *l, uint16_t pid)
+{
+    if (l)
+        mqtt_restore_in(l->mqtt, pid);
+}
+
+void local_restore_out(local_t *l, uint16_t pid, bool released)
+{
+    if (l)
+        mqtt_restore_out(l->mqtt, pid, released);
+}
+
+int local_publish_as(local_t *l, const bl_msg_t *m, uint64_t token, uint16_t pid)
+{
+    return l ? mqtt_publish_as(l->mqtt, m, token, pid) : BL_EINVAL;
 }
 
 int local_check_publish(const bl_msg_t *m)

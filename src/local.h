@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* local.h - the site's attachment to its local broker.
  *
- * One persistent MQTT v5 session that subscribes (Retain As Published; site.c asks for
- * our own publishes to come back, the echo of echo.h), and, with exactly-once delivery,
- * a second connection with a clean session that publishes what peers send (local.c
- * says why). Built on mqtt.c. */
+ * One persistent MQTT v5 session that subscribes (Retain As Published, No Local) and
+ * keeps its QoS 2 state in the site's store, and, with delivery = exactly-once, a
+ * second connection with a clean session that publishes what peers send so that it
+ * comes back (the echo of echo.h; local.c says why). Built on mqtt.c. */
 #ifndef BL_LOCAL_H
 #define BL_LOCAL_H
 
@@ -31,6 +31,9 @@ typedef struct local_events {
     /* The injecting connection dropped with `token` in flight: publish it again?
      * (mqtt.h still_wanted; optional.) */
     bool (*still_wanted)(void *ud, uint64_t token);
+    /* False while the site holds uncommitted writes that what we would send depends on
+     * (mqtt.h can_write; optional). */
+    bool (*can_write)(void *ud);
 } local_events_t;
 
 local_t *local_new(GMainContext *ctx, const config_t *cfg, const local_events_t *ev, void *ud);
@@ -39,11 +42,19 @@ local_t *local_new(GMainContext *ctx, const config_t *cfg, const local_events_t 
  * after local_start(). */
 int local_start(local_t *l);
 /* Retain As Published always; no_local hides what this session publishes (what the
- * injecting connection publishes still comes back: the echo, see echo.h). Remembered and renewed on every connect. QoS 2 is the usual
- * choice: the broker downgrades each message to its own QoS. */
+ * injecting connection publishes still comes back: the echo, see echo.h). Remembered and renewed on
+ * every connect. QoS 2 is the usual choice: the broker downgrades each message to its own QoS. */
 int local_subscribe(local_t *l, const char *filter, int qos, bool no_local);
 /* Drop a subscription an earlier run left in the persistent session (mqtt_unsubscribe). */
 int local_unsubscribe(local_t *l, const char *filter);
+/* The persistent session's QoS 2 state lives in the caller's store (mqtt.h); before
+ * local_start, what the last run left there. */
+void local_set_store(local_t *l, const mqtt_store_t *st, void *ud);
+void local_restore_in(local_t *l, uint16_t pid);
+void local_restore_out(local_t *l, uint16_t pid, bool released);
+/* Give again, on the persistent session, the QoS 2 message the last run published with
+ * `pid` (mqtt_publish_as). */
+int local_publish_as(local_t *l, const bl_msg_t *m, uint64_t token, uint16_t pid);
 /* On the persistent session (markers, status, what needs no echo). */
 int local_publish(local_t *l, const bl_msg_t *m, uint64_t token);
 /* A message from a peer: on the clean-session connection where there is one (see

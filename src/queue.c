@@ -18,6 +18,36 @@
 #define BUSY_TIMEOUT_MS 5000
 #define QUEUE_WAL_PAGES 4000
 #define QUEUE_WALSYNC_MS 100 /* the log is flushed this often by a helper thread */
+
+#ifdef BL_FAULTS
+/* Test builds only: BL_FAULT=NAME[:N] makes the N-th (default first) call of the write
+ * NAME fail as a full disk would, so that a test can show what the daemon does with a
+ * lost write at each place an acknowledgement relies on (tests/lab/t36). */
+static bool fault(const char *name)
+{
+    static const char *want;
+    static long at = 1, calls;
+    static bool parsed;
+    if (!parsed) {
+        parsed = true;
+        want = getenv("BL_FAULT");
+        const char *colon = want ? strchr(want, ':') : NULL;
+        if (colon)
+            at = strtol(colon + 1, NULL, 10);
+        if (want)
+            LOG_WARN(WHO, "test fault injection armed: write %s fails at call %ld", want, at);
+    }
+    size_t n = want ? strcspn(want, ":") : 0;
+    return n && strlen(name) == n && !strncmp(want, name, n) && ++calls == at;
+}
+#define FAULT(q, name)                                                                             \
+    do {                                                                                           \
+        if (fault(name))                                                                           \
+            return db_fail(q, SQLITE_FULL, "injected fault in " name);                             \
+    } while (0)
+#else
+#define FAULT(q, name) (void)0
+#endif
 #define BL_STR_(x) #x
 #define BL_STR(x) BL_STR_(x)
 
@@ -43,6 +73,14 @@ enum {
     S_INDOUBT_ADD,
     S_INDOUBT_DEL,
     S_RET_GET,
+    S_MQIN_ADD,
+    S_MQIN_DEL,
+    S_MQOUT_ADD,
+    S_MQOUT_REC,
+    S_MQOUT_DEL,
+    S_MQIN1_ADD,
+    S_MQIN1_GET,
+    S_MQIN1_PRUNE,
     S_COUNT_STMTS
 };
 
@@ -73,6 +111,15 @@ static const char *const stmt_sql[S_COUNT_STMTS] = {
     [S_INDOUBT_ADD] = "INSERT OR REPLACE INTO indoubt(origin, seq, key) VALUES(?1, ?2, ?3)",
     [S_INDOUBT_DEL] = "DELETE FROM indoubt WHERE origin = ?1 AND seq BETWEEN ?2 AND ?3",
     [S_RET_GET] = "SELECT frame FROM retained WHERE topic = ?1",
+    [S_MQIN_ADD] = "INSERT OR IGNORE INTO mqin(pid) VALUES(?1)",
+    [S_MQIN_DEL] = "DELETE FROM mqin WHERE pid = ?1",
+    [S_MQOUT_ADD] =
+        "INSERT OR REPLACE INTO mqout(pid, origin, seq, released) VALUES(?1, ?2, ?3, 0)",
+    [S_MQOUT_REC] = "UPDATE mqout SET released = 1 WHERE pid = ?1",
+    [S_MQOUT_DEL] = "DELETE FROM mqout WHERE pid = ?1",
+    [S_MQIN1_ADD] = "INSERT OR REPLACE INTO mqin1(pid, key, n) VALUES(?1, ?2, ?3)",
+    [S_MQIN1_GET] = "SELECT key, n FROM mqin1 WHERE pid = ?1",
+    [S_MQIN1_PRUNE] = "DELETE FROM mqin1 WHERE n <= ?1",
 };
 
 /* Primary keys are the only indexes: each is the exact access path of one call
@@ -102,8 +149,8 @@ typedef struct {
 
 typedef struct {
     char name[BL_SITE_NAME_MAX + 1];
-    uint64_t floor; /* every seq <= floor counts as seen */
-    uint64_t max;   /* highest seq seen (>= floor) */
+    uint64_t floor;   /* every seq <= floor counts as seen */
+    uint64_t max;     /* highest seq seen (>= floor) */
     bool floor_dirty; /* floor moved in the open transaction: written at its commit */
 } origin_ent_t;
 
@@ -119,6 +166,7 @@ struct queue {
     origin_ent_t *origins;
     size_t n_origins, cap_origins;
     bool poisoned; /* the open transaction lost a write it needs: its commit must fail */
+    int64_t in1_n; /* number of the last QoS 1 message recorded in mqin1, -1 unknown */
     walsync_t *ws; /* flushes the log between checkpoints (walsync.h) */
     ret_use_t *ret_use; /* retained entries and bytes per origin, loaded at first use */
     size_t n_ret_use;
@@ -380,6 +428,8 @@ static int frame_decode(const void *buf, size_t len, bl_msg_t **out)
 static int db_fail(queue_t *q, int src, const char *what)
 {
     LOG_ERROR(WHO, "%s: %s (sqlite %d)", what, sqlite3_errmsg(q->db), src);
+    if (q->depth > 0)
+        q->poisoned = true; /* queue.h: the transaction's commit must fail */
     return src == SQLITE_BUSY || src == SQLITE_LOCKED ? BL_EAGAIN : BL_EIO;
 }
 
@@ -526,7 +576,8 @@ static int configure(queue_t *q)
         return db_fail(q, src, "setting synchronous=NORMAL");
     /* Checkpoint every ~16 MiB of log instead of every ~4 MiB: a queue rewrites the
      * same few pages over and over, and each checkpoint copies them (and syncs). */
-    src = sqlite3_exec(q->db, "PRAGMA wal_autocheckpoint=" BL_STR(QUEUE_WAL_PAGES), NULL, NULL, NULL);
+    src =
+        sqlite3_exec(q->db, "PRAGMA wal_autocheckpoint=" BL_STR(QUEUE_WAL_PAGES), NULL, NULL, NULL);
     if (src != SQLITE_OK)
         return db_fail(q, src, "setting wal_autocheckpoint");
     sqlite3_busy_timeout(q->db, BUSY_TIMEOUT_MS);
@@ -541,20 +592,29 @@ int queue_open(const char *path, queue_t **out)
     queue_t *q = calloc(1, sizeof(*q));
     if (!q)
         return BL_ENOMEM;
-    int rc, src = sqlite3_open_v2(path, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    int rc, src = sqlite3_open_v2(path, &q->db,
+                                  SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                                  NULL);
     if (src != SQLITE_OK) {
         LOG_ERROR(WHO, "cannot open %s: %s", path, q->db ? sqlite3_errmsg(q->db) : "no memory");
         rc = BL_EIO;
         goto error;
     }
     sqlite3_extended_result_codes(q->db, 0);
+    q->in1_n = -1;
     if ((rc = configure(q)) || (rc = schema_setup(q, path)))
         goto error;
-    /* Added after schema 1 shipped to nobody: created on demand, harmless if present. */
+    /* Added after schema 1 shipped: created on demand, harmless if present (an older
+     * build ignores them). */
     src = sqlite3_exec(
         q->db,
         "CREATE TABLE IF NOT EXISTS indoubt(origin TEXT NOT NULL, seq INTEGER NOT NULL,"
-        " key BLOB NOT NULL, PRIMARY KEY(origin, seq)) WITHOUT ROWID",
+        " key BLOB NOT NULL, PRIMARY KEY(origin, seq)) WITHOUT ROWID;"
+        "CREATE TABLE IF NOT EXISTS mqin(pid INTEGER PRIMARY KEY);"
+        "CREATE TABLE IF NOT EXISTS mqout(pid INTEGER PRIMARY KEY, origin TEXT NOT NULL,"
+        " seq INTEGER NOT NULL, released INTEGER NOT NULL);"
+        "CREATE TABLE IF NOT EXISTS mqin1(pid INTEGER PRIMARY KEY, key BLOB NOT NULL,"
+        " n INTEGER NOT NULL)",
         NULL, NULL, NULL);
     if (src != SQLITE_OK) {
         rc = db_fail(q, src, "creating the in-doubt table");
@@ -629,6 +689,10 @@ int queue_commit(queue_t *q)
     }
     if (!rc)
         rc = floors_flush(q);
+#ifdef BL_FAULTS
+    if (!rc && fault("commit"))
+        rc = db_fail(q, SQLITE_FULL, "injected fault in commit");
+#endif
     if (!rc)
         rc = run(q, stmt(q, S_COMMIT), "COMMIT");
     if (rc) {
@@ -654,6 +718,7 @@ static int end_internal(queue_t *q, int rc)
 
 int queue_next_seq(queue_t *q, uint64_t *seq)
 {
+    FAULT(q, "next_seq");
     if (!q || !seq)
         return BL_EINVAL;
     if (!q->seq_loaded) {
@@ -716,6 +781,7 @@ static peer_ent_t *peer_get(queue_t *q, const char *peer)
 
 int queue_push(queue_t *q, const char *peer, const bl_msg_t *m, int64_t enq_ms, size_t max_messages)
 {
+    FAULT(q, "push");
     if (!q || !bl_site_name_valid(peer) || !m || !seq_ok(m->seq))
         return BL_EINVAL;
     peer_ent_t *e = peer_get(q, peer);
@@ -759,6 +825,7 @@ static bool seq_range(uint64_t *first, uint64_t *last)
 
 int queue_ack_range(queue_t *q, const char *peer, uint64_t first, uint64_t last)
 {
+    FAULT(q, "ack");
     if (!q || !bl_site_name_valid(peer) || first > last)
         return BL_EINVAL;
     if (!seq_range(&first, &last))
@@ -1013,6 +1080,7 @@ static int mark(queue_t *q, origin_ent_t *e, uint64_t seq)
 
 int queue_mark_seen(queue_t *q, const char *origin, uint64_t seq)
 {
+    FAULT(q, "mark_seen");
     if (!q || !bl_site_name_valid(origin) || !seq_ok(seq))
         return BL_EINVAL;
     int rc = queue_begin(q);
@@ -1118,6 +1186,7 @@ int queue_retained_usage(queue_t *q, const char *origin, size_t *topics, size_t 
 
 int queue_retained_put_max(queue_t *q, const bl_msg_t *m, size_t max_topics, size_t max_bytes)
 {
+    FAULT(q, "retained_put");
     if (!q || !m || !m->topic)
         return BL_EINVAL;
     uint8_t *frame;
@@ -1237,6 +1306,7 @@ int queue_meta_get(queue_t *q, const char *key, char *buf, size_t len)
 
 int queue_meta_set(queue_t *q, const char *key, const char *value)
 {
+    FAULT(q, "meta_set");
     sqlite3_stmt *s = NULL;
     int src = sqlite3_prepare_v2(q->db,
                                  "INSERT INTO meta(key, value) VALUES(?1, ?2) ON CONFLICT(key) "
@@ -1297,6 +1367,7 @@ int queue_retained_get(queue_t *q, const char *topic, bl_msg_t **out)
 
 int queue_indoubt_add(queue_t *q, const char *origin, uint64_t seq, const void *key, size_t key_len)
 {
+    FAULT(q, "indoubt_add");
     sqlite3_stmt *s = stmt(q, S_INDOUBT_ADD);
     bind_name(s, 1, origin);
     sqlite3_bind_int64(s, 2, (int64_t)seq);
@@ -1339,4 +1410,140 @@ int queue_indoubt_each(queue_t *q, queue_indoubt_cb cb, void *ud)
     }
     sqlite3_finalize(s);
     return src == SQLITE_DONE ? 0 : db_fail(q, src, "reading in-doubt deliveries");
+}
+
+/* ---- the local broker session's QoS 2 state ---- */
+
+static int mq_pid(queue_t *q, int id, uint16_t pid, const char *what)
+{
+    if (!q || !pid)
+        return BL_EINVAL;
+    sqlite3_stmt *s = stmt(q, id);
+    sqlite3_bind_int(s, 1, pid);
+    return run(q, s, what);
+}
+
+int queue_mq_in_add(queue_t *q, uint16_t pid)
+{
+    FAULT(q, "mq_in_add");
+    return mq_pid(q, S_MQIN_ADD, pid, "storing a received QoS 2 packet id");
+}
+
+int queue_mq_in_del(queue_t *q, uint16_t pid)
+{
+    FAULT(q, "mq_in_del");
+    return mq_pid(q, S_MQIN_DEL, pid, "removing a received QoS 2 packet id");
+}
+
+int queue_mq_out_add(queue_t *q, uint16_t pid, const char *origin, uint64_t seq)
+{
+    FAULT(q, "mq_out_add");
+    if (!q || !pid || (seq && !seq_ok(seq)))
+        return BL_EINVAL;
+    sqlite3_stmt *s = stmt(q, S_MQOUT_ADD);
+    sqlite3_bind_int(s, 1, pid);
+    bind_name(s, 2, origin ? origin : "");
+    sqlite3_bind_int64(s, 3, (int64_t)seq);
+    int rc = run(q, s, "storing a QoS 2 publish's packet id");
+    sqlite3_clear_bindings(s);
+    return rc;
+}
+
+int queue_mq_out_rec(queue_t *q, uint16_t pid)
+{
+    FAULT(q, "mq_out_rec");
+    return mq_pid(q, S_MQOUT_REC, pid, "storing a QoS 2 publish's PUBREC");
+}
+
+int queue_mq_out_del(queue_t *q, uint16_t pid)
+{
+    return mq_pid(q, S_MQOUT_DEL, pid, "removing a QoS 2 publish's packet id");
+}
+
+int queue_mq_reset(queue_t *q)
+{
+    int src = sqlite3_exec(q->db, "DELETE FROM mqin; DELETE FROM mqout; DELETE FROM mqin1",
+                           NULL, NULL, NULL);
+    return src == SQLITE_OK ? 0 : db_fail(q, src, "forgetting the local session's packet ids");
+}
+
+int queue_mq_each(queue_t *q, queue_mq_in_cb in, queue_mq_out_cb out, void *ud)
+{
+    sqlite3_stmt *s = NULL;
+    int src = sqlite3_prepare_v2(q->db, "SELECT pid FROM mqin", -1, &s, NULL);
+    if (src == SQLITE_OK)
+        while ((src = sqlite3_step(s)) == SQLITE_ROW)
+            in(ud, (uint16_t)sqlite3_column_int(s, 0));
+    sqlite3_finalize(s);
+    if (src != SQLITE_DONE)
+        return db_fail(q, src, "reading the local session's packet ids");
+    src = sqlite3_prepare_v2(q->db, "SELECT pid, origin, seq, released FROM mqout", -1, &s, NULL);
+    while (src == SQLITE_OK && (src = sqlite3_step(s)) == SQLITE_ROW) {
+        src = SQLITE_OK;
+        const char *origin = (const char *)sqlite3_column_text(s, 1);
+        out(ud, (uint16_t)sqlite3_column_int(s, 0), origin ? origin : "",
+            (uint64_t)sqlite3_column_int64(s, 2), sqlite3_column_int(s, 3) != 0);
+    }
+    sqlite3_finalize(s);
+    return src == SQLITE_DONE ? 0 : db_fail(q, src, "reading the local session's packet ids");
+}
+
+/* QoS 1 packet ids taken from the broker (exactly-once): a resend of one of them can
+ * only be among the last QUEUE_MQIN1_WINDOW, since the broker has at most our Receive
+ * Maximum unacknowledged and gives an id anew only after its PUBACK. */
+#define QUEUE_MQIN1_WINDOW 4096
+
+static int in1_counter(queue_t *q)
+{
+    if (q->in1_n >= 0)
+        return 0;
+    sqlite3_stmt *s = NULL;
+    int src = sqlite3_prepare_v2(q->db, "SELECT COALESCE(MAX(n), 0) FROM mqin1", -1, &s, NULL);
+    if (src == SQLITE_OK && (src = sqlite3_step(s)) == SQLITE_ROW)
+        q->in1_n = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return q->in1_n >= 0 ? 0 : db_fail(q, src, "reading the QoS 1 packet ids");
+}
+
+int queue_mq_in1_add(queue_t *q, uint16_t pid, const void *key, size_t key_len)
+{
+    FAULT(q, "mq_in1_add");
+    if (!q || !pid || !key)
+        return BL_EINVAL;
+    int rc = in1_counter(q);
+    if (rc)
+        return rc;
+    sqlite3_stmt *s = stmt(q, S_MQIN1_ADD);
+    sqlite3_bind_int(s, 1, pid);
+    sqlite3_bind_blob(s, 2, key, (int)key_len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, ++q->in1_n);
+    rc = run(q, s, "storing a QoS 1 packet id");
+    sqlite3_clear_bindings(s);
+    if (!rc && q->in1_n % 1024 == 0) {
+        s = stmt(q, S_MQIN1_PRUNE);
+        sqlite3_bind_int64(s, 1, q->in1_n - QUEUE_MQIN1_WINDOW);
+        rc = run(q, s, "pruning the QoS 1 packet ids");
+    }
+    return rc;
+}
+
+int queue_mq_in1_seen(queue_t *q, uint16_t pid, const void *key, size_t key_len)
+{
+    if (!q || !pid || !key)
+        return BL_EINVAL;
+    int rc = in1_counter(q);
+    if (rc)
+        return rc;
+    sqlite3_stmt *s = stmt(q, S_MQIN1_GET);
+    sqlite3_bind_int(s, 1, pid);
+    int src = sqlite3_step(s);
+    int seen = 0;
+    if (src == SQLITE_ROW)
+        seen = sqlite3_column_int64(s, 1) > q->in1_n - QUEUE_MQIN1_WINDOW &&
+               (size_t)sqlite3_column_bytes(s, 0) == key_len &&
+               !memcmp(sqlite3_column_blob(s, 0), key, key_len);
+    sqlite3_reset(s);
+    if (src != SQLITE_ROW && src != SQLITE_DONE)
+        return db_fail(q, src, "reading a QoS 1 packet id");
+    return seen;
 }

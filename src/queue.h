@@ -19,69 +19,99 @@
 
 typedef struct queue queue_t;
 
-int queue_open(const char *path, queue_t **out);
+/* Every result says whether a write that an acknowledgement may rely on happened:
+ * ignoring one is a compile error (-Werror). One policy for failures: a failed
+ * statement poisons the open transaction, whose commit then fails (and rolls back), so
+ * nothing written with it, nor anything acknowledged after it, can pass for stored. */
+#define QUEUE_MUST_USE __attribute__((warn_unused_result))
+
+QUEUE_MUST_USE int queue_open(const char *path, queue_t **out);
 void queue_close(queue_t *q);
 
-int queue_begin(queue_t *q); /* nests: only the outermost begin/commit pair counts */
-int queue_commit(queue_t *q);
+QUEUE_MUST_USE int queue_begin(queue_t *q); /* nests: only the outermost begin/commit pair counts */
+QUEUE_MUST_USE int queue_commit(queue_t *q);
 
 /* Next origin sequence (1, 2, ...), persisted. */
-int queue_next_seq(queue_t *q, uint64_t *seq);
+QUEUE_MUST_USE int queue_next_seq(queue_t *q, uint64_t *seq);
 
 /* Append m (its seq set) to peer's queue. enq_ms = wall clock when taken in, so expiry
  * can be reduced by the time spent queued. BL_ETOOBIG when the peer's queue is at
  * `max_messages` (0 = no cap). */
-int queue_push(queue_t *q, const char *peer, const bl_msg_t *m, int64_t enq_ms,
-               size_t max_messages);
+QUEUE_MUST_USE int queue_push(queue_t *q, const char *peer, const bl_msg_t *m, int64_t enq_ms,
+                              size_t max_messages);
 /* Up to `max` messages of peer's queue with seq > after_seq, in seq order; *msgs is
  * an array of owned messages (free with queue_msgs_free), enq_ms filled alongside. */
-int queue_peek(queue_t *q, const char *peer, uint64_t after_seq, size_t max, bl_msg_t ***msgs,
-               int64_t **enq_ms, size_t *n);
+QUEUE_MUST_USE int queue_peek(queue_t *q, const char *peer, uint64_t after_seq, size_t max,
+                              bl_msg_t ***msgs, int64_t **enq_ms, size_t *n);
 void queue_msgs_free(bl_msg_t **msgs, int64_t *enq_ms, size_t n);
 /* The peer's broker has it: remove. Unknown seq is not an error. */
-int queue_ack(queue_t *q, const char *peer, uint64_t seq);
+QUEUE_MUST_USE int queue_ack(queue_t *q, const char *peer, uint64_t seq);
 /* The same for every queued seq in [first, last] (one statement for a run of acks). */
-int queue_ack_range(queue_t *q, const char *peer, uint64_t first, uint64_t last);
+QUEUE_MUST_USE int queue_ack_range(queue_t *q, const char *peer, uint64_t first, uint64_t last);
 size_t queue_depth(queue_t *q, const char *peer);
 
 /* Inbound dedupe: 1 if (origin, seq) was already delivered, 0 if not. A sequence more
  * than QUEUE_SEEN_WINDOW below the highest one marked for that origin counts as
  * delivered (bounds the rows kept; docs/QUEUE.md). seq 0 or a bad origin: BL_EINVAL. */
 #define QUEUE_SEEN_WINDOW 100000u
-int queue_seen(queue_t *q, const char *origin, uint64_t seq);
-int queue_mark_seen(queue_t *q, const char *origin, uint64_t seq);
+QUEUE_MUST_USE int queue_seen(queue_t *q, const char *origin, uint64_t seq);
+QUEUE_MUST_USE int queue_mark_seen(queue_t *q, const char *origin, uint64_t seq);
 
 /* Retained store: set (payload_len > 0) or clear (payload_len == 0) the topic. */
-int queue_retained_put(queue_t *q, const bl_msg_t *m);
+QUEUE_MUST_USE int queue_retained_put(queue_t *q, const bl_msg_t *m);
 /* The same, but BL_ETOOBIG (nothing stored) when m would take the entries of its origin
  * over max_topics or their stored bytes over max_bytes (0: no cap). Replacing the
  * topic's entry counts the difference; only growth is refused. */
-int queue_retained_put_max(queue_t *q, const bl_msg_t *m, size_t max_topics, size_t max_bytes);
+QUEUE_MUST_USE int queue_retained_put_max(queue_t *q, const bl_msg_t *m, size_t max_topics,
+                                          size_t max_bytes);
 /* Entries (clears included) and their stored bytes held for `origin`. */
-int queue_retained_usage(queue_t *q, const char *origin, size_t *topics, size_t *bytes);
+QUEUE_MUST_USE int queue_retained_usage(queue_t *q, const char *origin, size_t *topics,
+                                        size_t *bytes);
 /* All retained entries (including clears, kept as tombstones with empty payload). */
-int queue_retained_all(queue_t *q, bl_msg_t ***msgs, size_t *n);
+QUEUE_MUST_USE int queue_retained_all(queue_t *q, bl_msg_t ***msgs, size_t *n);
 
 /* The retained entry of one topic (owned, msg_free), BL_ENOTFOUND when none. */
-int queue_retained_get(queue_t *q, const char *topic, bl_msg_t **out);
+QUEUE_MUST_USE int queue_retained_get(queue_t *q, const char *topic, bl_msg_t **out);
 
 /* In-doubt deliveries: a message from a peer that we handed to our local broker but
  * have not yet seen come back (site_in.c). Written before the publish, removed at its
  * echo, read once at start to recognise echoes of what the broker took before a crash. */
-int queue_indoubt_add(queue_t *q, const char *origin, uint64_t seq, const void *key,
-                      size_t key_len);
-int queue_indoubt_del(queue_t *q, const char *origin, uint64_t seq);
+QUEUE_MUST_USE int queue_indoubt_add(queue_t *q, const char *origin, uint64_t seq, const void *key,
+                                     size_t key_len);
+QUEUE_MUST_USE int queue_indoubt_del(queue_t *q, const char *origin, uint64_t seq);
 /* The same for every seq of origin in [first, last] (one statement for a run). */
-int queue_indoubt_del_range(queue_t *q, const char *origin, uint64_t first, uint64_t last);
+QUEUE_MUST_USE int queue_indoubt_del_range(queue_t *q, const char *origin, uint64_t first,
+                                           uint64_t last);
 typedef void (*queue_indoubt_cb)(void *ud, const char *origin, uint64_t seq, const void *key,
                                  size_t key_len);
-int queue_indoubt_each(queue_t *q, queue_indoubt_cb cb, void *ud);
+QUEUE_MUST_USE int queue_indoubt_each(queue_t *q, queue_indoubt_cb cb, void *ud);
+
+/* The local broker session's QoS 2 state (mqtt.h, mqtt_store_t), kept with the rest so
+ * that it commits with what it depends on: packet ids of QoS 2 messages received and not
+ * yet released; packet ids of our QoS 2 publishes, the peer message each carries
+ * (origin, seq; "" and 0 for none), and whether its PUBREC came. */
+QUEUE_MUST_USE int queue_mq_in_add(queue_t *q, uint16_t pid);
+QUEUE_MUST_USE int queue_mq_in_del(queue_t *q, uint16_t pid);
+QUEUE_MUST_USE int queue_mq_out_add(queue_t *q, uint16_t pid, const char *origin, uint64_t seq);
+QUEUE_MUST_USE int queue_mq_out_rec(queue_t *q, uint16_t pid);
+QUEUE_MUST_USE int queue_mq_out_del(queue_t *q, uint16_t pid);
+/* QoS 1 messages taken from the broker, by packet id, with a key of their content
+ * (delivery = exactly-once): seen is 1 when pid was recorded, among the last few
+ * thousand, with the same key. */
+QUEUE_MUST_USE int queue_mq_in1_add(queue_t *q, uint16_t pid, const void *key, size_t key_len);
+QUEUE_MUST_USE int queue_mq_in1_seen(queue_t *q, uint16_t pid, const void *key, size_t key_len);
+/* The broker has no session for us: forget all of them. */
+QUEUE_MUST_USE int queue_mq_reset(queue_t *q);
+typedef void (*queue_mq_in_cb)(void *ud, uint16_t pid);
+typedef void (*queue_mq_out_cb)(void *ud, uint16_t pid, const char *origin, uint64_t seq,
+                                bool released);
+QUEUE_MUST_USE int queue_mq_each(queue_t *q, queue_mq_in_cb in, queue_mq_out_cb out, void *ud);
 
 /* Small persisted values in the meta table (e.g. "epoch", "epoch:<origin>"). */
 /* BL_ENOTFOUND, or BL_ETOOBIG when the value does not fit in len (with its NUL). */
-int queue_meta_get(queue_t *q, const char *key, char *buf, size_t len);
-int queue_meta_set(queue_t *q, const char *key, const char *value);
+QUEUE_MUST_USE int queue_meta_get(queue_t *q, const char *key, char *buf, size_t len);
+QUEUE_MUST_USE int queue_meta_set(queue_t *q, const char *key, const char *value);
 /* Forget every seen sequence of `origin`: it started numbering anew (new epoch). */
-int queue_seen_reset(queue_t *q, const char *origin);
+QUEUE_MUST_USE int queue_seen_reset(queue_t *q, const char *origin);
 
 #endif

@@ -10,62 +10,20 @@
 
 #include <glib.h>
 
+#include "mqttpkt.h"
+
 /* MQTT 5 1.5.4: a UTF-8 string is at most 65535 bytes. */
 #define TOPIC_MAX 65535u
 #define MAX_TOKENS 5
 
-/* MQTT 5 1.5.4: well-formed UTF-8, no U+0000. Control characters and non-characters are
- * only "SHOULD NOT", but brokers (mosquitto 2) disconnect a client that publishes them,
- * and one peer's bad topic must never cost us the local session, so refuse them too. */
-static bool mqtt_utf8_valid(const char *s, size_t len)
-{
-    if (!g_utf8_validate(s, (gssize)len, NULL))
-        return false;
-    for (const char *p = s; p < s + len; p = g_utf8_next_char(p)) {
-        gunichar c = g_utf8_get_char(p);
-        if (c <= 0x1F || (c >= 0x7F && c <= 0x9F))
-            return false;
-        if ((c >= 0xFDD0 && c <= 0xFDEF) || (c & 0xFFFE) == 0xFFFE)
-            return false;
-    }
-    return true;
-}
-
-/* Why a filter is invalid, or NULL when it is valid (MQTT 5 4.7.1). */
-static const char *filter_problem(const char *f)
-{
-    size_t n = strlen(f);
-    if (n == 0)
-        return "is empty";
-    if (n > TOPIC_MAX)
-        return "is longer than 65535 bytes";
-    if (!mqtt_utf8_valid(f, n))
-        return "is not valid UTF-8 or contains control characters";
-    for (size_t i = 0; i < n; i++) {
-        bool starts_level = i == 0 || f[i - 1] == '/';
-        bool ends_level = i + 1 == n || f[i + 1] == '/';
-        /* 4.7.1.2: '#' is alone in its level and the last character of the filter. */
-        if (f[i] == '#' && (!starts_level || i + 1 != n))
-            return "has '#' that is not the whole last level";
-        /* 4.7.1.3: '+' occupies an entire level. */
-        if (f[i] == '+' && (!starts_level || !ends_level))
-            return "has '+' that is not a whole level";
-    }
-    return NULL;
-}
-
 bool router_filter_valid(const char *filter)
 {
-    return filter && filter_problem(filter) == NULL;
+    return filter && mqttpkt_filter_problem(filter) == NULL;
 }
 
 bool router_topic_valid(const char *topic)
 {
-    if (!topic)
-        return false;
-    size_t n = strlen(topic);
-    /* 4.7.3: a topic name has at least one character and no wildcards. */
-    return n > 0 && n <= TOPIC_MAX && strpbrk(topic, "+#") == NULL && mqtt_utf8_valid(topic, n);
+    return mqttpkt_topic_valid(topic);
 }
 
 /* Level-by-level match of filter f against topic t, both possibly empty strings (an
@@ -175,7 +133,7 @@ static const char *prefix_problem(const char *p)
         return "must not contain '+' or '#'";
     if (strlen(p) > TOPIC_MAX)
         return "is longer than 65535 bytes";
-    if (*p && !mqtt_utf8_valid(p, strlen(p)))
+    if (*p && !mqttpkt_utf8_valid(p, strlen(p)))
         return "is not valid UTF-8 or contains control characters";
     return NULL;
 }
@@ -185,7 +143,7 @@ static int check_joined(const char *which, const char *prefix, const char *patte
                         size_t errlen)
 {
     char *joined = g_strconcat(prefix, pattern, NULL);
-    const char *why = filter_problem(joined);
+    const char *why = mqttpkt_filter_problem(joined);
     int rc = 0;
     if (why)
         rc = set_err(err, errlen,
@@ -198,7 +156,7 @@ static int check_joined(const char *which, const char *prefix, const char *patte
 
 static int parse_fields(char *tok[], int n, route_rule_t *r, char *err, size_t errlen)
 {
-    const char *why = filter_problem(tok[0]);
+    const char *why = mqttpkt_filter_problem(tok[0]);
     if (why)
         return set_err(err, errlen, "pattern \"%.200s\" %s", tok[0], why);
     r->dir = ROUTE_BOTH;

@@ -28,6 +28,13 @@ _Noreturn void site_storage_failed(const char *what)
     _exit(SITE_EXIT_STORAGE);
 }
 
+/* A write to the database failed: the same as a failed commit (queue.h). */
+void site_db(int rc, const char *what)
+{
+    if (rc)
+        site_storage_failed(what);
+}
+
 static gboolean commit_cb(gpointer ud)
 {
     site_t *s = ud;
@@ -49,7 +56,9 @@ static gboolean commit_cb(gpointer ud)
     bool publishing = s->to_publish->len > 0;
     for (guint i = 0; i < s->to_publish->len; i++) {
         pending_pub_t *pp = &g_array_index(s->to_publish, pending_pub_t, i);
-        int rc = site_plain_qos0(pp->msg) ? local_publish(s->local, pp->msg, pp->token)
+        int rc = pp->pid ? local_publish_as(s->local, pp->msg, pp->token, pp->pid) : BL_ENOTFOUND;
+        if (rc == BL_ENOTFOUND || rc == BL_EINVAL) /* no such id now, or no longer QoS 2 */
+            rc = site_plain_qos0(pp->msg) ? local_publish(s->local, pp->msg, pp->token)
                                           : local_inject(s->local, pp->msg, pp->token);
         if (rc) /* checked in site_remote_message: out of memory */
             site_unpublished(s, pp->token, pp->msg->topic, rc);
@@ -226,10 +235,10 @@ static void check_epoch(peer_ctx_t *p, uint64_t epoch)
                  "peer's state was re-created (epoch %s, was %s): forgetting "
                  "which of its messages we saw",
                  now, have);
-        queue_seen_reset(s->q, p->cfg->name);
+        site_db(queue_seen_reset(s->q, p->cfg->name), "cannot forget a peer's old sequences");
         site_drop_acks(p); /* sequences of the old epoch: they would delete new messages */
     }
-    queue_meta_set(s->q, key, now);
+    site_db(queue_meta_set(s->q, key, now), "cannot store a peer's epoch");
 }
 
 static void link_frame(void *ud, link_t *l, const wire_frame_t *f)
@@ -248,7 +257,8 @@ static void link_frame(void *ud, link_t *l, const wire_frame_t *f)
                             f->u.ack.seqs[j] == f->u.ack.seqs[j - 1] + 1;
                  j++)
                 ;
-            queue_ack_range(s->q, p->cfg->name, f->u.ack.seqs[i], f->u.ack.seqs[j - 1]);
+            site_db(queue_ack_range(s->q, p->cfg->name, f->u.ack.seqs[i], f->u.ack.seqs[j - 1]),
+                    "cannot remove acknowledged messages from the queue");
         }
         break;
     case WIRE_HELLO:
@@ -355,6 +365,7 @@ site_t *site_new(GMainContext *ctx, const config_t *cfg, const cert_t *cert)
     s->to_publish = g_array_new(FALSE, FALSE, sizeof(pending_pub_t));
     s->echo_dels = g_array_new(FALSE, FALSE, sizeof(indoubt_ref_t));
     s->delivering = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    s->mq_resend = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 
     char path[4096];
     snprintf(path, sizeof(path), "%s/queue.db", cfg->state_dir);
@@ -364,7 +375,8 @@ site_t *site_new(GMainContext *ctx, const config_t *cfg, const cert_t *cert)
     }
     if (load_epoch(s))
         goto error;
-    queue_indoubt_each(s->q, site_recover_one, s);
+    if (queue_indoubt_each(s->q, site_recover_one, s))
+        goto error;
     snprintf(s->sync_topic, sizeof(s->sync_topic), "brokerless/%s/sync", cfg->site_name);
     uint8_t rnd[16];
     RAND_bytes(rnd, sizeof(rnd));
@@ -385,8 +397,11 @@ site_t *site_new(GMainContext *ctx, const config_t *cfg, const cert_t *cert)
                           .on_acked = site_local_acked,
                           .on_disconnect = site_local_down,
                           .on_unsubscribed = local_unsubscribed,
-                          .still_wanted = site_local_still_wanted};
+                          .still_wanted = site_local_still_wanted,
+                          .can_write = site_can_write};
     s->local = local_new(ctx, cfg, &lev, s);
+    if (s->local && site_mq_start(s))
+        goto error;
     signaling_events_t sev = {.on_connect = signal_up, .on_message = signal_message};
     s->sig = signaling_new(ctx, cfg, cert, &sev, s);
     if (!s->local || !s->sig)
@@ -425,7 +440,8 @@ static void local_unsubscribed(void *ud)
     if (!s->subs_now)
         return;
     site_txn(s);
-    queue_meta_set(s->q, "local_subs", s->subs_now);
+    site_db(queue_meta_set(s->q, "local_subs", s->subs_now),
+            "cannot store the local subscriptions");
 }
 
 /* Subscribe what this run wants, dropping first what the last run left in the broker
@@ -460,7 +476,8 @@ static void subscribe_local(site_t *s)
         local_unsubscribe(s->local, f);
     }
     site_txn(s);
-    queue_meta_set(s->q, "local_subs", plan.record_both);
+    site_db(queue_meta_set(s->q, "local_subs", plan.record_both),
+            "cannot store the local subscriptions");
     g_free(s->subs_now);
     s->subs_now = NULL;
     if (plan.unsubscribe->len) {
@@ -494,6 +511,10 @@ void site_free(site_t *s)
 {
     if (!s)
         return;
+    /* Commit first: freeing the local session writes the acknowledgements it still
+     * holds, which may depend on this transaction. */
+    if (s->q && s->txn_open && queue_commit(s->q) == 0)
+        s->txn_open = false;
     if (s->stats_src)
         g_source_destroy(s->stats_src);
     if (s->commit_src)
@@ -513,8 +534,9 @@ void site_free(site_t *s)
     signaling_free(s->sig);
     local_free(s->local);
     if (s->q) {
-        if (s->txn_open)
-            queue_commit(s->q);
+        if (s->txn_open && queue_commit(s->q))
+            LOG_ERROR("site", "cannot commit the queue database at exit: the last writes are lost "
+                              "(acknowledged nothing that depended on them)");
         queue_close(s->q);
     }
     for (guint i = 0; s->to_publish && i < s->to_publish->len; i++)
@@ -534,5 +556,7 @@ void site_free(site_t *s)
     g_hash_table_destroy(s->delivering);
     if (s->held)
         g_hash_table_destroy(s->held);
+    if (s->mq_resend)
+        g_hash_table_destroy(s->mq_resend);
     free(s);
 }

@@ -151,7 +151,8 @@ static void retained_refused(peer_ctx_t *p, bl_msg_t *c)
     s->stats.retained_refused++;
     uint64_t n = ++p->n_retained_refused;
     size_t topics = 0, bytes = 0;
-    queue_retained_usage(s->q, p->cfg->name, &topics, &bytes);
+    if (queue_retained_usage(s->q, p->cfg->name, &topics, &bytes))
+        topics = bytes = 0; /* only for the log line */
     LOG_AT((n & (n - 1)) == 0 ? LOG_LVL_WARN : LOG_LVL_DEBUG, p->cfg->name,
            "retained message on %s not kept: the peer holds %zu retained topics (%zu bytes), "
            "retained_max_topics %zu, retained_max_bytes %zu; delivered as not retained "
@@ -173,9 +174,12 @@ static void retained_in(peer_ctx_t *p, bl_msg_t *c)
         c->retain = false;
     } else {
         site_txn(s);
-        if (queue_retained_put_max(s->q, c, p->cfg->retained_max_topics,
-                                   p->cfg->retained_max_bytes) == BL_ETOOBIG)
+        int rc = queue_retained_put_max(s->q, c, p->cfg->retained_max_topics,
+                                        p->cfg->retained_max_bytes);
+        if (rc == BL_ETOOBIG)
             retained_refused(p, c);
+        else
+            site_db(rc, "cannot store a retained message from a peer");
     }
     msg_free(have);
 }
@@ -261,7 +265,7 @@ void site_remote_message(peer_ctx_t *p, const bl_msg_t *m)
     uint64_t token = ++s->next_token;
     /* Only what goes in over the injecting connection comes back (echoed): no key, no
      * echo to recognise, the token will do. */
-    bool echoed = !s->cfg->at_least_once && !site_plain_qos0(c);
+    bool echoed = s->cfg->delivery == CONFIG_DELIVERY_EXACTLY_ONCE && !site_plain_qos0(c);
     char *key = echoed ? echo_key(c->topic, c->payload, c->payload_len) : NULL;
     if ((!key && echoed) || !echo_add(s->echo, key, m->origin, m->seq, token, p, false)) {
         free(key);
@@ -272,11 +276,17 @@ void site_remote_message(peer_ctx_t *p, const bl_msg_t *m)
     if (m->seq) {
         g_hash_table_add(s->delivering, delivery_key(p, m->seq));
         if (key)
-            queue_indoubt_add(s->q, m->origin, m->seq, key, strlen(key));
+            site_db(queue_indoubt_add(s->q, m->origin, m->seq, key, strlen(key)),
+                    "cannot record a delivery in doubt");
     }
     free(key);
     held_add(s, token, c);
     pending_pub_t pp = {.msg = c, .token = token};
+    if (m->seq && !echoed && c->qos == 2) {
+        char *dk = delivery_key(p, m->seq);
+        pp.pid = site_mq_take_resend(s, dk);
+        g_free(dk);
+    }
     g_array_append_val(s->to_publish, pp);
 }
 
@@ -295,7 +305,7 @@ static void delivered(site_t *s, peer_ctx_t *p, const char *origin, uint64_t seq
     if (!seq)
         return;
     site_txn(s);
-    queue_mark_seen(s->q, origin, seq);
+    site_db(queue_mark_seen(s->q, origin, seq), "cannot mark a peer's message delivered");
     if (p) {
         not_delivering(s, p, seq);
         ack_add(p, seq);
@@ -313,7 +323,8 @@ void site_unpublished(site_t *s, uint64_t token, const char *topic, int rc)
         not_delivering(s, r->peer, r->seq);
         if (r->key) {
             site_txn_lazy(s);
-            queue_indoubt_del(s->q, r->origin, r->seq);
+            site_db(queue_indoubt_del(s->q, r->origin, r->seq),
+                    "cannot remove a delivery in doubt");
         }
     }
     echo_rec_free(r);
@@ -411,7 +422,8 @@ void site_local_acked(void *ud, uint64_t upto)
                 break;
             last = e->seq;
         }
-        queue_indoubt_del_range(s->q, d->origin, d->seq, last);
+        site_db(queue_indoubt_del_range(s->q, d->origin, d->seq, last),
+                "cannot remove deliveries in doubt");
     }
     for (guint i = 0; i < n; i++)
         free(g_array_index(s->echo_dels, indoubt_ref_t, i).key);
@@ -428,7 +440,8 @@ void site_local_down(void *ud)
         indoubt_ref_t *d = &g_array_index(s->echo_dels, indoubt_ref_t, i);
         if (!echo_add(s->echo, d->key, d->origin, d->seq, 0, NULL, true)) {
             site_txn_lazy(s); /* cannot wait for it: the peer resends, the window drops it */
-            queue_indoubt_del(s->q, d->origin, d->seq);
+            site_db(queue_indoubt_del(s->q, d->origin, d->seq),
+                    "cannot remove a delivery in doubt");
         }
         free(d->key);
     }
@@ -512,7 +525,7 @@ static void drop_recovered(echo_rec_t *r, void *ud)
 {
     site_t *s = ud;
     site_txn(s);
-    queue_indoubt_del(s->q, r->origin, r->seq);
+    site_db(queue_indoubt_del(s->q, r->origin, r->seq), "cannot remove a delivery in doubt");
     echo_rec_free(r);
 }
 
@@ -569,7 +582,7 @@ static void echo_gone(echo_rec_t *r, void *ud)
     s->warned_no_echo = true;
     if (r->seq) {
         site_txn_lazy(s);
-        queue_indoubt_del(s->q, r->origin, r->seq);
+        site_db(queue_indoubt_del(s->q, r->origin, r->seq), "cannot remove a delivery in doubt");
     }
     echo_rec_free(r);
 }

@@ -27,7 +27,7 @@
 
 #define SITE_PUMP_BATCH 64
 #define SITE_ACK_BATCH 512
-#define SITE_ACK_SPACING_US 800 /* a commit sends acks if the last ACK frame is this old */
+#define SITE_ACK_SPACING_US 800  /* a commit sends acks if the last ACK frame is this old */
 #define SITE_ACK_LATE_MS 10      /* otherwise they go with a later commit, or after this */
 #define SITE_LAZY_COMMIT_MS 50   /* at the latest, for writes a crash may lose (site_txn_lazy) */
 #define SITE_EXIT_STORAGE 3      /* exit status after a lost database write (site_storage_failed) */
@@ -51,15 +51,15 @@ typedef struct peer_ctx {
     site_t *site;
     const config_peer_t *cfg;
     link_t *link;
-    uint64_t cursor;   /* highest seq handed to the link in this session */
-    uint64_t sent_max; /* highest seq ever handed to the link (dup flag) */
-    GArray *acks;       /* seqs to acknowledge to this peer, once committed */
-    GArray *acks_ready; /* committed, to go out together (site_flush_acks) */
-    GSource *ack_src;   /* sends acks_ready after SITE_ACK_LATE_MS */
+    uint64_t cursor;     /* highest seq handed to the link in this session */
+    uint64_t sent_max;   /* highest seq ever handed to the link (dup flag) */
+    GArray *acks;        /* seqs to acknowledge to this peer, once committed */
+    GArray *acks_ready;  /* committed, to go out together (site_flush_acks) */
+    GSource *ack_src;    /* sends acks_ready after SITE_ACK_LATE_MS */
     int64_t ack_sent_us; /* when the last ACK frame left (monotonic) */
-    bool dirty;        /* queue grew: pump after commit */
-    bool sync_pending; /* retained sync waits for the backlog resend (commit_cb) */
-    GQueue q0;         /* QoS 0 messages for an open link that is momentarily full */
+    bool dirty;          /* queue grew: pump after commit */
+    bool sync_pending;   /* retained sync waits for the backlog resend (commit_cb) */
+    GQueue q0;           /* QoS 0 messages for an open link that is momentarily full */
     bool warned_full;
     bool q0_spill;     /* QoS 0 overflow is in the durable queue (route_out) */
     size_t q0_spilled; /* how many since the spill began */
@@ -70,6 +70,7 @@ typedef struct peer_ctx {
 typedef struct pending_pub {
     bl_msg_t *msg;
     uint64_t token;
+    uint16_t pid; /* the packet id the last run published it with (site_mq.c), or 0 */
 } pending_pub_t;
 
 /* An echo seen, whose in-doubt record goes once the broker has our PUBACK for it. */
@@ -92,6 +93,7 @@ struct site {
     echo_t *echo;           /* our publishes waiting to come back (echo.h) */
     GArray *to_publish;     /* pending_pub_t: published once their records commit */
     GHashTable *delivering; /* "peer/seq" being published locally */
+    GHashTable *mq_resend;  /* "peer/seq" -> packet id it had in the last run (site_mq.c) */
     bool recovering;        /* waiting for echoes of what the broker took before a crash */
     GSource *recover_src, *sweep_src;
     bool warned_no_echo;
@@ -117,6 +119,7 @@ struct site {
 
 /* site.c */
 _Noreturn void site_storage_failed(const char *what);
+void site_db(int rc, const char *what);
 GSource *site_attach(site_t *s, GSource *src, GSourceFunc fn);
 void site_schedule_commit(site_t *s);
 void site_txn(site_t *s);
@@ -127,6 +130,11 @@ void site_pump(peer_ctx_t *p);
 bl_msg_t *site_routed_copy(const bl_msg_t *m, char *topic, int qos);
 void site_local_message(void *ud, const bl_msg_t *m);
 void site_sync_retained(peer_ctx_t *p);
+
+/* site_mq.c */
+int site_mq_start(site_t *s);
+uint16_t site_mq_take_resend(site_t *s, const char *key);
+bool site_can_write(void *ud);
 
 /* site_in.c */
 bool site_plain_qos0(const bl_msg_t *m);

@@ -66,7 +66,8 @@ void site_pump(peer_ctx_t *p)
                 LOG_DEBUG("site", "message on %s for %s expired in the queue", m->topic,
                           p->cfg->name);
                 site_txn(s);
-                queue_ack(s->q, p->cfg->name, m->seq);
+                site_db(queue_ack(s->q, p->cfg->name, m->seq),
+                        "cannot remove an expired message from the queue");
                 continue;
             }
             m->dup = m->seq <= p->sent_max;
@@ -154,8 +155,8 @@ static void route_out(site_t *s, peer_ctx_t *p, const bl_msg_t *m, uint64_t *seq
         spilled = true;
     }
     site_txn(s);
-    if (*seq == 0 && queue_next_seq(s->q, seq))
-        site_storage_failed("cannot allocate a sequence number");
+    if (*seq == 0)
+        site_db(queue_next_seq(s->q, seq), "cannot allocate a sequence number");
     c->seq = *seq;
     int rc = queue_push(s->q, p->cfg->name, c, bl_wall_ms(), s->cfg->queue_max_messages);
     if (rc == BL_ETOOBIG && spilled) {
@@ -186,16 +187,15 @@ static void route_out(site_t *s, peer_ctx_t *p, const bl_msg_t *m, uint64_t *seq
 static void remember_retained(site_t *s, const bl_msg_t *m, uint64_t *seq)
 {
     site_txn(s);
-    if (*seq == 0 && queue_next_seq(s->q, seq))
-        return;
+    if (*seq == 0)
+        site_db(queue_next_seq(s->q, seq), "cannot allocate a sequence number");
     bl_msg_t *c = msg_dup(m);
     if (!c)
         return;
     free(c->origin);
     c->origin = strdup(s->cfg->site_name);
     c->seq = *seq;
-    if (queue_retained_put(s->q, c))
-        LOG_WARN("site", "cannot store the retained message of %s", m->topic);
+    site_db(queue_retained_put(s->q, c), "cannot store a retained message");
     msg_free(c);
 }
 

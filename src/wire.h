@@ -34,11 +34,13 @@ typedef enum {
 #define WIRE_BATCH_HEADER_LEN (WIRE_HEADER_LEN + 2)
 #define WIRE_BATCH_ENTRY_OVERHEAD 4
 
-/* Limits on the properties of one MSG (docs/PROTOCOL.md "Property TLVs"). Handing user
- * properties to an MQTT client costs more than linear time in their number (libmosquitto
- * walks its list on every add, and a message is built three times), and each one is two
- * allocations here: without a cap, one 16 MiB frame of 2 million empty ones stalls the
- * loop. 128 of them cost about 90 us per message to build for libmosquitto. */
+/* Limits on the properties of one MSG (docs/PROTOCOL.md "Property TLVs"). Every user
+ * property is two allocations in each copy of a message (decoded, routed, queued for
+ * the broker), and work for each client of the broker that gets it (libmosquitto, which
+ * many clients use, walks its whole property list for each one it adds: 128 of them cost
+ * it about 90 us per message, 2 million of them hours). Without a cap, one 16 MiB frame
+ * of 2 million empty ones was millions of allocations for the receiving daemon and a
+ * stalled loop for whatever handles them after it. */
 #define WIRE_MAX_USER_PROPS 128
 #define WIRE_MAX_PROPS_LEN 65536 /* bytes of the property block, TLV headers included */
 /* Most bytes a MSG frame adds to its payload: header, origin, seq, topic, properties. */

@@ -10,11 +10,14 @@ PASS=0 FAIL=0
 ok() { PASS=$((PASS + 1)); echo "ok   - $1"; }
 ko() { FAIL=$((FAIL + 1)); echo "FAIL - $1"; }
 check() { if eval "$2"; then ok "$1"; else ko "$1"; fi; }
+# has TEXT PATTERN: TEXT (already captured: never grep a live pipe under pipefail) has a
+# line matching the extended regular expression PATTERN.
+has() { grep -qE -- "$2" <<<"$1"; }
 
-check "version prints the version" '"$BIN" version | grep -qE "^brokerless [0-9]+\.[0-9]+\.[0-9]+$"'
-check "help lists every command" '"$BIN" help | grep -q "init" && "$BIN" help | grep -q "run" && "$BIN" --help | grep -q version'
-check "init --help describes its options" '"$BIN" init --help | grep -q -- "--state-dir"'
-check "run --help describes its options" '"$BIN" run --help | grep -q -- "--config"'
+check "version prints the version" 'has "$("$BIN" version)" "^brokerless [0-9]+\.[0-9]+\.[0-9]+$"'
+check "help lists every command" 'h=$("$BIN" help); has "$h" init && has "$h" run && has "$("$BIN" --help)" version'
+check "init --help describes its options" 'has "$("$BIN" init --help)" "--state-dir"'
+check "run --help describes its options" 'has "$("$BIN" run --help)" "--config"'
 check "an unknown command is refused with exit code 2" '! "$BIN" frobnicate 2>/dev/null; [[ $("$BIN" frobnicate >/dev/null 2>&1; echo $?) == 2 ]]'
 check "init without --name is refused" '! "$BIN" init -d "$T/x" 2>/dev/null'
 

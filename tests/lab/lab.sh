@@ -345,7 +345,7 @@ lab_exec_pub() { _lab_in pub "$@"; }
 # when a kept lab is torn down later).
 _lab_pid_ok() {
   kill -0 "$1" 2>/dev/null || return 1
-  ip netns identify "$1" 2>/dev/null | grep -qx "$2"
+  [[ $(ip netns identify "$1" 2>/dev/null) == "$2" ]]
 }
 
 # lab_bg NAME NS cmd...: start cmd in the background in namespace NS (pub, r<i>, h<i>),

@@ -180,7 +180,7 @@ bl_assert_none_lost() {
   assert_eq "$(sed -E 's/.* missing ([0-9]+).*/\1/' <<<"$r")" 0 "$3"
   dups=$(sed -E 's/.* duplicates ([0-9]+).*/\1/' <<<"$r")
   if ((dups > 0)); then
-    echo "note: $dups duplicates (printed, not failed; the test says why): $(bl_got "$1" | awk '{ print $1 }' | sort -n | uniq -d | head -20 | tr '\n' ' ')"
+    echo "note: $dups duplicates (printed, not failed; the test says why): $(bl_got "$1" | awk '{ print $1 }' | sort -n | uniq -d | awk 'NR <= 20' | tr '\n' ' ')"
   fi
 }
 
@@ -239,7 +239,7 @@ lab_finish() {
     [[ -f $f ]] || continue
     if grep -qE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$f"; then
       fail "sanitizer report in $(basename "$f")"
-      grep -E -A20 "ERROR: (Address|Leak)Sanitizer|runtime error:" "$f" | head -40
+      grep -E -A20 "ERROR: (Address|Leak)Sanitizer|runtime error:" "$f" | awk 'NR <= 40'
     fi
   done
   _bl_lab_finish "$@"

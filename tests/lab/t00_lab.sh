@@ -94,8 +94,8 @@ fi
 # --- faults: WAN cut, loss -------------------------------------------------------------
 lab_wan_cut 1
 assert_fails "WAN cut: site 1 cannot reach the public host" lab_tcp_send h1 "$LAB_PUB_IP" 1883 "" 1
-assert_ok "WAN cut: router 1 still has its default route" \
-  lab_exec_router 1 sh -c 'ip route show default | grep -q "via 198.18.0.1"'
+route=$(lab_exec_router 1 ip route show default)
+assert_ok "WAN cut: router 1 still has its default route" grep -q "via 198.18.0.1" <<<"$route"
 lab_wan_restore 1
 assert_ok "WAN restored: site 1 reaches the public host" lab_tcp_send h1 "$LAB_PUB_IP" 1883 "" 2
 lab_netem 1 "loss 100%"

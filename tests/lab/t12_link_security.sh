@@ -61,7 +61,7 @@ while read -r topic hex; do
   lab_exec_pub mosquitto_pub -h "$LAB_PUB_IP" -t "$topic" -m "forged garbage" -q 1 || true
   head -c 300 /dev/urandom >"$LAB_DIR/forged.bin"
   lab_exec_pub mosquitto_pub -h "$LAB_PUB_IP" -t "$topic" -f "$LAB_DIR/forged.bin" -q 1 || true
-done < <(grep -v '^$' "$LAB_DIR/spyraw.log" | head -40)
+done < <(grep -v '^$' "$LAB_DIR/spyraw.log" | awk 'NR <= 40')
 sleep 3
 if grep -qE "dropped a signalling message: replayed" "$(bl_log 1)" "$(bl_log 2)"; then
   pass "replayed signalling is recognised and dropped"

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# kill -9 of bravo's daemon in the middle of a 10,000-message stream, then restart it:
-# everything arrives, nothing twice; and nothing comes back to alpha (an echo bravo's
-# broker sends again after the restart must not pass for a local message).
+# delivery = exactly-once: kill -9 of bravo's daemon in the middle of a 10,000-message
+# QoS 1 stream, then restart it: everything arrives, nothing twice (the echo tells the
+# restarted daemon which of its last publishes its broker took); and nothing comes back
+# to alpha (an echo bravo's broker sends again after the restart must not pass for a
+# local message). The promise of exactly-once: a duplicate here fails the test.
 set -euo pipefail
 HERE=$(dirname "$0")
 . "$HERE/lab.sh"
 . "$HERE/sites.sh"
 N=${BL_TEST_N:-10000}
+export BL_DELIVERY=exactly-once
 
 bl_lab 2 cone "test/# both 2" both
 bl_up 2

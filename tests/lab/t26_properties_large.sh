@@ -19,7 +19,7 @@ LAB_BROKER_EXTRA="max_queued_messages 0
 log_type subscribe"
 
 # retained_match SITE TOPIC PATTERN: the retained value of TOPIC at SITE matches PATTERN.
-retained_match() { bl_retained "$1" "$2" | grep -qE "$3"; }
+retained_match() { grep -qE "$3" <<<"$(bl_retained "$1" "$2")"; }
 
 bl_lab 2 cone "test/# both 2" both
 bl_up 2

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Both sites switched from exactly-once (the default) to delivery = at-least-once (no
+# Both sites switched from delivery = exactly-once to at-least-once (no
 # echo), keeping their brokers' persistent sessions: both modes subscribe alike (No
 # Local), so nothing is renewed, and messages of QoS 0 and 1 cross both ways once and do
 # not loop; a WAN cut
@@ -15,7 +15,8 @@ CUT_S=${BL_TEST_CUT_S:-10}
 # First exactly-once: bravo is killed in the middle of a stream, so that it stops with
 # messages in doubt whose echoes wait in its broker session.
 M=3000
-bl_lab 2 cone "test/# both 2" both
+BL_DELIVERY=exactly-once bl_lab 2 cone "test/# both 2" both
+assert_ok "the config says exactly-once" grep -q '^delivery = exactly-once' "$LAB_DIR/site1.conf"
 bl_up 2
 bl_sub 2 firstB 'test/first' -F '%p'
 bl_sub 1 firstA 'test/first' -F '%p'

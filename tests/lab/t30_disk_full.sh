@@ -29,7 +29,7 @@ else
   fail "alpha's daemon still runs on a full disk"
 fi
 assert_ok "it says why" grep -q "disk full or failing?): stopping now, as after a crash" "$(bl_log 1)"
-echo "alpha: $(grep -E 'ERROR' "$(bl_log 1)" | head -3)"
+echo "alpha: $(grep -E 'ERROR' "$(bl_log 1)" | awk 'NR <= 3')"
 df -h "$LAB_DIR/state1" | tail -1
 
 mount -o remount,size=64m "$LAB_DIR/state1"

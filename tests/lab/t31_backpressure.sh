@@ -15,7 +15,7 @@ N=${BL_TEST_N:-2000}
 CAP=500
 
 # retained_match SITE TOPIC PATTERN: the retained value of TOPIC at SITE matches PATTERN.
-retained_match() { bl_retained "$1" "$2" | grep -qE "$3"; }
+retained_match() { grep -qE "$3" <<<"$(bl_retained "$1" "$2")"; }
 
 bl_lab 3 cone "test/# both 2" both
 sed -i "s/^\[site\]$/[site]\nqueue_max_messages = $CAP/" "$LAB_DIR/site1.conf"

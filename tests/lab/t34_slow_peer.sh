@@ -15,7 +15,7 @@ HERE=$(dirname "$0")
 N=${BL_TEST_N:-3000}
 
 # retained_match SITE TOPIC PATTERN: the retained value of TOPIC at SITE matches PATTERN.
-retained_match() { bl_retained "$1" "$2" | grep -qE "$3"; }
+retained_match() { grep -qE "$3" <<<"$(bl_retained "$1" "$2")"; }
 
 # frozen SITE: the site's daemon is stopped by a signal (state T in /proc).
 frozen() { [[ $(awk '{ print $3 }' "/proc/$(lab_pid "bl$1")/stat" 2>/dev/null) == T ]]; }

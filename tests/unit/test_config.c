@@ -111,7 +111,7 @@ static void test_full_config(void **state)
     assert_string_equal(c.site_name, "home");
     assert_string_equal(c.state_dir, "/srv/bl");
     assert_int_equal(c.log_level, LOG_LVL_DEBUG);
-    assert_true(c.at_least_once);
+    assert_int_equal(c.delivery, CONFIG_DELIVERY_AT_LEAST_ONCE);
     assert_int_equal(c.max_message_size, 4 * 1024 * 1024);
     assert_int_equal(c.queue_max_messages, 5000);
     assert_string_equal(c.local_host, "broker.lan");
@@ -177,7 +177,7 @@ static void test_defaults(void **state)
         fail_msg("refused: %s", err);
     assert_string_equal(c.state_dir, "/var/lib/brokerless");
     assert_int_equal(c.log_level, LOG_LVL_INFO);
-    assert_false(c.at_least_once); /* exactly-once unless asked */
+    assert_int_equal(c.delivery, CONFIG_DELIVERY_QOS); /* by each message's QoS unless asked */
     assert_int_equal(c.max_message_size, 16 * 1024 * 1024);
     assert_int_equal(c.queue_max_messages, 1000000);
     assert_string_equal(c.local_host, "127.0.0.1");
@@ -377,7 +377,7 @@ static void test_err_bad_delivery(void **s)
 {
     (void)s;
     expect_err(SITE "delivery = twice\n" SIGNAL PEER, "site", "delivery",
-               "\"twice\" is not exactly-once or at-least-once");
+               "\"twice\" is not qos, exactly-once or at-least-once");
 }
 
 static void test_err_bad_log_level(void **s)

@@ -331,6 +331,7 @@ static void local_make(void)
     cfg.local_port = g_port;
     cfg.local_client_id = "bl-test-local";
     cfg.local_keepalive = 10;
+    cfg.delivery = CONFIG_DELIVERY_EXACTLY_ONCE; /* with the injecting connection */
     static const local_events_t ev = {.on_message = l_on_message,
                                       .on_delivered = l_on_delivered,
                                       .on_connect = l_on_connect,
@@ -797,6 +798,119 @@ static void test_persistent_session(void **state)
     assert_string_equal(((bl_msg_t *)g_ptr_array_index(g_seen.msgs, 0))->topic, "t7/missed");
 }
 
+/* ---- the QoS 2 session state handed to a store (mqtt_store_t) ---- */
+
+static GString *g_store; /* the store calls, in order: "reset", "in+7", "out+5:7", ... */
+
+static void st_in_add(void *ud, uint16_t pid)
+{
+    (void)ud;
+    g_string_append_printf(g_store, "in+%u ", pid);
+}
+static void st_in_del(void *ud, uint16_t pid)
+{
+    (void)ud;
+    g_string_append_printf(g_store, "in-%u ", pid);
+}
+static void st_out_add(void *ud, uint64_t token, uint16_t pid)
+{
+    (void)ud;
+    g_string_append_printf(g_store, "out+%llu:%u ", (unsigned long long)token, pid);
+}
+static void st_out_rec(void *ud, uint16_t pid)
+{
+    (void)ud;
+    g_string_append_printf(g_store, "rec%u ", pid);
+}
+static void st_out_del(void *ud, uint16_t pid)
+{
+    (void)ud;
+    g_string_append_printf(g_store, "out-%u ", pid);
+}
+static void st_reset(void *ud)
+{
+    (void)ud;
+    g_string_append(g_store, "reset ");
+}
+static const mqtt_store_t k_store = {.in_add = st_in_add,
+                                     .in_del = st_in_del,
+                                     .out_add = st_out_add,
+                                     .out_rec = st_out_rec,
+                                     .out_del = st_out_del,
+                                     .reset = st_reset};
+
+static bool store_has(void *arg)
+{
+    return strstr(g_store->str, arg) != NULL;
+}
+
+/* A QoS 2 message from the broker is handed over at its PUBLISH with its packet id
+ * recorded, released at the PUBREL; a QoS 2 publish records its id before it leaves,
+ * its PUBREC (when it counts as delivered) and its PUBCOMP. A session the broker did
+ * not have resets the store; one it kept gets the PUBREL the last run owed. */
+static void test_qos2_session_state(void **state)
+{
+    (void)state;
+    NEED_BROKER();
+    g_store = g_string_new("");
+    mqtt_opts_t o = {.name = "persist2",
+                     .host = "127.0.0.1",
+                     .port = g_port,
+                     .client_id = "bl-test-qos2",
+                     .keepalive = 10,
+                     .clean_start = false};
+    mqtt_events_t ev = {
+        .on_connect = m_on_connect, .on_message = m_on_message, .on_published = l_on_delivered};
+    mqtt_t *c = mqtt_new(NULL, &o, &ev, NULL);
+    mqtt_set_store(c, &k_store, NULL);
+    assert_int_equal(mqtt_subscribe(c, "t8/in", 2, true, true), 0);
+    assert_int_equal(mqtt_start(c), 0);
+    int one = 1, two = 2;
+    assert_true(run_until(connects_at_least, &one));
+    assert_string_equal(g_store->str, "reset "); /* a new session */
+
+    helper_t *pub = helper_new("pub8", NULL);
+    helper_publish(pub, "t8/in", "q2", 2, 2, false, NULL);
+    assert_true(run_until(store_has, "in-"));
+    assert_int_equal(g_seen.msgs->len, 1);
+    unsigned pid_in = 0;
+    assert_int_equal(sscanf(g_store->str, "reset in+%u in-", &pid_in), 1);
+    char want[64];
+    snprintf(want, sizeof want, "reset in+%u in-%u ", pid_in, pid_in);
+    assert_string_equal(g_store->str, want);
+
+    helper_t *sub = helper_new("sub8", "t8/out");
+    bl_msg_t m;
+    simple_msg(&m, "t8/out", "out", 2);
+    assert_int_equal(mqtt_publish(c, &m, 5), 0);
+    msg_clear(&m);
+    assert_true(run_until(store_has, "out-"));
+    g_string_erase(g_store, 0, (gssize)strlen(want));
+    unsigned pid_out = 0;
+    assert_int_equal(sscanf(g_store->str, "out+5:%u", &pid_out), 1);
+    snprintf(want, sizeof want, "out+5:%u rec%u out-%u ", pid_out, pid_out, pid_out);
+    assert_string_equal(g_store->str, want);
+    guint tok = 1;
+    assert_true(run_until(tokens_at_least, &tok));
+    assert_int_equal(g_array_index(g_seen.tokens, uint64_t, 0), 5);
+    want_t w = {sub, 1};
+    assert_true(run_until(rx_at_least, &w));
+    mqtt_free(c);
+
+    /* The next run restores a publish whose PUBREC the last one recorded: it sends the
+     * PUBREL at connect; the broker answers PUBCOMP (it may not know the id: 4.3.3). */
+    g_string_truncate(g_store, 0);
+    c = mqtt_new(NULL, &o, &ev, NULL);
+    mqtt_set_store(c, &k_store, NULL);
+    mqtt_restore_out(c, 4242, true);
+    assert_int_equal(mqtt_start(c), 0);
+    assert_true(run_until(connects_at_least, &two));
+    assert_true(run_until(store_has, "out-4242"));
+    assert_string_equal(g_store->str, "out-4242 "); /* session kept: no reset */
+    mqtt_free(c);
+    g_string_free(g_store, TRUE);
+}
+
 int main(void)
 {
     g_broker_bin = g_find_program_in_path("mosquitto");
@@ -817,6 +931,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_inflight_survives_broker_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_inside_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_persistent_session, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_qos2_session_state, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     mosquitto_lib_cleanup();

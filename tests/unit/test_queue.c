@@ -353,7 +353,7 @@ static void test_transactions(void **state)
     assert_int_equal(queue_begin(q), 0);
     push(q, "p", 1, 0, 0);
     assert_int_equal(queue_commit(q), 0); /* inner: nothing committed yet */
-    queue_close(q); /* so closing now drops it */
+    queue_close(q);                       /* so closing now drops it */
     assert_int_equal(raw_int(fx, "SELECT COUNT(*) FROM outq"), 0);
     q = open_q(fx);
     assert_int_equal(queue_begin(q), 0);
@@ -383,9 +383,11 @@ static queue_t *open_refusing(const fx_t *fx)
 }
 
 /* A statement that fails inside a transaction (here a trigger refuses one seen mark)
- * must not make the queue hand out an origin sequence twice, nor lose the sequences of
- * the messages that still commit. */
-static void test_seq_survives_failed_statement(void **state)
+ * poisons it (queue.h): its commit fails and rolls everything back, the writes that
+ * worked included, so nothing acknowledged on the strength of that transaction can
+ * pass for stored. The sequences it took were never stored, so none of them was sent:
+ * the queue may hand them out again. A new transaction works as usual. */
+static void test_failed_statement_poisons_commit(void **state)
 {
     fx_t *fx = *state;
     queue_t *q = open_refusing(fx);
@@ -397,12 +399,18 @@ static void test_seq_survives_failed_statement(void **state)
     assert_int_equal(queue_next_seq(q, &b), 0);
     assert_true(b > a);
     push(q, "p", b, 0, 0);
+    assert_int_equal(queue_commit(q), BL_EIO);
+    assert_int_equal(queue_depth(q, "p"), 0);
+    assert_int_equal(queue_begin(q), 0);
+    assert_int_equal(queue_next_seq(q, &c), 0);
+    assert_int_equal(c, a); /* never stored, never sent */
+    push(q, "p", c, 0, 0);
     assert_int_equal(queue_commit(q), 0);
     queue_close(q);
     q = open_q(fx);
-    assert_int_equal(queue_depth(q, "p"), 2);
+    assert_int_equal(queue_depth(q, "p"), 1);
     assert_int_equal(queue_next_seq(q, &c), 0);
-    assert_true(c > b);
+    assert_true(c > a);
     queue_close(q);
 }
 
@@ -861,7 +869,7 @@ static void test_ack_range(void **state)
     assert_int_equal(queue_ack_range(q, "p", 3, 6), 0);
     assert_int_equal(queue_depth(q, "p"), 6);
     expect_seqs(q, "p", 0, 20, (const uint64_t[]){1, 2, 7, 8, 9, 10}, 6);
-    assert_int_equal(queue_ack_range(q, "p", 3, 6), 0); /* again: nothing left to remove */
+    assert_int_equal(queue_ack_range(q, "p", 3, 6), 0);  /* again: nothing left to remove */
     assert_int_equal(queue_ack_range(q, "p", 9, 40), 0); /* past the end */
     assert_int_equal(queue_depth(q, "p"), 4);
     assert_int_equal(queue_ack_range(q, "p", 2, 2), 0);
@@ -875,8 +883,8 @@ static void test_ack_range(void **state)
 }
 
 /* In-order seen marks only move the floor in memory; it is written by the commit. A
- * commit stores it, also after a failed statement in the same transaction; no commit,
- * no mark. */
+ * failed statement in the same transaction makes the commit fail, floor and all (a
+ * resend is then delivered again rather than lost); no commit, no mark. */
 static void test_dedupe_floor_commit(void **state)
 {
     fx_t *fx = *state;
@@ -887,6 +895,11 @@ static void test_dedupe_floor_commit(void **state)
     assert_int_not_equal(queue_mark_seen(q, "bad", 5), 0); /* drops the caches */
     assert_int_equal(queue_seen(q, "o", 50), 1);
     assert_int_equal(queue_mark_seen(q, "o", 51), 0);
+    assert_int_equal(queue_commit(q), BL_EIO);
+    assert_int_equal(queue_seen(q, "o", 1), 0);
+    assert_int_equal(queue_begin(q), 0);
+    for (uint64_t s = 1; s <= 51; s++)
+        assert_int_equal(queue_mark_seen(q, "o", s), 0);
     assert_int_equal(queue_commit(q), 0);
     queue_close(q);
 
@@ -959,7 +972,7 @@ int main(void)
         T(test_persistence),
         T(test_transactions),
         T(test_crash_durability),
-        T(test_seq_survives_failed_statement),
+        T(test_failed_statement_poisons_commit),
         T(test_cap),
         T(test_dedupe),
         T(test_dedupe_bounded),

@@ -3,8 +3,8 @@
 # items 1-4). bravo here is blpeer (tests/lab/blpeer.c): a real site, pinned by alpha,
 # that speaks the real protocol and then sends what no well-behaved site would:
 #   A. one 14 MB MSG frame of 2 million empty user properties, then a plain message:
-#      alpha refuses the frame (too big), and the plain message still arrives (the loop
-#      did not stall building 2 million properties for its broker);
+#      alpha refuses the frame (too big) before it copies any of them, and the plain
+#      message still arrives;
 #   B. with the rule "# in 2 "" bravo/", the wire topic "bravo/$test/x": alpha does not
 #      publish "$test/x" (a '$' topic, with its own broker rights), "bravo/ok/x" still
 #      arrives as "ok/x";

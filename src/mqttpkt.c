@@ -1,0 +1,926 @@
+/* SPDX-License-Identifier: MIT */
+/* mqttpkt.c - the MQTT 5.0 client packet codec (mqttpkt.h). Pure. */
+#include "mqttpkt.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Property identifiers (2.2.2.2). */
+enum {
+    P_PAYLOAD_FORMAT = 0x01,
+    P_EXPIRY = 0x02,
+    P_CONTENT_TYPE = 0x03,
+    P_RESPONSE_TOPIC = 0x08,
+    P_CORRELATION = 0x09,
+    P_SUB_ID = 0x0B,
+    P_SESSION_EXPIRY = 0x11,
+    P_ASSIGNED_ID = 0x12,
+    P_SERVER_KEEPALIVE = 0x13,
+    P_AUTH_METHOD = 0x15,
+    P_AUTH_DATA = 0x16,
+    P_RESPONSE_INFO = 0x1A,
+    P_SERVER_REF = 0x1C,
+    P_REASON_STRING = 0x1F,
+    P_RECEIVE_MAX = 0x21,
+    P_TOPIC_ALIAS_MAX = 0x22,
+    P_TOPIC_ALIAS = 0x23,
+    P_MAX_QOS = 0x24,
+    P_RETAIN_AVAILABLE = 0x25,
+    P_USER = 0x26,
+    P_MAX_PACKET = 0x27,
+    P_WILDCARD_AVAILABLE = 0x28,
+    P_SUB_ID_AVAILABLE = 0x29,
+    P_SHARED_AVAILABLE = 0x2A,
+};
+
+/* ---------------------------------------------------------------- checks */
+
+bool mqttpkt_utf8_valid(const char *s, size_t len)
+{
+    if (len > UINT16_MAX || !g_utf8_validate(s, (gssize)len, NULL) || memchr(s, 0, len))
+        return false;
+    for (const char *p = s; p < s + len; p = g_utf8_next_char(p)) {
+        gunichar c = g_utf8_get_char(p);
+        if (c <= 0x1F || (c >= 0x7F && c <= 0x9F))
+            return false;
+        if ((c >= 0xFDD0 && c <= 0xFDEF) || (c & 0xFFFE) == 0xFFFE)
+            return false;
+    }
+    return true;
+}
+
+bool mqttpkt_topic_valid(const char *topic)
+{
+    if (!topic || !topic[0])
+        return false;
+    size_t n = strlen(topic);
+    return !strpbrk(topic, "+#") && mqttpkt_utf8_valid(topic, n);
+}
+
+const char *mqttpkt_filter_problem(const char *f)
+{
+    size_t n = f ? strlen(f) : 0;
+    if (n == 0)
+        return "is empty";
+    if (n > UINT16_MAX)
+        return "is longer than 65535 bytes";
+    if (!mqttpkt_utf8_valid(f, n))
+        return "is not valid UTF-8 or contains control characters";
+    for (size_t i = 0; i < n; i++) {
+        bool starts_level = i == 0 || f[i - 1] == '/';
+        bool ends_level = i + 1 == n || f[i + 1] == '/';
+        if (f[i] == '#' && (!starts_level || i + 1 != n)) /* 4.7.1.2 */
+            return "has '#' that is not the whole last level";
+        if (f[i] == '+' && (!starts_level || !ends_level)) /* 4.7.1.3 */
+            return "has '+' that is not a whole level";
+    }
+    return NULL;
+}
+
+bool mqttpkt_filter_valid(const char *f)
+{
+    return mqttpkt_filter_problem(f) == NULL;
+}
+
+static bool str_ok(const char *s)
+{
+    return s && mqttpkt_utf8_valid(s, strlen(s));
+}
+
+int mqttpkt_check_publish(const bl_msg_t *m)
+{
+    if (!m || m->qos > 2 || !mqttpkt_topic_valid(m->topic))
+        return BL_EINVAL;
+    if (m->payload_format < -1 || m->payload_format > 1)
+        return BL_EINVAL;
+    if (m->content_type && !str_ok(m->content_type))
+        return BL_EINVAL;
+    /* 3.3.2.3.5: the Response Topic is a topic name, not a filter. */
+    if (m->response_topic && !mqttpkt_topic_valid(m->response_topic))
+        return BL_EINVAL;
+    if (m->correlation && m->correlation_len > UINT16_MAX)
+        return BL_EINVAL;
+    for (size_t i = 0; i < m->n_user_props; i++)
+        if (!str_ok(m->user_props[i].key) || !str_ok(m->user_props[i].value))
+            return BL_EINVAL;
+    return mqttpkt_publish_size(m) ? 0 : BL_EINVAL;
+}
+
+/* ---------------------------------------------------------------- encoding */
+
+static size_t varint_size(size_t v)
+{
+    return v < 128 ? 1 : v < 16384 ? 2 : v < 2097152 ? 3 : 4;
+}
+
+static void put_u8(GByteArray *b, uint8_t v)
+{
+    g_byte_array_append(b, &v, 1);
+}
+
+static void put_u16(GByteArray *b, uint16_t v)
+{
+    uint8_t x[2] = {(uint8_t)(v >> 8), (uint8_t)v};
+    g_byte_array_append(b, x, 2);
+}
+
+static void put_u32(GByteArray *b, uint32_t v)
+{
+    uint8_t x[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+    g_byte_array_append(b, x, 4);
+}
+
+/* 1.5.5 Variable Byte Integer. */
+static void put_varint(GByteArray *b, size_t v)
+{
+    do {
+        uint8_t byte = v % 128;
+        v /= 128;
+        if (v)
+            byte |= 0x80;
+        put_u8(b, byte);
+    } while (v);
+}
+
+static void put_bin(GByteArray *b, const void *p, size_t n)
+{
+    put_u16(b, (uint16_t)n);
+    if (n)
+        g_byte_array_append(b, p, (guint)n);
+}
+
+static void put_str(GByteArray *b, const char *s)
+{
+    put_bin(b, s, strlen(s));
+}
+
+/* The fixed header, then the body built apart (small packets only). */
+static int put_packet(GByteArray *out, uint8_t first, const GByteArray *body)
+{
+    if (body->len > MQTTPKT_MAX_REMAINING)
+        return BL_EINVAL;
+    put_u8(out, first);
+    put_varint(out, body->len);
+    g_byte_array_append(out, body->data, body->len);
+    return 0;
+}
+
+/* The properties of an application message (3.3.2.3), in the order the standard lists
+ * them; user properties keep theirs (3.3.2.3.7). */
+static size_t msg_props_size(const bl_msg_t *m)
+{
+    size_t n = 0;
+    if (m->payload_format >= 0)
+        n += 2;
+    if (m->has_expiry)
+        n += 5;
+    if (m->content_type)
+        n += 3 + strlen(m->content_type);
+    if (m->response_topic)
+        n += 3 + strlen(m->response_topic);
+    if (m->correlation)
+        n += 3 + m->correlation_len;
+    for (size_t i = 0; i < m->n_user_props; i++)
+        n += 5 + strlen(m->user_props[i].key) + strlen(m->user_props[i].value);
+    return n;
+}
+
+static void put_msg_props(GByteArray *b, const bl_msg_t *m)
+{
+    put_varint(b, msg_props_size(m));
+    if (m->payload_format >= 0) {
+        put_u8(b, P_PAYLOAD_FORMAT);
+        put_u8(b, (uint8_t)m->payload_format);
+    }
+    if (m->has_expiry) {
+        put_u8(b, P_EXPIRY);
+        put_u32(b, m->expiry_s);
+    }
+    if (m->content_type) {
+        put_u8(b, P_CONTENT_TYPE);
+        put_str(b, m->content_type);
+    }
+    if (m->response_topic) {
+        put_u8(b, P_RESPONSE_TOPIC);
+        put_str(b, m->response_topic);
+    }
+    if (m->correlation) {
+        put_u8(b, P_CORRELATION);
+        put_bin(b, m->correlation, m->correlation_len);
+    }
+    for (size_t i = 0; i < m->n_user_props; i++) {
+        put_u8(b, P_USER);
+        put_str(b, m->user_props[i].key);
+        put_str(b, m->user_props[i].value);
+    }
+}
+
+static size_t publish_remaining(const bl_msg_t *m)
+{
+    size_t props = msg_props_size(m);
+    return 2 + strlen(m->topic) + (m->qos ? 2 : 0) + varint_size(props) + props + m->payload_len;
+}
+
+size_t mqttpkt_publish_size(const bl_msg_t *m)
+{
+    if (!m || !m->topic || strlen(m->topic) > UINT16_MAX)
+        return 0;
+    size_t r = publish_remaining(m);
+    return r > MQTTPKT_MAX_REMAINING ? 0 : 1 + varint_size(r) + r;
+}
+
+int mqttpkt_publish(GByteArray *out, const bl_msg_t *m, uint16_t pid, bool dup)
+{
+    if (!out || !m || m->qos > 2 || (m->qos && !pid) || !mqttpkt_publish_size(m))
+        return BL_EINVAL;
+    /* 3.3.1: DUP 0 for QoS 0; RETAIN; QoS in bits 1-2. */
+    put_u8(out, (uint8_t)(0x30 | (dup && m->qos ? 0x08 : 0) | m->qos << 1 | (m->retain ? 1 : 0)));
+    put_varint(out, publish_remaining(m));
+    put_str(out, m->topic);
+    if (m->qos)
+        put_u16(out, pid);
+    put_msg_props(out, m);
+    if (m->payload_len)
+        g_byte_array_append(out, m->payload, (guint)m->payload_len);
+    return 0;
+}
+
+int mqttpkt_connect(GByteArray *out, const mqttpkt_connect_t *c)
+{
+    if (!out || !c || !c->client_id || strlen(c->client_id) > UINT16_MAX ||
+        (c->password && !c->username))
+        return BL_EINVAL;
+    const bl_msg_t *w = c->will;
+    if (w && (mqttpkt_check_publish(w) || w->payload_len > UINT16_MAX))
+        return BL_EINVAL;
+    GByteArray *b = g_byte_array_new();
+    put_str(b, "MQTT");
+    put_u8(b, 5);
+    /* 3.1.2.3 Connect Flags */
+    uint8_t flags =
+        (c->clean_start ? 0x02 : 0) | (c->username ? 0x80 : 0) | (c->password ? 0x40 : 0);
+    if (w)
+        flags |= (uint8_t)(0x04 | w->qos << 3 | (w->retain ? 0x20 : 0));
+    put_u8(b, flags);
+    put_u16(b, c->keepalive);
+    GByteArray *p = g_byte_array_new();
+    if (c->session_expiry) {
+        put_u8(p, P_SESSION_EXPIRY);
+        put_u32(p, c->session_expiry);
+    }
+    if (c->receive_max) {
+        put_u8(p, P_RECEIVE_MAX);
+        put_u16(p, c->receive_max);
+    }
+    if (c->max_packet_size) {
+        put_u8(p, P_MAX_PACKET);
+        put_u32(p, c->max_packet_size);
+    }
+    put_varint(b, p->len);
+    g_byte_array_append(b, p->data, p->len);
+    g_byte_array_free(p, TRUE);
+    put_str(b, c->client_id); /* 3.1.3 payload */
+    if (w) {
+        put_msg_props(b, w); /* 3.1.3.2 Will Properties */
+        put_str(b, w->topic);
+        put_bin(b, w->payload, w->payload_len);
+    }
+    if (c->username)
+        put_str(b, c->username);
+    if (c->password)
+        put_str(b, c->password);
+    int rc = put_packet(out, MQTTPKT_CONNECT << 4, b);
+    g_byte_array_free(b, TRUE);
+    return rc;
+}
+
+int mqttpkt_ack(GByteArray *out, uint8_t type, uint16_t pid, uint8_t reason)
+{
+    if (!out || type < MQTTPKT_PUBACK || type > MQTTPKT_PUBCOMP || !pid)
+        return BL_EINVAL;
+    /* 3.6.1: PUBREL's flags are 0010. 3.4.2.1: with reason 0 and no properties the
+     * reason code may be left out. */
+    put_u8(out, (uint8_t)(type << 4 | (type == MQTTPKT_PUBREL ? 0x02 : 0)));
+    put_u8(out, reason ? 3 : 2);
+    put_u16(out, pid);
+    if (reason)
+        put_u8(out, reason);
+    return 0;
+}
+
+int mqttpkt_subscribe(GByteArray *out, uint16_t pid, const char *filter, uint8_t qos,
+                      uint8_t options)
+{
+    if (!out || !pid || qos > 2 || !mqttpkt_filter_valid(filter))
+        return BL_EINVAL;
+    GByteArray *b = g_byte_array_new();
+    put_u16(b, pid);
+    put_varint(b, 0); /* no properties */
+    put_str(b, filter);
+    put_u8(b, (uint8_t)(qos | (options & (MQTTPKT_SUB_NO_LOCAL | MQTTPKT_SUB_RAP))));
+    int rc = put_packet(out, MQTTPKT_SUBSCRIBE << 4 | 0x02, b); /* 3.8.1: flags 0010 */
+    g_byte_array_free(b, TRUE);
+    return rc;
+}
+
+int mqttpkt_unsubscribe(GByteArray *out, uint16_t pid, const char *filter)
+{
+    if (!out || !pid || !mqttpkt_filter_valid(filter))
+        return BL_EINVAL;
+    GByteArray *b = g_byte_array_new();
+    put_u16(b, pid);
+    put_varint(b, 0);
+    put_str(b, filter);
+    int rc = put_packet(out, MQTTPKT_UNSUBSCRIBE << 4 | 0x02, b); /* 3.10.1 */
+    g_byte_array_free(b, TRUE);
+    return rc;
+}
+
+int mqttpkt_pingreq(GByteArray *out)
+{
+    if (!out)
+        return BL_EINVAL;
+    static const uint8_t ping[2] = {MQTTPKT_PINGREQ << 4, 0};
+    g_byte_array_append(out, ping, 2);
+    return 0;
+}
+
+int mqttpkt_disconnect(GByteArray *out, uint8_t reason)
+{
+    if (!out)
+        return BL_EINVAL;
+    put_u8(out, MQTTPKT_DISCONNECT << 4);
+    put_u8(out, reason ? 1 : 0); /* 3.14.2.1: reason 0 may be left out */
+    if (reason)
+        put_u8(out, reason);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- parsing */
+
+typedef struct rd {
+    const uint8_t *p;
+    size_t n, off;
+    const char *why;
+} rd_t;
+
+static bool fail(rd_t *r, const char *why)
+{
+    if (!r->why)
+        r->why = why;
+    return false;
+}
+
+static bool rd_u8(rd_t *r, uint8_t *v)
+{
+    if (r->n - r->off < 1)
+        return fail(r, "packet ends early");
+    *v = r->p[r->off++];
+    return true;
+}
+
+static bool rd_u16(rd_t *r, uint16_t *v)
+{
+    if (r->n - r->off < 2)
+        return fail(r, "packet ends early");
+    *v = (uint16_t)(r->p[r->off] << 8 | r->p[r->off + 1]);
+    r->off += 2;
+    return true;
+}
+
+static bool rd_u32(rd_t *r, uint32_t *v)
+{
+    if (r->n - r->off < 4)
+        return fail(r, "packet ends early");
+    const uint8_t *p = r->p + r->off;
+    *v = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+    r->off += 4;
+    return true;
+}
+
+static const char VARINT_LONG[] = "variable byte integer longer than 4 bytes";
+
+/* 1.5.5: at most 4 bytes. */
+static bool rd_varint(rd_t *r, uint32_t *v)
+{
+    uint32_t x = 0;
+    for (int i = 0; i < 4; i++) {
+        uint8_t b;
+        if (!rd_u8(r, &b))
+            return false;
+        x |= (uint32_t)(b & 0x7F) << (7 * i);
+        if (!(b & 0x80)) {
+            *v = x;
+            return true;
+        }
+    }
+    return fail(r, VARINT_LONG);
+}
+
+static bool rd_bin(rd_t *r, const uint8_t **p, uint16_t *len)
+{
+    if (!rd_u16(r, len))
+        return false;
+    if (r->n - r->off < *len)
+        return fail(r, "length runs past the packet");
+    *p = r->p + r->off;
+    r->off += *len;
+    return true;
+}
+
+/* A UTF-8 string (1.5.4), copied with its NUL when out is given. */
+static bool rd_str(rd_t *r, char **out)
+{
+    const uint8_t *p;
+    uint16_t len;
+    if (!rd_bin(r, &p, &len))
+        return false;
+    if (!mqttpkt_utf8_valid((const char *)p, len))
+        return fail(r, "string is not valid UTF-8 (or has a NUL or control character)");
+    if (out) {
+        free(*out); /* a repeated property was refused before; keeps this leak-free */
+        *out = g_strndup((const char *)p, len);
+    }
+    return true;
+}
+
+/* Which properties each packet may carry (2.2.2.2). */
+static bool prop_allowed(uint8_t type, uint8_t id)
+{
+    switch (type) {
+    case MQTTPKT_CONNACK:
+        switch (id) {
+        case P_SESSION_EXPIRY:
+        case P_ASSIGNED_ID:
+        case P_SERVER_KEEPALIVE:
+        case P_AUTH_METHOD:
+        case P_AUTH_DATA:
+        case P_RESPONSE_INFO:
+        case P_SERVER_REF:
+        case P_REASON_STRING:
+        case P_RECEIVE_MAX:
+        case P_TOPIC_ALIAS_MAX:
+        case P_MAX_QOS:
+        case P_RETAIN_AVAILABLE:
+        case P_USER:
+        case P_MAX_PACKET:
+        case P_WILDCARD_AVAILABLE:
+        case P_SUB_ID_AVAILABLE:
+        case P_SHARED_AVAILABLE:
+            return true;
+        }
+        return false;
+    case MQTTPKT_PUBLISH:
+        switch (id) {
+        case P_PAYLOAD_FORMAT:
+        case P_EXPIRY:
+        case P_CONTENT_TYPE:
+        case P_RESPONSE_TOPIC:
+        case P_CORRELATION:
+        case P_SUB_ID:
+        case P_TOPIC_ALIAS:
+        case P_USER:
+            return true;
+        }
+        return false;
+    case MQTTPKT_DISCONNECT:
+        return id == P_SESSION_EXPIRY || id == P_SERVER_REF || id == P_REASON_STRING ||
+               id == P_USER;
+    default: /* PUB* acknowledgements, SUBACK, UNSUBACK */
+        return id == P_REASON_STRING || id == P_USER;
+    }
+}
+
+/* One property's value, skipped or stored into out. */
+static bool rd_prop(rd_t *r, uint8_t id, mqttpkt_t *out, size_t *n_user)
+{
+    bl_msg_t *m = &out->msg;
+    const uint8_t *bin;
+    uint16_t len, u16;
+    uint32_t u32;
+    uint8_t u8;
+    switch (id) {
+    case P_PAYLOAD_FORMAT:
+    case P_MAX_QOS:
+    case P_RETAIN_AVAILABLE:
+    case P_WILDCARD_AVAILABLE:
+    case P_SUB_ID_AVAILABLE:
+    case P_SHARED_AVAILABLE:
+        if (!rd_u8(r, &u8))
+            return false;
+        if (u8 > 1)
+            return fail(r, "byte property out of range");
+        if (id == P_PAYLOAD_FORMAT)
+            m->payload_format = u8;
+        else if (id == P_MAX_QOS)
+            out->max_qos = u8;
+        else if (id == P_RETAIN_AVAILABLE)
+            out->retain_available = u8;
+        return true;
+    case P_EXPIRY:
+    case P_SESSION_EXPIRY:
+    case P_MAX_PACKET:
+        if (!rd_u32(r, &u32))
+            return false;
+        if (id == P_EXPIRY) {
+            m->has_expiry = true;
+            m->expiry_s = u32;
+        } else if (id == P_MAX_PACKET) {
+            if (!u32)
+                return fail(r, "Maximum Packet Size 0");
+            out->max_packet_size = u32;
+        }
+        return true;
+    case P_SERVER_KEEPALIVE:
+    case P_RECEIVE_MAX:
+    case P_TOPIC_ALIAS_MAX:
+        if (!rd_u16(r, &u16))
+            return false;
+        if (id == P_RECEIVE_MAX && !u16)
+            return fail(r, "Receive Maximum 0");
+        if (id == P_SERVER_KEEPALIVE)
+            out->server_keepalive = u16;
+        else if (id == P_RECEIVE_MAX)
+            out->receive_max = u16;
+        return true;
+    case P_TOPIC_ALIAS:
+        /* We announce no Topic Alias Maximum, i.e. 0: 3.3.2.3.4. */
+        return fail(r, "topic alias, which we did not allow");
+    case P_SUB_ID:
+        return rd_varint(r, &u32) && (u32 ? true : fail(r, "Subscription Identifier 0"));
+    case P_CONTENT_TYPE:
+        return rd_str(r, &m->content_type);
+    case P_RESPONSE_TOPIC:
+        if (!rd_str(r, &m->response_topic))
+            return false;
+        return mqttpkt_topic_valid(m->response_topic)
+                   ? true
+                   : fail(r, "Response Topic is not a topic name");
+    case P_ASSIGNED_ID:
+        return rd_str(r, &out->assigned_client_id);
+    case P_REASON_STRING:
+        return rd_str(r, &out->reason_string);
+    case P_AUTH_METHOD:
+    case P_RESPONSE_INFO:
+    case P_SERVER_REF:
+        return rd_str(r, NULL);
+    case P_AUTH_DATA:
+        return rd_bin(r, &bin, &len);
+    case P_CORRELATION:
+        if (!rd_bin(r, &bin, &len))
+            return false;
+        free(m->correlation);
+        m->correlation = malloc(len ? len : 1); /* present, even when empty */
+        if (!m->correlation)
+            return fail(r, "out of memory");
+        memcpy(m->correlation, bin, len);
+        m->correlation_len = len;
+        return true;
+    case P_USER: {
+        char *k = NULL, *v = NULL;
+        if (!rd_str(r, &k) || !rd_str(r, &v)) {
+            free(k);
+            free(v);
+            return false;
+        }
+        if (out->type != MQTTPKT_PUBLISH) { /* only a message's are carried */
+            free(k);
+            free(v);
+            return true;
+        }
+        m->user_props[*n_user].key = k;
+        m->user_props[*n_user].value = v;
+        m->n_user_props = ++*n_user;
+        return true;
+    }
+    default:
+        return fail(r, "unknown property");
+    }
+}
+
+/* The property section (2.2.2): a length, then identifier-value pairs. Two passes: the
+ * first checks the identifiers and counts the user properties so that their array is
+ * allocated once (a message may carry many). */
+static bool rd_props(rd_t *r, mqttpkt_t *out)
+{
+    uint32_t len;
+    if (!rd_varint(r, &len))
+        return false;
+    if (r->n - r->off < len)
+        return fail(r, "properties run past the packet");
+    rd_t scan = {.p = r->p, .n = r->off + len, .off = r->off};
+    uint64_t seen = 0;
+    size_t users = 0;
+    mqttpkt_t dummy = {.type = 0};
+    while (scan.off < scan.n) {
+        uint32_t id;
+        if (!rd_varint(&scan, &id))
+            return fail(r, scan.why);
+        if (id > 0x7F || !prop_allowed(out->type, (uint8_t)id))
+            return fail(r, "property not allowed in this packet");
+        if (id == P_USER) {
+            users++;
+        } else if (id != P_SUB_ID) { /* 2.2.2.2: others at most once */
+            if (seen & (1ull << (id & 63)))
+                return fail(r, "property given twice");
+            seen |= 1ull << (id & 63);
+        }
+        /* Skip the value with the parser's own rules (dummy keeps nothing). */
+        dummy.type = MQTTPKT_CONNECT; /* not PUBLISH: user properties are not kept */
+        dummy.msg.user_props = NULL;
+        size_t none = 0;
+        bool ok = rd_prop(&scan, (uint8_t)id, &dummy, &none);
+        mqttpkt_clear(&dummy);
+        if (!ok)
+            return fail(r, scan.why);
+    }
+    if (users && out->type == MQTTPKT_PUBLISH) {
+        out->msg.user_props = calloc(users, sizeof(*out->msg.user_props));
+        if (!out->msg.user_props)
+            return fail(r, "out of memory");
+    }
+    size_t n_user = 0;
+    rd_t body = {.p = r->p, .n = r->off + len, .off = r->off};
+    while (body.off < body.n) {
+        uint32_t id;
+        if (!rd_varint(&body, &id) || !rd_prop(&body, (uint8_t)id, out, &n_user))
+            return fail(r, body.why);
+    }
+    r->off = body.n;
+    return true;
+}
+
+static bool parse_connack(rd_t *r, mqttpkt_t *out)
+{
+    uint8_t ack;
+    if (!rd_u8(r, &ack) || !rd_u8(r, &out->reason))
+        return false;
+    if (ack & 0xFE)
+        return fail(r, "CONNACK flags reserved bits set");
+    out->session_present = ack & 1;
+    if (out->reason && out->session_present)
+        return fail(r, "CONNACK refusal with a session present");
+    return rd_props(r, out);
+}
+
+static bool parse_publish(rd_t *r, mqttpkt_t *out)
+{
+    bl_msg_t *m = &out->msg;
+    m->qos = (out->flags >> 1) & 3;
+    m->retain = out->flags & 1;
+    m->dup = (out->flags >> 3) & 1;
+    if (m->qos == 3)
+        return fail(r, "PUBLISH with QoS 3");
+    if (m->qos == 0 && m->dup)
+        return fail(r, "PUBLISH with QoS 0 and DUP");
+    if (!rd_str(r, &m->topic))
+        return false;
+    if (!mqttpkt_topic_valid(m->topic))
+        return fail(r, "PUBLISH topic is empty or has a wildcard");
+    if (m->qos) {
+        if (!rd_u16(r, &out->pid))
+            return false;
+        if (!out->pid)
+            return fail(r, "packet identifier 0");
+    }
+    if (!rd_props(r, out))
+        return false;
+    m->payload_len = r->n - r->off;
+    if (m->payload_len) {
+        m->payload = malloc(m->payload_len);
+        if (!m->payload)
+            return fail(r, "out of memory");
+        memcpy(m->payload, r->p + r->off, m->payload_len);
+        r->off = r->n;
+    }
+    return true;
+}
+
+/* PUBACK, PUBREC, PUBREL, PUBCOMP (3.4-3.7): identifier, then optionally a reason code
+ * and properties. */
+static bool parse_ack(rd_t *r, mqttpkt_t *out)
+{
+    if (!rd_u16(r, &out->pid))
+        return false;
+    if (!out->pid)
+        return fail(r, "packet identifier 0");
+    if (r->off < r->n && !rd_u8(r, &out->reason))
+        return false;
+    return r->off == r->n || rd_props(r, out);
+}
+
+/* SUBACK, UNSUBACK (3.9, 3.11): identifier, properties, one reason code per filter. */
+static bool parse_suback(rd_t *r, mqttpkt_t *out)
+{
+    if (!rd_u16(r, &out->pid) || !rd_props(r, out))
+        return false;
+    out->n_codes = r->n - r->off;
+    if (!out->n_codes)
+        return fail(r, "no reason codes");
+    out->codes = malloc(out->n_codes);
+    if (!out->codes)
+        return fail(r, "out of memory");
+    memcpy(out->codes, r->p + r->off, out->n_codes);
+    r->off = r->n;
+    return true;
+}
+
+static bool parse_disconnect(rd_t *r, mqttpkt_t *out)
+{
+    if (r->off < r->n && !rd_u8(r, &out->reason))
+        return false;
+    return r->off == r->n || rd_props(r, out);
+}
+
+/* 2.1.3: the flags each packet type must carry. */
+static bool flags_ok(uint8_t type, uint8_t flags)
+{
+    switch (type) {
+    case MQTTPKT_PUBLISH:
+        return true;
+    case MQTTPKT_PUBREL:
+        return flags == 2;
+    default:
+        return flags == 0;
+    }
+}
+
+int mqttpkt_parse(const uint8_t *buf, size_t len, size_t max_size, mqttpkt_t *out, size_t *used,
+                  const char **why)
+{
+    static const char *unused;
+    if (!why)
+        why = &unused;
+    *why = NULL;
+    *used = 0;
+    if (!buf || !out)
+        return BL_EINVAL;
+    rd_t hdr = {.p = buf, .n = len};
+    uint8_t first;
+    uint32_t remaining;
+    if (!rd_u8(&hdr, &first) || !rd_varint(&hdr, &remaining)) {
+        if (hdr.why == VARINT_LONG) { /* malformed, not short */
+            *why = hdr.why;
+            return BL_EINVAL;
+        }
+        return 0;
+    }
+    size_t total = hdr.off + remaining;
+    if (max_size && total > max_size) {
+        *why = "packet larger than our Maximum Packet Size";
+        return BL_ETOOBIG;
+    }
+    if (len < total)
+        return 0;
+    memset(out, 0, sizeof(*out));
+    msg_init(&out->msg);
+    out->type = first >> 4;
+    out->flags = first & 0x0F;
+    out->receive_max = UINT16_MAX;
+    out->max_qos = 2;
+    out->retain_available = true;
+    out->server_keepalive = -1;
+    rd_t r = {.p = buf + hdr.off, .n = remaining};
+    bool ok;
+    if (!flags_ok(out->type, out->flags)) {
+        ok = fail(&r, "reserved flags in the fixed header");
+    } else {
+        switch (out->type) {
+        case MQTTPKT_CONNACK:
+            ok = parse_connack(&r, out);
+            break;
+        case MQTTPKT_PUBLISH:
+            ok = parse_publish(&r, out);
+            break;
+        case MQTTPKT_PUBACK:
+        case MQTTPKT_PUBREC:
+        case MQTTPKT_PUBREL:
+        case MQTTPKT_PUBCOMP:
+            ok = parse_ack(&r, out);
+            break;
+        case MQTTPKT_SUBACK:
+        case MQTTPKT_UNSUBACK:
+            ok = parse_suback(&r, out);
+            break;
+        case MQTTPKT_PINGRESP:
+            ok = true;
+            break;
+        case MQTTPKT_DISCONNECT:
+            ok = parse_disconnect(&r, out);
+            break;
+        default: /* CONNECT, SUBSCRIBE, ... go to a server; AUTH: no enhanced auth */
+            ok = fail(&r, "packet type a server does not send us");
+            break;
+        }
+    }
+    if (ok && r.off != r.n)
+        ok = fail(&r, "bytes after the end of the packet");
+    if (!ok) {
+        bool oom = r.why && !strcmp(r.why, "out of memory");
+        *why = r.why;
+        mqttpkt_clear(out);
+        return oom ? BL_ENOMEM : BL_EINVAL;
+    }
+    *used = total;
+    return 0;
+}
+
+void mqttpkt_clear(mqttpkt_t *p)
+{
+    if (!p)
+        return;
+    free(p->reason_string);
+    free(p->assigned_client_id);
+    free(p->codes);
+    /* msg_clear frees user_props[0..n); a partly filled array has n set as it fills. */
+    msg_clear(&p->msg);
+    p->reason_string = p->assigned_client_id = NULL;
+    p->codes = NULL;
+    p->n_codes = 0;
+}
+
+const char *mqttpkt_reason_name(uint8_t reason)
+{
+    switch (reason) {
+    case 0x00:
+        return "success";
+    case 0x04:
+        return "disconnect with Will";
+    case 0x10:
+        return "no matching subscribers";
+    case 0x11:
+        return "no subscription existed";
+    case 0x80:
+        return "unspecified error";
+    case 0x81:
+        return "malformed packet";
+    case 0x82:
+        return "protocol error";
+    case 0x83:
+        return "implementation specific error";
+    case 0x84:
+        return "unsupported protocol version";
+    case 0x85:
+        return "client identifier not valid";
+    case 0x86:
+        return "bad user name or password";
+    case 0x87:
+        return "not authorized";
+    case 0x88:
+        return "server unavailable";
+    case 0x89:
+        return "server busy";
+    case 0x8A:
+        return "banned";
+    case 0x8B:
+        return "server shutting down";
+    case 0x8C:
+        return "bad authentication method";
+    case 0x8D:
+        return "keep alive timeout";
+    case 0x8E:
+        return "session taken over";
+    case 0x8F:
+        return "topic filter invalid";
+    case 0x90:
+        return "topic name invalid";
+    case 0x91:
+        return "packet identifier in use";
+    case 0x92:
+        return "packet identifier not found";
+    case 0x93:
+        return "receive maximum exceeded";
+    case 0x94:
+        return "topic alias invalid";
+    case 0x95:
+        return "packet too large";
+    case 0x96:
+        return "message rate too high";
+    case 0x97:
+        return "quota exceeded";
+    case 0x98:
+        return "administrative action";
+    case 0x99:
+        return "payload format invalid";
+    case 0x9A:
+        return "retain not supported";
+    case 0x9B:
+        return "QoS not supported";
+    case 0x9C:
+        return "use another server";
+    case 0x9D:
+        return "server moved";
+    case 0x9E:
+        return "shared subscriptions not supported";
+    case 0x9F:
+        return "connection rate exceeded";
+    case 0xA0:
+        return "maximum connect time";
+    case 0xA1:
+        return "subscription identifiers not supported";
+    case 0xA2:
+        return "wildcard subscriptions not supported";
+    default:
+        return reason < 0x80 ? "success" : "error";
+    }
+}
