@@ -194,15 +194,10 @@ void local_restore_in(local_t *l, uint16_t pid)
         mqtt_restore_in(l->mqtt, pid);
 }
 
-void local_restore_out(local_t *l, uint16_t pid, bool released)
+void local_restore_out(local_t *l, uint16_t pid, bool released, const bl_msg_t *m, uint64_t token)
 {
     if (l)
-        mqtt_restore_out(l->mqtt, pid, released);
-}
-
-int local_publish_as(local_t *l, const bl_msg_t *m, uint64_t token, uint16_t pid)
-{
-    return l ? mqtt_publish_as(l->mqtt, m, token, pid) : BL_EINVAL;
+        mqtt_restore_out(l->mqtt, pid, released, m, token);
 }
 
 int local_check_publish(const bl_msg_t *m)

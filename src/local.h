@@ -51,10 +51,7 @@ int local_unsubscribe(local_t *l, const char *filter);
  * local_start, what the last run left there. */
 void local_set_store(local_t *l, const mqtt_store_t *st, void *ud);
 void local_restore_in(local_t *l, uint16_t pid);
-void local_restore_out(local_t *l, uint16_t pid, bool released);
-/* Give again, on the persistent session, the QoS 2 message the last run published with
- * `pid` (mqtt_publish_as). */
-int local_publish_as(local_t *l, const bl_msg_t *m, uint64_t token, uint16_t pid);
+void local_restore_out(local_t *l, uint16_t pid, bool released, const bl_msg_t *m, uint64_t token);
 /* On the persistent session (markers, status, what needs no echo). */
 int local_publish(local_t *l, const bl_msg_t *m, uint64_t token);
 /* A message from a peer: on the clean-session connection where there is one (see

@@ -103,6 +103,12 @@ static void schedule_retry(mqtt_t *c, unsigned delay_ms);
 /* The connection attempt failed or the connection was lost. */
 static void conn_lost(mqtt_t *c, const char *why)
 {
+    /* why may live in the stream freed below (mqttio's error text). */
+    char why_copy[256];
+    if (why) {
+        snprintf(why_copy, sizeof why_copy, "%s", why);
+        why = why_copy;
+    }
     if (c->state != ST_CONNECTING && c->state != ST_CONNACK && c->state != ST_CONNECTED)
         return;
     bool was_up = c->state == ST_CONNECTED;
@@ -114,7 +120,7 @@ static void conn_lost(mqtt_t *c, const char *why)
     g_byte_array_set_size(c->in, 0);
     g_byte_array_set_size(c->out, 0);
     c->in_off = c->out_off = 0;
-    c->in_full = false;
+    c->in_full = c->in_more = false;
     for (guint i = 0; i < c->subs->len; i++)
         ((sub_t *)g_ptr_array_index(c->subs, i))->pid = 0;
     for (guint i = 0; i < c->unsubs->len; i++)
@@ -149,7 +155,9 @@ static void protocol_error(mqtt_t *c, uint8_t reason, const char *why)
     /* The DISCONNECT alone: acknowledgements waiting in the buffer may depend on a
      * commit still to come, and the broker sends those messages again anyway. */
     GByteArray *bye = g_byte_array_new();
-    if (mqttpkt_disconnect(bye, reason) == 0 && c->io) {
+    /* ... and only on a packet boundary: after a partial write, the DISCONNECT's bytes
+     * would end the packet in the middle (and could make an acknowledgement of it). */
+    if (c->out_off == 0 && mqttpkt_disconnect(bye, reason) == 0 && c->io) {
         const char *e;
         (void)mqttio_write(c->io, bye->data, bye->len, &e);
     }
@@ -248,7 +256,12 @@ static bool reading(const mqtt_t *c)
  * turn (kick), after the layer above has committed this batch. */
 static void parse_in(mqtt_t *c)
 {
-    for (int n = 0; n < MQTT_PARSE_BATCH && reading(c) && c->in_off < c->in->len; n++) {
+    c->in_more = false;
+    for (int n = 0; reading(c) && c->in_off < c->in->len; n++) {
+        if (n == MQTT_PARSE_BATCH) {
+            c->in_more = true; /* the rest on the next turn */
+            break;
+        }
         mqttpkt_t k;
         size_t used = 0;
         const char *why = NULL;
@@ -279,14 +292,19 @@ static void parse_in(mqtt_t *c)
     }
 }
 
-/* Read what the socket has, up to MQTT_IN_HIGH unparsed. */
+/* Read what the socket has, up to MQTT_IN_HIGH unparsed, unless that is only part of
+ * one packet: then on until the packet is whole (its size is checked by the parser). */
 static void read_in(mqtt_t *c)
 {
     c->in_full = false;
     while (reading(c)) {
-        if (c->in->len - c->in_off >= MQTT_IN_HIGH) {
-            c->in_full = true;
-            return;
+        size_t have = c->in->len - c->in_off;
+        if (have >= MQTT_IN_HIGH) {
+            size_t first = mqttpkt_peek_size(c->in->data + c->in_off, have);
+            if (first && first <= have) {
+                c->in_full = true;
+                return;
+            }
         }
         guint had = c->in->len;
         g_byte_array_set_size(c->in, had + MQTT_READ_CHUNK);
@@ -312,8 +330,8 @@ static void pump(mqtt_t *c)
 {
     mqtt_flow_flush(c);
     write_out(c);
-    if (reading(c) && (c->in_full || c->in_off < c->in->len))
-        kick(c); /* unparsed packets, or a stopped read: next turn */
+    if (reading(c) && (c->in_full || c->in_more))
+        kick(c); /* packets left unparsed, or a stopped read: next turn */
 }
 
 static gboolean kick_cb(gpointer ud)

@@ -21,9 +21,9 @@
  * across reconnects and, with a store, across restarts of the process (MQTT 5 4.3.3,
  * 4.4): a QoS 2 message from the broker is handed over at its PUBLISH and its packet
  * identifier is recorded until the PUBREL, so a resend after a crash is recognised and
- * not handed over twice; a QoS 2 publish's packet identifier is recorded before it
- * leaves, and its PUBREC before the PUBREL, so after a crash the same identifier is
- * used again (mqtt_publish_as) and the broker delivers it once. */
+ * not handed over twice; a QoS 2 publish is recorded with its packet identifier before
+ * it leaves, and its PUBREC before the PUBREL, so after a crash it goes again with the
+ * same identifier (or its PUBREL does) and the broker delivers it once. */
 #ifndef BL_MQTT_H
 #define BL_MQTT_H
 
@@ -86,15 +86,15 @@ typedef struct mqtt_store {
     void (*in_add)(void *ud, uint16_t pid);
     /* Its PUBREL came: the broker may reuse the identifier once our PUBCOMP leaves. */
     void (*in_del)(void *ud, uint16_t pid);
-    /* The QoS 2 publish of `token` is about to leave with this identifier. */
-    void (*out_add)(void *ud, uint64_t token, uint16_t pid);
+    /* The QoS 2 publish m of `token` is about to leave with this identifier. */
+    void (*out_add)(void *ud, uint64_t token, uint16_t pid, const bl_msg_t *m);
     /* Its PUBREC came (on_published follows): we owe the PUBREL. */
     void (*out_rec)(void *ud, uint16_t pid);
     /* Its PUBCOMP came: the identifier is free. */
     void (*out_del)(void *ud, uint16_t pid);
     /* The broker has no session for us (a new one, or it lost ours): every recorded
-     * identifier is void. Publishes of the last run whose identifier is dropped here
-     * are published afresh when the layer above gives them again. */
+     * identifier is void. Publishes still unreleased are published afresh (out_add
+     * again, with new identifiers). */
     void (*reset)(void *ud);
     /* Optional, for QoS 1 exactly once: a QoS 1 message handed to on_message is recorded
      * with its identifier; a resend (DUP) whose identifier and message in1_seen knows
@@ -108,11 +108,11 @@ mqtt_t *mqtt_new(GMainContext *ctx, const mqtt_opts_t *opts, const mqtt_events_t
  * calls get `ud`. */
 void mqtt_set_store(mqtt_t *c, const mqtt_store_t *st, void *ud);
 /* Before mqtt_start: the recorded state of the last run. A QoS 2 message it received
- * and has not seen released; a QoS 2 publish it made with `pid` (released: its PUBREC
- * came, so the PUBREL is sent at connect; not released: the identifier waits for
- * mqtt_publish_as). */
+ * and has not seen released; a QoS 2 publish m it made with `pid`: released (its
+ * PUBREC came; m may be NULL), the PUBREL goes at connect; not released, m goes again
+ * with that identifier and DUP, and is reported with `token`. */
 void mqtt_restore_in(mqtt_t *c, uint16_t pid);
-void mqtt_restore_out(mqtt_t *c, uint16_t pid, bool released);
+void mqtt_restore_out(mqtt_t *c, uint16_t pid, bool released, const bl_msg_t *m, uint64_t token);
 /* Start connecting (returns at once). */
 int mqtt_start(mqtt_t *c);
 /* Remembered; (re)sent on every connect. no_local and retain_as_published are the MQTT 5
@@ -127,11 +127,6 @@ uint64_t mqtt_msgs_in(const mqtt_t *c);
 /* Queue a copy of m (topic, payload, QoS, retain, properties). BL_EINVAL when it could
  * never be sent (mqtt_check_publish). */
 int mqtt_publish(mqtt_t *c, const bl_msg_t *m, uint64_t token);
-/* The QoS 2 message the last run published with `pid` (mqtt_restore_out, not released),
- * given again: it goes out with that identifier and DUP, so the broker, which may hold
- * it, delivers it once. BL_ENOTFOUND when pid waits for no message (then publish it
- * with mqtt_publish). */
-int mqtt_publish_as(mqtt_t *c, const bl_msg_t *m, uint64_t token, uint16_t pid);
 /* 0 if m could be published: a valid topic name, QoS, payload size, and properties that
  * are valid UTF-8 and fit; else BL_EINVAL. Pure. */
 int mqtt_check_publish(const bl_msg_t *m);

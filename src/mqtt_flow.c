@@ -336,7 +336,7 @@ static int publish_one(mqtt_t *c, pub_t *p)
     mqtt_flow_track(c, p);
     if (m.qos == 2 && persistent_store(c) && c->st.out_add) {
         p->durable = true;
-        c->st.out_add(c->st_ud, p->token, pid); /* committed before can_write lets it out */
+        c->st.out_add(c->st_ud, p->token, pid, &m); /* committed before can_write lets it out */
     }
     return 0;
 }
@@ -450,18 +450,20 @@ void mqtt_restore_in(mqtt_t *c, uint16_t pid)
         mqtt_flow_in2_set(c, pid, true);
 }
 
-void mqtt_restore_out(mqtt_t *c, uint16_t pid, bool released)
+void mqtt_restore_out(mqtt_t *c, uint16_t pid, bool released, const bl_msg_t *m, uint64_t token)
 {
-    if (!c || !pid || mqtt_flow_find(c, pid))
+    if (!c || !pid || mqtt_flow_find(c, pid) || (!released && !m))
         return;
-    pub_t *p = calloc(1, sizeof(*p));
+    pub_t *p = m ? mqtt_flow_pub_new(c, m, token) : calloc(1, sizeof(*p));
     if (!p)
         return;
+    p->token = token;
     p->pid = pid;
     p->qos = 2;
     p->state = released ? PUB_RELEASED : PUB_SENT;
     p->durable = true;
-    p->reported = true; /* the last run reported it, or will be given it again */
+    p->reported = released; /* the last run reported it at its PUBREC */
+    p->no = ++c->pubs_out;
     mqtt_flow_track(c, p);
 }
 
@@ -528,29 +530,6 @@ int mqtt_publish(mqtt_t *c, const bl_msg_t *m, uint64_t token)
         return BL_ENOMEM;
     g_queue_push_tail(&c->fifo, p);
     c->wake(c);
-    return 0;
-}
-
-int mqtt_publish_as(mqtt_t *c, const bl_msg_t *m, uint64_t token, uint16_t pid)
-{
-    pub_t *p = c ? mqtt_flow_find(c, pid) : NULL;
-    if (!p || p->m || p->state != PUB_SENT)
-        return BL_ENOTFOUND;
-    if (mqtt_check_publish(m) || m->qos != 2)
-        return BL_EINVAL;
-    pub_t *n = mqtt_flow_pub_new(c, m, token);
-    if (!n)
-        return BL_ENOMEM;
-    p->m = n->m;
-    p->token = token;
-    p->queued_ms = n->queued_ms;
-    p->reported = false;
-    p->no = ++c->pubs_out;
-    free(n);
-    if (c->state == ST_CONNECTED) {
-        mqttpkt_publish(c->out, p->m, pid, true);
-        c->wake(c);
-    }
     return 0;
 }
 

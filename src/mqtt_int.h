@@ -28,8 +28,7 @@ typedef enum { ST_IDLE, ST_CONNECTING, ST_CONNACK, ST_CONNECTED, ST_WAITING } mq
 typedef enum { PUB_SENT = 1, PUB_RELEASED } pub_state_t;
 
 typedef struct pub {
-    bl_msg_t *m; /* NULL: an identifier of the last run waiting for mqtt_publish_as, or
-                  * one whose PUBREL is all that is left */
+    bl_msg_t *m; /* NULL: a publish of the last run whose PUBREL is all that is left */
     uint64_t token;
     int64_t queued_ms; /* when mqtt_publish() took it, for the message expiry */
     uint16_t pid;
@@ -65,6 +64,7 @@ struct mqtt {
     GByteArray *in, *out;
     size_t in_off, out_off;                              /* parsed / written so far */
     bool in_full;                                        /* reading stopped at MQTT_IN_HIGH */
+    bool in_more;                                        /* parsing stopped at MQTT_PARSE_BATCH */
     int64_t attempt_ms, last_rx_ms, last_tx_ms, ping_ms; /* ping_ms 0: none out */
 
     /* What the broker said in its CONNACK. */

@@ -712,7 +712,11 @@ static bool parse_ack(rd_t *r, mqttpkt_t *out)
 /* SUBACK, UNSUBACK (3.9, 3.11): identifier, properties, one reason code per filter. */
 static bool parse_suback(rd_t *r, mqttpkt_t *out)
 {
-    if (!rd_u16(r, &out->pid) || !rd_props(r, out))
+    if (!rd_u16(r, &out->pid))
+        return false;
+    if (!out->pid)
+        return fail(r, "packet identifier 0");
+    if (!rd_props(r, out))
         return false;
     out->n_codes = r->n - r->off;
     if (!out->n_codes)
@@ -743,6 +747,16 @@ static bool flags_ok(uint8_t type, uint8_t flags)
     default:
         return flags == 0;
     }
+}
+
+size_t mqttpkt_peek_size(const uint8_t *buf, size_t len)
+{
+    rd_t hdr = {.p = buf, .n = len};
+    uint8_t first;
+    uint32_t remaining;
+    if (!buf || !rd_u8(&hdr, &first) || !rd_varint(&hdr, &remaining))
+        return 0;
+    return hdr.off + remaining;
 }
 
 int mqttpkt_parse(const uint8_t *buf, size_t len, size_t max_size, mqttpkt_t *out, size_t *used,

@@ -84,6 +84,9 @@ typedef struct mqttpkt {
 int mqttpkt_parse(const uint8_t *buf, size_t len, size_t max_size, mqttpkt_t *out, size_t *used,
                   const char **why);
 void mqttpkt_clear(mqttpkt_t *p);
+/* The size of the packet that starts buf, from its fixed header alone, or 0 when the
+ * header is not all there yet (or is malformed: the parser says so). */
+size_t mqttpkt_peek_size(const uint8_t *buf, size_t len);
 
 /* Encoders: append one packet to out. BL_EINVAL for what cannot be encoded (a string
  * over 65535 bytes, a packet over the protocol's size, a bad QoS). */

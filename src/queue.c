@@ -113,8 +113,8 @@ static const char *const stmt_sql[S_COUNT_STMTS] = {
     [S_RET_GET] = "SELECT frame FROM retained WHERE topic = ?1",
     [S_MQIN_ADD] = "INSERT OR IGNORE INTO mqin(pid) VALUES(?1)",
     [S_MQIN_DEL] = "DELETE FROM mqin WHERE pid = ?1",
-    [S_MQOUT_ADD] =
-        "INSERT OR REPLACE INTO mqout(pid, origin, seq, released) VALUES(?1, ?2, ?3, 0)",
+    [S_MQOUT_ADD] = "INSERT OR REPLACE INTO mqout(pid, origin, seq, released, frame) "
+                    "VALUES(?1, ?2, ?3, 0, ?4)",
     [S_MQOUT_REC] = "UPDATE mqout SET released = 1 WHERE pid = ?1",
     [S_MQOUT_DEL] = "DELETE FROM mqout WHERE pid = ?1",
     [S_MQIN1_ADD] = "INSERT OR REPLACE INTO mqin1(pid, key, n) VALUES(?1, ?2, ?3)",
@@ -612,7 +612,7 @@ int queue_open(const char *path, queue_t **out)
         " key BLOB NOT NULL, PRIMARY KEY(origin, seq)) WITHOUT ROWID;"
         "CREATE TABLE IF NOT EXISTS mqin(pid INTEGER PRIMARY KEY);"
         "CREATE TABLE IF NOT EXISTS mqout(pid INTEGER PRIMARY KEY, origin TEXT NOT NULL,"
-        " seq INTEGER NOT NULL, released INTEGER NOT NULL);"
+        " seq INTEGER NOT NULL, released INTEGER NOT NULL, frame BLOB NOT NULL);"
         "CREATE TABLE IF NOT EXISTS mqin1(pid INTEGER PRIMARY KEY, key BLOB NOT NULL,"
         " n INTEGER NOT NULL)",
         NULL, NULL, NULL);
@@ -1435,17 +1435,24 @@ int queue_mq_in_del(queue_t *q, uint16_t pid)
     return mq_pid(q, S_MQIN_DEL, pid, "removing a received QoS 2 packet id");
 }
 
-int queue_mq_out_add(queue_t *q, uint16_t pid, const char *origin, uint64_t seq)
+int queue_mq_out_add(queue_t *q, uint16_t pid, const char *origin, uint64_t seq, const bl_msg_t *m)
 {
     FAULT(q, "mq_out_add");
-    if (!q || !pid || (seq && !seq_ok(seq)))
+    if (!q || !pid || !m || (seq && !seq_ok(seq)))
         return BL_EINVAL;
+    uint8_t *frame;
+    size_t len;
+    int rc = frame_encode(m, &frame, &len);
+    if (rc)
+        return rc;
     sqlite3_stmt *s = stmt(q, S_MQOUT_ADD);
     sqlite3_bind_int(s, 1, pid);
     bind_name(s, 2, origin ? origin : "");
     sqlite3_bind_int64(s, 3, (int64_t)seq);
-    int rc = run(q, s, "storing a QoS 2 publish's packet id");
+    sqlite3_bind_blob(s, 4, frame, (int)len, SQLITE_STATIC);
+    rc = run(q, s, "storing a QoS 2 publish");
     sqlite3_clear_bindings(s);
+    free(frame);
     return rc;
 }
 
@@ -1462,8 +1469,8 @@ int queue_mq_out_del(queue_t *q, uint16_t pid)
 
 int queue_mq_reset(queue_t *q)
 {
-    int src = sqlite3_exec(q->db, "DELETE FROM mqin; DELETE FROM mqout; DELETE FROM mqin1",
-                           NULL, NULL, NULL);
+    int src = sqlite3_exec(q->db, "DELETE FROM mqin; DELETE FROM mqout; DELETE FROM mqin1", NULL,
+                           NULL, NULL);
     return src == SQLITE_OK ? 0 : db_fail(q, src, "forgetting the local session's packet ids");
 }
 
@@ -1477,12 +1484,22 @@ int queue_mq_each(queue_t *q, queue_mq_in_cb in, queue_mq_out_cb out, void *ud)
     sqlite3_finalize(s);
     if (src != SQLITE_DONE)
         return db_fail(q, src, "reading the local session's packet ids");
-    src = sqlite3_prepare_v2(q->db, "SELECT pid, origin, seq, released FROM mqout", -1, &s, NULL);
+    src = sqlite3_prepare_v2(q->db, "SELECT pid, origin, seq, released, frame FROM mqout", -1, &s,
+                             NULL);
     while (src == SQLITE_OK && (src = sqlite3_step(s)) == SQLITE_ROW) {
         src = SQLITE_OK;
         const char *origin = (const char *)sqlite3_column_text(s, 1);
-        out(ud, (uint16_t)sqlite3_column_int(s, 0), origin ? origin : "",
-            (uint64_t)sqlite3_column_int64(s, 2), sqlite3_column_int(s, 3) != 0);
+        uint16_t pid = (uint16_t)sqlite3_column_int(s, 0);
+        bool released = sqlite3_column_int(s, 3) != 0;
+        bl_msg_t *m = NULL;
+        if (frame_decode(sqlite3_column_blob(s, 4), (size_t)sqlite3_column_bytes(s, 4), &m) &&
+            !released) {
+            /* It cannot go again: the broker keeps its id until the session expires. */
+            LOG_ERROR(WHO, "a stored QoS 2 publish (packet id %u) is corrupt: left out", pid);
+            continue;
+        }
+        out(ud, pid, origin ? origin : "", (uint64_t)sqlite3_column_int64(s, 2), released, m);
+        msg_free(m);
     }
     sqlite3_finalize(s);
     return src == SQLITE_DONE ? 0 : db_fail(q, src, "reading the local session's packet ids");

@@ -88,11 +88,12 @@ QUEUE_MUST_USE int queue_indoubt_each(queue_t *q, queue_indoubt_cb cb, void *ud)
 
 /* The local broker session's QoS 2 state (mqtt.h, mqtt_store_t), kept with the rest so
  * that it commits with what it depends on: packet ids of QoS 2 messages received and not
- * yet released; packet ids of our QoS 2 publishes, the peer message each carries
- * (origin, seq; "" and 0 for none), and whether its PUBREC came. */
+ * yet released; our QoS 2 publishes by packet id, each with its message, the peer
+ * message it carries (origin, seq; "" and 0 for none), and whether its PUBREC came. */
 QUEUE_MUST_USE int queue_mq_in_add(queue_t *q, uint16_t pid);
 QUEUE_MUST_USE int queue_mq_in_del(queue_t *q, uint16_t pid);
-QUEUE_MUST_USE int queue_mq_out_add(queue_t *q, uint16_t pid, const char *origin, uint64_t seq);
+QUEUE_MUST_USE int queue_mq_out_add(queue_t *q, uint16_t pid, const char *origin, uint64_t seq,
+                                    const bl_msg_t *m);
 QUEUE_MUST_USE int queue_mq_out_rec(queue_t *q, uint16_t pid);
 QUEUE_MUST_USE int queue_mq_out_del(queue_t *q, uint16_t pid);
 /* QoS 1 messages taken from the broker, by packet id, with a key of their content
@@ -103,8 +104,10 @@ QUEUE_MUST_USE int queue_mq_in1_seen(queue_t *q, uint16_t pid, const void *key, 
 /* The broker has no session for us: forget all of them. */
 QUEUE_MUST_USE int queue_mq_reset(queue_t *q);
 typedef void (*queue_mq_in_cb)(void *ud, uint16_t pid);
+/* m: the message published (borrowed; NULL when its row could not be read back, which
+ * is left out unless it was released). */
 typedef void (*queue_mq_out_cb)(void *ud, uint16_t pid, const char *origin, uint64_t seq,
-                                bool released);
+                                bool released, const bl_msg_t *m);
 QUEUE_MUST_USE int queue_mq_each(queue_t *q, queue_mq_in_cb in, queue_mq_out_cb out, void *ud);
 
 /* Small persisted values in the meta table (e.g. "epoch", "epoch:<origin>"). */

@@ -56,9 +56,7 @@ static gboolean commit_cb(gpointer ud)
     bool publishing = s->to_publish->len > 0;
     for (guint i = 0; i < s->to_publish->len; i++) {
         pending_pub_t *pp = &g_array_index(s->to_publish, pending_pub_t, i);
-        int rc = pp->pid ? local_publish_as(s->local, pp->msg, pp->token, pp->pid) : BL_ENOTFOUND;
-        if (rc == BL_ENOTFOUND || rc == BL_EINVAL) /* no such id now, or no longer QoS 2 */
-            rc = site_plain_qos0(pp->msg) ? local_publish(s->local, pp->msg, pp->token)
+        int rc = site_plain_qos0(pp->msg) ? local_publish(s->local, pp->msg, pp->token)
                                           : local_inject(s->local, pp->msg, pp->token);
         if (rc) /* checked in site_remote_message: out of memory */
             site_unpublished(s, pp->token, pp->msg->topic, rc);
@@ -365,7 +363,6 @@ site_t *site_new(GMainContext *ctx, const config_t *cfg, const cert_t *cert)
     s->to_publish = g_array_new(FALSE, FALSE, sizeof(pending_pub_t));
     s->echo_dels = g_array_new(FALSE, FALSE, sizeof(indoubt_ref_t));
     s->delivering = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-    s->mq_resend = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 
     char path[4096];
     snprintf(path, sizeof(path), "%s/queue.db", cfg->state_dir);
@@ -400,8 +397,6 @@ site_t *site_new(GMainContext *ctx, const config_t *cfg, const cert_t *cert)
                           .still_wanted = site_local_still_wanted,
                           .can_write = site_can_write};
     s->local = local_new(ctx, cfg, &lev, s);
-    if (s->local && site_mq_start(s))
-        goto error;
     signaling_events_t sev = {.on_connect = signal_up, .on_message = signal_message};
     s->sig = signaling_new(ctx, cfg, cert, &sev, s);
     if (!s->local || !s->sig)
@@ -427,6 +422,9 @@ site_t *site_new(GMainContext *ctx, const config_t *cfg, const cert_t *cert)
         if (!p->link)
             goto error;
     }
+    /* After the peers: a QoS 2 publish of the last run is tied to its peer again. */
+    if (site_mq_start(s))
+        goto error;
     return s;
 error:
     site_free(s);
@@ -512,9 +510,13 @@ void site_free(site_t *s)
     if (!s)
         return;
     /* Commit first: freeing the local session writes the acknowledgements it still
-     * holds, which may depend on this transaction. */
-    if (s->q && s->txn_open && queue_commit(s->q) == 0)
+     * holds, which may depend on this transaction; if it cannot be, stop as a crash
+     * would, without them. */
+    if (s->q && s->txn_open) {
+        if (queue_commit(s->q))
+            site_storage_failed("cannot commit the queue database at exit");
         s->txn_open = false;
+    }
     if (s->stats_src)
         g_source_destroy(s->stats_src);
     if (s->commit_src)
@@ -535,8 +537,7 @@ void site_free(site_t *s)
     local_free(s->local);
     if (s->q) {
         if (s->txn_open && queue_commit(s->q))
-            LOG_ERROR("site", "cannot commit the queue database at exit: the last writes are lost "
-                              "(acknowledged nothing that depended on them)");
+            site_storage_failed("cannot commit the queue database at exit");
         queue_close(s->q);
     }
     for (guint i = 0; s->to_publish && i < s->to_publish->len; i++)
@@ -556,7 +557,5 @@ void site_free(site_t *s)
     g_hash_table_destroy(s->delivering);
     if (s->held)
         g_hash_table_destroy(s->held);
-    if (s->mq_resend)
-        g_hash_table_destroy(s->mq_resend);
     free(s);
 }

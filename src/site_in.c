@@ -282,11 +282,6 @@ void site_remote_message(peer_ctx_t *p, const bl_msg_t *m)
     free(key);
     held_add(s, token, c);
     pending_pub_t pp = {.msg = c, .token = token};
-    if (m->seq && !echoed && c->qos == 2) {
-        char *dk = delivery_key(p, m->seq);
-        pp.pid = site_mq_take_resend(s, dk);
-        g_free(dk);
-    }
     g_array_append_val(s->to_publish, pp);
 }
 
@@ -336,6 +331,19 @@ peer_ctx_t *site_peer_named(site_t *s, const char *name)
         if (!strcmp(s->peers[i].cfg->name, name))
             return &s->peers[i];
     return NULL;
+}
+
+/* A message of origin/seq that the last run handed to our broker and that goes again
+ * (site_mq.c): on its way, under the token returned, like one published now. */
+uint64_t site_in_flight(site_t *s, const char *origin, uint64_t seq)
+{
+    uint64_t token = ++s->next_token;
+    peer_ctx_t *p = origin[0] ? site_peer_named(s, origin) : NULL;
+    if (seq && p)
+        g_hash_table_add(s->delivering, delivery_key(p, seq));
+    if (seq)
+        echo_add(s->echo, NULL, origin, seq, token, p, false);
+    return token;
 }
 
 /* Echo records wait for the broker to have read our PUBACKs of their echoes, which

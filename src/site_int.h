@@ -70,7 +70,6 @@ typedef struct peer_ctx {
 typedef struct pending_pub {
     bl_msg_t *msg;
     uint64_t token;
-    uint16_t pid; /* the packet id the last run published it with (site_mq.c), or 0 */
 } pending_pub_t;
 
 /* An echo seen, whose in-doubt record goes once the broker has our PUBACK for it. */
@@ -93,7 +92,7 @@ struct site {
     echo_t *echo;           /* our publishes waiting to come back (echo.h) */
     GArray *to_publish;     /* pending_pub_t: published once their records commit */
     GHashTable *delivering; /* "peer/seq" being published locally */
-    GHashTable *mq_resend;  /* "peer/seq" -> packet id it had in the last run (site_mq.c) */
+    size_t mq_restored;     /* QoS 2 publishes of the last run sent again (site_mq.c) */
     bool recovering;        /* waiting for echoes of what the broker took before a crash */
     GSource *recover_src, *sweep_src;
     bool warned_no_echo;
@@ -133,7 +132,6 @@ void site_sync_retained(peer_ctx_t *p);
 
 /* site_mq.c */
 int site_mq_start(site_t *s);
-uint16_t site_mq_take_resend(site_t *s, const char *key);
 bool site_can_write(void *ud);
 
 /* site_in.c */
@@ -143,6 +141,7 @@ void site_drop_acks(peer_ctx_t *p);
 void site_remote_message(peer_ctx_t *p, const bl_msg_t *m);
 void site_unpublished(site_t *s, uint64_t token, const char *topic, int rc);
 peer_ctx_t *site_peer_named(site_t *s, const char *name);
+uint64_t site_in_flight(site_t *s, const char *origin, uint64_t seq);
 bool site_local_still_wanted(void *ud, uint64_t token);
 void site_echo_seen(site_t *s, echo_rec_t *r);
 void site_local_acked(void *ud, uint64_t upto);

@@ -33,13 +33,13 @@ static void in_del(void *ud, uint16_t pid)
     site_db(queue_mq_in_del(s->q, pid), "cannot remove a received QoS 2 packet id");
 }
 
-static void out_add(void *ud, uint64_t token, uint16_t pid)
+static void out_add(void *ud, uint64_t token, uint16_t pid, const bl_msg_t *m)
 {
     site_t *s = ud;
     echo_rec_t *r = echo_by_token(s->echo, token);
     site_txn(s);
-    site_db(queue_mq_out_add(s->q, pid, r ? r->origin : "", r ? r->seq : 0),
-            "cannot store a QoS 2 publish's packet id");
+    site_db(queue_mq_out_add(s->q, pid, r ? r->origin : "", r ? r->seq : 0, m),
+            "cannot store a QoS 2 publish");
 }
 
 static void out_rec(void *ud, uint16_t pid)
@@ -63,7 +63,6 @@ static void reset(void *ud)
     site_t *s = ud;
     site_txn(s);
     site_db(queue_mq_reset(s->q), "cannot forget the local session's packet ids");
-    g_hash_table_remove_all(s->mq_resend);
 }
 
 /* delivery = exactly-once: a QoS 1 message the last run took (recorded with what it
@@ -103,14 +102,19 @@ static void restore_in(void *ud, uint16_t pid)
     local_restore_in(s->local, pid);
 }
 
-static void restore_out(void *ud, uint16_t pid, const char *origin, uint64_t seq, bool released)
+/* A QoS 2 publish of the last run that its broker may hold unreleased goes again at
+ * connect, with its packet id; until its PUBREC it is on its way, as any other: a
+ * resend by its peer is not published again, and its PUBREC marks it delivered. */
+static void restore_out(void *ud, uint16_t pid, const char *origin, uint64_t seq, bool released,
+                        const bl_msg_t *m)
 {
     site_t *s = ud;
-    local_restore_out(s->local, pid, released);
-    if (!released && origin[0] && seq)
-        g_hash_table_insert(s->mq_resend,
-                            g_strdup_printf("%s/%llu", origin, (unsigned long long)seq),
-                            GUINT_TO_POINTER(pid));
+    uint64_t token = 0;
+    if (!released) {
+        token = site_in_flight(s, origin, seq);
+        s->mq_restored++;
+    }
+    local_restore_out(s->local, pid, released, m, token);
 }
 
 int site_mq_start(site_t *s)
@@ -125,21 +129,12 @@ int site_mq_start(site_t *s)
                                     .in1_seen = in1_seen};
     local_set_store(s->local, &st, s);
     int rc = queue_mq_each(s->q, restore_in, restore_out, s);
-    if (!rc && g_hash_table_size(s->mq_resend))
+    if (!rc && s->mq_restored)
         LOG_INFO("site",
-                 "%u QoS 2 messages from peers were on their way to the local broker when we "
-                 "stopped: they go again with their packet ids when the peers resend them",
-                 g_hash_table_size(s->mq_resend));
+                 "%zu QoS 2 messages from peers were on their way to the local broker when we "
+                 "stopped: they go again with their packet ids",
+                 s->mq_restored);
     return rc;
-}
-
-uint16_t site_mq_take_resend(site_t *s, const char *key)
-{
-    gpointer v = NULL;
-    if (!g_hash_table_lookup_extended(s->mq_resend, key, NULL, &v))
-        return 0;
-    g_hash_table_remove(s->mq_resend, key);
-    return (uint16_t)GPOINTER_TO_UINT(v);
 }
 
 bool site_can_write(void *ud)

@@ -798,6 +798,45 @@ static void test_persistent_session(void **state)
     assert_string_equal(((bl_msg_t *)g_ptr_array_index(g_seen.msgs, 0))->topic, "t7/missed");
 }
 
+/* A message larger than what the client reads ahead (4 MiB) arrives whole, both ways,
+ * and the small one after it too (a packet bigger than the read-ahead once stopped the
+ * session for good, spinning). */
+static void test_big_message(void **state)
+{
+    (void)state;
+    NEED_BROKER();
+    local_up("t9/#");
+    size_t big = 5u << 20;
+    uint8_t *payload = malloc(big);
+    for (size_t i = 0; i < big; i++)
+        payload[i] = (uint8_t)(i * 7);
+    helper_t *pub = helper_new("pub9", NULL);
+    helper_publish(pub, "t9/big", payload, (int)big, 1, false, NULL);
+    helper_publish(pub, "t9/small", "s", 1, 1, false, NULL);
+    want_t two = {NULL, 2};
+    assert_true(run_until(rx_at_least, &two));
+    const bl_msg_t *m = g_ptr_array_index(g_seen.msgs, 0);
+    assert_string_equal(m->topic, "t9/big");
+    assert_int_equal(m->payload_len, big);
+    assert_memory_equal(m->payload, payload, big);
+    assert_string_equal(((bl_msg_t *)g_ptr_array_index(g_seen.msgs, 1))->topic, "t9/small");
+
+    helper_t *sub = helper_new("sub9", "t9/out");
+    bl_msg_t out;
+    msg_init(&out);
+    assert_int_equal(msg_set_topic(&out, "t9/out"), 0);
+    assert_int_equal(msg_set_payload(&out, payload, big), 0);
+    out.qos = 1;
+    assert_int_equal(local_publish(g_local, &out, 9), 0);
+    msg_clear(&out);
+    want_t w = {sub, 1};
+    assert_true(run_until(rx_at_least, &w));
+    const rx_t *r = g_ptr_array_index(sub->rx, 0);
+    assert_int_equal(r->len, (int)big);
+    assert_memory_equal(r->payload, payload, big);
+    free(payload);
+}
+
 /* ---- the QoS 2 session state handed to a store (mqtt_store_t) ---- */
 
 static GString *g_store; /* the store calls, in order: "reset", "in+7", "out+5:7", ... */
@@ -812,9 +851,10 @@ static void st_in_del(void *ud, uint16_t pid)
     (void)ud;
     g_string_append_printf(g_store, "in-%u ", pid);
 }
-static void st_out_add(void *ud, uint64_t token, uint16_t pid)
+static void st_out_add(void *ud, uint64_t token, uint16_t pid, const bl_msg_t *m)
 {
     (void)ud;
+    assert_non_null(m);
     g_string_append_printf(g_store, "out+%llu:%u ", (unsigned long long)token, pid);
 }
 static void st_out_rec(void *ud, uint16_t pid)
@@ -898,15 +938,31 @@ static void test_qos2_session_state(void **state)
     mqtt_free(c);
 
     /* The next run restores a publish whose PUBREC the last one recorded: it sends the
-     * PUBREL at connect; the broker answers PUBCOMP (it may not know the id: 4.3.3). */
+     * PUBREL at connect; the broker answers PUBCOMP (it may not know the id: 4.3.3). And
+     * one whose PUBREC never came: it goes again with its id and DUP, and (the broker
+     * not holding that id) reaches the subscriber once, reported with its token. */
     g_string_truncate(g_store, 0);
     c = mqtt_new(NULL, &o, &ev, NULL);
     mqtt_set_store(c, &k_store, NULL);
-    mqtt_restore_out(c, 4242, true);
+    mqtt_restore_out(c, 4242, true, NULL, 0);
+    simple_msg(&m, "t8/out", "again", 2);
+    mqtt_restore_out(c, 4343, false, &m, 77);
+    msg_clear(&m);
     assert_int_equal(mqtt_start(c), 0);
     assert_true(run_until(connects_at_least, &two));
     assert_true(run_until(store_has, "out-4242"));
-    assert_string_equal(g_store->str, "out-4242 "); /* session kept: no reset */
+    assert_true(run_until(store_has, "out-4343"));
+    assert_string_equal(g_store->str, "out-4242 rec4343 out-4343 "); /* session kept: no reset */
+    guint two_tokens = 2;
+    assert_true(run_until(tokens_at_least, &two_tokens));
+    assert_int_equal(g_array_index(g_seen.tokens, uint64_t, 1), 77);
+    want_t w2 = {sub, 2};
+    assert_true(run_until(rx_at_least, &w2));
+    const rx_t *again = g_ptr_array_index(sub->rx, 1);
+    assert_int_equal(again->len, 5);
+    assert_memory_equal(again->payload, "again", 5);
+    run_for(200);
+    assert_int_equal(sub->rx->len, 2);
     mqtt_free(c);
     g_string_free(g_store, TRUE);
 }
@@ -932,6 +988,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_free_inside_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_persistent_session, setup, teardown),
         cmocka_unit_test_setup_teardown(test_qos2_session_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_big_message, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     mosquitto_lib_cleanup();

@@ -256,6 +256,9 @@ static void test_partial_packets_wait(void **state)
     mqttpkt_clear(&k);
     /* Over our limit: refused on its header alone, before the rest arrives. */
     assert_int_equal(mqttpkt_parse(b->data, 3, 20, &k, &used, NULL), BL_ETOOBIG);
+    /* Its size is known from the fixed header alone (to read on until it is whole). */
+    assert_int_equal(mqttpkt_peek_size(b->data, 1), 0);
+    assert_int_equal(mqttpkt_peek_size(b->data, 3), b->len);
     g_byte_array_free(b, TRUE);
     msg_clear(&m);
 }
@@ -312,6 +315,8 @@ static void test_malformed(void **state)
     expect_malformed(pubrel_flags, sizeof pubrel_flags);
     static const uint8_t trailing[] = {0xd0, 1, 0}; /* PINGRESP with a body */
     expect_malformed(trailing, sizeof trailing);
+    static const uint8_t suback_id0[] = {0x90, 4, 0, 0, 0, 0x00}; /* 2.2.1: id 0 */
+    expect_malformed(suback_id0, sizeof suback_id0);
     static const uint8_t connect[] = {0x10, 0};
     expect_malformed(connect, sizeof connect);
     static const uint8_t auth[] = {0xf0, 0};
