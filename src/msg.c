@@ -181,3 +181,16 @@ bool msg_equal(const bl_msg_t *a, const bl_msg_t *b)
             return false;
     return true;
 }
+
+bl_msg_t *msg_routed_copy(const bl_msg_t *m, char *topic, int qos)
+{
+    bl_msg_t *c = msg_dup(m);
+    if (!c) {
+        free(topic);
+        return NULL;
+    }
+    free(c->topic);
+    c->topic = topic;
+    c->qos = (uint8_t)qos;
+    return c;
+}

@@ -42,6 +42,9 @@ void msg_init(bl_msg_t *m);
 void msg_clear(bl_msg_t *m);
 void msg_free(bl_msg_t *m);
 bl_msg_t *msg_dup(const bl_msg_t *m);
+/* A copy of m under the topic and QoS a rule mapped it to; takes topic (also on
+ * failure, when it returns NULL). */
+bl_msg_t *msg_routed_copy(const bl_msg_t *m, char *topic, int qos);
 int msg_set_topic(bl_msg_t *m, const char *topic);
 int msg_set_payload(bl_msg_t *m, const void *data, size_t len);
 int msg_add_user_prop(bl_msg_t *m, const char *key, const char *value);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* site.c - a site's lifecycle, its commit machinery, link and signalling events and its
+/* site.c - a site's lifecycle, what waits for each commit, link and signalling events,
+ * what the local broker sends (a local client's message, an echo or a marker) and the
  * status topics (site_int.h says where the rest is). */
 #include "site_int.h"
 
@@ -7,50 +8,12 @@
 
 static void local_unsubscribed(void *ud);
 
-/* ---- batching: one transaction per main-loop dispatch ----
- *
- * Writes open a transaction lazily; a high-priority idle commits it right after the
- * callback that wrote, before any other I/O is dispatched. Only after the commit do we
- * send frames (a sequence must be durable before a peer can see it) and acks (a dedupe
- * mark must be durable before the peer forgets the message). */
-
-/* The database lost a write that an acknowledgement will rely on (a failed commit, a
- * transaction that cannot begin, a message that cannot be queued). Going on would
- * acknowledge what is not stored: stop as a crash would (no exit handlers, no last
- * writes). The database is consistent, and the local broker and the peers send again
- * what was not acknowledged (docs/QUEUE.md, Durability). */
-_Noreturn void site_storage_failed(const char *what)
+/* What waits for a commit (site_txn.c calls it after each): messages from peers go
+ * to our broker only now that what they depend on is durable (their in-doubt records,
+ * their packet ids), frames go to peers only now that their sequences are, and acks
+ * only now that the dedupe marks are. */
+static void after_commit(site_t *s)
 {
-    LOG_ERROR("site",
-              "%s (disk full or failing?): stopping now, as after a crash; nothing "
-              "unstored was acknowledged. Restart once the disk is fixed.",
-              what);
-    _exit(SITE_EXIT_STORAGE);
-}
-
-/* A write to the database failed: the same as a failed commit (queue.h). */
-void site_db(int rc, const char *what)
-{
-    if (rc)
-        site_storage_failed(what);
-}
-
-static gboolean commit_cb(gpointer ud)
-{
-    site_t *s = ud;
-    s->commit_src = NULL;
-    if (s->lazy_src) {
-        g_source_destroy(s->lazy_src);
-        s->lazy_src = NULL;
-    }
-    if (s->txn_open) {
-        s->txn_open = false;
-        /* What this commit held (queued messages whose PUBACK is waiting, seen marks
-         * whose ACK is waiting, in-doubt records, sequences) would be gone, and
-         * libmosquitto already holds some of those PUBACKs. */
-        if (queue_commit(s->q))
-            site_storage_failed("cannot commit the queue database");
-    }
     /* Messages from peers go to our broker only now that their in-doubt records are
      * durable: after a crash we can tell whether the broker had them (their echo). */
     bool publishing = s->to_publish->len > 0;
@@ -76,63 +39,6 @@ static gboolean commit_cb(gpointer ud)
             site_sync_retained(p);
         }
     }
-    return G_SOURCE_REMOVE;
-}
-
-/* Attach src to our context with fn(s); the context owns it, the pointer returned
- * stays valid until the source is destroyed or its callback returns REMOVE. */
-GSource *site_attach(site_t *s, GSource *src, GSourceFunc fn)
-{
-    g_source_set_callback(src, fn, s, NULL);
-    g_source_attach(src, s->ctx);
-    g_source_unref(src);
-    return src;
-}
-
-void site_schedule_commit(site_t *s)
-{
-    if (s->commit_src)
-        return;
-    GSource *src = g_idle_source_new();
-    g_source_set_priority(src, G_PRIORITY_HIGH);
-    s->commit_src = site_attach(s, src, commit_cb);
-}
-
-static void txn_begin(site_t *s)
-{
-    if (s->txn_open)
-        return;
-    if (queue_begin(s->q))
-        site_storage_failed("cannot begin a transaction in the queue database");
-    s->txn_open = true;
-}
-
-void site_txn(site_t *s)
-{
-    txn_begin(s);
-    site_schedule_commit(s);
-}
-
-static gboolean lazy_commit_cb(gpointer ud)
-{
-    site_t *s = ud;
-    s->lazy_src = NULL;
-    if (!s->commit_src)
-        site_schedule_commit(s);
-    return G_SOURCE_REMOVE;
-}
-
-/* For writes that nothing waits on and that a crash may lose: a peer's ACK deleting a
- * message (lost, the message is sent again and the peer's dedupe window drops it) or
- * an echo closing an in-doubt record (lost, the recovery finds no echo and drops the
- * record; the delivery itself was committed at the PUBACK). They ride with the next
- * commit, or at the latest SITE_LAZY_COMMIT_MS later: under load that halves the
- * commits of a sending site. */
-void site_txn_lazy(site_t *s)
-{
-    txn_begin(s);
-    if (!s->commit_src && !s->lazy_src)
-        s->lazy_src = site_attach(s, g_timeout_source_new(SITE_LAZY_COMMIT_MS), lazy_commit_cb);
 }
 
 static void publish_status(site_t *s, const char *sub, const char *json)
@@ -295,6 +201,32 @@ static void signal_message(void *ud, const seal_msg_t *m)
         link_signal_in(p->link, m);
 }
 
+/* What the local broker sends us: our recovery marker, the echo of a message we
+ * published for a peer (exactly-once), or a local client's message. */
+static void local_message(void *ud, const bl_msg_t *m)
+{
+    site_t *s = ud;
+    if (!strcmp(m->topic, s->sync_topic)) {
+        bool marker = m->payload_len == strlen(s->sync_marker) &&
+                      !memcmp(m->payload, s->sync_marker, m->payload_len);
+        if (marker && s->recovering)
+            site_recover_after(s, 0);
+        else if (marker && s->settling)
+            site_settle_done(s);
+        return;
+    }
+    if (echo_waiting(s->echo)) {
+        char *key = echo_key(m->topic, m->payload, m->payload_len);
+        echo_rec_t *r = key ? echo_take(s->echo, key) : NULL;
+        free(key);
+        if (r) {
+            site_echo_seen(s, r); /* split horizon: what came from a peer never goes out */
+            return;
+        }
+    }
+    site_out_local(s, m);
+}
+
 static void local_up(void *ud)
 {
     site_t *s = ud;
@@ -358,6 +290,7 @@ site_t *site_new(GMainContext *ctx, const config_t *cfg, const cert_t *cert)
         return NULL;
     s->ctx = ctx;
     s->cfg = cfg;
+    s->after_commit = after_commit;
     s->cert = cert;
     s->echo = echo_new();
     s->to_publish = g_array_new(FALSE, FALSE, sizeof(pending_pub_t));
@@ -388,7 +321,7 @@ site_t *site_new(GMainContext *ctx, const config_t *cfg, const cert_t *cert)
                  "their echoes before opening links",
                  echo_count(s->echo));
     }
-    local_events_t lev = {.on_message = site_local_message,
+    local_events_t lev = {.on_message = local_message,
                           .on_delivered = site_local_delivered,
                           .on_connect = local_up,
                           .on_acked = site_local_acked,

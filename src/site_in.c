@@ -237,7 +237,7 @@ void site_remote_message(peer_ctx_t *p, const bl_msg_t *m)
             return;
         }
     }
-    bl_msg_t *c = site_routed_copy(m, local_topic, qos);
+    bl_msg_t *c = msg_routed_copy(m, local_topic, qos);
     if (!c || router_map_reply(p->cfg->rules, p->cfg->n_rules, ROUTE_IN, &c->response_topic) < 0) {
         msg_free(c);
         return;

@@ -1,10 +1,16 @@
 /* SPDX-License-Identifier: MIT */
-/* site_int.h - what site.c, site_out.c and site_in.c share; not for other modules.
+/* site_int.h - what the site's files share; not for other modules. From the top:
  *
- *   site.c      lifecycle, the commit machinery, link and signalling events, status
+ *   site.c      lifecycle, what waits for each commit, link and signalling events,
+ *               what the local broker sends (sorted out here), status
+ *   site_mq.c   the local session's QoS 2 state in the database
  *   site_out.c  what local clients publish: routed, queued and sent to peers
  *   site_in.c   what peers send: deduped, recorded in doubt, published locally,
- *               confirmed by its echo; recovery after a crash; backpressure */
+ *               confirmed by its echo; recovery after a crash; backpressure
+ *   site_txn.c  the commit machinery and the failure policy
+ *
+ * A file calls only files below it (site_mq.c calls site_in.c; site_out.c and site_in.c
+ * sit side by side); site_txn.c hands each commit to site.c through after_commit. */
 #ifndef BL_SITE_INT_H
 #define BL_SITE_INT_H
 
@@ -106,6 +112,7 @@ struct site {
     uint64_t next_token;
     bool txn_open;
     GSource *commit_src;
+    void (*after_commit)(site_t *s); /* site.c's, called by site_txn.c after each commit */
     GSource *lazy_src;  /* commits lazy writes if nothing else does first (site_txn_lazy) */
     GSource *probe_src; /* publishes a probe while echo records wait (probe_cb) */
     GArray *echo_dels;  /* indoubt_ref_t: echoed, their PUBACK not yet read by the broker */
@@ -116,23 +123,22 @@ struct site {
     site_stats_t stats;
 };
 
-/* site.c */
+/* site_txn.c */
 _Noreturn void site_storage_failed(const char *what);
 void site_db(int rc, const char *what);
 GSource *site_attach(site_t *s, GSource *src, GSourceFunc fn);
 void site_schedule_commit(site_t *s);
 void site_txn(site_t *s);
 void site_txn_lazy(site_t *s);
-
-/* site_out.c */
-void site_pump(peer_ctx_t *p);
-bl_msg_t *site_routed_copy(const bl_msg_t *m, char *topic, int qos);
-void site_local_message(void *ud, const bl_msg_t *m);
-void site_sync_retained(peer_ctx_t *p);
+bool site_can_write(void *ud);
 
 /* site_mq.c */
 int site_mq_start(site_t *s);
-bool site_can_write(void *ud);
+
+/* site_out.c */
+void site_pump(peer_ctx_t *p);
+void site_out_local(site_t *s, const bl_msg_t *m);
+void site_sync_retained(peer_ctx_t *p);
 
 /* site_in.c */
 bool site_plain_qos0(const bl_msg_t *m);

@@ -136,9 +136,3 @@ int site_mq_start(site_t *s)
                  s->mq_restored);
     return rc;
 }
-
-bool site_can_write(void *ud)
-{
-    site_t *s = ud;
-    return !(s->txn_open && s->commit_src);
-}

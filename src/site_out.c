@@ -80,28 +80,13 @@ void site_pump(peer_ctx_t *p)
     }
 }
 
-/* A copy of m under the topic and QoS a rule mapped it to; takes topic (also on
- * failure, when it returns NULL). */
-bl_msg_t *site_routed_copy(const bl_msg_t *m, char *topic, int qos)
-{
-    bl_msg_t *c = msg_dup(m);
-    if (!c) {
-        free(topic);
-        return NULL;
-    }
-    free(c->topic);
-    c->topic = topic;
-    c->qos = (uint8_t)qos;
-    return c;
-}
-
 static void route_out(site_t *s, peer_ctx_t *p, const bl_msg_t *m, uint64_t *seq)
 {
     char *wire_topic = NULL;
     int qos = 0;
     if (router_map_out(p->cfg->rules, p->cfg->n_rules, m->topic, m->qos, &wire_topic, &qos) != 1)
         return;
-    bl_msg_t *c = site_routed_copy(m, wire_topic, qos);
+    bl_msg_t *c = msg_routed_copy(m, wire_topic, qos);
     if (!c || router_map_reply(p->cfg->rules, p->cfg->n_rules, ROUTE_OUT, &c->response_topic) < 0) {
         msg_free(c);
         return;
@@ -214,27 +199,10 @@ static bool retained_known(site_t *s, const bl_msg_t *m)
     return same;
 }
 
-void site_local_message(void *ud, const bl_msg_t *m)
+/* A message a local client published: refused if too big, dropped if it is a replay of
+ * a retained value every site has, else numbered and routed to every peer. */
+void site_out_local(site_t *s, const bl_msg_t *m)
 {
-    site_t *s = ud;
-    if (!strcmp(m->topic, s->sync_topic)) {
-        bool marker = m->payload_len == strlen(s->sync_marker) &&
-                      !memcmp(m->payload, s->sync_marker, m->payload_len);
-        if (marker && s->recovering)
-            site_recover_after(s, 0);
-        else if (marker && s->settling)
-            site_settle_done(s);
-        return;
-    }
-    if (echo_waiting(s->echo)) {
-        char *key = echo_key(m->topic, m->payload, m->payload_len);
-        echo_rec_t *r = key ? echo_take(s->echo, key) : NULL;
-        free(key);
-        if (r) {
-            site_echo_seen(s, r); /* split horizon: what came from a peer never goes out */
-            return;
-        }
-    }
     s->stats.local_in++;
     if (m->payload_len > s->cfg->max_message_size) {
         s->stats.too_big++;
