@@ -13,7 +13,11 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 
+#include <glib.h>
+#include <openssl/crypto.h>
+
 #include "log.h"
+#include "secfile.h"
 
 int cert_fingerprint_of(X509 *x, char out[96])
 {
@@ -66,37 +70,57 @@ error:
     return BL_EIO;
 }
 
-static int write_pem(const char *path, cert_t *c, bool key)
+/* The PEM text of c's key or certificate (g_free), or NULL. */
+static char *pem_of(cert_t *c, bool key, size_t *len)
 {
-    /* The key file is created 0600 before anything is written into it. */
-    FILE *f = NULL;
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, key ? 0600 : 0644);
-    if (fd < 0 || !(f = fdopen(fd, "w"))) {
-        if (fd >= 0)
-            close(fd);
-        LOG_ERROR("init", "cannot write %s: %s", path, strerror(errno));
-        return BL_EIO;
+    BIO *b = BIO_new(BIO_s_mem());
+    char *out = NULL, *data;
+    int ok = b && (key ? PEM_write_bio_PrivateKey(b, c->key, NULL, NULL, 0, NULL, NULL)
+                       : PEM_write_bio_X509(b, c->x509));
+    long n = ok ? BIO_get_mem_data(b, &data) : 0;
+    if (n > 0) {
+        out = g_malloc((size_t)n);
+        memcpy(out, data, (size_t)n);
+        *len = (size_t)n;
     }
-    int ok = key ? PEM_write_PrivateKey(f, c->key, NULL, NULL, 0, NULL, NULL)
-                 : PEM_write_X509(f, c->x509);
-    if (fclose(f) != 0 || !ok)
-        return BL_EIO;
-    return 0;
+    BIO_free(b);
+    return out;
+}
+
+/* Written once, never over an existing file (secfile_write_new); the key 0600. */
+static int write_pem(const char *dir, const char *name, cert_t *c, bool key)
+{
+    char path[4096];
+    size_t len = 0;
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    char *pem = pem_of(c, key, &len);
+    int rc = pem ? secfile_write_new(path, pem, len, key ? 0600 : 0644) : BL_ENOMEM;
+    if (rc)
+        LOG_ERROR("init", "cannot write %s: %s", path,
+                  rc == BL_ENOMEM ? "out of memory" : strerror(errno));
+    if (pem)
+        OPENSSL_cleanse(pem, len);
+    g_free(pem);
+    return rc;
 }
 
 static int read_pem(const char *dir, cert_t *c)
 {
-    char path[4096];
+    char path[4096], why[4200];
     snprintf(path, sizeof(path), "%s/key.pem", dir);
+    if (secfile_check_private(path, why, sizeof(why))) {
+        LOG_ERROR("init", "%s", why);
+        return BL_EINVAL;
+    }
     FILE *f = fopen(path, "r");
     if (!f)
-        return errno == ENOENT ? BL_ENOTFOUND : BL_EIO;
+        return BL_EIO;
     c->key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
     fclose(f);
     snprintf(path, sizeof(path), "%s/cert.pem", dir);
     f = fopen(path, "r");
     if (!f)
-        return errno == ENOENT ? BL_ENOTFOUND : BL_EIO;
+        return BL_EIO;
     c->x509 = PEM_read_X509(f, NULL, NULL, NULL);
     fclose(f);
     if (!c->key || !c->x509 || X509_check_private_key(c->x509, c->key) != 1) {
@@ -106,33 +130,57 @@ static int read_pem(const char *dir, cert_t *c)
     return cert_fingerprint_of(c->x509, c->fingerprint);
 }
 
-int cert_load(const char *state_dir, bool create, cert_t **out)
+static bool exists(const char *dir, const char *name)
 {
-    cert_t *c = calloc(1, sizeof(*c));
-    if (!c)
-        return BL_ENOMEM;
-    int rc = read_pem(state_dir, c);
-    if (rc == 0) {
-        *out = c;
-        return 0;
-    }
-    cert_free(c);
-    if (rc != BL_ENOTFOUND || !create)
-        return rc;
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    return lstat(path, &st) == 0;
+}
 
+/* A new identity in dir, where neither file exists. */
+static int create(const char *state_dir, cert_t **out)
+{
     if (mkdir(state_dir, 0700) != 0 && errno != EEXIST) {
         LOG_ERROR("init", "cannot create state dir %s: %s", state_dir, strerror(errno));
         return BL_EIO;
     }
-    rc = cert_generate("brokerless", &c);
+    cert_t *c;
+    int rc = cert_generate("brokerless", &c);
     if (rc)
         return rc;
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/key.pem", state_dir);
-    rc = write_pem(path, c, true);
-    snprintf(path, sizeof(path), "%s/cert.pem", state_dir);
+    /* The key first: a crash in between leaves a key without a certificate, which is
+     * refused below rather than replaced. */
+    rc = write_pem(state_dir, "key.pem", c, true);
     if (!rc)
-        rc = write_pem(path, c, false);
+        rc = write_pem(state_dir, "cert.pem", c, false);
+    if (rc) {
+        cert_free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+int cert_load(const char *state_dir, bool create_new, cert_t **out)
+{
+    bool key = exists(state_dir, "key.pem"), crt = exists(state_dir, "cert.pem");
+    if (!key && !crt)
+        return create_new ? create(state_dir, out) : BL_ENOTFOUND;
+    if (!key || !crt) {
+        /* Never a new key next to an old certificate, nor over an old key: the identity
+         * peers pin is this pair. */
+        LOG_ERROR("init",
+                  "%s has %s but no %s: restore it from a backup, or move %s away to "
+                  "create a new identity (with a new fingerprint every peer must pin)",
+                  state_dir, key ? "key.pem" : "cert.pem", key ? "cert.pem" : "key.pem",
+                  key ? "key.pem" : "cert.pem");
+        return BL_EINVAL;
+    }
+    cert_t *c = calloc(1, sizeof(*c));
+    if (!c)
+        return BL_ENOMEM;
+    int rc = read_pem(state_dir, c);
     if (rc) {
         cert_free(c);
         return rc;

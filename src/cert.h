@@ -16,8 +16,10 @@ typedef struct cert {
     char fingerprint[96]; /* upper-case hex pairs joined by ':' */
 } cert_t;
 
-/* Load state_dir/{key,cert}.pem; when absent and `create`, make them (and the dir,
- * mode 0700). BL_ENOTFOUND when absent and !create. */
+/* Load state_dir/{key,cert}.pem; when both are absent and `create`, make them (and the
+ * dir, mode 0700). BL_ENOTFOUND when absent and !create. A key.pem that group or others
+ * may read, or one of the two without the other, is refused (BL_EINVAL, logged): an
+ * existing key is never replaced. */
 int cert_load(const char *state_dir, bool create, cert_t **out);
 /* A fresh in-memory identity (tests, the DTLS back-to-back test). */
 int cert_generate(const char *common_name, cert_t **out);

@@ -33,6 +33,8 @@ const char *bl_strerror(int rc)
         return "not found";
     case BL_EVERSION:
         return "unsupported version";
+    case BL_EPERM:
+        return "not allowed";
     default:
         return "unknown error";
     }

@@ -23,6 +23,7 @@ enum bl_err {
     BL_EREPLAY = -10,   /* seen before */
     BL_ENOTFOUND = -11, /* no such thing */
     BL_EVERSION = -12,  /* unsupported protocol version */
+    BL_EPERM = -13,     /* not allowed (a peer's topic that would reach a '$' topic) */
 };
 
 const char *bl_strerror(int rc);

@@ -28,6 +28,11 @@
 #define MAX_MESSAGE_LIMIT (256u * 1024u * 1024u) /* MQTT's own payload limit */
 #define LINK_WINDOW_MIN (256u * 1024u)
 #define LINK_WINDOW_MAX (256u * 1024u * 1024u)
+/* A peer's retained messages in our store: enough for thousands of device states, and a
+ * bound on the disk a peer can fill (issue 12). */
+#define DEFAULT_RETAINED_TOPICS 100000
+#define DEFAULT_RETAINED_BYTES ((size_t)256 << 20)
+#define RETAINED_BYTES_LIMIT ((size_t)1 << 40)
 
 typedef struct scan_key {
     int sect; /* index into loader.sects */
@@ -58,7 +63,9 @@ static const char *const signal_keys[] = {"url",    "username",    "password", "
 static const char *const ice_keys[] = {
     "stun", "turn",        "turn_username",        "turn_password",
     "tcp",  "force_relay", "send_host_candidates", NULL};
-static const char *const peer_keys[] = {"fingerprint", "mode", "queue_qos0", "topic", NULL};
+static const char *const peer_keys[] = {
+    "fingerprint",        "mode", "queue_qos0", "topic", "retained_max_topics",
+    "retained_max_bytes", NULL};
 
 /* ---- errors ------------------------------------------------------------------------ */
 
@@ -471,12 +478,20 @@ static int read_secret_file(loader_t *L, const char *name, char **out)
         err = errno;
     else if (!S_ISREG(st.st_mode))
         err = EINVAL;
+    else if (st.st_mode & 077)
+        err = EACCES;
     else if ((n = read(fd, buf, SECRET_LINE_MAX)) < 0)
         err = errno;
     if (fd >= 0)
         close(fd);
     int rc = 0;
-    if (n < 0) {
+    if (err == EACCES && fd >= 0) {
+        /* Like ssh with a private key: a secret others can read is not one. */
+        rc = fail(L, "signal", "secret_file",
+                  "\"%.200s\" is accessible to other users (mode %04o); "
+                  "make it private: chmod 600 %.200s",
+                  path, (unsigned)(st.st_mode & 07777), path);
+    } else if (n < 0) {
         rc = fail(L, "signal", "secret_file", "cannot read \"%.200s\": %s", path,
                   err == EINVAL ? "not a regular file" : g_strerror(err));
     } else {
@@ -631,6 +646,12 @@ static int load_peer(loader_t *L, config_t *c, int sect_idx, config_peer_t *p)
         return fail(L, sect, "mode", "\"%.100s\" is not webrtc or esp32-example", p->mode);
     if (get_bool(L, sect, "queue_qos0", &p->queue_qos0))
         return BL_EINVAL;
+    long topics = DEFAULT_RETAINED_TOPICS;
+    p->retained_max_bytes = DEFAULT_RETAINED_BYTES;
+    if (get_long(L, sect, "retained_max_topics", 1, 1000000000L, &topics) ||
+        get_size(L, sect, "retained_max_bytes", RETAINED_BYTES_LIMIT, &p->retained_max_bytes))
+        return BL_EINVAL;
+    p->retained_max_topics = (size_t)topics;
     return load_rules(L, sect_idx, sect, p);
 }
 

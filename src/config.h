@@ -10,7 +10,8 @@
  *             tcp (bool), force_relay (bool), send_host_candidates (bool)
  *   [peer NAME] fingerprint (SHA-256, AB:CD:..), topic = RULE (repeatable: GKeyFile keeps
  *             only the last of a repeated key, so repeats are read from the raw text),
- *             mode (webrtc | esp32-example), queue_qos0 (bool)
+ *             mode (webrtc | esp32-example), queue_qos0 (bool), retained_max_topics,
+ *             retained_max_bytes
  *
  * Every error names the file, the [section] and key, and what is wrong; the daemon
  * refuses to start on any. Pure apart from reading the file (and secret_file). */
@@ -25,6 +26,8 @@ typedef struct config_peer {
     char *fingerprint; /* normalised upper-case "AB:CD:..." (95 chars) */
     char *mode;        /* "webrtc" (default) or "esp32-example" */
     bool queue_qos0;
+    size_t retained_max_topics; /* retained entries this peer may keep in our store */
+    size_t retained_max_bytes;  /* ... and their bytes as stored */
     route_rule_t *rules;
     size_t n_rules;
 } config_peer_t;

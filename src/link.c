@@ -148,7 +148,7 @@ static void clear_pending(link_t *l)
         bulk_done(l, e);
     l->pending_bytes = 0;
     wire_reasm_clear(&l->reasm);
-    wire_reasm_init(&l->reasm, l->cfg->max_message_size + WIRE_MAX_CHUNK);
+    wire_reasm_init(&l->reasm, l->cfg->max_message_size + WIRE_MSG_MAX_OVERHEAD);
 }
 
 /* Tear the current attempt down; the transport is never on the stack here (rtc reports
@@ -802,7 +802,7 @@ link_t *link_new(GMainContext *ctx, const config_t *cfg, const config_peer_t *pe
     g_queue_init(&l->express);
     g_queue_init(&l->bulk);
     l->bulk_topics = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-    wire_reasm_init(&l->reasm, cfg->max_message_size + WIRE_MAX_CHUNK);
+    wire_reasm_init(&l->reasm, cfg->max_message_size + WIRE_MSG_MAX_OVERHEAD);
     LOG_INFO(l->who, "configured, we are the %s", l->offerer ? "offerer" : "answerer");
     return l;
 }

@@ -1,15 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /* main.c - the command line: parse, load, hand off. No logic lives here. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <glib-unix.h>
 #include <glib.h>
 
 #include "cert.h"
 #include "config.h"
+#include "confwarn.h"
 #include "log.h"
+#include "secfile.h"
+#include "secret.h"
 #include "site.h"
 
 #define DEFAULT_STATE_DIR "/var/lib/brokerless"
@@ -24,6 +29,7 @@ static const char *const usage_text =
     "  init      create the state directory and this site's identity, and print\n"
     "            the [peer] section the other sites paste into their config\n"
     "  run       run this site (see docs/CONFIG.md for the file)\n"
+    "  secret    make a new network secret (256 random bits) for [signal]\n"
     "  version   print the version\n"
     "  help      this text\n"
     "\n"
@@ -65,6 +71,8 @@ static int cmd_init(int argc, char **argv)
     }
     cert_t *cert;
     const char *d = dir ? dir : DEFAULT_STATE_DIR;
+    umask(077);
+    secfile_private_dir(d);
     if (cert_load(d, true, &cert)) {
         fprintf(stderr, "brokerless init: cannot create the identity in %s\n", d);
         return 1;
@@ -80,6 +88,52 @@ static int cmd_init(int argc, char **argv)
     g_free(name);
     g_free(dir);
     return 0;
+}
+
+static int cmd_secret(int argc, char **argv)
+{
+    char *file = NULL;
+    GOptionEntry entries[] = {{"output", 'o', 0, G_OPTION_ARG_FILENAME, &file,
+                               "write it to FILE (mode 0600, never over an existing file) "
+                               "instead of printing it",
+                               "FILE"},
+                              {NULL, 0, 0, 0, NULL, NULL, NULL}};
+    GOptionContext *oc = g_option_context_new("- make a new network secret");
+    g_option_context_set_summary(
+        oc, "Draws 256 random bits and writes them as 43 characters of base64url: the\n"
+            "[signal] secret every site of a network shares. A secret that is guessable can\n"
+            "be searched for offline by whoever sees the signalling broker's traffic.\n"
+            "Copy it to every site over a channel you trust, e.g. as secret_file.");
+    g_option_context_add_main_entries(oc, entries, NULL);
+    int rc = parse(oc, &argc, &argv);
+    g_option_context_free(oc);
+    if (rc)
+        return rc;
+    char secret[SECRET_NEW_LEN + 2];
+    if (secret_generate(secret, sizeof(secret))) {
+        fprintf(stderr, "brokerless secret: no random bytes\n");
+        g_free(file);
+        return 1;
+    }
+    rc = 0;
+    if (!file) {
+        printf("%s\n", secret);
+    } else {
+        size_t n = strlen(secret);
+        secret[n] = '\n';
+        if (secfile_write_new(file, secret, n + 1, 0600)) {
+            fprintf(stderr, "brokerless secret: cannot create %s: %s\n", file,
+                    errno == EEXIST ? "it exists (remove it first to replace it)"
+                                    : strerror(errno));
+            rc = 1;
+        } else {
+            printf("wrote %s: give every site a copy, and in [signal]: secret_file = %s\n", file,
+                   file);
+        }
+    }
+    explicit_bzero(secret, sizeof(secret));
+    g_free(file);
+    return rc;
 }
 
 static gboolean on_quit(gpointer loop)
@@ -135,6 +189,15 @@ static int cmd_run(int argc, char **argv)
         }
         log_set_level(l);
     }
+    GPtrArray *warnings = g_ptr_array_new_with_free_func(g_free);
+    confwarn_list(&cfg, warnings);
+    for (guint i = 0; i < warnings->len; i++)
+        LOG_WARN("config", "%s", (const char *)g_ptr_array_index(warnings, i));
+    g_ptr_array_unref(warnings);
+    /* Everything the daemon creates is its own (the queue database, the identity), and
+     * what already exists is made private again. */
+    umask(077);
+    secfile_private_dir(cfg.state_dir);
     cert_t *cert = NULL;
     if (cert_load(cfg.state_dir, true, &cert)) {
         LOG_ERROR("main", "cannot load or create the identity in %s", cfg.state_dir);
@@ -174,6 +237,8 @@ int main(int argc, char **argv)
         return cmd_init(argc - 1, argv + 1);
     if (!strcmp(cmd, "run"))
         return cmd_run(argc - 1, argv + 1);
+    if (!strcmp(cmd, "secret"))
+        return cmd_secret(argc - 1, argv + 1);
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         fputs(usage_text, stdout);
         return 0;

@@ -132,6 +132,23 @@ int msg_add_user_prop(bl_msg_t *m, const char *key, const char *value)
     return 0;
 }
 
+static size_t str_size(const char *s)
+{
+    return s ? strlen(s) + 1 : 0;
+}
+
+size_t msg_size(const bl_msg_t *m)
+{
+    if (!m)
+        return 0;
+    size_t n = str_size(m->topic) + m->payload_len + str_size(m->content_type) +
+               str_size(m->response_topic) + m->correlation_len;
+    for (size_t i = 0; i < m->n_user_props; i++)
+        n += str_size(m->user_props[i].key) + str_size(m->user_props[i].value) +
+             sizeof(msg_user_prop_t);
+    return n;
+}
+
 static bool str_eq(const char *a, const char *b)
 {
     if (!a || !b)

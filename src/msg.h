@@ -48,6 +48,9 @@ bl_msg_t *msg_routed_copy(const bl_msg_t *m, char *topic, int qos);
 int msg_set_topic(bl_msg_t *m, const char *topic);
 int msg_set_payload(bl_msg_t *m, const void *data, size_t len);
 int msg_add_user_prop(bl_msg_t *m, const char *key, const char *value);
+/* Bytes m holds in memory for its topic, payload and properties (not the struct):
+ * what a message waiting for a broker costs. */
+size_t msg_size(const bl_msg_t *m);
 /* True when both carry the same topic, payload, QoS, retain and properties. */
 bool msg_equal(const bl_msg_t *a, const bl_msg_t *b);
 

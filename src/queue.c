@@ -141,6 +141,12 @@ typedef struct {
     size_t count;
 } peer_ent_t;
 
+/* What the retained store holds per origin (queue_retained_put_max's caps). */
+typedef struct {
+    char name[BL_SITE_NAME_MAX + 1];
+    size_t topics, bytes;
+} ret_use_t;
+
 typedef struct {
     char name[BL_SITE_NAME_MAX + 1];
     uint64_t floor;   /* every seq <= floor counts as seen */
@@ -162,6 +168,9 @@ struct queue {
     bool poisoned; /* the open transaction lost a write it needs: its commit must fail */
     int64_t in1_n; /* number of the last QoS 1 message recorded in mqin1, -1 unknown */
     walsync_t *ws; /* flushes the log between checkpoints (walsync.h) */
+    ret_use_t *ret_use; /* retained entries and bytes per origin, loaded at first use */
+    size_t n_ret_use;
+    bool ret_loaded;
     bool wal;      /* journal_mode is WAL (else there is no log to flush) */
 };
 
@@ -373,6 +382,32 @@ static int frame_decode_body(rd_t *r, bl_msg_t *m)
     return r->off == r->len ? 0 : BL_EINVAL; /* trailing bytes: not our frame */
 }
 
+/* The origin of a stored frame without decoding the rest ("" when it has none). */
+static int frame_origin(const void *buf, size_t len, char origin[BL_SITE_NAME_MAX + 1])
+{
+    rd_t r = {.p = buf, .len = len, .off = 4};
+    uint64_t v;
+    origin[0] = '\0';
+    if (!buf || len < 4)
+        return BL_ETRUNC;
+    uint8_t flags = r.p[1];
+    int rc = rd_varint(&r, &v);
+    if (!rc && (flags & F_EXPIRY))
+        rc = rd_varint(&r, &v);
+    for (int i = 0; !rc && i < ((flags & F_ORIGIN) ? 2 : 1); i++) { /* topic, origin */
+        if (!(rc = rd_varint(&r, &v)) && v > r.len - r.off)
+            rc = BL_ETRUNC;
+        if (!rc && i == 1) {
+            if (v > BL_SITE_NAME_MAX)
+                return BL_EINVAL;
+            memcpy(origin, r.p + r.off, v);
+            origin[v] = '\0';
+        }
+        r.off += rc ? 0 : v;
+    }
+    return rc;
+}
+
 static int frame_decode(const void *buf, size_t len, bl_msg_t **out)
 {
     bl_msg_t *m = msg_new();
@@ -443,6 +478,7 @@ static void cache_reset(queue_t *q)
     }
     q->n_peers = 0;
     q->n_origins = 0;
+    q->ret_loaded = false;
 }
 
 /* ---- open / close / transactions ---- */
@@ -459,6 +495,7 @@ void queue_close(queue_t *q)
     sqlite3_close_v2(q->db);
     free(q->peers);
     free(q->origins);
+    free(q->ret_use);
     free(q);
 }
 
@@ -1081,16 +1118,105 @@ int queue_seen(queue_t *q, const char *origin, uint64_t seq)
 
 /* ---- retained store ---- */
 
-int queue_retained_put(queue_t *q, const bl_msg_t *m)
+static ret_use_t *ret_use_of(queue_t *q, const char *origin)
+{
+    for (size_t i = 0; i < q->n_ret_use; i++)
+        if (!strcmp(q->ret_use[i].name, origin))
+            return &q->ret_use[i];
+    ret_use_t *n = realloc(q->ret_use, (q->n_ret_use + 1) * sizeof(*n));
+    if (!n)
+        return NULL;
+    q->ret_use = n;
+    n = &q->ret_use[q->n_ret_use++];
+    memset(n, 0, sizeof(*n));
+    snprintf(n->name, sizeof(n->name), "%s", origin);
+    return n;
+}
+
+/* Count every stored entry by its origin, once (and again after a rollback). */
+static int ret_use_load(queue_t *q)
+{
+    if (q->ret_loaded)
+        return 0;
+    q->n_ret_use = 0;
+    sqlite3_stmt *s = stmt(q, S_RET_ALL);
+    int src, rc = 0;
+    char origin[BL_SITE_NAME_MAX + 1];
+    while (rc == 0 && (src = sqlite3_step(s)) == SQLITE_ROW) {
+        size_t len = (size_t)sqlite3_column_bytes(s, 1);
+        frame_origin(sqlite3_column_blob(s, 1), len, origin);
+        ret_use_t *u = ret_use_of(q, origin);
+        if (!u)
+            rc = BL_ENOMEM;
+        else
+            u->topics++, u->bytes += len;
+    }
+    if (rc == 0 && src != SQLITE_DONE)
+        rc = db_fail(q, src, "reading the retained store");
+    sqlite3_reset(s);
+    q->ret_loaded = rc == 0;
+    return rc;
+}
+
+/* The stored entry of topic: its origin and length (*len 0 when there is none). */
+static int ret_old(queue_t *q, const char *topic, char origin[BL_SITE_NAME_MAX + 1], size_t *len)
+{
+    sqlite3_stmt *s = stmt(q, S_RET_GET);
+    bind_name(s, 1, topic);
+    int src = sqlite3_step(s), rc = 0;
+    *len = 0;
+    if (src == SQLITE_ROW) {
+        *len = (size_t)sqlite3_column_bytes(s, 0);
+        frame_origin(sqlite3_column_blob(s, 0), *len, origin);
+    } else if (src != SQLITE_DONE) {
+        rc = db_fail(q, src, "reading a retained message");
+    }
+    sqlite3_reset(s);
+    return rc;
+}
+
+int queue_retained_usage(queue_t *q, const char *origin, size_t *topics, size_t *bytes)
+{
+    int rc = q && origin ? ret_use_load(q) : BL_EINVAL;
+    ret_use_t *u = rc ? NULL : ret_use_of(q, origin);
+    if (!rc && !u)
+        rc = BL_ENOMEM;
+    *topics = u ? u->topics : 0;
+    *bytes = u ? u->bytes : 0;
+    return rc;
+}
+
+int queue_retained_put_max(queue_t *q, const bl_msg_t *m, size_t max_topics, size_t max_bytes)
 {
     FAULT(q, "retained_put");
-    if (!q || !m)
+    if (!q || !m || !m->topic)
         return BL_EINVAL;
     uint8_t *frame;
-    size_t len;
+    size_t len, old_len;
+    char old[BL_SITE_NAME_MAX + 1];
+    const char *origin = m->origin ? m->origin : "";
     int rc = frame_encode(m, &frame, &len);
-    if (rc)
+    if (!rc)
+        rc = ret_use_load(q);
+    if (!rc)
+        rc = ret_old(q, m->topic, old, &old_len);
+    /* Both entries made first: making one may move the array. */
+    if (!rc && (!ret_use_of(q, origin) || (old_len && !ret_use_of(q, old))))
+        rc = BL_ENOMEM;
+    if (rc) {
+        free(frame);
         return rc;
+    }
+    ret_use_t *u = ret_use_of(q, origin), *o = old_len ? ret_use_of(q, old) : NULL;
+    /* What the origin would hold with m in place of the topic's entry. Only growth is
+     * refused: a store over a cap lowered since may still replace its entries. */
+    bool same = old_len && u == o;
+    size_t topics = u->topics + !same, bytes = u->bytes - (same ? old_len : 0) + len;
+    if ((max_topics && topics > max_topics && topics > u->topics) ||
+        (max_bytes && bytes > max_bytes && bytes > u->bytes)) {
+        free(frame);
+        return BL_ETOOBIG;
+    }
     /* An empty payload is stored like any other: the tombstone lets a site that was
      * offline learn of the clear later (MQTT 5 section 3.3.1.3). */
     sqlite3_stmt *s = stmt(q, S_RET_PUT);
@@ -1100,7 +1226,20 @@ int queue_retained_put(queue_t *q, const bl_msg_t *m)
     rc = run(q, s, "storing a retained message");
     sqlite3_clear_bindings(s);
     free(frame);
-    return rc;
+    if (rc)
+        return rc;
+    if (old_len) {
+        o->topics--;
+        o->bytes -= BL_MIN(o->bytes, old_len);
+    }
+    u->topics++;
+    u->bytes += len;
+    return 0;
+}
+
+int queue_retained_put(queue_t *q, const bl_msg_t *m)
+{
+    return queue_retained_put_max(q, m, 0, 0);
 }
 
 int queue_retained_all(queue_t *q, bl_msg_t ***msgs, size_t *n)

@@ -59,6 +59,14 @@ QUEUE_MUST_USE int queue_mark_seen(queue_t *q, const char *origin, uint64_t seq)
 
 /* Retained store: set (payload_len > 0) or clear (payload_len == 0) the topic. */
 QUEUE_MUST_USE int queue_retained_put(queue_t *q, const bl_msg_t *m);
+/* The same, but BL_ETOOBIG (nothing stored) when m would take the entries of its origin
+ * over max_topics or their stored bytes over max_bytes (0: no cap). Replacing the
+ * topic's entry counts the difference; only growth is refused. */
+QUEUE_MUST_USE int queue_retained_put_max(queue_t *q, const bl_msg_t *m, size_t max_topics,
+                                          size_t max_bytes);
+/* Entries (clears included) and their stored bytes held for `origin`. */
+QUEUE_MUST_USE int queue_retained_usage(queue_t *q, const char *origin, size_t *topics,
+                                        size_t *bytes);
 /* All retained entries (including clears, kept as tombstones with empty payload). */
 QUEUE_MUST_USE int queue_retained_all(queue_t *q, bl_msg_t ***msgs, size_t *n);
 

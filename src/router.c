@@ -237,19 +237,36 @@ static const char *rule_rest(const route_rule_t *r, const char *from_prefix, con
     return match_levels(r->pattern, rest) ? rest : NULL;
 }
 
-static int map(const route_rule_t *rules, size_t n, route_dir_t want, const char *topic, int qos_in,
-               char **mapped, int *qos)
+/* May a rule publish `local` on our broker? A wildcard never reaches a '$' topic (MQTT 5
+ * 4.7.2): with "# in 2 \"\" cabin/" the wire topic "cabin/$CONTROL/x" would otherwise
+ * become "$CONTROL/x", published with the daemon's rights. Only a rule whose local side
+ * starts with a literal '$' (its local prefix, or its pattern when that prefix is empty)
+ * maps to a '$' topic. */
+static bool local_side_allows(const route_rule_t *r, const char *local)
+{
+    if (local[0] != '$')
+        return true;
+    return r->local_prefix[0] == '$' || (r->local_prefix[0] == '\0' && r->pattern[0] == '$');
+}
+
+/* Map `topic` under the first rule of direction `want` (in or out) whose `from` side
+ * matches it: its local prefix + pattern when `from_local`, else its remote ones. When
+ * not `from_local` the result is a local topic, which the '$' rule above must allow, or
+ * the rule is passed over. */
+static int map(const route_rule_t *rules, size_t n, route_dir_t want, bool from_local,
+               const char *topic, int qos_in, char **mapped, int *qos)
 {
     if (!rules && n)
         return BL_EINVAL;
     if (!router_topic_valid(topic) || qos_in < 0 || qos_in > 2 || !mapped || !qos)
         return BL_EINVAL;
+    bool dollar = false;
     for (size_t i = 0; i < n; i++) {
         const route_rule_t *r = &rules[i];
         if (!(r->dir & want))
             continue;
-        const char *from = want == ROUTE_OUT ? r->local_prefix : r->remote_prefix;
-        const char *to = want == ROUTE_OUT ? r->remote_prefix : r->local_prefix;
+        const char *from = from_local ? r->local_prefix : r->remote_prefix;
+        const char *to = from_local ? r->remote_prefix : r->local_prefix;
         const char *rest = rule_rest(r, from, topic);
         if (!rest)
             continue;
@@ -257,6 +274,11 @@ static int map(const route_rule_t *rules, size_t n, route_dir_t want, const char
          * an error, not a reason to try the next rule. */
         char *t = g_strconcat(to, rest, NULL);
         bool ok = router_topic_valid(t);
+        if (ok && !from_local && !local_side_allows(r, t)) {
+            g_free(t);
+            dollar = true;
+            continue;
+        }
         char *copy = ok ? strdup(t) : NULL;
         g_free(t);
         if (!ok)
@@ -267,19 +289,39 @@ static int map(const route_rule_t *rules, size_t n, route_dir_t want, const char
         *qos = BL_MIN(qos_in, r->qos);
         return 1;
     }
-    return 0;
+    return dollar ? BL_EPERM : 0;
 }
 
 int router_map_out(const route_rule_t *rules, size_t n, const char *local_topic, int qos_in,
                    char **wire_topic, int *qos)
 {
-    return map(rules, n, ROUTE_OUT, local_topic, qos_in, wire_topic, qos);
+    return map(rules, n, ROUTE_OUT, true, local_topic, qos_in, wire_topic, qos);
 }
 
 int router_map_in(const route_rule_t *rules, size_t n, const char *wire_topic, int qos_in,
                   char **local_topic, int *qos)
 {
-    return map(rules, n, ROUTE_IN, wire_topic, qos_in, local_topic, qos);
+    return map(rules, n, ROUTE_IN, false, wire_topic, qos_in, local_topic, qos);
+}
+
+/* A reply to our message comes back over the in-rules, so its wire name is the one an
+ * in-rule maps to it; a reply the peer publishes leaves it over the peer's out-rules, so
+ * at the receiver the wire name maps back through an out-rule. */
+int router_map_reply(const route_rule_t *rules, size_t n, route_dir_t dir, char **topic)
+{
+    if (!topic || (dir != ROUTE_IN && dir != ROUTE_OUT))
+        return BL_EINVAL;
+    if (!*topic)
+        return 0;
+    char *mapped = NULL;
+    int qos = 0;
+    int rc = dir == ROUTE_OUT ? map(rules, n, ROUTE_IN, true, *topic, 0, &mapped, &qos)
+                              : map(rules, n, ROUTE_OUT, false, *topic, 0, &mapped, &qos);
+    if (rc == BL_ENOMEM)
+        return rc;
+    free(*topic);
+    *topic = rc == 1 ? mapped : NULL;
+    return rc == 1 ? 1 : 0;
 }
 
 char *router_local_filter(const route_rule_t *r)

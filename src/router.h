@@ -41,9 +41,20 @@ bool router_topic_valid(const char *topic);
  * no rule matches, <0 on error. */
 int router_map_out(const route_rule_t *rules, size_t n, const char *local_topic, int qos_in,
                    char **wire_topic, int *qos);
-/* Wire topic -> local topic under the first matching in/both rule; as above. */
+/* Wire topic -> local topic under the first matching in/both rule; as above. A rule
+ * whose local side (LOCAL_PREFIX, or PATTERN when that is "") does not start with a
+ * literal '$' never maps to a topic starting with '$' (MQTT 5 4.7.2: its local filter
+ * does not match one); it is passed over, and BL_EPERM returned if nothing else maps. */
 int router_map_in(const route_rule_t *rules, size_t n, const char *wire_topic, int qos_in,
                   char **local_topic, int *qos);
+/* The Response Topic of a message crossing the link, in place (*topic freed, replaced).
+ * ROUTE_OUT (we send): our local name -> the wire name under which the reply comes back,
+ * through the in-rules. ROUTE_IN (we receive): the wire name -> our local topic whose
+ * messages go back to that peer, through the out-rules, with router_map_in's '$' rule.
+ * A topic that does not map becomes NULL (the property is dropped): a peer cannot make
+ * a local responder publish outside what the rules carry back. Returns 1 when mapped,
+ * 0 when dropped or absent, BL_ENOMEM. */
+int router_map_reply(const route_rule_t *rules, size_t n, route_dir_t dir, char **topic);
 /* The filter to subscribe on the local broker for an out/both rule: LOCAL_PREFIX+PATTERN
  * (malloc), or NULL for an "in" rule. */
 char *router_local_filter(const route_rule_t *r);

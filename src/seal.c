@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* seal.c - sealed signalling envelopes (docs/PROTOCOL-signalling.md "Signalling").
+/* seal.c - sealed signalling envelopes (docs/PROTOCOL.md "Signalling").
  *
- * Pure: no I/O, no clocks (the caller passes the wall clock to seal_replay_check).
+ * Pure: no I/O, no clocks.
  * Keys: HKDF-SHA256 (RFC 5869) through OpenSSL 3's EVP_KDF. AEAD: ChaCha20-Poly1305
  * (RFC 8439) through EVP. Body: JSON through cJSON. */
 #include "seal.h"
@@ -22,7 +22,6 @@
 #define SEAL_VERSION 1
 #define SEAL_SALT "brokerless/v1"
 #define SEAL_INBOX_LEN 16
-#define SEAL_ID_LEN 8
 
 static const char *const seal_types[] = {"offer", "answer", "cand", "eoc", "bye", "restart"};
 
@@ -62,17 +61,11 @@ static void seal_hex(const uint8_t *in, size_t n, char *out)
 
 int seal_derive(const char *secret, seal_keys_t *out)
 {
-    uint8_t id[SEAL_ID_LEN];
     memset(out, 0, sizeof(*out));
     int rc = seal_hkdf(secret, "signal key", strlen("signal key"), out->key, SEAL_KEY_LEN);
-    if (!rc)
-        rc = seal_hkdf(secret, "id", 2, id, sizeof(id));
-    if (rc) {
+    if (rc)
         OPENSSL_cleanse(out, sizeof(*out));
-        return rc;
-    }
-    seal_hex(id, sizeof(id), out->secret_hash);
-    return 0;
+    return rc;
 }
 
 int seal_inbox_topic(const char *secret, const char *site, char *out, size_t outlen)
@@ -328,70 +321,4 @@ void seal_msg_clear(seal_msg_t *m)
     free(m->cert);
     free(m->sig);
     memset(m, 0, sizeof(*m));
-}
-
-/* ---- replay cache ---- */
-
-struct seal_replay {
-    GHashTable *seen; /* 12-byte nonce -> int64_t ts_ms (both owned) */
-    int64_t last_prune_ms;
-};
-
-static guint seal_nonce_hash(gconstpointer p)
-{
-    guint h;
-    memcpy(&h, p, sizeof(h)); /* the nonce is random: any 4 bytes are a good hash */
-    return h;
-}
-
-static gboolean seal_nonce_equal(gconstpointer a, gconstpointer b)
-{
-    return memcmp(a, b, SEAL_NONCE_LEN) == 0;
-}
-
-seal_replay_t *seal_replay_new(void)
-{
-    seal_replay_t *r = calloc(1, sizeof(*r));
-    if (!r)
-        return NULL;
-    r->seen = g_hash_table_new_full(seal_nonce_hash, seal_nonce_equal, g_free, g_free);
-    return r;
-}
-
-static gboolean seal_expired(gpointer key, gpointer value, gpointer now)
-{
-    (void)key;
-    int64_t ts = *(const int64_t *)value;
-    /* A nonce may be forgotten once its message would be refused as stale anyway. */
-    return *(const int64_t *)now - ts > SEAL_MAX_AGE_MS;
-}
-
-int seal_replay_check(seal_replay_t *r, const seal_msg_t *m, int64_t now_wall_ms)
-{
-    if (!r || !m)
-        return BL_EINVAL;
-    int64_t d = now_wall_ms - m->ts_ms;
-    if (d > SEAL_MAX_AGE_MS || d < -SEAL_MAX_AGE_MS)
-        return BL_ESTALE;
-    /* Prune at most once a second, or right away when the table grows large. */
-    if (now_wall_ms - r->last_prune_ms >= 1000 || now_wall_ms < r->last_prune_ms ||
-        g_hash_table_size(r->seen) > 4096) {
-        g_hash_table_foreach_remove(r->seen, seal_expired, &now_wall_ms);
-        r->last_prune_ms = now_wall_ms;
-    }
-    if (g_hash_table_contains(r->seen, m->nonce))
-        return BL_EREPLAY;
-    int64_t *ts = g_new(int64_t, 1);
-    *ts = m->ts_ms;
-    g_hash_table_insert(r->seen, g_memdup2(m->nonce, SEAL_NONCE_LEN), ts);
-    return 0;
-}
-
-void seal_replay_free(seal_replay_t *r)
-{
-    if (!r)
-        return;
-    if (r->seen)
-        g_hash_table_destroy(r->seen);
-    free(r);
 }

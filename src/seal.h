@@ -8,8 +8,8 @@
  * A sealed message is: version u8 (1) | nonce 12 bytes | ChaCha20-Poly1305 ciphertext of
  * the JSON body | tag 16 bytes; the AAD is the version byte and the destination topic.
  * The JSON body: {"v":1,"from":S,"to":S,"sid":HEX,"ts":MS,"type":T, ...fields}.
- * Stale (|now - ts| > 120 s), replayed (nonce seen), undecryptable or malformed
- * messages are refused. Fuzzed by fuzz/fuzz_seal.c. */
+ * Undecryptable or malformed messages are refused here; freshness, replay and the
+ * sender's signature are sigcheck.h's. Fuzzed by fuzz/fuzz_seal.c. */
 #ifndef BL_SEAL_H
 #define BL_SEAL_H
 
@@ -29,7 +29,6 @@
 
 typedef struct seal_keys {
     uint8_t key[SEAL_KEY_LEN];
-    char secret_hash[17]; /* not secret: 16 hex chars to tell two secrets apart in logs */
 } seal_keys_t;
 
 int seal_derive(const char *secret, seal_keys_t *out);
@@ -55,16 +54,9 @@ int seal_pack(const seal_keys_t *k, const char *topic, const seal_msg_t *m, uint
  * uses seal_pack. */
 int seal_pack_raw(const seal_keys_t *k, const char *topic, const char *json, uint8_t **out,
                   size_t *out_len);
-/* Authenticate and parse. Does not check time or replay (see seal_replay_*). */
+/* Authenticate and parse. Does not check time, replay or signature (sigcheck.h). */
 int seal_unpack(const seal_keys_t *k, const char *topic, const uint8_t *buf, size_t len,
                 seal_msg_t *out);
 void seal_msg_clear(seal_msg_t *m);
-
-/* A replay cache of nonces within the age window. */
-typedef struct seal_replay seal_replay_t;
-seal_replay_t *seal_replay_new(void);
-/* 0 if fresh and remembered, BL_ESTALE if out of the window, BL_EREPLAY if seen. */
-int seal_replay_check(seal_replay_t *r, const seal_msg_t *m, int64_t now_wall_ms);
-void seal_replay_free(seal_replay_t *r);
 
 #endif

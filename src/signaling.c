@@ -5,19 +5,19 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <openssl/x509.h>
 
 #include "log.h"
 #include "mqtt.h"
+#include "sigcheck.h"
 
 struct signaling {
     const config_t *cfg;
     const cert_t *cert;
-    char *cert_b64;   /* our certificate, DER, base64: sent with every message */
-    GHashTable *sigs; /* signatures seen recently -> ts (a re-sealed replay) */
+    char *cert_b64; /* our certificate, DER, base64: sent with every message */
     seal_keys_t keys;
-    seal_replay_t *replay;
+    sigcheck_t *check; /* what we accept (sigcheck.h) */
+    int64_t last_ts;   /* of the last message we sent */
     char inbox[64];
     char client_id[32];
     mqtt_t *mqtt;
@@ -29,8 +29,10 @@ struct signaling {
 static void on_connect(void *ud)
 {
     signaling_t *s = ud;
-    LOG_INFO("signal", "connected to %s:%d, listening on our inbox (secret id %s)",
-             s->cfg->signal_host, s->cfg->signal_port, s->keys.secret_hash);
+    /* Nothing derived from the secret is logged: each would let whoever reads the log
+     * test guesses of it offline. */
+    LOG_INFO("signal", "connected to %s:%d, listening on our inbox", s->cfg->signal_host,
+             s->cfg->signal_port);
     if (s->ev.on_connect)
         s->ev.on_connect(s->ud);
 }
@@ -53,122 +55,51 @@ static void refuse(uint64_t *counter, const char *what, const char *detail)
            detail ? ": " : "", detail ? detail : "", (unsigned long long)*counter);
 }
 
-/* ---- per-site signatures ----
- *
- * The network secret only hides signalling. Every message is also signed with the
- * sender's site key and carries its certificate; the receiver checks the certificate
- * against the fingerprint it pins for that peer and the signature over every field.
- * So a holder of the secret (or a hostile broker) cannot speak for another site: it
- * cannot even tear down a session by sending "restart" or a new offer in its name. */
-
-static GByteArray *signed_bytes(const seal_msg_t *m)
-{
-    GByteArray *b = g_byte_array_new();
-    char ts[32];
-    snprintf(ts, sizeof(ts), "%lld", (long long)m->ts_ms);
-    const char *parts[] = {"brokerless-signal-v1", m->from, m->to, m->sid, ts, m->type,
-                           m->body ? m->body : ""};
-    for (size_t i = 0; i < BL_ARRAY_LEN(parts); i++)
-        g_byte_array_append(b, (const guint8 *)parts[i], (guint)strlen(parts[i]) + 1);
-    return b;
-}
-
-static char *sign_msg(const cert_t *cert, const seal_msg_t *m)
-{
-    GByteArray *b = signed_bytes(m);
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    unsigned char sig[256];
-    size_t n = sizeof(sig);
-    char *out = NULL;
-    if (c && EVP_DigestSignInit(c, NULL, EVP_sha256(), NULL, cert->key) == 1 &&
-        EVP_DigestSign(c, sig, &n, b->data, b->len) == 1)
-        out = g_base64_encode(sig, n);
-    EVP_MD_CTX_free(c);
-    g_byte_array_free(b, TRUE);
-    return out;
-}
-
-/* 0 when m carries a certificate with the fingerprint pinned for its sender and a
- * valid signature by it. */
-static int verify_msg(const config_peer_t *peer, const seal_msg_t *m, char fp[96])
-{
-    snprintf(fp, 96, "none");
-    if (!m->cert || !m->sig)
-        return BL_EAUTH;
-    gsize clen = 0, slen = 0;
-    guchar *der = g_base64_decode(m->cert, &clen);
-    guchar *sig = g_base64_decode(m->sig, &slen);
-    const unsigned char *p = der;
-    X509 *x = der ? d2i_X509(NULL, &p, (long)clen) : NULL;
-    int rc = BL_EAUTH;
-    if (x && cert_fingerprint_of(x, fp) == 0 && strcmp(fp, peer->fingerprint) == 0) {
-        GByteArray *b = signed_bytes(m);
-        EVP_MD_CTX *c = EVP_MD_CTX_new();
-        if (c && EVP_DigestVerifyInit(c, NULL, EVP_sha256(), NULL, X509_get0_pubkey(x)) == 1 &&
-            EVP_DigestVerify(c, sig, slen, b->data, b->len) == 1)
-            rc = 0;
-        EVP_MD_CTX_free(c);
-        g_byte_array_free(b, TRUE);
-    }
-    X509_free(x);
-    g_free(der);
-    g_free(sig);
-    return rc;
-}
-
-/* A signature seen before: someone re-sealed a captured message under a new nonce. */
-static bool sig_replayed(signaling_t *s, const seal_msg_t *m, int64_t now)
-{
-    GHashTableIter it;
-    gpointer k, v;
-    g_hash_table_iter_init(&it, s->sigs);
-    while (g_hash_table_iter_next(&it, &k, &v))
-        if (now - *(int64_t *)v > 2 * SEAL_MAX_AGE_MS)
-            g_hash_table_iter_remove(&it);
-    if (g_hash_table_contains(s->sigs, m->sig))
-        return true;
-    int64_t *ts = g_new(int64_t, 1);
-    *ts = now;
-    g_hash_table_insert(s->sigs, g_strdup(m->sig), ts);
-    return false;
-}
-
+/* The network secret only hides signalling: every message is also signed with the
+ * sender's site key and checked against the fingerprint pinned for it (sigcheck.h), so a
+ * holder of the secret (or a hostile broker) cannot speak for another site, not even to
+ * tear down a session with "restart" or a new offer. */
 static void on_message(void *ud, const bl_msg_t *m)
 {
     signaling_t *s = ud;
     seal_msg_t sm;
-    char fp[96];
+    char why[400];
     if (strcmp(m->topic, s->inbox) != 0)
         return;
-    int rc = seal_unpack(&s->keys, s->inbox, m->payload, m->payload_len, &sm);
-    if (rc) {
-        refuse(&s->stats.bad, "cannot open it", bl_strerror(rc));
-        return;
-    }
-    rc = seal_replay_check(s->replay, &sm, bl_wall_ms());
-    if (rc == BL_ESTALE)
-        refuse(&s->stats.stale, "stale timestamp", sm.from);
-    else if (rc == BL_EREPLAY)
-        refuse(&s->stats.replayed, "replayed", sm.from);
-    else if (rc)
-        refuse(&s->stats.bad, "replay check failed", bl_strerror(rc));
-    else if (strcmp(sm.to, s->cfg->site_name) != 0 || strcmp(sm.from, s->cfg->site_name) == 0)
-        refuse(&s->stats.misdirected, "not addressed to us", sm.to);
-    else if (!config_find_peer(s->cfg, sm.from))
-        refuse(&s->stats.unknown_peer, "from a site that is not a configured peer", sm.from);
-    else if (verify_msg(config_find_peer(s->cfg, sm.from), &sm, fp)) {
-        char why[320];
-        snprintf(why, sizeof(why), "%s, presented certificate %s, pinned %s", sm.from, fp,
-                 config_find_peer(s->cfg, sm.from)->fingerprint);
-        refuse(&s->stats.bad_signature, "not signed by the pinned certificate of", why);
-    } else if (sig_replayed(s, &sm, bl_wall_ms()))
-        refuse(&s->stats.replayed, "replayed", sm.from);
-    else {
-        s->stats.received++;
+    signaling_stats_t *st = &s->stats;
+    switch (sigcheck_accept(s->check, m->payload, m->payload_len, bl_wall_ms(), &sm, why,
+                            sizeof(why))) {
+    case SIGCHECK_OK:
+        st->received++;
         LOG_DEBUG("signal", "%s from %s (session %s)", sm.type, sm.from, sm.sid);
         s->ev.on_message(s->ud, &sm);
+        seal_msg_clear(&sm);
+        return;
+    case SIGCHECK_BAD:
+        refuse(&st->bad, "cannot open it", why);
+        return;
+    case SIGCHECK_STALE:
+        refuse(&st->stale, "stale timestamp", why);
+        return;
+    case SIGCHECK_MISDIRECTED:
+        refuse(&st->misdirected, "not addressed to us", why);
+        return;
+    case SIGCHECK_UNKNOWN_PEER:
+        refuse(&st->unknown_peer, "from a site that is not a configured peer", why);
+        return;
+    case SIGCHECK_REPLAYED:
+        refuse(&st->replayed, "replayed", why);
+        return;
+    case SIGCHECK_BAD_SIGNATURE:
+        refuse(&st->bad_signature, "not signed by the pinned certificate of", why);
+        return;
+    case SIGCHECK_LATE:
+        refuse(&st->late, "an offer or restart not newer than the last one", why);
+        return;
+    case SIGCHECK_FLOOD:
+        refuse(&st->flood, "the peer sends more than signalling needs", why);
+        return;
     }
-    seal_msg_clear(&sm);
 }
 
 signaling_t *signaling_new(GMainContext *ctx, const config_t *cfg, const cert_t *cert,
@@ -179,7 +110,6 @@ signaling_t *signaling_new(GMainContext *ctx, const config_t *cfg, const cert_t 
         return NULL;
     s->cfg = cfg;
     s->cert = cert;
-    s->sigs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     unsigned char *der = NULL;
     int dlen = i2d_X509(cert->x509, &der);
     if (dlen <= 0)
@@ -193,8 +123,8 @@ signaling_t *signaling_new(GMainContext *ctx, const config_t *cfg, const cert_t 
         goto error;
     /* "bl-" + part of the inbox hash: stable across restarts, says nothing. */
     snprintf(s->client_id, sizeof(s->client_id), "bl-%.20s", s->inbox + 3);
-    s->replay = seal_replay_new();
-    if (!s->replay)
+    s->check = sigcheck_new(cfg, &s->keys, s->inbox, SIGCHECK_MAX_SEEN);
+    if (!s->check)
         goto error;
     mqtt_opts_t o = {
         .name = "signal",
@@ -234,10 +164,15 @@ int signaling_send(signaling_t *s, const char *to, const char *type, const char 
     snprintf(m.to, sizeof(m.to), "%s", to);
     snprintf(m.sid, sizeof(m.sid), "%s", sid);
     snprintf(m.type, sizeof(m.type), "%s", type);
-    m.ts_ms = bl_wall_ms();
+    /* Strictly increasing within a second: a receiver refuses an offer or restart that
+     * is not newer than the last one (sigcheck.h), and two can leave in one millisecond.
+     * A clock set back further is followed as it is. */
+    int64_t now = bl_wall_ms();
+    m.ts_ms = now <= s->last_ts && s->last_ts - now < 1000 ? s->last_ts + 1 : now;
+    s->last_ts = m.ts_ms;
     m.body = (char *)body;
     m.cert = s->cert_b64;
-    m.sig = sign_msg(s->cert, &m);
+    m.sig = sigcheck_sign(s->cert, &m);
     if (!m.sig)
         return BL_EIO;
 
@@ -279,9 +214,7 @@ void signaling_free(signaling_t *s)
     if (!s)
         return;
     mqtt_free(s->mqtt);
-    seal_replay_free(s->replay);
-    if (s->sigs)
-        g_hash_table_destroy(s->sigs);
+    sigcheck_free(s->check);
     g_free(s->cert_b64);
     OPENSSL_cleanse(&s->keys, sizeof(s->keys));
     free(s);

@@ -3,8 +3,9 @@
  *
  * Each site subscribes to its own inbox topic (derived from the network secret and its
  * name, opaque to the broker) and publishes to the peer's inbox. Every message that
- * comes in is authenticated, checked for freshness and replay, addressed to us, and
- * from a configured peer; anything else is dropped, logged once per kind, and counted.
+ * comes in goes through sigcheck.h (authenticated, fresh, addressed to us, from a
+ * configured peer, not replayed, signed by its pinned key); anything else is dropped,
+ * logged at the 1st, 2nd, 4th, ... time of each kind, and counted.
  * The MQTT client id is derived from the inbox, so the broker never sees a site name.
  * Every message is also signed with the sender's site key and carries its certificate:
  * the secret hides, the pinned fingerprints authenticate (docs/PROTOCOL.md). */
@@ -23,10 +24,12 @@ typedef struct signaling_stats {
     uint64_t sent, received;
     uint64_t bad;         /* undecryptable or malformed */
     uint64_t stale;       /* outside the time window */
-    uint64_t replayed;    /* nonce seen before */
+    uint64_t replayed;    /* its signed bytes seen before (sigcheck.h) */
     uint64_t misdirected; /* not addressed to us, or from ourselves */
     uint64_t unknown_peer;
     uint64_t bad_signature; /* not signed by the peer's pinned certificate */
+    uint64_t late;          /* an offer or restart not newer than the last one */
+    uint64_t flood;         /* past the peer's replay cache (SIGCHECK_MAX_SEEN) */
 } signaling_stats_t;
 
 typedef struct signaling_events {

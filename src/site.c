@@ -256,14 +256,14 @@ static gboolean stats_cb(gpointer ud)
              "{\"local_in\":%llu,\"routed_out\":%llu,\"remote_in\":%llu,\"duplicates\":%llu,"
              "\"dropped_qos0\":%llu,\"too_big\":%llu,\"queue_full\":%llu,\"expired\":%llu,"
              "\"not_routed_in\":%llu,\"refused_in\":%llu,\"bad_origin\":%llu,"
-             "\"rx_paused\":%llu,\"local_waiting\":%zu}",
+             "\"rx_paused\":%llu,\"retained_refused\":%llu,\"local_waiting\":%zu}",
              (unsigned long long)st->local_in, (unsigned long long)st->routed_out,
              (unsigned long long)st->remote_in, (unsigned long long)st->duplicates,
              (unsigned long long)st->dropped_qos0, (unsigned long long)st->too_big,
              (unsigned long long)st->queue_full, (unsigned long long)st->expired,
              (unsigned long long)st->not_routed_in, (unsigned long long)st->refused_in,
              (unsigned long long)st->bad_origin, (unsigned long long)st->rx_paused,
-             local_pending(s->local));
+             (unsigned long long)st->retained_refused, local_pending(s->local));
     publish_status(s, "stats", json);
     for (size_t i = 0; i < s->n_peers; i++)
         publish_peer_state(&s->peers[i]);
@@ -488,5 +488,7 @@ void site_free(site_t *s)
         g_source_destroy(s->sweep_src);
     echo_free(s->echo);
     g_hash_table_destroy(s->delivering);
+    if (s->held)
+        g_hash_table_destroy(s->held);
     free(s);
 }

@@ -98,6 +98,33 @@ void site_drop_acks(peer_ctx_t *p)
     ack_timer_stop(p);
 }
 
+/* Bytes a message from a peer holds beyond its payload (topic, properties) from its
+ * hand-over to the local connection until the broker has it: local_pending_bytes counts
+ * payloads only, and the links must stop for a pile of large properties too. A message
+ * with less than SITE_HELD_MIN of them is not tracked, which keeps the common path free
+ * of this bookkeeping and leaves at most SITE_LOCAL_HIGH_MSGS x SITE_HELD_MIN uncounted. */
+static void held_add(site_t *s, uint64_t token, const bl_msg_t *c)
+{
+    size_t n = msg_size(c) - c->payload_len;
+    if (n < SITE_HELD_MIN)
+        return;
+    if (!s->held)
+        s->held = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+    uint64_t *k = g_new(uint64_t, 1);
+    *k = token;
+    g_hash_table_insert(s->held, k, GSIZE_TO_POINTER(n));
+    s->held_bytes += n;
+}
+
+static void held_release(site_t *s, uint64_t token)
+{
+    gpointer k, v;
+    if (s->held && g_hash_table_lookup_extended(s->held, &token, &k, &v)) {
+        s->held_bytes -= BL_MIN(s->held_bytes, GPOINTER_TO_SIZE(v));
+        g_hash_table_remove(s->held, &token);
+    }
+}
+
 /* "peer/seq", built without printf: this runs for every message from a peer. */
 static char *delivery_key(peer_ctx_t *p, uint64_t seq)
 {
@@ -116,20 +143,64 @@ static char *delivery_key(peer_ctx_t *p, uint64_t seq)
     return k;
 }
 
+/* Past the peer's retained caps: the message still reaches live subscribers, but is
+ * kept neither in our store nor, without its retain flag, by our broker. */
+static void retained_refused(peer_ctx_t *p, bl_msg_t *c)
+{
+    site_t *s = p->site;
+    s->stats.retained_refused++;
+    uint64_t n = ++p->n_retained_refused;
+    size_t topics = 0, bytes = 0;
+    if (queue_retained_usage(s->q, p->cfg->name, &topics, &bytes))
+        topics = bytes = 0; /* only for the log line */
+    LOG_AT((n & (n - 1)) == 0 ? LOG_LVL_WARN : LOG_LVL_DEBUG, p->cfg->name,
+           "retained message on %s not kept: the peer holds %zu retained topics (%zu bytes), "
+           "retained_max_topics %zu, retained_max_bytes %zu; delivered as not retained "
+           "(%llu from it so far)",
+           c->topic, topics, bytes, p->cfg->retained_max_topics, p->cfg->retained_max_bytes,
+           (unsigned long long)n);
+    c->retain = false;
+}
+
 /* A retained message from a peer: keep it as the topic's retained value, unless we
  * hold a newer one from the same origin (a resend or sync overtaken by a newer
  * message); then it still reaches live subscribers, but not as retained. */
-static void retained_in(site_t *s, bl_msg_t *c)
+static void retained_in(peer_ctx_t *p, bl_msg_t *c)
 {
+    site_t *s = p->site;
     bl_msg_t *have = NULL;
     if (queue_retained_get(s->q, c->topic, &have) == 0 && have->origin &&
         !strcmp(have->origin, c->origin) && have->seq > c->seq) {
         c->retain = false;
     } else {
         site_txn(s);
-        site_db(queue_retained_put(s->q, c), "cannot store a retained message from a peer");
+        int rc = queue_retained_put_max(s->q, c, p->cfg->retained_max_topics,
+                                        p->cfg->retained_max_bytes);
+        if (rc == BL_ETOOBIG)
+            retained_refused(p, c);
+        else
+            site_db(rc, "cannot store a retained message from a peer");
     }
     msg_free(have);
+}
+
+/* No in-rule takes the message (counted, acknowledged). One that a rule would have
+ * published on a '$' topic (router_map_in) is a peer trying what it must not: said at
+ * WARN, at the 1st, 2nd, 4th, ... time so that a flood costs a few lines. */
+static void not_routed(peer_ctx_t *p, const bl_msg_t *m, int rc)
+{
+    site_t *s = p->site;
+    s->stats.not_routed_in++;
+    uint64_t n = rc == BL_EPERM ? ++p->n_dollar : 0;
+    if (rc == BL_EPERM)
+        LOG_AT((n & (n - 1)) == 0 ? LOG_LVL_WARN : LOG_LVL_DEBUG, p->cfg->name,
+               "peer sent a message on %s, which our rules would publish on a '$' topic: "
+               "dropped (%llu from it so far)",
+               m->topic, (unsigned long long)n);
+    else
+        LOG_DEBUG(p->cfg->name, "no in-rule for %s, dropped", m->topic);
+    if (m->seq)
+        ack_add(p, m->seq);
 }
 
 void site_remote_message(peer_ctx_t *p, const bl_msg_t *m)
@@ -146,11 +217,9 @@ void site_remote_message(peer_ctx_t *p, const bl_msg_t *m)
     }
     char *local_topic = NULL;
     int qos = 0;
-    if (router_map_in(p->cfg->rules, p->cfg->n_rules, m->topic, m->qos, &local_topic, &qos) != 1) {
-        s->stats.not_routed_in++;
-        LOG_DEBUG(p->cfg->name, "no in-rule for %s, dropped", m->topic);
-        if (m->seq)
-            ack_add(p, m->seq);
+    int rc = router_map_in(p->cfg->rules, p->cfg->n_rules, m->topic, m->qos, &local_topic, &qos);
+    if (rc != 1) {
+        not_routed(p, m, rc);
         return;
     }
     if (m->seq) {
@@ -169,9 +238,11 @@ void site_remote_message(peer_ctx_t *p, const bl_msg_t *m)
         }
     }
     bl_msg_t *c = msg_routed_copy(m, local_topic, qos);
-    if (!c)
+    if (!c || router_map_reply(p->cfg->rules, p->cfg->n_rules, ROUTE_IN, &c->response_topic) < 0) {
+        msg_free(c);
         return;
-    int rc = local_check_publish(c);
+    }
+    rc = local_check_publish(c);
     if (rc == BL_ENOMEM) { /* not now: the peer sends it again at the next link */
         msg_free(c);
         return;
@@ -190,7 +261,7 @@ void site_remote_message(peer_ctx_t *p, const bl_msg_t *m)
         return;
     }
     if (c->retain && m->seq)
-        retained_in(s, c);
+        retained_in(p, c);
     uint64_t token = ++s->next_token;
     /* Only what goes in over the injecting connection comes back (echoed): no key, no
      * echo to recognise, the token will do. */
@@ -209,6 +280,7 @@ void site_remote_message(peer_ctx_t *p, const bl_msg_t *m)
                     "cannot record a delivery in doubt");
     }
     free(key);
+    held_add(s, token, c);
     pending_pub_t pp = {.msg = c, .token = token};
     g_array_append_val(s->to_publish, pp);
 }
@@ -240,6 +312,7 @@ static void delivered(site_t *s, peer_ctx_t *p, const char *origin, uint64_t seq
 void site_unpublished(site_t *s, uint64_t token, const char *topic, int rc)
 {
     LOG_ERROR("site", "cannot publish a message from a peer on %s: %s", topic, bl_strerror(rc));
+    held_release(s, token);
     echo_rec_t *r = echo_take_token(s->echo, token);
     if (r && r->seq && r->peer) {
         not_delivering(s, r->peer, r->seq);
@@ -303,7 +376,10 @@ static gboolean probe_cb(gpointer ud)
 bool site_local_still_wanted(void *ud, uint64_t token)
 {
     site_t *s = ud;
-    return echo_by_token(s->echo, token) != NULL;
+    if (echo_by_token(s->echo, token))
+        return true;
+    held_release(s, token); /* dropped by the connection */
+    return false;
 }
 
 /* A message came back from our broker: the echo of one we published. */
@@ -387,7 +463,7 @@ void site_local_down(void *ud)
  * their queues (on disk) and in the transport's window, not here. */
 void site_local_backpressure(site_t *s)
 {
-    size_t n = local_pending(s->local), bytes = local_pending_bytes(s->local);
+    size_t n = local_pending(s->local), bytes = local_pending_bytes(s->local) + s->held_bytes;
     bool over = n >= SITE_LOCAL_HIGH_MSGS || bytes >= SITE_LOCAL_HIGH_BYTES;
     bool under = n <= SITE_LOCAL_HIGH_MSGS / 4 && bytes <= SITE_LOCAL_HIGH_BYTES / 4;
     if (s->rx_paused ? !under : !over)
@@ -420,6 +496,7 @@ void site_local_backpressure(site_t *s)
 void site_local_delivered(void *ud, uint64_t token)
 {
     site_t *s = ud;
+    held_release(s, token);
     if (s->rx_paused)
         site_local_backpressure(s);
     echo_rec_t *r = echo_by_token(s->echo, token);

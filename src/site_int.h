@@ -43,6 +43,8 @@
  * either mark the links stop taking frames until a quarter of it is left. */
 #define SITE_LOCAL_HIGH_MSGS 10000
 #define SITE_LOCAL_HIGH_BYTES ((size_t)64 << 20)
+/* Topic and property bytes from which a message's are counted with its payload's. */
+#define SITE_HELD_MIN 256
 /* QoS 0 for an open but busy link waits in memory up to this many messages; the rest
  * of a burst waits in the durable queue (route_out), so memory stays bounded and a
  * connected peer loses nothing. QoS 0 for a peer that is not there is dropped. */
@@ -68,6 +70,7 @@ typedef struct peer_ctx {
     bool warned_full;
     bool q0_spill;     /* QoS 0 overflow is in the durable queue (route_out) */
     size_t q0_spilled; /* how many since the spill began */
+    uint64_t n_dollar, n_retained_refused; /* this peer's, for the WARN cadence (site_in.c) */
 } peer_ctx_t;
 
 /* A message from a peer waiting for the commit of its in-doubt record. */
@@ -103,6 +106,8 @@ struct site {
     int64_t local_up_ms;  /* when the persistent session last connected (bl_now_ms) */
     bool rx_paused;       /* links stopped: the local broker is behind (site_local_backpressure) */
     bool rx_loud;         /* ... because it was away: its resume is logged too */
+    GHashTable *held;     /* token -> bytes beyond the payload, until the broker has it */
+    size_t held_bytes;    /* their sum, counted with local_pending_bytes (site_in.c) */
     char sync_topic[128]; /* brokerless/<site>/sync: the recovery marker's topic */
     char sync_marker[33];
     uint64_t next_token;

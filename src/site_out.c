@@ -91,8 +91,10 @@ static void route_out(site_t *s, peer_ctx_t *p, const bl_msg_t *m, uint64_t *seq
     if (router_map_out(p->cfg->rules, p->cfg->n_rules, m->topic, m->qos, &wire_topic, &qos) != 1)
         return;
     bl_msg_t *c = msg_routed_copy(m, wire_topic, qos);
-    if (!c)
+    if (!c || router_map_reply(p->cfg->rules, p->cfg->n_rules, ROUTE_OUT, &c->response_topic) < 0) {
+        msg_free(c);
         return;
+    }
     free(c->origin);
     c->origin = strdup(s->cfg->site_name);
     s->stats.routed_out++;
@@ -215,6 +217,16 @@ void site_out_local(site_t *s, const bl_msg_t *m)
                  (unsigned long long)s->stats.too_big);
         return;
     }
+    if (wire_msg_check(m)) {
+        /* Peers refuse it (docs/PROTOCOL.md, Property TLVs): queued, it would never leave. */
+        s->stats.too_big++;
+        LOG_WARN("site",
+                 "refused a message on %s: %zu user properties, a peer takes at most %d "
+                 "and %d bytes of properties (%llu refused so far)",
+                 m->topic, m->n_user_props, WIRE_MAX_USER_PROPS, WIRE_MAX_PROPS_LEN,
+                 (unsigned long long)s->stats.too_big);
+        return;
+    }
     if (m->retain && retained_known(s, m)) {
         s->stats.retained_replays++;
         return;
@@ -249,6 +261,8 @@ void site_sync_retained(peer_ctx_t *p)
         free(m->topic);
         m->topic = wire_topic;
         m->qos = (uint8_t)qos;
+        if (router_map_reply(p->cfg->rules, p->cfg->n_rules, ROUTE_OUT, &m->response_topic) < 0)
+            continue;
         m->dup = true;
         m->retain = true;
         if (send_msg(p, m) == 0)

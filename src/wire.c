@@ -176,6 +176,8 @@ static int msg_props_len(const bl_msg_t *m, size_t *len)
 {
     size_t n = 0;
     int rc = 0;
+    if (m->n_user_props > WIRE_MAX_USER_PROPS)
+        return BL_ETOOBIG;
     if (m->payload_format != -1) {
         if (m->payload_format != 0 && m->payload_format != 1)
             return BL_EINVAL;
@@ -198,10 +200,16 @@ static int msg_props_len(const bl_msg_t *m, size_t *len)
         rc |= add_len(&n, PROP_TLV_HEAD + 2) | add_len(&n, strlen(u->key)) |
               add_len(&n, strlen(u->value));
     }
-    if (rc || n > UINT32_MAX)
+    if (rc || n > WIRE_MAX_PROPS_LEN)
         return BL_ETOOBIG;
     *len = n;
     return 0;
+}
+
+int wire_msg_check(const bl_msg_t *m)
+{
+    size_t n;
+    return m ? msg_props_len(m, &n) : BL_EINVAL;
 }
 
 static uint8_t *put_prop(uint8_t *p, uint8_t id, const void *v, size_t n)
@@ -247,6 +255,10 @@ static int add_user_prop(bl_msg_t *m, const uint8_t *v, size_t n)
     size_t kl = ((size_t)v[0] << 8) | v[1];
     if (kl > n - 2)
         return BL_ETRUNC;
+    if (m->n_user_props >= WIRE_MAX_USER_PROPS) {
+        LOG_DEBUG(WHO, "more than %d user properties", WIRE_MAX_USER_PROPS);
+        return BL_ETOOBIG;
+    }
     /* Grow in powers of two: a block of many tiny user properties stays linear. */
     size_t cnt = m->n_user_props;
     if (cnt == 0 || (cnt & (cnt - 1)) == 0) {
@@ -423,6 +435,11 @@ static int decode_msg(rd_t *r, uint8_t flags, size_t max_payload, bl_msg_t **out
     int rc = decode_msg_head(r, m);
     if (!rc)
         rc = rd_u32(r, &n);
+    if (!rc && n > WIRE_MAX_PROPS_LEN) {
+        LOG_DEBUG(WHO, "MSG property block of %u bytes over the limit of %d", n,
+                  WIRE_MAX_PROPS_LEN);
+        rc = BL_ETOOBIG;
+    }
     if (!rc)
         rc = rd_take(r, n, &p);
     if (!rc) {

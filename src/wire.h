@@ -34,6 +34,19 @@ typedef enum {
 #define WIRE_BATCH_HEADER_LEN (WIRE_HEADER_LEN + 2)
 #define WIRE_BATCH_ENTRY_OVERHEAD 4
 
+/* Limits on the properties of one MSG (docs/PROTOCOL.md "Property TLVs"). Every user
+ * property is two allocations in each copy of a message (decoded, routed, queued for
+ * the broker), and work for each client of the broker that gets it (libmosquitto, which
+ * many clients use, walks its whole property list for each one it adds: 128 of them cost
+ * it about 90 us per message, 2 million of them hours). Without a cap, one 16 MiB frame
+ * of 2 million empty ones was millions of allocations for the receiving daemon and a
+ * stalled loop for whatever handles them after it. */
+#define WIRE_MAX_USER_PROPS 128
+#define WIRE_MAX_PROPS_LEN 65536 /* bytes of the property block, TLV headers included */
+/* Most bytes a MSG frame adds to its payload: header, origin, seq, topic, properties. */
+#define WIRE_MSG_MAX_OVERHEAD                                                                      \
+    (WIRE_HEADER_LEN + 1 + BL_SITE_NAME_MAX + 8 + 2 + 65535 + 4 + WIRE_MAX_PROPS_LEN + 4)
+
 typedef struct wire_hello {
     char site[BL_SITE_NAME_MAX + 1];
     uint32_t features;         /* bit flags, WIRE_FEAT_* */
@@ -78,7 +91,11 @@ typedef struct wire_frame {
     } u;
 } wire_frame_t;
 
-/* Encoders allocate *out (free()). */
+/* 0 when m's properties are within WIRE_MAX_USER_PROPS and WIRE_MAX_PROPS_LEN (what a
+ * peer accepts), else BL_ETOOBIG (BL_EINVAL when one cannot be encoded at all). */
+int wire_msg_check(const bl_msg_t *m);
+
+/* Encoders allocate *out (free()). wire_encode_msg refuses what wire_msg_check refuses. */
 int wire_encode_msg(const bl_msg_t *m, uint8_t **out, size_t *out_len);
 int wire_encode_ack(const uint64_t *seqs, size_t n, uint8_t **out, size_t *out_len);
 int wire_encode_hello(const wire_hello_t *h, uint8_t **out, size_t *out_len);
@@ -92,7 +109,8 @@ int wire_encode_batch(const wire_piece_t *pieces, size_t n, uint8_t **out, size_
 /* The next frame of a decoded BATCH: 1 with *frame and *len set, or 0 when none is left. */
 int wire_batch_next(wire_batch_t *b, const uint8_t **frame, size_t *len);
 
-/* Decode one frame. `max_payload` bounds MSG payloads (BL_ETOOBIG over it). */
+/* Decode one frame. `max_payload` bounds MSG payloads (BL_ETOOBIG over it); a MSG over
+ * the property limits is BL_ETOOBIG too, found before its properties are copied. */
 int wire_decode(const uint8_t *buf, size_t len, size_t max_payload, wire_frame_t *out);
 void wire_frame_clear(wire_frame_t *f);
 

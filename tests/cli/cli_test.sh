@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The command line as a user meets it: help for every command, init, and a config error.
+# The command line as a user meets it: help for every command, init, a config error, new
+# secrets, and what run does with the state directory and files others can read. The
+# daemons started here find their brokers nowhere (a closed port on loopback).
 set -uo pipefail
 BIN=${BL_BIN:?}
 T=$(mktemp -d)
@@ -32,6 +34,75 @@ err=$("$BIN" run -c "$T/bad.conf" 2>&1); rc=$?
 check "run refuses a config with a typo, exit code 1" '[[ $rc == 1 ]]'
 check "the error names the file, section and key" 'grep -q "bad.conf" <<<"$err" && grep -q "\[local\]" <<<"$err" && grep -q "prot" <<<"$err"'
 check "run without -c is refused" '! "$BIN" run 2>/dev/null'
+
+# ---- secrets and the state directory (issue 12 items 9 and 10) ----
+
+s1=$("$BIN" secret); s2=$("$BIN" secret)
+check "secret prints 43 characters of base64url, new each time" '[[ $s1 =~ ^[A-Za-z0-9_-]{43}$ && $s1 != "$s2" ]]'
+"$BIN" secret -o "$T/net.secret" >/dev/null
+check "secret -o writes a private file" '[[ $(stat -c %a "$T/net.secret") == 600 && $(wc -c <"$T/net.secret") == 44 ]]'
+before=$(cat "$T/net.secret")
+check "secret -o never writes over a file" '! "$BIN" secret -o "$T/net.secret" 2>/dev/null && [[ $(cat "$T/net.secret") == "$before" ]]'
+
+# run_until_started CONF: start the daemon (its brokers are nowhere: a closed loopback
+# port), wait until it has tried to reach them (its state is open by then), stop it;
+# its stderr is in $T/run.log, its exit status in $rc.
+run_until_started() {
+  "$BIN" run -c "$1" 2>"$T/run.log" &
+  local pid=$! k
+  for ((k = 0; k < 600; k++)); do
+    grep -q "cannot connect to 127.0.0.1:1 " "$T/run.log" 2>/dev/null && break
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.05
+  done
+  kill $pid 2>/dev/null
+  wait $pid
+  rc=$?
+}
+conf() { # conf STATE_DIR SECRET_LINE [EXTRA]
+  printf '[site]\nname = home\nstate_dir = %s\n[local]\nport = 1\n[signal]\nurl = mqtt://127.0.0.1:1\n%s\n%s[peer cabin]\nfingerprint = %s\ntopic = # both 2\n' \
+    "$1" "$2" "${3:-}" "$fp" >"$T/run.conf"
+}
+
+conf "$T/state" "secret_file = $T/net.secret"
+run_until_started "$T/run.conf"
+check "the database is created private" '[[ $(stat -c %a "$T/state/queue.db") == 600 ]]'
+chmod 755 "$T/state"
+chmod 644 "$T/state/queue.db"
+run_until_started "$T/run.conf"
+check "run makes the state dir 0700 again" '[[ $(stat -c %a "$T/state") == 700 ]]'
+check "run makes the database 0600 again" '[[ $(stat -c %a "$T/state/queue.db") == 600 ]]'
+check "run with a strong secret says nothing about it" '! grep -q "entropy" "$T/run.log"'
+
+chmod 644 "$T/state/key.pem"
+err=$("$BIN" run -c "$T/run.conf" 2>&1); rc=$?
+check "a key.pem others can read is refused, exit code 1" '[[ $rc == 1 ]]'
+check "the message gives the chmod that fixes it" 'grep -q "chmod 600 $T/state/key.pem" <<<"$err"'
+chmod 600 "$T/state/key.pem"
+
+chmod 644 "$T/net.secret"
+err=$("$BIN" run -c "$T/run.conf" 2>&1); rc=$?
+check "a secret_file others can read is refused" '[[ $rc == 1 ]] && grep -q "secret_file.*chmod 600 $T/net.secret" <<<"$err"'
+chmod 600 "$T/net.secret"
+
+key_sum=$(sha256sum <"$T/state/key.pem")
+mv "$T/state/cert.pem" "$T/cert.pem.saved"
+err=$("$BIN" run -c "$T/run.conf" 2>&1); rc=$?
+check "run refuses a key.pem without cert.pem" '[[ $rc == 1 ]] && grep -q "has key.pem but no cert.pem" <<<"$err"'
+check "... and leaves the key as it was" '[[ $(sha256sum <"$T/state/key.pem") == "$key_sum" && ! -e $T/state/cert.pem ]]'
+err=$("$BIN" init --name home -d "$T/state" 2>&1); rc=$?
+check "init refuses it too" '[[ $rc == 1 && $(sha256sum <"$T/state/key.pem") == "$key_sum" ]]'
+mv "$T/cert.pem.saved" "$T/state/cert.pem"
+
+mkdir -p "$T/trap" && chmod 700 "$T/trap"
+ln -s "$T/victim" "$T/trap/key.pem.new"
+"$BIN" init --name home -d "$T/trap" >/dev/null
+check "a symlink planted where the key is written is not followed" '[[ ! -e $T/victim && -f $T/trap/key.pem && ! -L $T/trap/key.pem && $(stat -c %a "$T/trap/key.pem") == 600 ]]'
+
+conf "$T/state" "secret = MyHomeNetwork123"
+run_until_started "$T/run.conf"
+check "a weak secret is warned about at start" 'grep -q "WARN config: \[signal\] the network secret has about 96 bits" "$T/run.log"'
+check "the warning does not show the secret" '! grep -q "MyHomeNetwork123" "$T/run.log"'
 
 echo "$PASS passed, $FAIL failed"
 [[ $FAIL == 0 ]]

@@ -85,6 +85,12 @@ user root"
   lab_restart_site_broker "$1"
 }
 
+# bl_tool NAME: the lab tool NAME (blpeer, blforge: tests/lab/NAME.c) of the build under
+# test: in $BL_BUILD (set by CTest), else next to $BL_BIN's brokerless.
+bl_tool() {
+  if [[ -n ${BL_BUILD:-} ]]; then echo "$BL_BUILD/tests/$1"; else echo "$(dirname "$BL_BIN")/tests/$1"; fi
+}
+
 # bl_start SITE: run site SITE's daemon in its host namespace (log: $LAB_DIR/bl<SITE>.log).
 bl_start() { lab_bg "bl$1" "h$1" "$BL_BIN" run -c "$LAB_DIR/site$1.conf"; }
 bl_stop() { lab_kill "bl$1" "${2:-TERM}"; }

@@ -202,6 +202,8 @@ static void test_defaults(void **state)
     assert_int_equal(c.n_peers, 1);
     assert_string_equal(c.peers[0].mode, "webrtc");
     assert_false(c.peers[0].queue_qos0);
+    assert_int_equal(c.peers[0].retained_max_topics, 100000);
+    assert_int_equal(c.peers[0].retained_max_bytes, 256 * 1024 * 1024);
     config_free(&c);
 
     /* tls moves the default ports; mqtts:// means TLS on 8883. */
@@ -298,6 +300,24 @@ static void test_load_file_and_secret_file(void **state)
     char *dir = g_dir_make_tmp("bl-config-XXXXXX", NULL);
     assert_non_null(dir);
     char *secret = write_tmp(dir, "secret", "  a secret of some length \t\r\nsecond line\n");
+    /* Readable by others: refused, with the chmod that fixes it (issue 12 item 10). */
+    assert_int_equal(g_chmod(secret, 0644), 0);
+    char *open_conf =
+        write_tmp(dir, "open.conf", SITE "[signal]\nurl = mqtt://h\nsecret_file = secret\n" PEER);
+    char err0[512] = "";
+    config_t c0;
+    assert_int_equal(config_load_file(open_conf, &c0, err0, sizeof(err0)), BL_EINVAL);
+    assert_non_null(strstr(err0, "[signal] secret_file"));
+    assert_non_null(strstr(err0, "mode 0644"));
+    assert_non_null(strstr(err0, "chmod 600 "));
+    g_free(open_conf);
+    assert_int_equal(g_chmod(secret, 0640), 0);
+    open_conf =
+        write_tmp(dir, "open2.conf", SITE "[signal]\nurl = mqtt://h\nsecret_file = secret\n" PEER);
+    assert_int_equal(config_load_file(open_conf, &c0, err0, sizeof(err0)), BL_EINVAL);
+    assert_non_null(strstr(err0, "mode 0640"));
+    g_free(open_conf);
+    assert_int_equal(g_chmod(secret, 0600), 0);
     char *conf =
         write_tmp(dir, "site.conf", SITE "[signal]\nurl = mqtt://h\nsecret_file = secret\n" PEER);
     char err[512] = "";
@@ -317,7 +337,9 @@ static void test_load_file_and_secret_file(void **state)
     g_free(abs);
 
     /* A secret file whose first line is too short is named in the error. */
-    g_free(write_tmp(dir, "short", "tiny\n"));
+    char *short_secret = write_tmp(dir, "short", "tiny\n");
+    assert_int_equal(g_chmod(short_secret, 0600), 0);
+    g_free(short_secret);
     g_free(conf);
     conf =
         write_tmp(dir, "short.conf", SITE "[signal]\nurl = mqtt://h\nsecret_file = short\n" PEER);
@@ -575,6 +597,27 @@ static void test_err_bad_mode(void **s)
                "peer cabin", "mode", "\"udp\" is not webrtc or esp32-example");
 }
 
+static void test_retained_caps(void **s)
+{
+    (void)s;
+    char err[512] = "";
+    config_t c;
+    const char *text =
+        SITE SIGNAL "[peer cabin]\nfingerprint = " FP1 "\ntopic = #\nretained_max_topics = 50\n"
+                    "retained_max_bytes = 3M\n";
+    if (load(text, &c, err, sizeof(err)))
+        fail_msg("refused: %s", err);
+    assert_int_equal(c.peers[0].retained_max_topics, 50);
+    assert_int_equal(c.peers[0].retained_max_bytes, 3 * 1024 * 1024);
+    config_free(&c);
+    expect_err(SITE SIGNAL "[peer cabin]\nfingerprint = " FP1
+                           "\ntopic = #\nretained_max_topics = 0\n",
+               "peer cabin", "retained_max_topics", "not a whole number from 1");
+    expect_err(SITE SIGNAL "[peer cabin]\nfingerprint = " FP1
+                           "\ntopic = #\nretained_max_bytes = lots\n",
+               "peer cabin", "retained_max_bytes", "not a size");
+}
+
 static void test_err_no_peers(void **s)
 {
     (void)s;
@@ -616,6 +659,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full_config),
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_retained_caps),
         cmocka_unit_test(test_syntax_variants),
         cmocka_unit_test(test_fingerprint_normalise),
         cmocka_unit_test(test_load_file_and_secret_file),

@@ -617,6 +617,75 @@ static void test_retained(void **state)
     queue_close(q);
 }
 
+static bl_msg_t *retained_from(const char *origin, const char *topic, size_t payload_len)
+{
+    bl_msg_t *m = mk(1, topic, "");
+    char *body = calloc(1, payload_len + 1);
+    memset(body, 'p', payload_len);
+    assert_int_equal(msg_set_payload(m, body, payload_len), 0);
+    free(body);
+    free(m->origin);
+    m->origin = strdup(origin);
+    m->retain = true;
+    return m;
+}
+
+static int put_max(queue_t *q, const char *origin, const char *topic, size_t len, size_t max_topics,
+                   size_t max_bytes)
+{
+    bl_msg_t *m = retained_from(origin, topic, len);
+    int rc = queue_retained_put_max(q, m, max_topics, max_bytes);
+    msg_free(m);
+    return rc;
+}
+
+/* Issue 12 item 4: a peer filling the retained store (up to the disk) is stopped at its
+ * caps; other origins, and replacements of its own topics, are not. */
+static void test_retained_caps(void **state)
+{
+    fx_t *fx = *state;
+    queue_t *q = open_q(fx);
+    char topic[32];
+    size_t topics, bytes, one;
+    for (int i = 0; i < 1000; i++) {
+        snprintf(topic, sizeof(topic), "flood/%d", i);
+        int rc = put_max(q, "mallory", topic, 10, 50, 0);
+        assert_int_equal(rc, i < 50 ? 0 : BL_ETOOBIG);
+    }
+    assert_int_equal(queue_retained_usage(q, "mallory", &topics, &bytes), 0);
+    assert_int_equal(topics, 50);
+    one = bytes / 50;
+    assert_true(one > 10 && one < 64);
+    /* Its own topics can still change, and be cleared (tombstones count as topics). */
+    assert_int_equal(put_max(q, "mallory", "flood/7", 10, 50, 0), 0);
+    assert_int_equal(put_max(q, "mallory", "flood/8", 0, 50, 0), 0);
+    /* Another origin is not affected; a topic it takes over leaves mallory's count. */
+    assert_int_equal(put_max(q, "home", "flood/9", 10, 50, 0), 0);
+    assert_int_equal(queue_retained_usage(q, "mallory", &topics, &bytes), 0);
+    assert_int_equal(topics, 49);
+    assert_int_equal(put_max(q, "mallory", "flood/new", 10, 50, 0), 0);
+    assert_int_equal(put_max(q, "mallory", "flood/new2", 10, 50, 0), BL_ETOOBIG);
+    queue_close(q);
+
+    /* The usage survives a restart (counted again from the store) and caps bytes. */
+    q = open_q(fx);
+    assert_int_equal(queue_retained_usage(q, "mallory", &topics, &bytes), 0);
+    assert_int_equal(topics, 50);
+    size_t before = bytes;
+    assert_int_equal(put_max(q, "mallory", "big/1", 100000, 0, before + 100100), 0);
+    assert_int_equal(put_max(q, "mallory", "big/2", 100000, 0, before + 100100), BL_ETOOBIG);
+    /* A smaller replacement of its own entry frees room. */
+    assert_int_equal(put_max(q, "mallory", "big/1", 10, 0, before + 100100), 0);
+    assert_int_equal(put_max(q, "mallory", "big/2", 50000, 0, before + 100100), 0);
+    assert_int_equal(queue_retained_usage(q, "mallory", &topics, &bytes), 0);
+    assert_int_equal(topics, 52);
+    assert_true(bytes <= before + 100100);
+    /* A cap lowered below what is held refuses growth, not replacement. */
+    assert_int_equal(put_max(q, "mallory", "big/2", 40000, 10, 0), 0);
+    assert_int_equal(put_max(q, "mallory", "big/3", 1, 10, 0), BL_ETOOBIG);
+    queue_close(q);
+}
+
 static void test_corrupt_rows(void **state)
 {
     fx_t *fx = *state;
@@ -911,6 +980,7 @@ int main(void)
         T(test_dedupe_floor_commit),
         T(test_indoubt),
         T(test_retained),
+        T(test_retained_caps),
         T(test_corrupt_rows),
         T(test_one_owner),
         T(test_version_refused),

@@ -361,6 +361,102 @@ static void test_dollar_and_bad_topics(void **state)
     rules_free(r, 1);
 }
 
+/* Issue 12 item 2: with "# in 2 \"\" cabin/" a peer's wire topic "cabin/$CONTROL/x"
+ * would become our "$CONTROL/x", published with the daemon's broker rights. A rule maps
+ * to a '$' topic only when its local side starts with a literal '$'. */
+static void test_dollar_through_prefixes(void **state)
+{
+    (void)state;
+    char *t = NULL;
+    int q;
+    const char *lines[] = {"# in 2 \"\" cabin/"};
+    route_rule_t *r = rules_of(lines, 1);
+    assert_int_equal(router_map_in(r, 1, "cabin/$CONTROL/dynamic-security/v1", 1, &t, &q),
+                     BL_EPERM);
+    assert_int_equal(router_map_in(r, 1, "cabin/$delayed/10/x", 1, &t, &q), BL_EPERM);
+    assert_int_equal(router_map_in(r, 1, "cabin/+/x", 1, &t, &q), BL_EINVAL);
+    assert_null(t);
+    expect_in(r, 1, "cabin/a/$b", 1, "a/$b", 1); /* '$' only matters at the start */
+    expect_in(r, 1, "cabin/x", 1, "x", 1);
+    rules_free(r, 1);
+
+    /* A later rule whose local side names the '$' tree takes it; the first is passed over. */
+    const char *lines2[] = {"+/x in 2 \"\" cabin/", "$SYS/# in 0 \"\" cabin/",
+                            "# in 1 $share/ sites/"};
+    r = rules_of(lines2, 3);
+    expect_in(r, 3, "cabin/$SYS/x", 2, "$SYS/x", 0);
+    expect_in(r, 3, "cabin/a/x", 2, "a/x", 2);
+    expect_in(r, 3, "sites/a", 2, "$share/a", 1); /* a literal '$' local prefix */
+    assert_int_equal(router_map_in(r, 3, "cabin/$other/x", 1, &t, &q), BL_EPERM);
+    rules_free(r, 3);
+
+    /* Out-going messages never start at a '$' topic through a wildcard (4.7.2). */
+    const char *lines3[] = {"# out 2 \"\" cabin/"};
+    r = rules_of(lines3, 1);
+    expect_out(r, 1, "$SYS/x", 1, NULL, 0);
+    rules_free(r, 1);
+}
+
+static void expect_reply(route_rule_t *r, size_t n, route_dir_t dir, const char *rt,
+                         const char *want)
+{
+    char *t = rt ? strdup(rt) : NULL;
+    int rc = router_map_reply(r, n, dir, &t);
+    if (want) {
+        assert_int_equal(rc, 1);
+        assert_non_null(t);
+        if (strcmp(t, want))
+            fail_msg("reply %s (%s) mapped to %s, want %s", rt, dir == ROUTE_IN ? "in" : "out", t,
+                     want);
+    } else {
+        assert_int_equal(rc, 0);
+        assert_null(t);
+    }
+    free(t);
+}
+
+/* Issue 12 item 3: a Response Topic crosses through the rules, the reverse way. */
+static void test_reply_mapping(void **state)
+{
+    (void)state;
+    /* home's rules for its peer cabin: home's requests go out as cabin's "home/req/...";
+     * cabin's replies come in on the wire as "home/reply/..." and are ours as "reply/...". */
+    const char *home[] = {"req/# out 2 \"\" home/", "reply/# in 2 \"\" home/"};
+    route_rule_t *r = rules_of(home, 2);
+    expect_reply(r, 2, ROUTE_OUT, "reply/42", "home/reply/42");
+    expect_reply(r, 2, ROUTE_OUT, "secret/x", NULL); /* no reply could ever come back */
+    expect_reply(r, 2, ROUTE_OUT, NULL, NULL);
+    rules_free(r, 2);
+
+    /* cabin's rules for home: a reply published on "home/reply/..." goes back to home. A
+     * response topic the out-rules do not carry back is dropped, so a peer cannot make a
+     * responder here publish on any topic it likes. */
+    const char *cabin[] = {"home/req/# in", "home/reply/# out"};
+    r = rules_of(cabin, 2);
+    expect_reply(r, 2, ROUTE_IN, "home/reply/42", "home/reply/42");
+    expect_reply(r, 2, ROUTE_IN, "alarm/disarm", NULL);
+    expect_reply(r, 2, ROUTE_IN, "home/req/x", NULL); /* an in-only rule carries nothing back */
+    rules_free(r, 2);
+
+    /* The '$' rule holds for the local side of a reply too. */
+    const char *pre[] = {"# out 2 \"\" cabin/"};
+    r = rules_of(pre, 1);
+    expect_reply(r, 1, ROUTE_IN, "cabin/$CONTROL/x", NULL);
+    expect_reply(r, 1, ROUTE_IN, "cabin/r/1", "r/1");
+    rules_free(r, 1);
+
+    /* With no prefixes (topic = # both) a response topic crosses as it is. */
+    const char *all[] = {"#"};
+    r = rules_of(all, 1);
+    expect_reply(r, 1, ROUTE_OUT, "test/reply", "test/reply");
+    expect_reply(r, 1, ROUTE_IN, "test/reply", "test/reply");
+    expect_reply(r, 1, ROUTE_IN, "$SYS/x", NULL);
+    char *t = strdup("x");
+    assert_int_equal(router_map_reply(r, 1, ROUTE_BOTH, &t), BL_EINVAL);
+    free(t);
+    rules_free(r, 1);
+}
+
 static void test_filter_covers(void **state)
 {
     (void)state;
@@ -384,12 +480,19 @@ static void test_filter_covers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_filter_covers),          cmocka_unit_test(test_parse_defaults),
-        cmocka_unit_test(test_parse_prefixes),         cmocka_unit_test(test_parse_errors),
-        cmocka_unit_test(test_filter_and_topic_valid), cmocka_unit_test(test_matching_table),
-        cmocka_unit_test(test_remap_both_ways),        cmocka_unit_test(test_qos_cap),
-        cmocka_unit_test(test_direction_filtering),    cmocka_unit_test(test_first_rule_wins),
+        cmocka_unit_test(test_filter_covers),
+        cmocka_unit_test(test_parse_defaults),
+        cmocka_unit_test(test_parse_prefixes),
+        cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_filter_and_topic_valid),
+        cmocka_unit_test(test_matching_table),
+        cmocka_unit_test(test_remap_both_ways),
+        cmocka_unit_test(test_qos_cap),
+        cmocka_unit_test(test_direction_filtering),
+        cmocka_unit_test(test_first_rule_wins),
         cmocka_unit_test(test_dollar_and_bad_topics),
+        cmocka_unit_test(test_dollar_through_prefixes),
+        cmocka_unit_test(test_reply_mapping),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -462,7 +462,8 @@ static void test_bad_lengths(void **state)
     assert_int_equal(patched_rc(m, OFF_TOPIC_LEN, 14, 2), BL_ETRUNC);
     assert_int_equal(patched_rc(m, OFF_TOPIC_LEN, 0xffff, 2), BL_ETRUNC);
     assert_int_equal(patched_rc(m, OFF_PROPS_LEN, 7, 4), BL_ETRUNC);
-    assert_int_equal(patched_rc(m, OFF_PROPS_LEN, 0xffffffff, 4), BL_ETRUNC);
+    /* Over WIRE_MAX_PROPS_LEN: refused as too big before its bytes are looked at. */
+    assert_int_equal(patched_rc(m, OFF_PROPS_LEN, 0xffffffff, 4), BL_ETOOBIG);
     assert_int_equal(patched_rc(m, off_payload_len, 3, 4), BL_ETRUNC);
     assert_int_equal(patched_rc(m, off_payload_len, 0xffffffff, 4), BL_ETOOBIG);
     /* Shorter lengths leave bytes over: trailing garbage. */
@@ -591,6 +592,80 @@ static void test_property_errors(void **state)
     /* NUL inside the topic. */
     bl_msg_t *m = base_msg();
     assert_int_equal(patched_rc(m, OFF_TOPIC_LEN + 3, 0, 1), BL_EINVAL);
+    msg_free(m);
+}
+
+/* n empty user property TLVs (7 bytes each), as a hostile peer would send them. */
+static uint8_t *empty_user_props(size_t n, size_t *len)
+{
+    static const uint8_t tlv[] = {0x26, 0, 0, 0, 2, 0, 0};
+    *len = n * sizeof(tlv);
+    uint8_t *b = malloc(*len ? *len : 1);
+    assert_non_null(b);
+    for (size_t i = 0; i < n; i++)
+        memcpy(b + i * sizeof(tlv), tlv, sizeof(tlv));
+    return b;
+}
+
+/* The attack of issue 12 item 1: one frame of 2 million empty user properties (14 MB,
+ * under the 16 MiB frame limit) used to decode into 4 million strings and stall the
+ * loop building them for libmosquitto. It is refused as too big; so is one over the
+ * count by one, and a block over WIRE_MAX_PROPS_LEN whatever it holds. */
+static void test_user_props_capped(void **state)
+{
+    (void)state;
+    size_t len;
+    uint8_t *b = empty_user_props(2000000, &len);
+    assert_int_equal(raw_msg_rc(b, len), BL_ETOOBIG);
+    free(b);
+    b = empty_user_props(WIRE_MAX_USER_PROPS + 1, &len);
+    assert_int_equal(raw_msg_rc(b, len), BL_ETOOBIG);
+    free(b);
+    b = empty_user_props(WIRE_MAX_USER_PROPS, &len);
+    assert_int_equal(raw_msg_rc(b, len), 0);
+    free(b);
+
+    /* An unknown property just over the block limit: the block is refused unread. */
+    size_t big = WIRE_MAX_PROPS_LEN + 1;
+    b = calloc(1, big);
+    b[0] = 0x7f;
+    b[4] = (uint8_t)(big - 5);
+    b[3] = (uint8_t)((big - 5) >> 8);
+    b[2] = (uint8_t)((big - 5) >> 16);
+    assert_int_equal(raw_msg_rc(b, big), BL_ETOOBIG);
+    b[4] = (uint8_t)(big - 6);
+    b[3] = (uint8_t)((big - 6) >> 8);
+    b[2] = (uint8_t)((big - 6) >> 16);
+    assert_int_equal(raw_msg_rc(b, big - 1), 0);
+    free(b);
+}
+
+/* A sender refuses to encode what receivers refuse (site_out.c refuses it first). */
+static void test_user_props_encode_capped(void **state)
+{
+    (void)state;
+    bl_msg_t *m = base_msg();
+    uint8_t *buf = NULL;
+    size_t len;
+    for (int i = 0; i < WIRE_MAX_USER_PROPS; i++)
+        assert_int_equal(msg_add_user_prop(m, "k", "v"), 0);
+    assert_int_equal(wire_msg_check(m), 0);
+    assert_int_equal(wire_encode_msg(m, &buf, &len), 0);
+    free(buf);
+    buf = NULL;
+    assert_int_equal(msg_add_user_prop(m, "k", "v"), 0);
+    assert_int_equal(wire_msg_check(m), BL_ETOOBIG);
+    assert_int_equal(wire_encode_msg(m, &buf, &len), BL_ETOOBIG);
+    assert_null(buf);
+    msg_free(m);
+
+    m = base_msg();
+    char *v = malloc(WIRE_MAX_PROPS_LEN);
+    memset(v, 'v', WIRE_MAX_PROPS_LEN - 1);
+    v[WIRE_MAX_PROPS_LEN - 1] = '\0';
+    assert_int_equal(msg_add_user_prop(m, "", v), 0);
+    free(v);
+    assert_int_equal(wire_msg_check(m), BL_ETOOBIG); /* + 7 bytes of TLV head and key_len */
     msg_free(m);
 }
 
@@ -940,6 +1015,8 @@ int main(void)
         cmocka_unit_test(test_bad_flags_and_reserved),
         cmocka_unit_test(test_payload_over_max),
         cmocka_unit_test(test_property_errors),
+        cmocka_unit_test(test_user_props_capped),
+        cmocka_unit_test(test_user_props_encode_capped),
         cmocka_unit_test(test_unknown_property_skipped),
         cmocka_unit_test(test_trailing_garbage),
         cmocka_unit_test(test_frag_5mib),

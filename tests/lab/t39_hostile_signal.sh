@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# A holder of the network secret (or a hostile broker that has it) must not be able to
+# block signalling (issue 12, items 6 and 8). blforge (tests/lab/blforge.c) is that
+# attacker: it reads everything on the signalling broker, opens it with the secret,
+# changes it and seals it again under nonces of its choosing. It has no site key.
+#   - bravo's "restart" to alpha is captured while alpha is away. The attacker then
+#     sends junk under that message's nonce (a broken signature), and then the genuine
+#     message: alpha refuses the junk and still accepts the genuine one (the nonce of
+#     the junk used to be remembered before its signature was checked, which made the
+#     genuine message a "replay");
+#   - the captured message sent again under new nonces, verbatim, with its signature's
+#     base64 text re-encoded, and with the other valid ECDSA signature (r, n - s): all
+#     three are replays (they used to pass, keyed on the signature's text);
+#   - alpha acted on bravo's restart once, the link opens once bravo runs, and neither
+#     daemon logged anything derived from the secret.
+set -euo pipefail
+HERE=$(dirname "$0")
+. "$HERE/lab.sh"
+. "$HERE/sites.sh"
+FORGE=$(bl_tool blforge)
+[[ -x $FORGE ]] || { echo "no blforge at $FORGE (build the tests)"; exit 1; }
+forge() { BL_SECRET=$BL_SECRET "$FORGE" "$@"; }
+
+lab_up 2 cone
+lab_start_pub_broker
+lab_start_coturn
+bl_sites 2
+BL_LOG_LEVEL=debug bl_config 1 "test/# both 2" stun
+bl_config 2 "test/# both 2" stun
+INBOX=$(forge inbox alpha)
+
+# publish_hex HEX: put a sealed payload into alpha's inbox, as anyone on the broker can.
+n_pub=0
+publish_hex() {
+  n_pub=$((n_pub + 1))
+  xxd -r -p <<<"$1" >"$LAB_DIR/forged$n_pub.bin"
+  lab_exec_pub mosquitto_pub -h "$LAB_PUB_IP" -V 5 -q 1 -t "$INBOX" -f "$LAB_DIR/forged$n_pub.bin"
+}
+
+# The capture: bravo (the answerer) asks alpha for a session at start; alpha is not
+# running, so only the attacker gets it.
+lab_bg capture pub mosquitto_sub -h "$LAB_PUB_IP" -V 5 -q 1 -t "$INBOX" -F '%x'
+sleep 0.5
+bl_start 2
+assert_ok "the attacker captured bravo's restart to alpha" lab_wait_for 20 grep -q . "$LAB_DIR/capture.log"
+bl_stop 2
+M=$(head -1 "$LAB_DIR/capture.log")
+JSON=$(forge open "$INBOX" "$M")
+assert_ok "the attacker can read it with the secret" grep -q '"type":"restart"' <<<"$JSON"
+
+bl_start 1
+assert_ok "alpha's signalling is up" lab_wait_for 20 grep -q 'signal: connected' "$(bl_log 1)"
+# Until alpha shows it reads its inbox: garbage, refused as unopenable.
+for ((k = 0; k < 50; k++)); do
+  publish_hex "01$(head -c 40 /dev/urandom | xxd -p | tr -d '\n')"
+  lab_wait_for 0.3 grep -q 'dropped a signalling message: cannot open it' "$(bl_log 1)" && break
+done
+
+# Item 6: junk under the genuine message's nonce, then the genuine message.
+NONCE=$(forge nonce "$M")
+publish_hex "$(forge mutate badsig <<<"$JSON" | forge seal "$INBOX" "$NONCE")"
+assert_ok "alpha refuses the junk (not signed by bravo's key)" lab_wait_for 10 \
+  grep -q "not signed by the pinned certificate of: bravo, presented certificate ${BL_FP[2]}, pinned ${BL_FP[2]}" "$(bl_log 1)"
+publish_hex "$M"
+assert_ok "alpha still accepts the genuine restart after the junk that shared its nonce" \
+  lab_wait_for 10 grep -q 'signal: restart from bravo (session 00)' "$(bl_log 1)"
+
+# Item 8: the same message under new nonces.
+publish_hex "$(forge seal "$INBOX" <<<"$JSON")"
+publish_hex "$(forge mutate b64nl <<<"$JSON" | forge seal "$INBOX")"
+publish_hex "$(forge mutate highs <<<"$JSON" | forge seal "$INBOX")"
+assert_ok "all three copies are refused as replays" lab_wait_for 10 \
+  bash -c "[[ \$(grep -c 'dropped a signalling message: replayed: bravo' '$(bl_log 1)') -ge 3 ]]"
+assert_eq "$(bl_count 1 'signal: restart from bravo')" 1 "alpha acted on bravo's restart once"
+assert_eq "$(bl_count 1 'dropped a signalling message: replayed')" 3 "exactly three replays"
+
+bl_start 2
+assert_ok "the link opens" bl_wait_open 1 bravo 30
+assert_eq "$(grep -ci 'secret id' "$(bl_log 1)" "$(bl_log 2)" | awk -F: '{ s += $NF } END { print s }')" 0 \
+  "no daemon logs an id of the secret"
+lab_finish
