@@ -22,7 +22,7 @@
 #ifdef BL_FAULTS
 /* Test builds only: BL_FAULT=NAME[:N] makes the N-th (default first) call of the write
  * NAME fail as a full disk would, so that a test can show what the daemon does with a
- * lost write at each place an acknowledgement relies on (tests/lab/t36). */
+ * lost write at each place an acknowledgement relies on (tests/lab/t26). */
 static bool fault(const char *name)
 {
     static const char *want;

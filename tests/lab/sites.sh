@@ -113,7 +113,7 @@ bl_path() { grep "peer $2: link open via" "$(bl_log "$1")" | tail -1 | sed -E 's
 # (one line per message: "topic payload") is $(bl_sub_out NAME). Returns once it is
 # subscribed: it also listens on probe/NAME, which is published until it shows up.
 # MQTT 5 unless BL_SUB_PROTO says otherwise (mosquitto_sub 2.0.11 over MQTT 5 stops
-# with a protocol error on a flood of QoS 2 messages: t32 uses "-V 311").
+# with a protocol error on a flood of QoS 2 messages: t28 uses "-V 311").
 bl_sub() {
   local i=$1 name=$2 topic=$3 k
   shift 3

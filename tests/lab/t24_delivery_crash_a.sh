@@ -8,7 +8,7 @@
 # subscriber. And none twice: a message the dead daemon had queued but whose PUBACK its
 # broker never read comes again with DUP and its packet id, which the daemon recorded
 # with it (site_mq.c). (With the default delivery such a resend may come twice: QoS 1
-# is at least once; t35 prints how many.)
+# is at least once; t25 prints how many.)
 set -euo pipefail
 HERE=$(dirname "$0")
 . "$HERE/lab.sh"

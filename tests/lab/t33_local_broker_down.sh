@@ -73,7 +73,7 @@ bl_sites 2
 # bravo's broker keeps sessions across its restart (as in t23), so its subscriber's
 # persistent session gets what was published while it was away.
 bl_persistent_broker 2
-# mosquitto_sub 2.0.11 over MQTT 5 stops on a flood of QoS 2 (t32): MQTT 3.1.1.
+# mosquitto_sub 2.0.11 over MQTT 5 stops on a flood of QoS 2 (t28): MQTT 3.1.1.
 BL_SUB_PROTO="-V 311"
 round 1 qos 2
 round 2 exactly-once 1

@@ -66,12 +66,12 @@ lab_wait_for 30 retained_match 1 brokerless/alpha/stats '"expired":[1-9]' &&
   fail "alpha's stats do not count it: $(bl_retained 1 brokerless/alpha/stats)"
 
 # ---- large payloads
-lab_bg subL h2 mosquitto_sub -h 127.0.0.1 -V 5 -q 1 -i t26-subL -t test/big8 -t test/big17 -t test/after -F '%t %l'
-lab_wait_for 10 grep -q 't26-subL 1 test/after' "$LAB_DIR/site2-broker.log" || fail "size subscriber did not subscribe"
+lab_bg subL h2 mosquitto_sub -h 127.0.0.1 -V 5 -q 1 -i t41-subL -t test/big8 -t test/big17 -t test/after -F '%t %l'
+lab_wait_for 10 grep -q 't41-subL 1 test/after' "$LAB_DIR/site2-broker.log" || fail "size subscriber did not subscribe"
 head -c 8M /dev/urandom >"$LAB_DIR/big8"
 head -c 17M /dev/urandom >"$LAB_DIR/big17"
-lab_bg big8sub h2 bash -c "exec mosquitto_sub -h 127.0.0.1 -V 5 -q 1 -i t26-big8 -t test/big8 -C 1 -N >'$LAB_DIR/big8.out'"
-lab_wait_for 10 grep -q 't26-big8 1 test/big8' "$LAB_DIR/site2-broker.log" || fail "8 MiB subscriber did not subscribe"
+lab_bg big8sub h2 bash -c "exec mosquitto_sub -h 127.0.0.1 -V 5 -q 1 -i t41-big8 -t test/big8 -C 1 -N >'$LAB_DIR/big8.out'"
+lab_wait_for 10 grep -q 't41-big8 1 test/big8' "$LAB_DIR/site2-broker.log" || fail "8 MiB subscriber did not subscribe"
 bl_pub 1 -q 1 -t test/big8 -f "$LAB_DIR/big8"
 lab_wait_for 60 eval '! lab_running big8sub' || true
 assert_eq "$(sha256sum <"$LAB_DIR/big8.out" | cut -d' ' -f1)" "$(sha256sum <"$LAB_DIR/big8" | cut -d' ' -f1)" \

@@ -64,12 +64,12 @@ bl_config 1 "# both 2" both
 bl_config 2 "# both 2" both
 bl_up 2
 # MQTT 3.1.1 subscribers with persistent sessions: mosquitto_sub 2.0.11 over MQTT 5
-# stops on a flood of QoS 2 (t32), and part 3 restarts their broker.
-BL_SUB_PROTO="-V 311" bl_sub 2 sub2 'test/q2' -F '%p %q' -c -i t35-sub2
-BL_SUB_PROTO="-V 311" bl_sub 2 sub1 'test/q1' -F '%p %q' -c -i t35-sub1 -q 1
-BL_SUB_PROTO="-V 311" bl_sub 2 sub3 'test/q2b' -F '%p %q' -c -i t35-sub3
-BL_SUB_PROTO="-V 311" bl_sub 2 sub4 'test/q2w' -F '%p %q' -c -i t35-sub4
-BL_SUB_PROTO="-V 311" bl_sub 2 sub5 'test/q2r' -F '%p %q' -c -i t35-sub5
+# stops on a flood of QoS 2 (t28), and part 3 restarts their broker.
+BL_SUB_PROTO="-V 311" bl_sub 2 sub2 'test/q2' -F '%p %q' -c -i t25-sub2
+BL_SUB_PROTO="-V 311" bl_sub 2 sub1 'test/q1' -F '%p %q' -c -i t25-sub1 -q 1
+BL_SUB_PROTO="-V 311" bl_sub 2 sub3 'test/q2b' -F '%p %q' -c -i t25-sub3
+BL_SUB_PROTO="-V 311" bl_sub 2 sub4 'test/q2w' -F '%p %q' -c -i t25-sub4
+BL_SUB_PROTO="-V 311" bl_sub 2 sub5 'test/q2r' -F '%p %q' -c -i t25-sub5
 
 # ---- 1. QoS 2, each daemon killed 10 times
 bl_pub_seq_paced 1 test/q2 1 "$N" 60 2 &

@@ -38,7 +38,7 @@ start_faulty() {
 
 bl_lab 2 cone "test/# both 2" both
 bl_up 2
-BL_SUB_PROTO="-V 311" bl_sub 2 sub 'test/#' -F '%t %p' -c -i t36-sub
+BL_SUB_PROTO="-V 311" bl_sub 2 sub 'test/#' -F '%t %p' -c -i t26-sub
 
 k=0
 for c in "${CASES[@]}"; do
