@@ -11,6 +11,10 @@
 #include "mqtt.h"
 #include "sigcheck.h"
 
+/* The largest packet the signalling broker may send us: a sealed message of the largest
+ * plaintext seal.c accepts (SEAL_MAX_JSON), in base64, with its topic and headers. */
+#define SIGNAL_MAX_PACKET (SEAL_MAX_JSON * 4 / 3 + 4096)
+
 struct signaling {
     const config_t *cfg;
     const cert_t *cert;
@@ -19,7 +23,6 @@ struct signaling {
     sigcheck_t *check; /* what we accept (sigcheck.h) */
     int64_t last_ts;   /* of the last message we sent */
     char inbox[64];
-    char client_id[32];
     mqtt_t *mqtt;
     signaling_stats_t stats;
     signaling_events_t ev;
@@ -121,8 +124,6 @@ signaling_t *signaling_new(GMainContext *ctx, const config_t *cfg, const cert_t 
     if (seal_derive(cfg->network_secret, &s->keys) ||
         seal_inbox_topic(cfg->network_secret, cfg->site_name, s->inbox, sizeof(s->inbox)))
         goto error;
-    /* "bl-" + part of the inbox hash: stable across restarts, says nothing. */
-    snprintf(s->client_id, sizeof(s->client_id), "bl-%.20s", s->inbox + 3);
     s->check = sigcheck_new(cfg, &s->keys, s->inbox, SIGCHECK_MAX_SEEN);
     if (!s->check)
         goto error;
@@ -130,7 +131,15 @@ signaling_t *signaling_new(GMainContext *ctx, const config_t *cfg, const cert_t 
         .name = "signal",
         .host = cfg->signal_host,
         .port = cfg->signal_port,
-        .client_id = s->client_id,
+        /* A new random client id at every connection: one derived from what the broker
+         * sees (the inbox topic) would let anyone take it over, again and again, and
+         * keep our links from forming (a broker drops the older of two clients with
+         * one id). */
+        .fresh_client_id = true,
+        /* The largest legitimate message is a sealed offer of a few KiB: the broker
+         * keeps anything larger from us (3.1.2.11.4), so a holder of the secret cannot
+         * make us buffer its junk. */
+        .max_packet_size = SIGNAL_MAX_PACKET,
         .username = cfg->signal_username,
         .password = cfg->signal_password,
         .tls = cfg->signal_tls,

@@ -12,7 +12,12 @@
 #     base64 text re-encoded, and with the other valid ECDSA signature (r, n - s): all
 #     three are replays (they used to pass, keyed on the signature's text);
 #   - alpha acted on bravo's restart once, the link opens once bravo runs, and neither
-#     daemon logged anything derived from the secret.
+#     daemon logged anything derived from the secret;
+#   - (item 7) a message too large for any offer, put into alpha's inbox, never reaches
+#     alpha: its CONNECT says how much it takes (Maximum Packet Size), so the broker
+#     keeps the rest from it;
+#   - (item 5) someone who connects with alpha's client id pushes alpha off the broker
+#     once; alpha comes back under a new random id, and the old one is worth nothing.
 set -euo pipefail
 HERE=$(dirname "$0")
 . "$HERE/lab.sh"
@@ -78,4 +83,33 @@ bl_start 2
 assert_ok "the link opens" bl_wait_open 1 bravo 30
 assert_eq "$(grep -ci 'secret id' "$(bl_log 1)" "$(bl_log 2)" | awk -F: '{ s += $NF } END { print s }')" 0 \
   "no daemon logs an id of the secret"
+
+# Item 7: 300 KiB of junk, then 40 bytes of junk. The broker handles them in order, so
+# once alpha has refused the small one, the big one would have come before it.
+seen=$(bl_count 1 'dropped a signalling message: cannot open it')
+head -c 307200 /dev/urandom >"$LAB_DIR/big.bin"
+lab_exec_pub mosquitto_pub -h "$LAB_PUB_IP" -V 5 -q 1 -t "$INBOX" -f "$LAB_DIR/big.bin"
+publish_hex "01$(head -c 40 /dev/urandom | xxd -p | tr -d '\n')"
+lab_wait_for 10 bash -c "[[ \$(grep -c 'dropped a signalling message: cannot open it' '$(bl_log 1)') -gt $seen ]]" || true
+assert_eq "$(bl_count 1 'dropped a signalling message: cannot open it')" $((seen + 1)) \
+  "the 300 KiB message never reached alpha, the small one did"
+
+# Item 5: the client id alpha has now, from the broker's log, taken by someone else.
+ids() { grep -oE "New client connected from $(lab_wan_ip 1):[0-9]+ as [^ ]+" "$LAB_DIR/pub-broker.log" | awk '{ print $NF }'; }
+first=$(ids | tail -1)
+lost=$(bl_count 1 'signal: connection lost')
+lab_exec_pub timeout 5 mosquitto_sub -h "$LAB_PUB_IP" -i "$first" -t nothing -W 2 >/dev/null 2>&1 || true
+assert_ok "the takeover pushes alpha off once" \
+  lab_wait_for 10 bash -c "[[ \$(grep -c 'signal: connection lost' '$(bl_log 1)') -gt $lost ]]"
+second=$first
+for ((k = 0; k < 200; k++)); do
+  second=$(ids | tail -1)
+  [[ $second != "$first" ]] && break
+  sleep 0.1
+done
+assert_ok "under a new client id ($first, then $second)" test "$second" != "$first"
+lost=$(bl_count 1 'signal: connection lost')
+lab_exec_pub timeout 5 mosquitto_sub -h "$LAB_PUB_IP" -i "$first" -t nothing -W 2 >/dev/null 2>&1 || true
+sleep 1
+assert_eq "$(bl_count 1 'signal: connection lost')" "$lost" "the old client id pushes nobody off any more"
 lab_finish
