@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* config.c - load and validate the site's INI file (format in docs/CONFIG.md).
  *
- * Two passes over the text: a line scan of our own (line numbers, repeated `topic`
- * keys, repeated sections and keys, unknown names), then GKeyFile for the values. The
- * result is built in a local config_t and copied to *out only when everything is valid,
- * so every error path just frees that local. Strings are GLib-allocated (g_free). */
+ * The text is read by confscan.c (a line scan of our own, then GKeyFile); here are the
+ * sections and keys and what each must be. The result is built in a local config_t and
+ * copied to *out only when everything is valid, so every error path just frees that
+ * local. Strings are GLib-allocated (g_free). */
 #include "config.h"
 
 #include <errno.h>
@@ -18,7 +18,12 @@
 
 #include <glib.h>
 
+#include "confscan.h"
 #include "log.h"
+
+/* An error at [sect] key, with its line. */
+#define fail(L, sect, key, ...)                                                                    \
+    confscan_fail((L), confscan_line((L), (sect), (key)), (sect), (key), __VA_ARGS__)
 
 #define CONFIG_MAX_BYTES (1024 * 1024)
 #define SECRET_MIN 16
@@ -34,25 +39,6 @@
 #define DEFAULT_RETAINED_BYTES ((size_t)256 << 20)
 #define RETAINED_BYTES_LIMIT ((size_t)1 << 40)
 
-typedef struct scan_key {
-    int sect; /* index into loader.sects */
-    char *key;
-    char *value;
-    int line;
-} scan_key_t;
-
-typedef struct loader {
-    const char *file;
-    char *dir; /* where a relative secret_file is looked for */
-    char *err;
-    size_t errlen;
-    GKeyFile *kf;
-    GPtrArray *sects; /* section names in file order */
-    GArray *sect_lines;
-    GArray *keys;      /* scan_key_t in file order */
-    GHashTable *lines; /* "sect\nkey" or "sect" -> first line (GINT_TO_POINTER) */
-} loader_t;
-
 static const char *const site_keys[] = {
     "name",     "state_dir",   "log_level", "max_message_size", "queue_max_messages",
     "delivery", "link_window", NULL};
@@ -67,317 +53,23 @@ static const char *const peer_keys[] = {
     "fingerprint",        "mode", "queue_qos0", "topic", "retained_max_topics",
     "retained_max_bytes", NULL};
 
-/* ---- errors ------------------------------------------------------------------------ */
-
-static int line_of(const loader_t *L, const char *sect, const char *key)
-{
-    if (!L->lines || !sect)
-        return 0;
-    int line = 0;
-    if (key) {
-        char *k = g_strconcat(sect, "\n", key, NULL);
-        line = GPOINTER_TO_INT(g_hash_table_lookup(L->lines, k));
-        g_free(k);
-    }
-    /* A missing key is reported at its section's header. */
-    return line ? line : GPOINTER_TO_INT(g_hash_table_lookup(L->lines, sect));
-}
-
-/* "FILE[:LINE]: [section] key: reason"; returns BL_EINVAL. */
-static int fail_at(loader_t *L, int line, const char *sect, const char *key, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static int fail_at(loader_t *L, int line, const char *sect, const char *key, const char *fmt, ...)
-{
-    char why[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, sizeof(why), fmt, ap);
-    va_end(ap);
-    char where[32] = "";
-    if (line > 0)
-        snprintf(where, sizeof(where), ":%d", line);
-    snprintf(L->err, L->errlen, "%s%s: %s%.100s%s%s%s%s", L->file, where, sect ? "[" : "",
-             sect ? sect : "", sect ? "]" : "", key ? " " : "", key ? key : "",
-             sect || key ? ": " : "");
-    size_t used = strlen(L->err);
-    if (used + 1 < L->errlen)
-        snprintf(L->err + used, L->errlen - used, "%s", why);
-    return BL_EINVAL;
-}
-
-#define fail(L, sect, key, ...)                                                                    \
-    fail_at((L), line_of((L), (sect), (key)), (sect), (key), __VA_ARGS__)
-
-/* ---- pass 1: our own line scan ------------------------------------------------------ */
-
-static void remember(loader_t *L, char *hkey, int line)
-{
-    /* Keeps the first line; takes ownership of hkey. */
-    if (g_hash_table_contains(L->lines, hkey))
-        g_free(hkey);
-    else
-        g_hash_table_insert(L->lines, hkey, GINT_TO_POINTER(line));
-}
-
-/* Same rules as GKeyFile: "[name]" then only blanks; no '[' ']' or controls in name. */
-static int scan_section(loader_t *L, const char *s, int line)
-{
-    const char *close = strchr(s, ']');
-    const char *after = close ? close + 1 : NULL;
-    while (after && (*after == ' ' || *after == '\t'))
-        after++;
-    bool ok = close && close > s + 1 && *after == '\0';
-    for (const char *p = s + 1; ok && p < close; p++)
-        if (*p == '[' || g_ascii_iscntrl(*p))
-            ok = false;
-    if (!ok)
-        return fail_at(L, line, NULL, NULL, "\"%.100s\" is not a [section] header", s);
-    char *name = g_strndup(s + 1, (gsize)(close - s - 1));
-    int first = GPOINTER_TO_INT(g_hash_table_lookup(L->lines, name));
-    if (first) {
-        fail_at(L, line, name, NULL, "section repeated (first at line %d); give each once", first);
-        g_free(name);
-        return BL_EINVAL;
-    }
-    g_ptr_array_add(L->sects, name);
-    g_array_append_val(L->sect_lines, line);
-    remember(L, g_strdup(name), line);
-    return 0;
-}
-
-static int scan_key(loader_t *L, const char *s, int line)
-{
-    const char *eq = strchr(s, '=');
-    if (!eq)
-        return fail_at(L, line, NULL, NULL,
-                       "\"%.100s\" is not a key = value line, a [section] header or a comment", s);
-    char *key = g_strstrip(g_strndup(s, (gsize)(eq - s)));
-    if (!*key || L->sects->len == 0) {
-        fail_at(L, line, NULL, NULL,
-                *key ? "key \"%.100s\" comes before any [section]"
-                     : "\"%.100s\" has no key before '='",
-                *key ? key : s);
-        g_free(key);
-        return BL_EINVAL;
-    }
-    int sect = (int)L->sects->len - 1;
-    const char *sname = g_ptr_array_index(L->sects, sect);
-    char *hkey = g_strconcat(sname, "\n", key, NULL);
-    int first = GPOINTER_TO_INT(g_hash_table_lookup(L->lines, hkey));
-    /* GKeyFile would silently keep the last of a repeated key; only topic repeats. */
-    if (first && strcmp(key, "topic") != 0) {
-        fail_at(L, line, sname, key, "given twice (first at line %d)", first);
-        g_free(hkey);
-        g_free(key);
-        return BL_EINVAL;
-    }
-    remember(L, hkey, line);
-    scan_key_t k = {sect, key, g_strstrip(g_strdup(eq + 1)), line};
-    g_array_append_val(L->keys, k);
-    return 0;
-}
-
-/* text is our private copy: ';' comment lines are turned into '#' ones in place so
- * GKeyFile (which only knows '#') reads the same file we do. */
-static int scan_text(loader_t *L, char *text)
-{
-    int lineno = 0, rc = 0;
-    for (char *line = text; line && rc == 0;) {
-        lineno++;
-        char *nl = strchr(line, '\n');
-        char *end = nl ? nl : line + strlen(line);
-        char *s = line;
-        while (s < end && g_ascii_isspace(*s))
-            s++;
-        if (s < end && *s == ';')
-            *s = '#';
-        char *l = g_strndup(s, (gsize)(end - s));
-        size_t n = strlen(l);
-        if (n && l[n - 1] == '\r')
-            l[n - 1] = '\0';
-        if (*l == '[')
-            rc = scan_section(L, l, lineno);
-        else if (*l && *l != '#')
-            rc = scan_key(L, l, lineno);
-        g_free(l);
-        line = nl ? nl + 1 : NULL;
-    }
-    return rc;
-}
-
-static int line_at(const char *data, const char *pos)
-{
-    int line = 1;
-    for (const char *p = data; p < pos; p++)
-        line += *p == '\n';
-    return line;
-}
-
-/* ---- typed values --------------------------------------------------------------------- */
-
-/* The value as written, blanks trimmed; NULL when absent or empty (empty = not set). */
-static char *get_str(loader_t *L, const char *sect, const char *key)
-{
-    char *v = g_key_file_get_value(L->kf, sect, key, NULL);
-    if (v && !*g_strstrip(v)) {
-        g_free(v);
-        v = NULL;
-    }
-    return v;
-}
-
-static int get_long(loader_t *L, const char *sect, const char *key, long min, long max, long *dst)
-{
-    char *v = get_str(L, sect, key);
-    if (!v)
-        return 0;
-    char *end = NULL;
-    errno = 0;
-    long long x = g_ascii_strtoll(v, &end, 10);
-    int rc = 0;
-    if (errno || end == v || *end || x < min || x > max)
-        rc = fail(L, sect, key, "\"%.100s\" is not a whole number from %ld to %ld", v, min, max);
-    else
-        *dst = (long)x;
-    g_free(v);
-    return rc;
-}
-
-static int get_int(loader_t *L, const char *sect, const char *key, long min, long max, int *dst)
-{
-    long x = *dst;
-    int rc = get_long(L, sect, key, min, max, &x);
-    *dst = (int)x;
-    return rc;
-}
-
-static int get_bool(loader_t *L, const char *sect, const char *key, bool *dst)
-{
-    static const char *const yes[] = {"true", "yes", "on", "1"};
-    static const char *const no[] = {"false", "no", "off", "0"};
-    char *v = get_str(L, sect, key);
-    if (!v)
-        return 0;
-    bool found = false;
-    for (size_t i = 0; i < BL_ARRAY_LEN(yes); i++) {
-        bool is_yes = g_ascii_strcasecmp(v, yes[i]) == 0;
-        if (is_yes || g_ascii_strcasecmp(v, no[i]) == 0) {
-            *dst = is_yes;
-            found = true;
-        }
-    }
-    int rc = 0;
-    if (!found)
-        rc = fail(L, sect, key, "\"%.100s\" is not a boolean (true or false)", v);
-    g_free(v);
-    return rc;
-}
-
-/* Bytes with an optional k (KiB) or M (MiB) suffix. */
-static int get_size(loader_t *L, const char *sect, const char *key, size_t max, size_t *dst)
-{
-    char *v = get_str(L, sect, key);
-    if (!v)
-        return 0;
-    char *end = NULL;
-    errno = 0;
-    guint64 x = g_ascii_strtoull(v, &end, 10);
-    guint64 mult = 1;
-    if (end != v && (*end == 'k' || *end == 'K'))
-        mult = 1024, end++;
-    else if (end != v && (*end == 'm' || *end == 'M'))
-        mult = 1024 * 1024, end++;
-    int rc = 0;
-    if (errno || end == v || *end || !g_ascii_isdigit(v[0]) || x == 0 || x > max / mult)
-        rc = fail(L, sect, key,
-                  "\"%.100s\" is not a size from 1 to %zu bytes (suffix k or M "
-                  "for KiB or MiB)",
-                  v, max);
-    else
-        *dst = (size_t)(x * mult);
-    g_free(v);
-    return rc;
-}
-
-static bool host_chars_ok(const char *h, bool bracketed)
-{
-    for (const char *p = h; *p; p++) {
-        bool ok = bracketed ? (g_ascii_isxdigit(*p) || *p == ':' || *p == '.')
-                            : (g_ascii_isalnum(*p) || *p == '.' || *p == '-' || *p == '_');
-        if (!ok)
-            return false;
-    }
-    return *h != '\0';
-}
-
-/* "host", "host:port", "[v6]" or "[v6]:port". Returns a reason or NULL. */
-static const char *parse_hostport(const char *s, int defport, char **host, int *port)
-{
-    const char *colon, *hs = s, *he;
-    bool br = s[0] == '[';
-    if (br) {
-        hs = s + 1;
-        he = strchr(hs, ']');
-        if (!he)
-            return "has '[' without ']'";
-        colon = he[1] == ':' ? he + 1 : NULL;
-        if (he[1] && !colon)
-            return "has something other than :PORT after ']'";
-    } else {
-        colon = strchr(s, ':');
-        if (colon && strchr(colon + 1, ':'))
-            return "has several ':' (write an IPv6 address in brackets: [::1]:3478)";
-        he = colon ? colon : s + strlen(s);
-    }
-    char *h = g_strndup(hs, (gsize)(he - hs));
-    if (!host_chars_ok(h, br)) {
-        g_free(h);
-        return "does not start with a host name or address";
-    }
-    long p = defport;
-    if (colon) {
-        char *end = NULL;
-        p = g_ascii_isdigit(colon[1]) ? strtol(colon + 1, &end, 10) : -1;
-        if (p < 1 || p > 65535 || *end) {
-            g_free(h);
-            return "has a port that is not a number from 1 to 65535";
-        }
-    }
-    *host = h;
-    *port = (int)p;
-    return NULL;
-}
-
-static int get_hostport(loader_t *L, const char *sect, const char *key, int defport, char **host,
-                        int *port)
-{
-    char *v = get_str(L, sect, key);
-    if (!v)
-        return 0;
-    const char *why = parse_hostport(v, defport, host, port);
-    if (why)
-        fail(L, sect, key, "\"%.100s\" %s; expected HOST[:PORT]", v, why);
-    g_free(v);
-    return why ? BL_EINVAL : 0;
-}
-
 /* ---- sections ------------------------------------------------------------------------- */
 
-static int load_site(loader_t *L, config_t *c)
+static int load_site(confscan_t *L, config_t *c)
 {
     const char *S = "site";
-    c->site_name = get_str(L, S, "name");
+    c->site_name = confscan_str(L, S, "name");
     if (!c->site_name)
         return fail(L, S, "name", "missing (required): this site's name");
     if (!bl_site_name_valid(c->site_name))
         return fail(L, S, "name",
                     "\"%.100s\" is not a valid site name (1 to 64 of A-Z a-z 0-9 . _ -)",
                     c->site_name);
-    c->state_dir = get_str(L, S, "state_dir");
+    c->state_dir = confscan_str(L, S, "state_dir");
     if (!c->state_dir)
         c->state_dir = g_strdup(DEFAULT_STATE_DIR);
     c->log_level = LOG_LVL_INFO;
-    char *lvl = get_str(L, S, "log_level");
+    char *lvl = confscan_str(L, S, "log_level");
     if (lvl && (c->log_level = log_level_parse(lvl)) < 0) {
         fail(L, S, "log_level", "\"%.100s\" is not debug, info, warn or error", lvl);
         g_free(lvl);
@@ -385,13 +77,13 @@ static int load_site(loader_t *L, config_t *c)
     }
     g_free(lvl);
     c->max_message_size = BL_MAX_MESSAGE_DEFAULT;
-    if (get_size(L, S, "max_message_size", MAX_MESSAGE_LIMIT, &c->max_message_size))
+    if (confscan_size(L, S, "max_message_size", MAX_MESSAGE_LIMIT, &c->max_message_size))
         return BL_EINVAL;
     long q = DEFAULT_QUEUE_MAX;
-    if (get_long(L, S, "queue_max_messages", 1, 1000000000L, &q))
+    if (confscan_long(L, S, "queue_max_messages", 1, 1000000000L, &q))
         return BL_EINVAL;
     c->queue_max_messages = (size_t)q;
-    char *d = get_str(L, S, "delivery");
+    char *d = confscan_str(L, S, "delivery");
     if (d && strcmp(d, "qos") && strcmp(d, "exactly-once") && strcmp(d, "at-least-once")) {
         fail(L, S, "delivery", "\"%.100s\" is not qos, exactly-once or at-least-once", d);
         g_free(d);
@@ -402,7 +94,7 @@ static int load_site(loader_t *L, config_t *c)
                                                : CONFIG_DELIVERY_AT_LEAST_ONCE;
     g_free(d);
     c->link_window = BL_LINK_WINDOW_DEFAULT;
-    if (get_size(L, S, "link_window", LINK_WINDOW_MAX, &c->link_window))
+    if (confscan_size(L, S, "link_window", LINK_WINDOW_MAX, &c->link_window))
         return BL_EINVAL;
     if (c->link_window < LINK_WINDOW_MIN)
         return fail(L, S, "link_window", "%zu bytes is less than the minimum of 256k",
@@ -410,35 +102,35 @@ static int load_site(loader_t *L, config_t *c)
     return 0;
 }
 
-static int load_local(loader_t *L, config_t *c)
+static int load_local(confscan_t *L, config_t *c)
 {
     const char *S = "local";
-    c->local_host = get_str(L, S, "host");
+    c->local_host = confscan_str(L, S, "host");
     if (!c->local_host)
         c->local_host = g_strdup("127.0.0.1");
-    if (get_bool(L, S, "tls", &c->local_tls))
+    if (confscan_bool(L, S, "tls", &c->local_tls))
         return BL_EINVAL;
     c->local_port = c->local_tls ? 8883 : 1883;
-    if (get_int(L, S, "port", 1, 65535, &c->local_port))
+    if (confscan_int(L, S, "port", 1, 65535, &c->local_port))
         return BL_EINVAL;
-    c->local_username = get_str(L, S, "username");
-    c->local_password = get_str(L, S, "password");
+    c->local_username = confscan_str(L, S, "username");
+    c->local_password = confscan_str(L, S, "password");
     if (c->local_password && !c->local_username)
         return fail(L, S, "password", "given without a username");
-    c->local_cafile = get_str(L, S, "cafile");
+    c->local_cafile = confscan_str(L, S, "cafile");
     if (c->local_cafile && !c->local_tls)
         return fail(L, S, "cafile", "given but tls is false (set tls = true)");
-    c->local_client_id = get_str(L, S, "client_id");
+    c->local_client_id = confscan_str(L, S, "client_id");
     if (!c->local_client_id)
         c->local_client_id = g_strconcat("brokerless-", c->site_name, NULL);
     c->local_keepalive = 30;
-    return get_int(L, S, "keepalive", 5, 3600, &c->local_keepalive);
+    return confscan_int(L, S, "keepalive", 5, 3600, &c->local_keepalive);
 }
 
 /* "mqtt://host[:port]" (1883) or "mqtts://host[:port]" (8883), optional trailing '/'. */
-static int load_url(loader_t *L, config_t *c)
+static int load_url(confscan_t *L, config_t *c)
 {
-    char *url = get_str(L, "signal", "url");
+    char *url = confscan_str(L, "signal", "url");
     if (!url)
         return fail(L, "signal", "url",
                     "missing (required): mqtt://HOST[:PORT] or "
@@ -455,7 +147,8 @@ static int load_url(loader_t *L, config_t *c)
         size_t n = strlen(hp);
         if (n && hp[n - 1] == '/')
             hp[n - 1] = '\0';
-        why = parse_hostport(hp, c->signal_tls ? 8883 : 1883, &c->signal_host, &c->signal_port);
+        why = confscan_parse_hostport(hp, c->signal_tls ? 8883 : 1883, &c->signal_host,
+                                      &c->signal_port);
         g_free(hp);
     }
     if (why)
@@ -466,7 +159,7 @@ static int load_url(loader_t *L, config_t *c)
 
 /* The first line of the file, trailing blanks removed. Only a regular file is read, so a
  * FIFO or device named by mistake cannot block or flood the daemon. */
-static int read_secret_file(loader_t *L, const char *name, char **out)
+static int read_secret_file(confscan_t *L, const char *name, char **out)
 {
     char *path = g_path_is_absolute(name) ? g_strdup(name) : g_build_filename(L->dir, name, NULL);
     char buf[SECRET_LINE_MAX + 1];
@@ -515,20 +208,20 @@ static int read_secret_file(loader_t *L, const char *name, char **out)
     return rc;
 }
 
-static int load_signal(loader_t *L, config_t *c)
+static int load_signal(confscan_t *L, config_t *c)
 {
     const char *S = "signal";
     if (load_url(L, c))
         return BL_EINVAL;
-    c->signal_username = get_str(L, S, "username");
-    c->signal_password = get_str(L, S, "password");
+    c->signal_username = confscan_str(L, S, "username");
+    c->signal_password = confscan_str(L, S, "password");
     if (c->signal_password && !c->signal_username)
         return fail(L, S, "password", "given without a username");
-    c->signal_cafile = get_str(L, S, "cafile");
+    c->signal_cafile = confscan_str(L, S, "cafile");
     if (c->signal_cafile && !c->signal_tls)
         return fail(L, S, "cafile", "given but the url is mqtt:// (use mqtts:// for TLS)");
-    char *file = get_str(L, S, "secret_file");
-    c->network_secret = get_str(L, S, "secret");
+    char *file = confscan_str(L, S, "secret_file");
+    c->network_secret = confscan_str(L, S, "secret");
     int rc = 0;
     if (file && c->network_secret)
         rc = fail(L, S, "secret_file", "given together with secret; give exactly one");
@@ -544,17 +237,18 @@ static int load_signal(loader_t *L, config_t *c)
     return rc;
 }
 
-static int load_ice(loader_t *L, config_t *c)
+static int load_ice(confscan_t *L, config_t *c)
 {
     const char *S = "ice";
     c->send_host_candidates = true;
-    if (get_hostport(L, S, "stun", 3478, &c->stun_host, &c->stun_port) ||
-        get_hostport(L, S, "turn", 3478, &c->turn_host, &c->turn_port) ||
-        get_bool(L, S, "tcp", &c->ice_tcp) || get_bool(L, S, "force_relay", &c->force_relay) ||
-        get_bool(L, S, "send_host_candidates", &c->send_host_candidates))
+    if (confscan_hostport(L, S, "stun", 3478, &c->stun_host, &c->stun_port) ||
+        confscan_hostport(L, S, "turn", 3478, &c->turn_host, &c->turn_port) ||
+        confscan_bool(L, S, "tcp", &c->ice_tcp) ||
+        confscan_bool(L, S, "force_relay", &c->force_relay) ||
+        confscan_bool(L, S, "send_host_candidates", &c->send_host_candidates))
         return BL_EINVAL;
-    c->turn_username = get_str(L, S, "turn_username");
-    c->turn_password = get_str(L, S, "turn_password");
+    c->turn_username = confscan_str(L, S, "turn_username");
+    c->turn_password = confscan_str(L, S, "turn_password");
     if (c->turn_host && !c->turn_username)
         return fail(L, S, "turn_username", "missing (required with turn)");
     if (c->turn_host && !c->turn_password)
@@ -578,11 +272,11 @@ static const char *peer_name_of(const char *sect)
     return n;
 }
 
-static int load_rules(loader_t *L, int sect_idx, const char *sect, config_peer_t *p)
+static int load_rules(confscan_t *L, int sect_idx, const char *sect, config_peer_t *p)
 {
     size_t n = 0;
     for (guint i = 0; i < L->keys->len; i++) {
-        scan_key_t *k = &g_array_index(L->keys, scan_key_t, i);
+        confscan_key_t *k = &g_array_index(L->keys, confscan_key_t, i);
         n += k->sect == sect_idx && strcmp(k->key, "topic") == 0;
     }
     if (n == 0)
@@ -591,18 +285,18 @@ static int load_rules(loader_t *L, int sect_idx, const char *sect, config_peer_t
                     "[in|out|both [QOS [LOCAL_PREFIX REMOTE_PREFIX]]] line");
     p->rules = g_new0(route_rule_t, n);
     for (guint i = 0; i < L->keys->len; i++) {
-        scan_key_t *k = &g_array_index(L->keys, scan_key_t, i);
+        confscan_key_t *k = &g_array_index(L->keys, confscan_key_t, i);
         if (k->sect != sect_idx || strcmp(k->key, "topic") != 0)
             continue;
         char why[400];
         if (router_rule_parse(k->value, &p->rules[p->n_rules], why, sizeof(why)))
-            return fail_at(L, k->line, sect, "topic", "%s", why);
+            return confscan_fail(L, k->line, sect, "topic", "%s", why);
         p->n_rules++;
     }
     return 0;
 }
 
-static int load_peer(loader_t *L, config_t *c, int sect_idx, config_peer_t *p)
+static int load_peer(confscan_t *L, config_t *c, int sect_idx, config_peer_t *p)
 {
     const char *sect = g_ptr_array_index(L->sects, sect_idx);
     const char *name = peer_name_of(sect);
@@ -616,7 +310,7 @@ static int load_peer(loader_t *L, config_t *c, int sect_idx, config_peer_t *p)
                     "this is the site's own name ([site] name); a site does "
                     "not peer with itself");
     p->name = g_strdup(name);
-    char *fp = get_str(L, sect, "fingerprint");
+    char *fp = confscan_str(L, sect, "fingerprint");
     char norm[96];
     int rc = 0;
     if (!fp)
@@ -639,31 +333,31 @@ static int load_peer(loader_t *L, config_t *c, int sect_idx, config_peer_t *p)
                         "certificate",
                         c->peers[i].name);
     p->fingerprint = g_strdup(norm);
-    p->mode = get_str(L, sect, "mode");
+    p->mode = confscan_str(L, sect, "mode");
     if (!p->mode)
         p->mode = g_strdup("webrtc");
     if (strcmp(p->mode, "webrtc") != 0 && strcmp(p->mode, "esp32-example") != 0)
         return fail(L, sect, "mode", "\"%.100s\" is not webrtc or esp32-example", p->mode);
-    if (get_bool(L, sect, "queue_qos0", &p->queue_qos0))
+    if (confscan_bool(L, sect, "queue_qos0", &p->queue_qos0))
         return BL_EINVAL;
     long topics = DEFAULT_RETAINED_TOPICS;
     p->retained_max_bytes = DEFAULT_RETAINED_BYTES;
-    if (get_long(L, sect, "retained_max_topics", 1, 1000000000L, &topics) ||
-        get_size(L, sect, "retained_max_bytes", RETAINED_BYTES_LIMIT, &p->retained_max_bytes))
+    if (confscan_long(L, sect, "retained_max_topics", 1, 1000000000L, &topics) ||
+        confscan_size(L, sect, "retained_max_bytes", RETAINED_BYTES_LIMIT, &p->retained_max_bytes))
         return BL_EINVAL;
     p->retained_max_topics = (size_t)topics;
     return load_rules(L, sect_idx, sect, p);
 }
 
-static int load_peers(loader_t *L, config_t *c)
+static int load_peers(confscan_t *L, config_t *c)
 {
     size_t n = 0;
     for (guint i = 0; i < L->sects->len; i++)
         n += peer_name_of(g_ptr_array_index(L->sects, i)) != NULL;
     if (n == 0)
-        return fail_at(L, 0, "peer NAME", NULL,
-                       "no peer configured; add at least one "
-                       "[peer NAME] section");
+        return confscan_fail(L, 0, "peer NAME", NULL,
+                             "no peer configured; add at least one "
+                             "[peer NAME] section");
     c->peers = g_new0(config_peer_t, n);
     for (guint i = 0; i < L->sects->len; i++) {
         if (!peer_name_of(g_ptr_array_index(L->sects, i)))
@@ -678,7 +372,7 @@ static int load_peers(loader_t *L, config_t *c)
 
 /* Every section and key must be one we know: a typo must not silently fall back to a
  * default. Reported in file order, at the offending line. */
-static int check_names(loader_t *L)
+static int check_names(confscan_t *L)
 {
     static const struct {
         const char *name;
@@ -695,21 +389,21 @@ static int check_names(loader_t *L)
                 keys[i] = known[j].keys;
         const char *peer = peer_name_of(s);
         if (peer && !*peer)
-            rc = fail_at(L, line, s, NULL, "a peer section needs a name: [peer NAME]");
+            rc = confscan_fail(L, line, s, NULL, "a peer section needs a name: [peer NAME]");
         else if (peer)
             keys[i] = peer_keys;
         else if (!keys[i])
-            rc = fail_at(L, line, s, NULL,
-                         "unknown section (known: [site], [local], [signal], "
-                         "[ice], [peer NAME])");
+            rc = confscan_fail(L, line, s, NULL,
+                               "unknown section (known: [site], [local], [signal], "
+                               "[ice], [peer NAME])");
     }
     for (guint i = 0; i < L->keys->len && !rc; i++) {
-        scan_key_t *k = &g_array_index(L->keys, scan_key_t, i);
+        confscan_key_t *k = &g_array_index(L->keys, confscan_key_t, i);
         if (g_strv_contains((const char *const *)keys[k->sect], k->key))
             continue;
         char *list = g_strjoinv(", ", (char **)keys[k->sect]);
-        rc = fail_at(L, k->line, g_ptr_array_index(L->sects, k->sect), k->key,
-                     "unknown key (known here: %s)", list);
+        rc = confscan_fail(L, k->line, g_ptr_array_index(L->sects, k->sect), k->key,
+                           "unknown key (known here: %s)", list);
         g_free(list);
     }
     g_free(keys);
@@ -718,48 +412,15 @@ static int check_names(loader_t *L)
 
 /* ---- public ----------------------------------------------------------------------------- */
 
-static void scan_key_clear(gpointer p)
-{
-    scan_key_t *k = p;
-    g_free(k->key);
-    g_free(k->value);
-}
-
-static void loader_clear(loader_t *L)
-{
-    if (L->kf)
-        g_key_file_free(L->kf);
-    if (L->sects)
-        g_ptr_array_free(L->sects, TRUE);
-    if (L->sect_lines)
-        g_array_free(L->sect_lines, TRUE);
-    if (L->keys)
-        g_array_free(L->keys, TRUE);
-    if (L->lines)
-        g_hash_table_destroy(L->lines);
-    g_free(L->dir);
-}
-
-/* Whole-file checks GKeyFile does not make with a line number. */
-static int check_bytes(loader_t *L, const char *data, size_t len)
-{
-    const char *bad = memchr(data, '\0', len);
-    if (bad)
-        return fail_at(L, line_at(data, bad), NULL, NULL, "contains a NUL byte");
-    if (!g_utf8_validate_len(data, len, &bad))
-        return fail_at(L, line_at(data, bad), NULL, NULL, "is not valid UTF-8");
-    return 0;
-}
-
-static int load_all(loader_t *L, char *text, config_t *c)
+static int load_all(confscan_t *L, char *text, config_t *c)
 {
     GError *gerr = NULL;
-    if (scan_text(L, text))
+    if (confscan_scan(L, text))
         return BL_EINVAL;
     /* Our scan accepts only what GKeyFile accepts, so this rarely speaks; when it does
      * its message has no line number, only the offending text. */
     if (!g_key_file_load_from_data(L->kf, text, strlen(text), G_KEY_FILE_NONE, &gerr)) {
-        fail_at(L, 0, NULL, NULL, "%s", gerr->message);
+        confscan_fail(L, 0, NULL, NULL, "%s", gerr->message);
         g_error_free(gerr);
         return BL_EINVAL;
     }
@@ -773,17 +434,17 @@ int config_load_data(const char *data, size_t len, const char *name, config_t *o
                      size_t errlen)
 {
     char dummy[1];
-    loader_t L = {.file = name ? name : "config", .err = err, .errlen = errlen};
+    confscan_t L = {.file = name ? name : "config", .err = err, .errlen = errlen};
     if (!err || !errlen) {
         L.err = dummy;
         L.errlen = sizeof(dummy);
     }
     L.err[0] = '\0';
     if (!data || !out)
-        return fail_at(&L, 0, NULL, NULL, "no configuration given");
+        return confscan_fail(&L, 0, NULL, NULL, "no configuration given");
     if (len > CONFIG_MAX_BYTES)
-        return fail_at(&L, 0, NULL, NULL, "larger than %d bytes", CONFIG_MAX_BYTES);
-    int rc = check_bytes(&L, data, len);
+        return confscan_fail(&L, 0, NULL, NULL, "larger than %d bytes", CONFIG_MAX_BYTES);
+    int rc = confscan_check_bytes(&L, data, len);
     if (rc)
         return rc;
 
@@ -793,12 +454,12 @@ int config_load_data(const char *data, size_t len, const char *name, config_t *o
     L.kf = g_key_file_new();
     L.sects = g_ptr_array_new_with_free_func(g_free);
     L.sect_lines = g_array_new(FALSE, FALSE, sizeof(int));
-    L.keys = g_array_new(FALSE, FALSE, sizeof(scan_key_t));
-    g_array_set_clear_func(L.keys, scan_key_clear);
+    L.keys = g_array_new(FALSE, FALSE, sizeof(confscan_key_t));
+    g_array_set_clear_func(L.keys, confscan_key_clear);
     L.lines = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     rc = load_all(&L, text, &c);
     c.path = g_strdup(L.file);
-    loader_clear(&L);
+    confscan_clear(&L);
     explicit_bzero(text, len); /* it may hold the network secret */
     g_free(text);
     if (rc) {
