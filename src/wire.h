@@ -89,6 +89,7 @@ typedef struct wire_frame {
         wire_frag_t frag;
         wire_batch_t batch;
     } u;
+    const char *why; /* after a failed wire_decode: what was wrong (static), or NULL */
 } wire_frame_t;
 
 /* 0 when m's properties are within WIRE_MAX_USER_PROPS and WIRE_MAX_PROPS_LEN (what a
@@ -120,6 +121,7 @@ typedef struct wire_reasm {
     uint32_t msg_no;
     uint8_t *buf;
     size_t total, filled;
+    const char *why; /* after a failed wire_reasm_feed: what was wrong (static) */
 } wire_reasm_t;
 
 void wire_reasm_init(wire_reasm_t *r, size_t max_total);
