@@ -1,9 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* link.c - see link.h: one peer's session state machine and its frame pipe (two send
- * queues, small frames ahead of large ones and FRAG pieces, BATCH packing, reassembly)
- * and, at debug level, a trace of the windows. Over 600 lines because the pipe lives
- * and dies with the session (every drop clears it); it is the part to split off into a
- * module of its own if the link grows further. */
+/* link.c - see link.h: one peer's session state machine. Its transports come from the
+ * peer's kind (transport.h), its frames go through its framer (framer.h); sealed
+ * signalling is one handler per message type. */
 #include "link.h"
 
 #include <stdio.h>
@@ -12,71 +10,36 @@
 
 #include <openssl/rand.h>
 
+#include "framer.h"
 #include "log.h"
-#include "rtc.h"
+#include "transport.h"
 
-#define LINK_CONNECT_TIMEOUT_MS 20000
-#define LINK_BACKOFF_MIN_MS 1000
-#define LINK_BACKOFF_MAX_MS 30000
 #define LINK_RESTART_SPACING_MS 300
-/* Above this many bytes waiting for the transport the caller is told to hold off. */
-#define LINK_HIGH_WATER (256 * 1024)
-/* A BATCH carries small frames only, up to this many bytes in all: one channel message
- * that SCTP cuts into full packets, instead of a packet (and a DTLS record) per frame. */
-#define LINK_BATCH_MAX (16 * 1024)
-#define LINK_BATCH_FRAME_MAX 2048
-/* Small frames (at most LINK_BATCH_FRAME_MAX) go ahead of large ones and FRAG pieces:
- * the link keeps them in two queues, and hands the transport large ones only while less
- * than this waits there unsent (a small frame then waits behind that much and the piece
- * being sent, not behind the window's worth of a 1 MiB message). Enough for SCTP to fill
- * its window between two refills, which come with the SACKs that make room. */
-#define LINK_BULK_BACKLOG (64 * 1024)
-/* At debug level, how often an open link with traffic logs where its windows stand. */
-#define LINK_TRACE_MS 250
-
-/* What link_trace counts between two lines. */
-typedef struct link_counts {
-    uint64_t msgs_out; /* MSG frames with a sequence, i.e. waiting for an ACK */
-    uint64_t acked_in; /* sequences in the peer's ACK frames */
-    uint64_t acks_out, ack_seqs_out;
-    uint64_t frames_out, frames_in;
-    transport_stats_t tr;
-} link_counts_t;
 
 struct link {
     GMainContext *ctx;
     const config_t *cfg;
     const config_peer_t *peer;
     const cert_t *cert;
+    const transport_kind_t *kind;
     char who[96];
-    bool offerer;
+    bool offerer; /* sealed kinds */
 
     link_state_t state;
-    bool signal_up;
+    bool started;   /* link_start: the site is ready for links */
+    bool signal_up; /* the sealed signalling is connected */
     transport_t *tr;
     char sid[33];
     int64_t t_attempt, t_step, t_last_offer;
     bool offer_for_restart; /* the last offer answered a restart request */
     int64_t peer_ts;        /* newest sender timestamp of a message from the peer we acted on */
     unsigned backoff_ms;
-    GSource *retry_src, *timeout_src;
+    GSource *retry_src, *timeout_src, *broken_src;
+    bool rx_paused; /* link_pause_rx: also for transports made later */
 
-    /* Frames waiting for the transport, pending_bytes in all. express: small frames
-     * (GBytes), sent first and packed in BATCHes; bulk: large frames and FRAG pieces
-     * (bulk_t), and small MSG frames on a topic with a large message still in bulk, which
-     * must not overtake it (MQTT keeps order per topic). */
-    GQueue express, bulk;
-    GHashTable *bulk_topics; /* topic -> its messages in bulk */
-    size_t pending_bytes;
-    bool batch;         /* the peer takes BATCH frames (its HELLO said so) */
-    bool rx_paused;     /* link_pause_rx: also for transports made later */
-    GSource *flush_src; /* sends what this turn of the loop queued, packed */
-    uint32_t frag_no;
-    wire_reasm_t reasm;
-
-    link_stats_t stats;
-    link_counts_t counts, traced; /* now, and at the last trace line */
-    GSource *trace_src;
+    framer_t *fr;
+    link_stats_t *stats; /* a view refreshed by link_stats() */
+    uint64_t opens, failures;
     link_events_t ev;
     void *ud;
 };
@@ -100,7 +63,7 @@ static void set_state(link_t *l, link_state_t s)
 
 static GSource *timer(link_t *l, unsigned ms, GSourceFunc fn)
 {
-    GSource *src = g_timeout_source_new(ms);
+    GSource *src = ms ? g_timeout_source_new(ms) : g_idle_source_new();
     g_source_set_callback(src, fn, l, NULL);
     g_source_attach(src, l->ctx);
     g_source_unref(src);
@@ -115,54 +78,24 @@ static void cancel(GSource **src)
     }
 }
 
-/* One entry of the bulk queue; `topic` on the last piece of a message counted in
- * bulk_topics. */
-typedef struct bulk {
-    GBytes *data;
-    char *topic;
-} bulk_t;
-
-static void bulk_done(link_t *l, bulk_t *e)
+/* May an attempt begin: a sealed kind needs its signalling, the other the site's go. */
+static bool may_start(const link_t *l)
 {
-    if (e->topic) {
-        guint n = GPOINTER_TO_UINT(g_hash_table_lookup(l->bulk_topics, e->topic));
-        if (n > 1)
-            g_hash_table_insert(l->bulk_topics, g_strdup(e->topic), GUINT_TO_POINTER(n - 1));
-        else
-            g_hash_table_remove(l->bulk_topics, e->topic);
-        g_free(e->topic);
-    }
-    g_bytes_unref(e->data);
-    g_free(e);
+    return l->kind->sealed ? l->signal_up : l->started;
 }
 
-static void clear_pending(link_t *l)
-{
-    GBytes *b;
-    bulk_t *e;
-    cancel(&l->flush_src);
-    l->batch = false; /* until the next session's HELLO */
-    while ((b = g_queue_pop_head(&l->express)))
-        g_bytes_unref(b);
-    while ((e = g_queue_pop_head(&l->bulk)))
-        bulk_done(l, e);
-    l->pending_bytes = 0;
-    wire_reasm_clear(&l->reasm);
-    wire_reasm_init(&l->reasm, l->cfg->max_message_size + WIRE_MSG_MAX_OVERHEAD);
-}
-
-/* Tear the current attempt down; the transport is never on the stack here (rtc reports
- * failure from an idle callback). */
+/* Tear the current attempt down; the transport is never on the stack here (it reports
+ * failure from an idle callback, the framer's broken send is deferred too). */
 static void drop_session(link_t *l)
 {
     bool was_open = l->state == LINK_OPEN;
     cancel(&l->timeout_src);
-    cancel(&l->trace_src);
+    cancel(&l->broken_src);
+    framer_detach(l->fr);
     if (l->tr) {
         l->tr->ops->free(l->tr);
         l->tr = NULL;
     }
-    clear_pending(l);
     l->sid[0] = '\0';
     if (was_open && l->ev.on_down)
         l->ev.on_down(l->ud, l);
@@ -193,34 +126,45 @@ static gboolean recheck_cb(gpointer p)
     return G_SOURCE_REMOVE;
 }
 
+/* One line per failed attempt: what failed, where, and what comes next. A peer that never
+ * answered is not news worth a warning; a session that broke is. */
+static void log_failure(link_t *l, link_state_t was, const char *why, const char *next)
+{
+    if (was == LINK_OPEN)
+        LOG_WARN(l->who, "link down: %s; %s", why, next);
+    else
+        LOG_AT(was > LINK_SIGNALLING ? LOG_LVL_WARN : LOG_LVL_INFO, l->who,
+               "connection attempt failed in %s after %lld ms: %s; %s", link_state_name(was),
+               (long long)(bl_now_ms() - l->t_attempt), why, next);
+}
+
 static void session_failed(link_t *l, const char *why)
 {
     link_state_t was = l->state;
-    l->stats.failures++;
-    if (was == LINK_OPEN)
-        LOG_WARN(l->who, "link down: %s", why);
-    else
-        LOG_WARN(l->who, "connection attempt failed in %s after %lld ms: %s", link_state_name(was),
-                 (long long)(bl_now_ms() - l->t_attempt), why);
+    l->failures++;
     char sid[33];
     snprintf(sid, sizeof(sid), "%s", l->sid);
     drop_session(l);
-    if (!l->signal_up) {
+    if (!may_start(l)) {
+        log_failure(l, was, why, "waiting for signalling");
         set_state(l, LINK_WAITING);
         return;
     }
-    if (l->offerer) {
-        set_state(l, LINK_FAILED);
-        LOG_INFO(l->who, "retrying in %.1f s", l->backoff_ms / 1000.0);
-        cancel(&l->retry_src);
-        l->retry_src = timer(l, l->backoff_ms, retry_cb);
-        l->backoff_ms = BL_MIN(l->backoff_ms * 2, LINK_BACKOFF_MAX_MS);
-    } else {
+    if (l->kind->sealed && !l->offerer) {
         /* Ask the offerer for a fresh session; it may not have noticed yet. */
+        log_failure(l, was, why, "asking the peer for a new session");
         set_state(l, LINK_WAITING);
         if (sid[0])
             l->ev.signal_send(l->ud, l, "restart", sid, NULL);
+        return;
     }
+    char next[48];
+    snprintf(next, sizeof(next), "retrying in %.1f s", l->backoff_ms / 1000.0);
+    log_failure(l, was, why, next);
+    set_state(l, LINK_FAILED);
+    cancel(&l->retry_src);
+    l->retry_src = timer(l, l->backoff_ms, retry_cb);
+    l->backoff_ms = BL_MIN(l->backoff_ms * 2, l->kind->retry_max_ms);
 }
 
 static gboolean timeout_cb(gpointer p)
@@ -228,32 +172,33 @@ static gboolean timeout_cb(gpointer p)
     link_t *l = p;
     l->timeout_src = NULL;
     char why[80];
-    snprintf(why, sizeof(why), "no channel after %d s", LINK_CONNECT_TIMEOUT_MS / 1000);
+    snprintf(why, sizeof(why), "no channel after %u s", l->kind->connect_timeout_ms / 1000);
     session_failed(l, why);
     return G_SOURCE_REMOVE;
 }
 
 /* ---- transport events ---- */
 
-static void tr_signal(void *ud, const char *type, const char *body)
+static const char *const sig_names[] = {"offer", "answer", "cand", "eoc"};
+
+static void tr_signal(void *ud, transport_sig_t type, const char *body)
 {
     link_t *l = ud;
-    l->ev.signal_send(l->ud, l, type, l->sid, body);
+    l->ev.signal_send(l->ud, l, sig_names[type], l->sid, body);
 }
 
-static void tr_step(void *ud, const char *layer, const char *what)
+static void tr_step(void *ud, transport_phase_t phase, const char *what)
 {
     link_t *l = ud;
     int64_t now = bl_now_ms();
-    LOG_INFO(l->who, "%s: %s (+%lld ms, %lld ms since start)", layer, what,
-             (long long)(now - l->t_step), (long long)(now - l->t_attempt));
+    LOG_INFO(l->who, "%s (+%lld ms, %lld ms since start)", what, (long long)(now - l->t_step),
+             (long long)(now - l->t_attempt));
     l->t_step = now;
-    /* Steps only move the state forward: ICE may report "ready" after the channel is
-     * already open (nomination completes later than the first working pair). */
-    if (!strcmp(layer, "ice") && strncmp(what, "gathering", 9) != 0 && l->state < LINK_DTLS)
-        set_state(l, LINK_DTLS);
-    else if (!strcmp(layer, "dtls") && l->state < LINK_SCTP)
-        set_state(l, LINK_SCTP);
+    /* Only forward: ICE may report "ready" after the channel is already open
+     * (nomination completes later than the first working pair). */
+    link_state_t s = LINK_SIGNALLING + (link_state_t)phase;
+    if (l->state < s && l->state < LINK_OPEN)
+        set_state(l, s);
 }
 
 static void tr_open(void *ud)
@@ -262,8 +207,9 @@ static void tr_open(void *ud)
     char pair[128] = "";
     l->tr->ops->describe(l->tr, pair, sizeof(pair));
     cancel(&l->timeout_src);
-    l->backoff_ms = LINK_BACKOFF_MIN_MS;
-    l->stats.opens++;
+    l->backoff_ms = l->kind->retry_min_ms;
+    l->opens++;
+    framer_attach(l->fr, l->tr);
     LOG_INFO(l->who, "link open via %s path (%s) in %lld ms", l->tr->ops->path_type(l->tr), pair,
              (long long)(bl_now_ms() - l->t_attempt));
     set_state(l, LINK_OPEN);
@@ -276,224 +222,50 @@ static void tr_failed(void *ud, const char *why)
     session_failed(ud, why);
 }
 
-/* ---- window trace (debug level) ---- */
-
-static void trace_line(link_t *l)
-{
-    link_counts_t *c = &l->counts, *o = &l->traced;
-    transport_stats_t *t = &c->tr, *ot = &o->tr;
-    if (!l->tr || !l->tr->ops->stats || l->tr->ops->stats(l->tr, t))
-        memset(t, 0, sizeof(*t));
-    LOG_DEBUG(
-        l->who,
-        "window: %" G_GUINT64_FORMAT " msgs unacked (+%" G_GUINT64_FORMAT
-        " sent, +%" G_GUINT64_FORMAT " acked), link queue %zu B, sctp buffer %zu B "
-        "(%u chunks unacked, %u unsent), cwnd %u B, peer rwnd %u B, srtt %u ms, rto %u "
-        "ms; acks out +%" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT " seqs; rtx +%" G_GUINT64_FORMAT
-        " (fast +%" G_GUINT64_FORMAT "), T3 +%" G_GUINT64_FORMAT
-        ", delayed SACKs +%" G_GUINT64_FORMAT ", burst-held +%" G_GUINT64_FORMAT
-        ", packets +%" G_GUINT64_FORMAT "/+%" G_GUINT64_FORMAT " out/in",
-        c->msgs_out - c->acked_in, c->msgs_out - o->msgs_out, c->acked_in - o->acked_in,
-        l->pending_bytes, t->buffered, t->unacked, t->unsent, t->cwnd, t->peer_rwnd, t->srtt_ms,
-        t->rto_ms, c->acks_out - o->acks_out, c->ack_seqs_out - o->ack_seqs_out,
-        t->retrans - ot->retrans, t->fast_retrans - ot->fast_retrans, t->timeouts - ot->timeouts,
-        t->delayed_acks - ot->delayed_acks, t->burst_limited - ot->burst_limited,
-        t->packets_out - ot->packets_out, t->packets_in - ot->packets_in);
-}
-
-static gboolean trace_cb(gpointer p)
-{
-    link_t *l = p;
-    link_counts_t *c = &l->counts;
-    bool moved = c->frames_out != l->traced.frames_out || c->frames_in != l->traced.frames_in;
-    if (l->state != LINK_OPEN || (!moved && !l->pending_bytes && !c->tr.buffered)) {
-        l->trace_src = NULL; /* quiet: the next frame starts it again */
-        return G_SOURCE_REMOVE;
-    }
-    trace_line(l);
-    l->traced = *c;
-    return G_SOURCE_CONTINUE;
-}
-
-static void trace_start(link_t *l)
-{
-    if (l->trace_src || log_get_level() > LOG_LVL_DEBUG || l->state != LINK_OPEN)
-        return;
-    l->trace_src = g_timeout_source_new(LINK_TRACE_MS);
-    g_source_set_callback(l->trace_src, trace_cb, l, NULL);
-    g_source_attach(l->trace_src, l->ctx);
-    g_source_unref(l->trace_src);
-}
-
-/* Counts for the trace: frames that wait for an ACK, and ACKs, in either direction. */
-static void trace_count(link_t *l, const uint8_t *f, size_t len, bool out)
-{
-    if (len < WIRE_HEADER_LEN)
-        return;
-    link_counts_t *c = &l->counts;
-    if (f[1] == WIRE_ACK && len >= 6) {
-        uint64_t n = ((uint64_t)f[4] << 8) | f[5];
-        if (out) {
-            c->acks_out++;
-            c->ack_seqs_out += n;
-        } else {
-            c->acked_in += n;
-        }
-    } else if (f[1] == WIRE_MSG && out && len > 5 && len >= 13u + f[4]) {
-        const uint8_t *q = f + 5 + f[4];
-        uint64_t seq = 0;
-        for (int i = 0; i < 8; i++)
-            seq = (seq << 8) | q[i];
-        c->msgs_out += seq != 0;
-    }
-}
-
-static void deliver(link_t *l, const uint8_t *buf, size_t len)
-{
-    wire_frame_t f;
-    int rc = wire_decode(buf, len, l->cfg->max_message_size, &f);
-    if (rc) {
-        l->stats.bad_frames++;
-        LOG_WARN(l->who, "dropped a bad frame of %zu bytes from the peer: %s (%llu so far)", len,
-                 f.why ? f.why : bl_strerror(rc), (unsigned long long)l->stats.bad_frames);
-        return;
-    }
-    if (f.type == WIRE_BATCH) {
-        /* Checked whole by the decoder: only MSG and ACK frames inside, no recursion. */
-        const uint8_t *in;
-        size_t il;
-        while (l->state == LINK_OPEN && wire_batch_next(&f.u.batch, &in, &il) == 1)
-            deliver(l, in, il);
-        wire_frame_clear(&f);
-        return;
-    }
-    if (f.type == WIRE_FRAG) {
-        uint8_t *whole;
-        size_t whole_len;
-        rc = wire_reasm_feed(&l->reasm, &f.u.frag, &whole, &whole_len);
-        wire_frame_clear(&f);
-        if (rc < 0) {
-            l->stats.bad_frames++;
-            LOG_WARN(l->who, "dropped a fragmented frame from the peer: %s",
-                     l->reasm.why ? l->reasm.why : bl_strerror(rc));
-        } else if (rc == 1) {
-            deliver(l, whole, whole_len);
-            free(whole);
-        }
-        return;
-    }
-    trace_count(l, buf, len, false);
-    l->ev.on_frame(l->ud, l, &f);
-    wire_frame_clear(&f);
-}
-
 static void tr_frame(void *ud, const uint8_t *buf, size_t len)
 {
     link_t *l = ud;
-    l->stats.frames_in++;
-    l->stats.bytes_in += len;
-    l->counts.frames_in++;
-    trace_start(l);
-    deliver(l, buf, len);
-}
-
-static bool batchable(GBytes *b)
-{
-    size_t n;
-    const uint8_t *d = g_bytes_get_data(b, &n);
-    return n >= WIRE_HEADER_LEN && n <= LINK_BATCH_FRAME_MAX &&
-           (d[1] == WIRE_MSG || d[1] == WIRE_ACK);
-}
-
-/* The small frames at the head of the queue in one BATCH, or NULL when fewer than two
- * would go in (the head is then sent as it is). *count: how many it holds. */
-static uint8_t *pack(link_t *l, size_t *len, size_t *count)
-{
-    wire_piece_t pieces[LINK_BATCH_MAX / (WIRE_HEADER_LEN + WIRE_BATCH_ENTRY_OVERHEAD)];
-    size_t n = 0, total = WIRE_BATCH_HEADER_LEN;
-    for (GList *e = l->express.head; e && n < BL_ARRAY_LEN(pieces) && batchable(e->data);
-         e = e->next) {
-        size_t fl;
-        const uint8_t *d = g_bytes_get_data(e->data, &fl);
-        if (total + WIRE_BATCH_ENTRY_OVERHEAD + fl > LINK_BATCH_MAX)
-            break;
-        pieces[n++] = (wire_piece_t){d, fl};
-        total += WIRE_BATCH_ENTRY_OVERHEAD + fl;
-    }
-    uint8_t *out;
-    if (n < 2 || wire_encode_batch(pieces, n, &out, len) != 0)
-        return NULL;
-    *count = n;
-    return out;
-}
-
-/* The next bulk entry may go: little enough waits unsent in the transport. Otherwise the
- * transport calls on_writable when it has let enough out. */
-static bool bulk_may_go(link_t *l)
-{
-    return !l->tr->ops->backlog ||
-           l->tr->ops->backlog(l->tr, LINK_BULK_BACKLOG) < LINK_BULK_BACKLOG;
-}
-
-/* Hand frames to the transport until it is full: every small frame first, then large ones
- * while the transport has room behind its window. */
-static void flush(link_t *l)
-{
-    while (l->tr) {
-        GBytes *b = g_queue_peek_head(&l->express);
-        bulk_t *e = b ? NULL : g_queue_peek_head(&l->bulk);
-        if (!b && (!e || !bulk_may_go(l)))
-            return;
-        size_t n, count = 1;
-        const uint8_t *d = g_bytes_get_data(b ? b : e->data, &n);
-        uint8_t *packed = b && l->batch ? pack(l, &n, &count) : NULL;
-        int rc = l->tr->ops->send(l->tr, packed ? packed : d, n);
-        free(packed);
-        if (rc == BL_EAGAIN)
-            return;
-        if (rc) {
-            session_failed(l, "send failed");
-            return;
-        }
-        for (size_t i = 0; i < count; i++) {
-            size_t fl;
-            if (b) {
-                b = g_queue_pop_head(&l->express);
-                g_bytes_get_data(b, &fl);
-                g_bytes_unref(b);
-            } else {
-                e = g_queue_pop_head(&l->bulk);
-                g_bytes_get_data(e->data, &fl);
-                bulk_done(l, e);
-            }
-            l->pending_bytes -= fl;
-            l->stats.frames_out++;
-        }
-        l->stats.bytes_out += n;
-    }
-}
-
-static gboolean flush_cb(gpointer p)
-{
-    link_t *l = p;
-    l->flush_src = NULL;
-    /* Senders stopped at the high-water mark wait for on_writable. The transport only
-     * reports writable after it refused a send; when this deferred flush drains the
-     * queue without a refusal, nobody else would tell them (a stall, found with a QoS 0
-     * burst: the rest of it sat in memory until the next message came). */
-    bool was_full = !link_can_send(l);
-    flush(l);
-    if (was_full && link_can_send(l) && l->ev.on_writable)
-        l->ev.on_writable(l->ud, l);
-    return G_SOURCE_REMOVE;
+    if (l->state == LINK_OPEN)
+        framer_feed(l->fr, buf, len);
 }
 
 static void tr_writable(void *ud)
 {
     link_t *l = ud;
-    flush(l);
-    if (link_can_send(l) && l->ev.on_writable)
+    if (l->state == LINK_OPEN)
+        framer_writable(l->fr);
+}
+
+/* ---- framer events ---- */
+
+static void fr_frame(void *ud, const wire_frame_t *f)
+{
+    link_t *l = ud;
+    l->ev.on_frame(l->ud, l, f);
+}
+
+static void fr_writable(void *ud)
+{
+    link_t *l = ud;
+    if (l->ev.on_writable)
         l->ev.on_writable(l->ud, l);
+}
+
+static gboolean broken_cb(gpointer p)
+{
+    link_t *l = p;
+    l->broken_src = NULL;
+    session_failed(l, "the transport refused a frame");
+    return G_SOURCE_REMOVE;
+}
+
+/* The framer may be inside a call from the transport: fail from an idle callback. */
+static void fr_broken(void *ud, const char *why)
+{
+    link_t *l = ud;
+    (void)why;
+    if (!l->broken_src)
+        l->broken_src = timer(l, 0, broken_cb);
 }
 
 /* ---- sessions ---- */
@@ -508,63 +280,57 @@ static void new_sid(char out[33])
 
 static int new_transport(link_t *l, bool offerer)
 {
-    const config_t *c = l->cfg;
-    /* TURN's allocation already yields our server-reflexive address, and libnice drops
-     * the STUN answer when STUN and TURN share host and port (gathering then stalls
-     * ~2 s): skip a STUN server that is the TURN server. */
-    bool stun_is_turn = c->stun_host && c->turn_host && !strcmp(c->stun_host, c->turn_host) &&
-                        c->stun_port == c->turn_port;
-    rtc_opts_t o = {
-        .who = l->who,
-        .offerer = offerer,
-        .cert = l->cert,
-        .peer_fingerprint = l->peer->fingerprint,
-        .ice = {.stun_host = stun_is_turn ? NULL : c->stun_host,
-                .stun_port = c->stun_port,
-                .turn_host = c->turn_host,
-                .turn_port = c->turn_port,
-                .turn_username = c->turn_username,
-                .turn_password = c->turn_password,
-                .tcp = c->ice_tcp,
-                .force_relay = c->force_relay,
-                .send_host_candidates = c->send_host_candidates},
-        .window = c->link_window,
-    };
+    transport_args_t a = {
+        .who = l->who, .offerer = offerer, .cfg = l->cfg, .peer = l->peer, .cert = l->cert};
     transport_events_t ev = {.signal = tr_signal,
                              .on_step = tr_step,
                              .on_open = tr_open,
                              .on_failed = tr_failed,
                              .on_frame = tr_frame,
                              .on_writable = tr_writable};
-    l->tr = rtc_new(l->ctx, &o, &ev, l);
-    if (l->tr && l->rx_paused && l->tr->ops->pause_rx)
-        l->tr->ops->pause_rx(l->tr, true);
+    l->tr = l->kind->create(l->ctx, &a, &ev, l);
     if (!l->tr)
         return BL_ENOMEM;
+    if (l->rx_paused && l->tr->ops->pause_rx)
+        l->tr->ops->pause_rx(l->tr, true);
     l->t_attempt = l->t_step = bl_now_ms();
-    l->timeout_src = timer(l, LINK_CONNECT_TIMEOUT_MS, timeout_cb);
+    if (l->kind->connect_timeout_ms)
+        l->timeout_src = timer(l, l->kind->connect_timeout_ms, timeout_cb);
     set_state(l, LINK_SIGNALLING);
     return 0;
 }
 
+/* A new attempt that we begin: a sealed offerer's offer, or any attempt of a kind that
+ * finds its peer itself. */
 static void start_session(link_t *l)
 {
     drop_session(l);
     cancel(&l->retry_src);
-    if (!l->signal_up) {
+    if (!may_start(l)) {
         set_state(l, LINK_WAITING);
         return;
     }
-    new_sid(l->sid);
-    l->t_last_offer = bl_now_ms();
-    l->offer_for_restart = false;
-    LOG_INFO(l->who, "offering session %s", l->sid);
+    if (l->kind->sealed) {
+        new_sid(l->sid);
+        l->t_last_offer = bl_now_ms();
+        l->offer_for_restart = false;
+        LOG_INFO(l->who, "offering session %s", l->sid);
+    }
     if (new_transport(l, true) || l->tr->ops->start(l->tr))
         session_failed(l, "cannot start the transport");
 }
 
+void link_start(link_t *l)
+{
+    l->started = true;
+    if (!l->kind->sealed && !l->tr && !l->retry_src)
+        start_session(l);
+}
+
 void link_signal_up(link_t *l)
 {
+    if (!l->kind->sealed)
+        return;
     l->signal_up = true;
     if (l->state == LINK_OPEN)
         return;
@@ -577,8 +343,49 @@ void link_signal_up(link_t *l)
     }
 }
 
-static void answer_offer(link_t *l, const seal_msg_t *m)
+/* ---- sealed signalling: one handler per message type ---- */
+
+/* "restart": the answerer asks for a new session. Honoured unless a session is already
+ * past the offer/answer exchange. A request right after our offer most often means the
+ * peer subscribed just after the offer went out (both sites started together): offer
+ * again at once. It may also have crossed an offer the peer is about to answer; offering
+ * again then only costs the peer a second answer. Only one such offer per spacing: a
+ * request soon after one, or one that finds the link already open, is looked at again
+ * when the spacing has passed, and answered with an offer if no answer came (nothing, if
+ * the link is open then). */
+static void on_restart(link_t *l, const seal_msg_t *m)
 {
+    (void)m;
+    if (!l->offerer)
+        return;
+    if (l->state >= LINK_ICE && l->state < LINK_OPEN)
+        return;
+    int64_t since = bl_now_ms() - l->t_last_offer;
+    if (since < LINK_RESTART_SPACING_MS && (l->offer_for_restart || l->state == LINK_OPEN)) {
+        cancel(&l->retry_src);
+        l->retry_src = timer(l, (unsigned)(LINK_RESTART_SPACING_MS - since), recheck_cb);
+        return;
+    }
+    if (since < LINK_RESTART_SPACING_MS)
+        LOG_INFO(l->who, "peer asks for a session just after our offer (it may have "
+                         "subscribed too late for it): offering again");
+    else
+        LOG_INFO(l->who, "peer asks for a new session");
+    l->backoff_ms = l->kind->retry_min_ms;
+    start_session(l);
+    l->offer_for_restart = true;
+}
+
+/* "offer": the answerer drops what it had and answers with a new transport. */
+static void on_offer(link_t *l, const seal_msg_t *m)
+{
+    if (l->offerer) {
+        LOG_WARN(l->who,
+                 "peer sent an offer but we are the offerer (site names \"%s\" < "
+                 "\"%s\"): is the peer configured with another name for us?",
+                 l->cfg->site_name, l->peer->name);
+        return;
+    }
     if (!strcmp(m->sid, l->sid))
         return; /* a repeat of the session we are in */
     if (l->tr)
@@ -586,163 +393,104 @@ static void answer_offer(link_t *l, const seal_msg_t *m)
     drop_session(l);
     snprintf(l->sid, sizeof(l->sid), "%s", m->sid);
     LOG_INFO(l->who, "answering session %s", l->sid);
-    if (new_transport(l, false) || l->tr->ops->signal_in(l->tr, "offer", m->body))
+    if (new_transport(l, false) || l->tr->ops->signal_in(l->tr, TRANSPORT_SIG_OFFER, m->body))
         session_failed(l, "cannot answer the offer");
-    else
-        set_state(l, LINK_ICE);
 }
+
+static void to_transport(link_t *l, transport_sig_t type, const seal_msg_t *m)
+{
+    if (l->tr->ops->signal_in(l->tr, type, m->body) == BL_EINVAL)
+        LOG_DEBUG(l->who, "transport refused a %s message", m->type);
+}
+
+static void on_answer(link_t *l, const seal_msg_t *m)
+{
+    to_transport(l, TRANSPORT_SIG_ANSWER, m);
+}
+
+static void on_cand(link_t *l, const seal_msg_t *m)
+{
+    to_transport(l, TRANSPORT_SIG_CAND, m);
+}
+
+static void on_eoc(link_t *l, const seal_msg_t *m)
+{
+    to_transport(l, TRANSPORT_SIG_EOC, m);
+}
+
+static void on_bye(link_t *l, const seal_msg_t *m)
+{
+    (void)m;
+    session_failed(l, "peer closed the session");
+}
+
+typedef struct handler {
+    const char *type;
+    void (*fn)(link_t *l, const seal_msg_t *m);
+    /* Changes the session: refused when older than one we acted on. Otherwise the
+     * message belongs to the session we are in and is dropped when it does not. */
+    bool changes;
+} handler_t;
+
+static const handler_t handlers[] = {
+    {"restart", on_restart, true}, {"offer", on_offer, true}, {"answer", on_answer, false},
+    {"cand", on_cand, false},      {"eoc", on_eoc, false},    {"bye", on_bye, false},
+};
 
 void link_signal_in(link_t *l, const seal_msg_t *m)
 {
-    /* A session-changing message older than one we already acted on is a late
-     * delivery (or a capture replayed to a site that never saw it): acting on it would
-     * tear down a newer session. Timestamps are the peer's own clock, so only compared
-     * with each other. */
-    bool changes = !strcmp(m->type, "restart") || !strcmp(m->type, "offer");
-    if (changes && m->ts_ms < l->peer_ts) {
+    const handler_t *h = NULL;
+    for (size_t i = 0; i < BL_ARRAY_LEN(handlers) && !h; i++)
+        if (!strcmp(m->type, handlers[i].type))
+            h = &handlers[i];
+    if (!h || !l->kind->sealed) {
+        LOG_DEBUG(l->who, "ignored a %s message", m->type);
+        return;
+    }
+    /* A session-changing message older than one we already acted on is a late delivery
+     * (or a capture replayed to a site that never saw it): acting on it would tear down
+     * a newer session. Timestamps are the peer's own clock, so only compared with each
+     * other. */
+    if (h->changes && m->ts_ms < l->peer_ts) {
         LOG_DEBUG(l->who, "ignored a late %s (session %s)", m->type, m->sid);
         return;
     }
-    if (changes || (l->tr && !strcmp(m->sid, l->sid)))
+    bool ours = l->tr && !strcmp(m->sid, l->sid);
+    if (h->changes || ours)
         l->peer_ts = BL_MAX(l->peer_ts, m->ts_ms);
-    if (!strcmp(m->type, "restart")) {
-        if (!l->offerer)
-            return;
-        /* Honour it unless a session is already past the offer/answer exchange. A
-         * request right after our offer most often means the peer subscribed just after
-         * the offer went out (both sites started together): offer again at once. It may
-         * also have crossed an offer the peer is about to answer; offering again then
-         * only costs the peer a second answer. Only one such offer per spacing: a
-         * request soon after one, or one that finds the link already open, is looked
-         * at again when the spacing has passed, and answered with an offer if no answer
-         * came (nothing, if the link is open then). */
-        bool progressing = l->state >= LINK_ICE && l->state < LINK_OPEN;
-        if (progressing)
-            return;
-        int64_t since = bl_now_ms() - l->t_last_offer;
-        if (since < LINK_RESTART_SPACING_MS && (l->offer_for_restart || l->state == LINK_OPEN)) {
-            cancel(&l->retry_src);
-            l->retry_src = timer(l, (unsigned)(LINK_RESTART_SPACING_MS - since), recheck_cb);
-            return;
-        }
-        if (since < LINK_RESTART_SPACING_MS)
-            LOG_INFO(l->who, "peer asks for a session just after our offer (it may have "
-                             "subscribed too late for it): offering again");
-        else
-            LOG_INFO(l->who, "peer asks for a new session");
-        l->backoff_ms = LINK_BACKOFF_MIN_MS;
-        start_session(l);
-        l->offer_for_restart = true;
-        return;
-    }
-    if (!strcmp(m->type, "offer")) {
-        if (l->offerer) {
-            LOG_WARN(l->who,
-                     "peer sent an offer but we are the offerer (site names \"%s\" < "
-                     "\"%s\"): is the peer configured with another name for us?",
-                     l->cfg->site_name, l->peer->name);
-            return;
-        }
-        answer_offer(l, m);
-        return;
-    }
-    if (!l->tr || strcmp(m->sid, l->sid) != 0) {
+    if (!h->changes && !ours) {
         LOG_DEBUG(l->who, "ignored %s for session %s (current: %s)", m->type, m->sid,
                   l->sid[0] ? l->sid : "none");
         return;
     }
-    if (!strcmp(m->type, "bye")) {
-        session_failed(l, "peer closed the session");
-        return;
-    }
-    if (!strcmp(m->type, "answer"))
-        set_state(l, LINK_ICE);
-    if (l->tr->ops->signal_in(l->tr, m->type, m->body) == BL_EINVAL)
-        LOG_DEBUG(l->who, "transport refused a %s message", m->type);
+    h->fn(l, m);
 }
 
-/* The topic of a MSG frame (a copy), NULL for other frames. */
-static char *msg_topic(const uint8_t *f, size_t len)
+/* ---- frames ---- */
+
+int link_send_msg(link_t *l, const bl_msg_t *m)
 {
-    if (len < WIRE_HEADER_LEN + 1 || f[1] != WIRE_MSG)
-        return NULL;
-    size_t at = (size_t)WIRE_HEADER_LEN + 1 + f[4] + 8; /* origin_len, origin, seq */
-    if (len < at + 2)
-        return NULL;
-    size_t n = ((size_t)f[at] << 8) | f[at + 1];
-    return len < at + 2 + n ? NULL : g_strndup((const char *)f + at + 2, n);
+    return framer_send_msg(l->fr, m);
 }
 
-/* Queue a frame in bulk, cut in FRAG pieces when it is larger than the channel takes;
- * takes topic (counted in bulk_topics until the last piece is sent). */
-static int bulk_push(link_t *l, const uint8_t *frame, size_t len, char *topic)
+int link_send_ack(link_t *l, const uint64_t *seqs, size_t n)
 {
-    size_t n = len <= WIRE_MAX_CHUNK ? 1 : wire_frag_count(len, WIRE_FRAG_CHUNK);
-    uint32_t no = n > 1 ? ++l->frag_no : 0;
-    bulk_t *e = NULL;
-    for (size_t i = 0; i < n; i++) {
-        uint8_t *piece;
-        size_t plen = len;
-        int rc = n > 1 ? wire_encode_frag(frame, len, WIRE_FRAG_CHUNK, no, i, &piece, &plen) : 0;
-        if (rc) {
-            g_free(topic);
-            return rc;
-        }
-        e = g_new0(bulk_t, 1);
-        e->data = n > 1 ? g_bytes_new_take(piece, plen) : g_bytes_new(frame, len);
-        g_queue_push_tail(&l->bulk, e);
-        l->pending_bytes += plen;
-    }
-    if (topic) {
-        guint c = GPOINTER_TO_UINT(g_hash_table_lookup(l->bulk_topics, topic));
-        g_hash_table_insert(l->bulk_topics, g_strdup(topic), GUINT_TO_POINTER(c + 1));
-        e->topic = topic;
-    }
-    return 0;
+    return framer_send_ack(l->fr, seqs, n);
+}
+
+int link_send_hello(link_t *l, const wire_hello_t *h)
+{
+    return framer_send_hello(l->fr, h);
 }
 
 int link_send_frame(link_t *l, const uint8_t *frame, size_t len)
 {
-    if (l->state != LINK_OPEN)
-        return BL_ESTATE;
-    l->counts.frames_out++;
-    trace_count(l, frame, len, true);
-    trace_start(l);
-    bool small = len <= LINK_BATCH_FRAME_MAX;
-    /* A small frame's topic matters only if some large message is queued: most of the
-     * time no topic is looked at. */
-    char *topic = !small || g_hash_table_size(l->bulk_topics) ? msg_topic(frame, len) : NULL;
-    if (small && !(topic && g_hash_table_contains(l->bulk_topics, topic))) {
-        g_free(topic);
-        g_queue_push_tail(&l->express, g_bytes_new(frame, len));
-        l->pending_bytes += len;
-    } else {
-        int rc = bulk_push(l, frame, len, topic);
-        if (rc)
-            return rc;
-    }
-    if (!l->batch) {
-        flush(l);
-    } else if (!l->flush_src) {
-        /* Right after the callback that is queueing, before other I/O: everything it
-         * queues leaves together. */
-        l->flush_src = g_idle_source_new();
-        g_source_set_priority(l->flush_src, G_PRIORITY_HIGH);
-        g_source_set_callback(l->flush_src, flush_cb, l, NULL);
-        g_source_attach(l->flush_src, l->ctx);
-        g_source_unref(l->flush_src);
-    }
-    return 0;
-}
-
-void link_set_peer_features(link_t *l, uint32_t features)
-{
-    l->batch = (features & WIRE_FEAT_BATCH) != 0;
+    return framer_send_frame(l->fr, frame, len);
 }
 
 bool link_can_send(const link_t *l)
 {
-    return l->state == LINK_OPEN && l->pending_bytes < LINK_HIGH_WATER;
+    return framer_can_send(l->fr);
 }
 
 void link_pause_rx(link_t *l, bool pause)
@@ -752,6 +500,18 @@ void link_pause_rx(link_t *l, bool pause)
     l->rx_paused = pause;
     if (l->tr && l->tr->ops->pause_rx)
         l->tr->ops->pause_rx(l->tr, pause);
+}
+
+/* ---- queries ---- */
+
+bool link_sealed(const link_t *l)
+{
+    return l->kind->sealed;
+}
+
+bool link_leaf(const link_t *l)
+{
+    return !l->kind->framing->control;
 }
 
 bool link_is_open(const link_t *l)
@@ -781,12 +541,26 @@ const char *link_path_type(const link_t *l)
 
 const link_stats_t *link_stats(const link_t *l)
 {
-    return &l->stats;
+    const framer_stats_t *f = framer_stats(l->fr);
+    *l->stats = (link_stats_t){.frames_out = f->frames_out,
+                               .frames_in = f->frames_in,
+                               .bytes_out = f->bytes_out,
+                               .bytes_in = f->bytes_in,
+                               .bad_frames = f->bad_frames,
+                               .too_big = f->too_big,
+                               .opens = l->opens,
+                               .failures = l->failures};
+    return l->stats;
 }
 
 link_t *link_new(GMainContext *ctx, const config_t *cfg, const config_peer_t *peer,
                  const cert_t *cert, const link_events_t *ev, void *ud)
 {
+    const transport_kind_t *kind = transport_kind(peer->mode);
+    if (!kind) {
+        LOG_ERROR(peer->name, "no transport for mode %s", peer->mode);
+        return NULL;
+    }
     link_t *l = calloc(1, sizeof(*l));
     if (!l)
         return NULL;
@@ -794,17 +568,25 @@ link_t *link_new(GMainContext *ctx, const config_t *cfg, const config_peer_t *pe
     l->cfg = cfg;
     l->peer = peer;
     l->cert = cert;
+    l->kind = kind;
     l->ev = *ev;
     l->ud = ud;
     snprintf(l->who, sizeof(l->who), "peer %s", peer->name);
     /* DESIGN.md: the side with the smaller site name offers and controls ICE. */
     l->offerer = strcmp(cfg->site_name, peer->name) < 0;
-    l->backoff_ms = LINK_BACKOFF_MIN_MS;
-    g_queue_init(&l->express);
-    g_queue_init(&l->bulk);
-    l->bulk_topics = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-    wire_reasm_init(&l->reasm, cfg->max_message_size + WIRE_MSG_MAX_OVERHEAD);
-    LOG_INFO(l->who, "configured, we are the %s", l->offerer ? "offerer" : "answerer");
+    l->backoff_ms = kind->retry_min_ms;
+    framer_events_t fev = {
+        .on_frame = fr_frame, .on_writable = fr_writable, .on_broken = fr_broken};
+    l->fr = framer_new(ctx, l->who, peer->name, kind->framing, cfg->max_message_size, &fev, l);
+    l->stats = calloc(1, sizeof(*l->stats));
+    if (!l->fr || !l->stats) {
+        link_free(l);
+        return NULL;
+    }
+    if (kind->sealed)
+        LOG_INFO(l->who, "configured, we are the %s", l->offerer ? "offerer" : "answerer");
+    else
+        LOG_INFO(l->who, "configured, mode %s", kind->mode);
     return l;
 }
 
@@ -815,8 +597,9 @@ void link_free(link_t *l)
     cancel(&l->retry_src);
     l->ev.on_down = NULL;
     l->ev.on_state = NULL;
-    drop_session(l);
-    wire_reasm_clear(&l->reasm);
-    g_hash_table_destroy(l->bulk_topics);
+    if (l->fr)
+        drop_session(l);
+    framer_free(l->fr);
+    free(l->stats);
     free(l);
 }

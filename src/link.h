@@ -1,20 +1,23 @@
 /* SPDX-License-Identifier: MIT */
-/* link.h - one peer: the state machine that keeps a pipe to it open.
+/* link.h - one peer: the session state machine that keeps a pipe to it open.
  *
  *   WAITING -> SIGNALLING -> ICE -> DTLS -> SCTP -> OPEN
  *        ^                                           |
  *        +------ FAILED (retry after backoff) <------+
  *
- * Roles: the site whose name sorts first is the offerer and ICE-controlling; the other
- * answers and is the DTLS client. The offerer retries with backoff (1 s doubling to
- * 30 s, reset when a link opens); the answerer asks for a fresh offer ("restart") when
- * it starts, when its signalling reconnects, and when its side of a session fails.
- * Every transition is one log line with the peer's name, path type and step time.
+ * Every attempt is a new transport of the kind the peer's mode names (transport.h);
+ * states follow the phases the transport reports (a kind without DTLS goes from ICE to
+ * OPEN). A sealed kind meets its peer over the site's sealed signalling: the site whose
+ * name sorts first is the offerer and ICE-controlling, retries with backoff (1 s
+ * doubling to 30 s, reset when a link opens); the other answers, is the DTLS client, and
+ * asks for a fresh offer ("restart") when it starts, when its signalling reconnects and
+ * when its side of a session fails. A kind that finds its peer itself is started by
+ * link_start() and started again after each failure. Every transition is one log line
+ * with the peer's name and step time.
  *
- * Above the transport, the link cuts frames larger than WIRE_MAX_CHUNK into FRAG
- * pieces and reassembles the peer's, decodes frames and hands them up. Small frames
- * leave before large ones and FRAG pieces still waiting (not before a large message on
- * their own topic), so a paced stream does not wait out a large message. */
+ * Frames are the link's own business (framer.h): it encodes messages, acknowledgements
+ * and HELLOs in the kind's framing, queues, packs and fragments them, and decodes,
+ * reassembles and hands up what the peer sends. */
 #ifndef BL_LINK_H
 #define BL_LINK_H
 
@@ -38,11 +41,13 @@ typedef enum {
 } link_state_t;
 
 typedef struct link_events {
-    /* Send a signalling message to this peer. */
+    /* Send a sealed signalling message to this peer. */
     void (*signal_send)(void *ud, link_t *l, const char *type, const char *sid, const char *body);
     void (*on_open)(void *ud, link_t *l);
     void (*on_down)(void *ud, link_t *l);
-    /* A decoded frame (owned by the link; valid during the call). */
+    /* A MSG, ACK or HELLO from the peer (owned by the link; valid during the call). A
+     * leaf's messages carry its name as origin; an ACK may also be the link's own word
+     * that a leaf was handed a message (framer.h). */
     void (*on_frame)(void *ud, link_t *l, const wire_frame_t *f);
     /* link_can_send() turned true again. */
     void (*on_writable)(void *ud, link_t *l);
@@ -53,20 +58,31 @@ typedef struct link_events {
 typedef struct link_stats {
     uint64_t frames_out, frames_in, bytes_out, bytes_in;
     uint64_t bad_frames; /* undecodable frames from the peer */
+    uint64_t too_big;    /* messages over what the peer's framing carries, refused */
     uint64_t opens, failures;
 } link_stats_t;
 
+/* NULL when the peer's mode has no transport kind. */
 link_t *link_new(GMainContext *ctx, const config_t *cfg, const config_peer_t *peer,
                  const cert_t *cert, const link_events_t *ev, void *ud);
-/* Signalling is up: begin (offerer) or ask for an offer (answerer). */
+/* The site is ready for links (its recovery is over): a link whose kind finds its peer
+ * itself starts trying; a sealed one waits for link_signal_up. */
+void link_start(link_t *l);
+/* The sealed signalling is up: begin (offerer) or ask for an offer (answerer). */
 void link_signal_up(link_t *l);
-/* A signalling message from this peer. */
+/* A sealed signalling message from this peer. */
 void link_signal_in(link_t *l, const seal_msg_t *m);
-/* Queue one encoded frame for the peer (fragmented when large). BL_ESTATE if not open. */
+/* The peer is met over the site's sealed signalling. */
+bool link_sealed(const link_t *l);
+/* The peer's framing has no origin, sequence, retain or acknowledgement: it cannot take
+ * part in a mesh, and reaches the other sites only through this one. */
+bool link_leaf(const link_t *l);
+/* Queue a message / acknowledgement / HELLO for the peer. BL_ESTATE if not open. */
+int link_send_msg(link_t *l, const bl_msg_t *m);
+int link_send_ack(link_t *l, const uint64_t *seqs, size_t n);
+int link_send_hello(link_t *l, const wire_hello_t *h);
+/* Queue a frame already encoded in the link's framing (test tools build them by hand). */
 int link_send_frame(link_t *l, const uint8_t *frame, size_t len);
-/* What the peer's HELLO said it accepts (WIRE_FEAT_*). With WIRE_FEAT_BATCH, frames
- * queued in one turn of the loop leave packed in BATCH frames. Reset by a new session. */
-void link_set_peer_features(link_t *l, uint32_t features);
 /* Open and not backed up: the caller may send more. */
 bool link_can_send(const link_t *l);
 /* Stop (true) or resume taking frames from the peer (transport.h pause_rx): the peer's

@@ -51,10 +51,10 @@ typedef struct rtc {
 
 static void rtc_fail(rtc_t *r, const char *why);
 
-static void step(rtc_t *r, const char *layer, const char *what)
+static void step(rtc_t *r, transport_phase_t phase, const char *what)
 {
     if (r->ev.on_step)
-        r->ev.on_step(r->ud, layer, what);
+        r->ev.on_step(r->ud, phase, what);
 }
 
 /* ---- SCTP ---- */
@@ -68,7 +68,7 @@ static int sctp_out(void *ud, const uint8_t *buf, size_t len)
 static void sctp_up(void *ud)
 {
     rtc_t *r = ud;
-    step(r, "sctp", "association up");
+    step(r, TRANSPORT_SCTP, "sctp: association up");
     /* The offerer opens the channel; the answerer accepts it (RFC 8832 6). */
     if (r->offerer) {
         int sid = sctp_open_channel(r->sctp, RTC_LABEL, true, -1);
@@ -93,7 +93,7 @@ static void sctp_chan_open(void *ud, uint16_t stream, const char *label)
     r->open = true;
     if (r->rx_paused) /* setting up (notifications, DCEP) was never paused */
         sctp_pause_rx(r->sctp, true);
-    step(r, "channel", "open");
+    step(r, TRANSPORT_SCTP, "channel: open");
     if (r->ev.on_open)
         r->ev.on_open(r->ud);
 }
@@ -130,7 +130,7 @@ static int dtls_out(void *ud, const uint8_t *buf, size_t len)
 static void dtls_up(void *ud)
 {
     rtc_t *r = ud;
-    step(r, "dtls", "handshake done, peer fingerprint verified");
+    step(r, TRANSPORT_SCTP, "dtls: handshake done, peer fingerprint verified");
     sctp_opts_t so = {.who = r->who,
                       .dtls_client = !r->offerer,
                       .max_message = r->max_message,
@@ -180,13 +180,13 @@ static void start_dtls(rtc_t *r)
 static void ice_cand(void *ud, const char *line)
 {
     rtc_t *r = ud;
-    r->ev.signal(r->ud, "cand", line);
+    r->ev.signal(r->ud, TRANSPORT_SIG_CAND, line);
 }
 
 static void ice_done(void *ud)
 {
     rtc_t *r = ud;
-    r->ev.signal(r->ud, "eoc", NULL);
+    r->ev.signal(r->ud, TRANSPORT_SIG_EOC, NULL);
 }
 
 static void ice_state_cb(void *ud, ice_state_t st)
@@ -195,9 +195,9 @@ static void ice_state_cb(void *ud, ice_state_t st)
     if (st == ICE_ST_CONNECTED || st == ICE_ST_READY) {
         char what[200], pair[128] = "";
         ice_selected_pair(r->ice, pair, sizeof(pair));
-        snprintf(what, sizeof(what), "%s, path %s %s", ice_state_name(st), ice_path_type(r->ice),
-                 pair);
-        step(r, "ice", what);
+        snprintf(what, sizeof(what), "ice: %s, path %s %s", ice_state_name(st),
+                 ice_path_type(r->ice), pair);
+        step(r, TRANSPORT_DTLS, what);
         if (!r->dtls)
             start_dtls(r);
     } else if (st == ICE_ST_FAILED) {
@@ -238,7 +238,7 @@ static void rtc_fail(rtc_t *r, const char *why)
 
 /* ---- transport ops ---- */
 
-static void emit_description(rtc_t *r, const char *type)
+static void emit_description(rtc_t *r, transport_sig_t type)
 {
     char sid[17];
     uint8_t rnd[8];
@@ -262,8 +262,8 @@ static int op_start(transport_t *t)
     rtc_t *r = (rtc_t *)t;
     if (!r->offerer)
         return 0;
-    emit_description(r, "offer");
-    step(r, "ice", "gathering");
+    emit_description(r, TRANSPORT_SIG_OFFER);
+    step(r, TRANSPORT_SIGNALLING, "ice: gathering, offer sent");
     return ice_gather(r->ice);
 }
 
@@ -298,27 +298,31 @@ static int take_description(rtc_t *r, const char *body)
     return 0;
 }
 
-static int op_signal_in(transport_t *t, const char *type, const char *body)
+static int op_signal_in(transport_t *t, transport_sig_t type, const char *body)
 {
     rtc_t *r = (rtc_t *)t;
-    if (!strcmp(type, "offer") && !r->offerer && !r->have_remote) {
+    if (type == TRANSPORT_SIG_OFFER && !r->offerer && !r->have_remote) {
         int rc = take_description(r, body);
         if (rc)
             return rc;
-        emit_description(r, "answer");
-        step(r, "ice", "gathering");
+        emit_description(r, TRANSPORT_SIG_ANSWER);
+        step(r, TRANSPORT_ICE, "ice: offer taken, gathering");
         return ice_gather(r->ice);
     }
-    if (!strcmp(type, "answer") && r->offerer && !r->have_remote)
-        return take_description(r, body);
-    if (!strcmp(type, "cand") && body) {
+    if (type == TRANSPORT_SIG_ANSWER && r->offerer && !r->have_remote) {
+        int rc = take_description(r, body);
+        if (!rc)
+            step(r, TRANSPORT_ICE, "ice: answer taken, checking");
+        return rc;
+    }
+    if (type == TRANSPORT_SIG_CAND && body) {
         if (r->have_remote)
             add_remote_cand(r, body);
         else if (r->early_cands->len < 64)
             g_ptr_array_add(r->early_cands, g_strdup(body));
         return 0;
     }
-    if (!strcmp(type, "eoc")) {
+    if (type == TRANSPORT_SIG_EOC) {
         if (r->have_remote)
             ice_remote_gathering_done(r->ice);
         return 0;
@@ -338,12 +342,6 @@ static size_t op_backlog(transport_t *t, size_t notify_below)
 {
     rtc_t *r = (rtc_t *)t;
     return r->sctp && r->open ? sctp_backlog(r->sctp, notify_below) : 0;
-}
-
-static size_t op_buffered(const transport_t *t)
-{
-    const rtc_t *r = (const rtc_t *)t;
-    return r->sctp ? sctp_buffered(r->sctp) : 0;
 }
 
 static int op_stats(const transport_t *t, transport_stats_t *out)
@@ -417,7 +415,6 @@ static const transport_ops_t rtc_ops = {
     .start = op_start,
     .signal_in = op_signal_in,
     .send = op_send,
-    .buffered = op_buffered,
     .backlog = op_backlog,
     .pause_rx = op_pause_rx,
     .stats = op_stats,

@@ -90,12 +90,7 @@ static void link_open(void *ud, link_t *l)
                       .max_message_size = (uint32_t)s->cfg->max_message_size,
                       .epoch = s->epoch};
     snprintf(h.site, sizeof(h.site), "%s", s->cfg->site_name);
-    uint8_t *frame;
-    size_t len;
-    if (wire_encode_hello(&h, &frame, &len) == 0) {
-        link_send_frame(l, frame, len);
-        free(frame);
-    }
+    link_send_hello(l, &h);
     /* Resend everything not yet acknowledged, in order, then our retained state; with a
      * transaction open the resend waits for its commit, and the sync with it. */
     p->cursor = 0;
@@ -170,7 +165,6 @@ static void link_frame(void *ud, link_t *l, const wire_frame_t *f)
             LOG_WARN(p->cfg->name, "peer calls itself \"%s\"; check the [peer] name",
                      f->u.hello.site);
         check_epoch(p, f->u.hello.epoch);
-        link_set_peer_features(l, f->u.hello.features);
         break;
     default:
         break;
@@ -330,11 +324,10 @@ site_t *site_new(GMainContext *ctx, const config_t *cfg, const cert_t *cert)
                           .still_wanted = site_local_still_wanted,
                           .can_write = site_can_write};
     s->local = local_new(ctx, cfg, &lev, s);
-    signaling_events_t sev = {.on_connect = signal_up, .on_message = signal_message};
-    s->sig = signaling_new(ctx, cfg, cert, &sev, s);
-    if (!s->local || !s->sig)
+    if (!s->local)
         goto error;
 
+    bool sealed = false;
     s->peers = calloc(cfg->n_peers, sizeof(*s->peers));
     if (!s->peers)
         goto error;
@@ -354,7 +347,12 @@ site_t *site_new(GMainContext *ctx, const config_t *cfg, const cert_t *cert)
         s->n_peers++;
         if (!p->link)
             goto error;
+        sealed |= link_sealed(p->link);
     }
+    /* The sealed signalling only when a peer is met through it. */
+    signaling_events_t sev = {.on_connect = signal_up, .on_message = signal_message};
+    if (sealed && !(s->sig = signaling_new(ctx, cfg, cert, &sev, s)))
+        goto error;
     /* After the peers: a QoS 2 publish of the last run is tied to its peer again. */
     if (site_mq_start(s))
         goto error;
@@ -430,7 +428,7 @@ int site_start(site_t *s)
         site_recover_after(s, 30000); /* at the latest, even if the broker stays away */
         return 0;
     }
-    return signaling_start(s->sig);
+    return site_open_links(s);
 }
 
 const site_stats_t *site_stats(const site_t *s)

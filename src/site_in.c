@@ -28,15 +28,10 @@ static void send_acks(peer_ctx_t *p, bool all)
 {
     while (p->acks_ready->len && (all || p->acks_ready->len >= SITE_ACK_BATCH)) {
         size_t n = BL_MIN(p->acks_ready->len, SITE_ACK_BATCH);
-        uint8_t *frame;
-        size_t len;
         guint had = p->acks_ready->len;
         if (link_is_open(p->link) &&
-            wire_encode_ack((uint64_t *)(void *)p->acks_ready->data, n, &frame, &len) == 0) {
-            link_send_frame(p->link, frame, len);
-            free(frame);
+            link_send_ack(p->link, (uint64_t *)(void *)p->acks_ready->data, n) == 0)
             p->ack_sent_us = g_get_monotonic_time();
-        }
         if (p->acks_ready->len != had)
             return; /* the send failed and took the link down, which dropped them all */
         g_array_remove_range(p->acks_ready, 0, (guint)n);
@@ -546,9 +541,18 @@ static gboolean recover_done_cb(gpointer ud)
     s->recovering = false;
     echo_sweep(s->echo, is_recovered, drop_recovered, s);
     LOG_INFO("site", "in-doubt messages settled, opening links");
-    if (signaling_start(s->sig))
+    if (site_open_links(s))
         LOG_ERROR("site", "cannot start signalling");
     return G_SOURCE_REMOVE;
+}
+
+/* Links may open: those whose peer is met without sealed signalling start now, the others
+ * once it connects. */
+int site_open_links(site_t *s)
+{
+    for (size_t i = 0; i < s->n_peers; i++)
+        link_start(s->peers[i].link);
+    return s->sig ? signaling_start(s->sig) : 0;
 }
 
 /* After a drop of the local connection, the marker is back: every echo the broker sent

@@ -68,8 +68,8 @@ typedef struct peer_ctx {
     bool sync_pending;   /* retained sync waits for the backlog resend (commit_cb) */
     GQueue q0;           /* QoS 0 messages for an open link that is momentarily full */
     bool warned_full;
-    bool q0_spill;     /* QoS 0 overflow is in the durable queue (route_out) */
-    size_t q0_spilled; /* how many since the spill began */
+    bool q0_spill;                         /* QoS 0 overflow is in the durable queue (route_out) */
+    size_t q0_spilled;                     /* how many since the spill began */
     uint64_t n_dollar, n_retained_refused; /* this peer's, for the WARN cadence (site_in.c) */
 } peer_ctx_t;
 
@@ -158,6 +158,7 @@ void site_local_delivered(void *ud, uint64_t token);
 void site_recover_one(void *ud, const char *origin, uint64_t seq, const void *key, size_t key_len);
 void site_settle_done(site_t *s);
 void site_recover_after(site_t *s, unsigned ms);
+int site_open_links(site_t *s);
 gboolean site_sweep_cb(gpointer ud);
 
 #endif

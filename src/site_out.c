@@ -6,14 +6,7 @@
 
 static int send_msg(peer_ctx_t *p, bl_msg_t *m)
 {
-    uint8_t *frame;
-    size_t len;
-    int rc = wire_encode_msg(m, &frame, &len);
-    if (rc)
-        return rc;
-    rc = link_send_frame(p->link, frame, len);
-    free(frame);
-    return rc;
+    return link_send_msg(p->link, m);
 }
 
 /* Message expiry (MQTT 5 3.3.2.3.3): the interval left is what was left when we took

@@ -2,37 +2,61 @@
 /* transport.h - the seam between a peer link and the pipe that carries its frames.
  *
  * link.c drives one transport per connection attempt through this interface and does
- * not know what is underneath. Implementations:
- *   rtc.c     the secure WebRTC data channel: ICE (ice.c) -> DTLS (dtls.c) -> SCTP with
- *             DCEP (sctp.c), one reliable ordered channel "brokerless".
- *   (later)   the ESP32 example's raw ICE datagrams with its framing, plaintext.
- * Signalling content is opaque to link.c: the transport emits (type, body) pairs that
- * link.c seals and sends, and accepts the peer's. */
+ * not know what is underneath. Transports are made by the kind that the peer's `mode`
+ * names (transport_kind(), transport.c: the one place that knows the modes):
+ *   webrtc         rtc.c: the secure WebRTC data channel, ICE (ice.c) -> DTLS (dtls.c)
+ *                  -> SCTP with DCEP (sctp.c); offer and answer travel over the site's
+ *                  sealed signalling, which link.c carries.
+ *   esp32-example  compat.c: the ESP32 example's raw ICE datagrams, plaintext; it finds
+ *                  the board through the example's own signalling (espsig.c).
+ * A transport carries opaque frames; what they hold is the link's framing (framing.h),
+ * which the kind names. */
 #ifndef BL_TRANSPORT_H
 #define BL_TRANSPORT_H
 
-#include "common.h"
+#include <glib.h>
+
+#include "cert.h"
+#include "config.h"
+#include "framing.h"
 
 typedef struct transport transport_t;
 
+/* Where an attempt stands. Phases only move forward; a transport may report the phase
+ * it is in again, with news for the log. */
+typedef enum transport_phase {
+    TRANSPORT_SIGNALLING = 0, /* meeting the peer: descriptions not yet exchanged */
+    TRANSPORT_ICE,            /* both descriptions in: ICE gathers and checks */
+    TRANSPORT_DTLS,           /* ICE has a working pair: DTLS secures it */
+    TRANSPORT_SCTP,           /* secured: the association and the channel come up */
+} transport_phase_t;
+
+/* What a transport of a sealed kind exchanges with its peer through link.c. */
+typedef enum transport_sig {
+    TRANSPORT_SIG_OFFER = 0,
+    TRANSPORT_SIG_ANSWER,
+    TRANSPORT_SIG_CAND, /* one trickled candidate */
+    TRANSPORT_SIG_EOC,  /* end of candidates */
+} transport_sig_t;
+
 typedef struct transport_events {
-    /* Send a signalling message to the peer: type "offer", "answer", "cand", "eoc". */
-    void (*signal)(void *ud, const char *type, const char *body);
-    /* One step of the way up, for the link's log: ("ice", "connected srflx") etc. */
-    void (*on_step)(void *ud, const char *layer, const char *what);
-    /* The channel is open: frames may be sent. */
+    /* Sealed kinds: send this to the peer over the site's signalling. */
+    void (*signal)(void *ud, transport_sig_t type, const char *body);
+    /* Progress: now in `phase`; `what` happened (one line of the link's log). */
+    void (*on_step)(void *ud, transport_phase_t phase, const char *what);
+    /* The pipe is open: frames may be sent. */
     void (*on_open)(void *ud);
-    /* The pipe is dead for good (ICE failed, DTLS refused, SCTP closed). The link frees
-     * the transport (never from inside this callback) and retries with a new one. */
+    /* The pipe is dead for good. Reported from an idle callback, never from inside a
+     * call into the transport: the link frees it and tries again with a new one. */
     void (*on_failed)(void *ud, const char *why);
     /* One whole frame from the peer. */
     void (*on_frame)(void *ud, const uint8_t *buf, size_t len);
-    /* Room to send again after BL_EAGAIN. */
+    /* Room to send again after BL_EAGAIN, or the backlog fell under notify_below. */
     void (*on_writable)(void *ud);
 } transport_events_t;
 
-/* Where the pipe's windows stand, for the log and benchmarks (link.c traces it at debug
- * level). Fields a transport does not have stay 0. */
+/* Where the pipe's windows stand, for the link's debug trace. Fields a transport does
+ * not have stay 0. */
 typedef struct transport_stats {
     size_t buffered;    /* bytes accepted and not yet acknowledged by the peer */
     uint32_t cwnd;      /* congestion window, bytes */
@@ -46,22 +70,23 @@ typedef struct transport_stats {
 
 typedef struct transport_ops {
     const char *name;
-    /* The offerer gathers and emits an "offer"; the answerer waits for one. */
+    /* Begin the attempt: a sealed offerer gathers and signals its offer, a sealed
+     * answerer waits for one; a kind that finds its peer itself starts doing so. */
     int (*start)(transport_t *t);
-    /* A signalling message from the peer for this session. */
-    int (*signal_in)(transport_t *t, const char *type, const char *body);
-    /* One frame (<= WIRE_MAX_CHUNK). BL_EAGAIN: buffer full, keep it, wait on_writable. */
+    /* Sealed kinds: a message from the peer for this attempt. NULL otherwise. */
+    int (*signal_in)(transport_t *t, transport_sig_t type, const char *body);
+    /* One frame (at most the framing's max_frame). BL_EAGAIN: full, keep it and wait
+     * for on_writable; any other error ends the attempt. */
     int (*send)(transport_t *t, const uint8_t *buf, size_t len);
-    /* Bytes accepted but not yet sent. */
-    size_t (*buffered)(const transport_t *t);
     /* Bytes accepted that wait behind those in flight (not sent yet). With notify_below > 0
-     * and at least that much waiting, on_writable comes once less waits. NULL: unknown. */
+     * and at least that much waiting, on_writable comes once less waits. NULL: nothing
+     * ever waits (a datagram is sent or dropped). */
     size_t (*backlog)(transport_t *t, size_t notify_below);
     /* Stop (true) or resume handing frames up. A pipe with flow control leaves the
-     * peer's frames in its receive buffer, whose window then stops the peer; one without
-     * may drop them. NULL: not supported (frames keep coming). */
+     * peer's frames in its receive buffer, whose window then stops the peer. NULL: no
+     * flow control (frames keep coming). */
     void (*pause_rx)(transport_t *t, bool pause);
-    /* Fill *out (transport_stats_t); NULL: no figures. */
+    /* Fill *out; NULL: no figures. */
     int (*stats)(const transport_t *t, transport_stats_t *out);
     /* "host", "srflx", "prflx", "relay" of the path in use, or "". */
     const char *(*path_type)(const transport_t *t);
@@ -73,5 +98,34 @@ typedef struct transport_ops {
 struct transport {
     const transport_ops_t *ops;
 };
+
+/* What the link knows that a transport may need. */
+typedef struct transport_args {
+    const char *who; /* log prefix: "peer cabin" */
+    bool offerer;    /* sealed kinds: we offer and control ICE (our name sorts first) */
+    const config_t *cfg;
+    const config_peer_t *peer;
+    const cert_t *cert;
+} transport_args_t;
+
+/* One kind of peer: how the link meets it, how it frames, how it retries. */
+typedef struct transport_kind {
+    const char *mode; /* config's [peer] mode */
+    const framing_t *framing;
+    /* true: offer and answer travel over the site's sealed signalling (link.c carries
+     * them, roles from the site names); false: the transport finds its peer itself and
+     * the link only starts it, and starts another when it fails. */
+    bool sealed;
+    /* From the start of an attempt to an open pipe; 0: the transport keeps its own time. */
+    unsigned connect_timeout_ms;
+    /* Between attempts: from min, doubling up to max, back to min once a pipe opens. */
+    unsigned retry_min_ms, retry_max_ms;
+    transport_t *(*create)(GMainContext *ctx, const transport_args_t *a,
+                           const transport_events_t *ev, void *ud);
+} transport_kind_t;
+
+/* The kind of `mode` (config.c accepts only the modes that have one), NULL if none. */
+const transport_kind_t *transport_kind(const char *mode);
+const char *transport_phase_name(transport_phase_t p);
 
 #endif

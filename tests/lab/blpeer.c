@@ -167,12 +167,7 @@ static void on_open(void *ud, link_t *l)
     wire_hello_t h = {.max_message_size = (uint32_t)p->cfg.max_message_size};
     snprintf(h.site, sizeof(h.site), "%s", p->cfg.site_name);
     RAND_bytes((unsigned char *)&h.epoch, sizeof(h.epoch));
-    uint8_t *f;
-    size_t len;
-    if (wire_encode_hello(&h, &f, &len) == 0) {
-        link_send_frame(l, f, len);
-        free(f);
-    }
+    link_send_hello(l, &h);
     printf("blpeer: link open\n");
     /* A new session starts the actions again only if none was sent yet. */
     pump(p);
