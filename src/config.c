@@ -38,6 +38,9 @@
 #define DEFAULT_RETAINED_TOPICS 100000
 #define DEFAULT_RETAINED_BYTES ((size_t)256 << 20)
 #define RETAINED_BYTES_LIMIT ((size_t)1 << 40)
+/* The example's topic base (CONFIG_EXAMPLE_MQTT_SYNC_TOPIC). */
+#define ESP_SYNC_TOPIC_DEFAULT "/topic/serverless_mqtt"
+#define ESP_SYNC_TOPIC_MAX 200
 
 static const char *const site_keys[] = {
     "name",     "state_dir",   "log_level", "max_message_size", "queue_max_messages",
@@ -49,9 +52,19 @@ static const char *const signal_keys[] = {"url",    "username",    "password", "
 static const char *const ice_keys[] = {
     "stun", "turn",        "turn_username",        "turn_password",
     "tcp",  "force_relay", "send_host_candidates", NULL};
-static const char *const peer_keys[] = {
-    "fingerprint",        "mode", "queue_qos0", "topic", "retained_max_topics",
-    "retained_max_bytes", NULL};
+static const char *const peer_keys[] = {"fingerprint",
+                                        "mode",
+                                        "queue_qos0",
+                                        "topic",
+                                        "retained_max_topics",
+                                        "retained_max_bytes",
+                                        "insecure",
+                                        "role",
+                                        "broker",
+                                        "sync_topic",
+                                        NULL};
+/* Keys only an esp32-example peer has. */
+static const char *const esp_keys[] = {"insecure", "role", "broker", "sync_topic", NULL};
 
 /* ---- sections ------------------------------------------------------------------------- */
 
@@ -127,19 +140,18 @@ static int load_local(confscan_t *L, config_t *c)
     return confscan_int(L, S, "keepalive", 5, 3600, &c->local_keepalive);
 }
 
-/* "mqtt://host[:port]" (1883) or "mqtts://host[:port]" (8883), optional trailing '/'. */
-static int load_url(confscan_t *L, config_t *c)
+/* "mqtt://host[:port]" (1883) or "mqtts://host[:port]" (8883), optional trailing '/',
+ * from [sect] key, which is there. */
+static int parse_url(confscan_t *L, const char *sect, const char *key, char **host, int *port,
+                     bool *tls)
 {
-    char *url = confscan_str(L, "signal", "url");
-    if (!url)
-        return fail(L, "signal", "url",
-                    "missing (required): mqtt://HOST[:PORT] or "
-                    "mqtts://HOST[:PORT] of the signalling broker");
+    char *url = confscan_str(L, sect, key);
     const char *rest = NULL, *why = NULL;
+    *tls = false;
     if (g_ascii_strncasecmp(url, "mqtt://", 7) == 0)
         rest = url + 7;
     else if (g_ascii_strncasecmp(url, "mqtts://", 8) == 0)
-        rest = url + 8, c->signal_tls = true;
+        rest = url + 8, *tls = true;
     if (!rest) {
         why = "scheme is not mqtt:// or mqtts://";
     } else {
@@ -147,14 +159,25 @@ static int load_url(confscan_t *L, config_t *c)
         size_t n = strlen(hp);
         if (n && hp[n - 1] == '/')
             hp[n - 1] = '\0';
-        why = confscan_parse_hostport(hp, c->signal_tls ? 8883 : 1883, &c->signal_host,
-                                      &c->signal_port);
+        why = confscan_parse_hostport(hp, *tls ? 8883 : 1883, host, port);
         g_free(hp);
     }
     if (why)
-        fail(L, "signal", "url", "\"%.100s\": %s", url, why);
+        fail(L, sect, key, "\"%.100s\": %s", url, why);
     g_free(url);
     return why ? BL_EINVAL : 0;
+}
+
+static int load_url(confscan_t *L, config_t *c, bool need)
+{
+    if (!g_key_file_has_key(L->kf, "signal", "url", NULL)) {
+        if (!need)
+            return 0;
+        return fail(L, "signal", "url",
+                    "missing (required): mqtt://HOST[:PORT] or "
+                    "mqtts://HOST[:PORT] of the signalling broker");
+    }
+    return parse_url(L, "signal", "url", &c->signal_host, &c->signal_port, &c->signal_tls);
 }
 
 /* The first line of the file, trailing blanks removed. Only a regular file is read, so a
@@ -208,10 +231,11 @@ static int read_secret_file(confscan_t *L, const char *name, char **out)
     return rc;
 }
 
-static int load_signal(confscan_t *L, config_t *c)
+/* need: a webrtc peer is met through it (signal_needed). */
+static int load_signal(confscan_t *L, config_t *c, bool need)
 {
     const char *S = "signal";
-    if (load_url(L, c))
+    if (load_url(L, c, need))
         return BL_EINVAL;
     c->signal_username = confscan_str(L, S, "username");
     c->signal_password = confscan_str(L, S, "password");
@@ -227,11 +251,11 @@ static int load_signal(confscan_t *L, config_t *c)
         rc = fail(L, S, "secret_file", "given together with secret; give exactly one");
     else if (file)
         rc = read_secret_file(L, file, &c->network_secret);
-    else if (!c->network_secret)
+    else if (!c->network_secret && need)
         rc = fail(L, S, "secret",
                   "missing (required): the network secret shared by all "
                   "sites, or secret_file naming a file that holds it");
-    else if (strlen(c->network_secret) < SECRET_MIN)
+    else if (c->network_secret && strlen(c->network_secret) < SECRET_MIN)
         rc = fail(L, S, "secret", "shorter than %d bytes", SECRET_MIN);
     g_free(file);
     return rc;
@@ -296,6 +320,68 @@ static int load_rules(confscan_t *L, int sect_idx, const char *sect, config_peer
     return 0;
 }
 
+static int load_common(confscan_t *L, int sect_idx, const char *sect, config_peer_t *p);
+
+/* The example's topic base: a topic name (no wildcard) that "1" and "2" complete. */
+static int load_sync_topic(confscan_t *L, const char *sect, config_peer_t *p)
+{
+    p->esp_sync_topic = confscan_str(L, sect, "sync_topic");
+    if (!p->esp_sync_topic)
+        p->esp_sync_topic = g_strdup(ESP_SYNC_TOPIC_DEFAULT);
+    size_t n = strlen(p->esp_sync_topic);
+    if (n == 0 || n > ESP_SYNC_TOPIC_MAX || strpbrk(p->esp_sync_topic, "+#"))
+        return fail(L, sect, "sync_topic",
+                    "\"%.100s\" is not a topic name of 1 to %d bytes without + or #",
+                    p->esp_sync_topic, ESP_SYNC_TOPIC_MAX);
+    return 0;
+}
+
+/* An ESP32 running Espressif's serverless_mqtt example (libjuice variant). */
+static int load_esp(confscan_t *L, const config_t *c, const char *sect, config_peer_t *p)
+{
+    if (g_key_file_has_key(L->kf, sect, "fingerprint", NULL))
+        return fail(L, sect, "fingerprint",
+                    "an esp32-example peer has no certificate to pin; remove this line");
+    if (confscan_bool(L, sect, "insecure", &p->insecure))
+        return BL_EINVAL;
+    if (!p->insecure)
+        return fail(L, sect, "insecure",
+                    "%s: mode = esp32-example is plaintext and unauthenticated (the board has no "
+                    "key): its messages, and its addresses and ICE credentials on the broker, can "
+                    "be read and forged by anyone on the path or on the broker. Set insecure = "
+                    "true to accept that",
+                    g_key_file_has_key(L->kf, sect, "insecure", NULL) ? "must be true"
+                                                                      : "missing (required)");
+    char *role = confscan_str(L, sect, "role");
+    p->esp_role = !role ? 0 : !strcmp(role, "peer1") ? 1 : !strcmp(role, "peer2") ? 2 : -1;
+    if (p->esp_role <= 0)
+        fail(L, sect, "role",
+             "%s%.100s%s: our role in the example's handshake, peer1 or peer2 (the board has the "
+             "other one)",
+             role ? "\"" : "missing (required)", role ? role : "",
+             role ? "\" is not peer1 or peer2" : "");
+    g_free(role);
+    if (p->esp_role <= 0)
+        return BL_EINVAL;
+    if (g_key_file_has_key(L->kf, sect, "broker", NULL)) {
+        if (parse_url(L, sect, "broker", &p->esp_broker_host, &p->esp_broker_port,
+                      &p->esp_broker_tls))
+            return BL_EINVAL;
+    } else if (c->signal_host) {
+        p->esp_broker_host = g_strdup(c->signal_host);
+        p->esp_broker_port = c->signal_port;
+        p->esp_broker_tls = c->signal_tls;
+        p->esp_broker_username = c->signal_username;
+        p->esp_broker_password = c->signal_password;
+        p->esp_broker_cafile = c->signal_cafile;
+    } else {
+        return fail(L, sect, "broker",
+                    "missing: mqtt://HOST[:PORT] of the broker the board signals on (there is "
+                    "no [signal] url to use instead)");
+    }
+    return load_sync_topic(L, sect, p);
+}
+
 static int load_peer(confscan_t *L, config_t *c, int sect_idx, config_peer_t *p)
 {
     const char *sect = g_ptr_array_index(L->sects, sect_idx);
@@ -310,6 +396,19 @@ static int load_peer(confscan_t *L, config_t *c, int sect_idx, config_peer_t *p)
                     "this is the site's own name ([site] name); a site does "
                     "not peer with itself");
     p->name = g_strdup(name);
+    p->mode = confscan_str(L, sect, "mode");
+    if (!p->mode)
+        p->mode = g_strdup("webrtc");
+    if (strcmp(p->mode, "webrtc") != 0 && strcmp(p->mode, "esp32-example") != 0)
+        return fail(L, sect, "mode", "\"%.100s\" is not webrtc or esp32-example", p->mode);
+    if (!strcmp(p->mode, "esp32-example")) {
+        if (load_esp(L, c, sect, p))
+            return BL_EINVAL;
+        return load_common(L, sect_idx, sect, p);
+    }
+    for (const char *const *k = esp_keys; *k; k++)
+        if (g_key_file_has_key(L->kf, sect, *k, NULL))
+            return fail(L, sect, *k, "only for mode = esp32-example");
     char *fp = confscan_str(L, sect, "fingerprint");
     char norm[96];
     int rc = 0;
@@ -333,11 +432,12 @@ static int load_peer(confscan_t *L, config_t *c, int sect_idx, config_peer_t *p)
                         "certificate",
                         c->peers[i].name);
     p->fingerprint = g_strdup(norm);
-    p->mode = confscan_str(L, sect, "mode");
-    if (!p->mode)
-        p->mode = g_strdup("webrtc");
-    if (strcmp(p->mode, "webrtc") != 0 && strcmp(p->mode, "esp32-example") != 0)
-        return fail(L, sect, "mode", "\"%.100s\" is not webrtc or esp32-example", p->mode);
+    return load_common(L, sect_idx, sect, p);
+}
+
+/* What every peer has: its queue, its retained caps and its rules. */
+static int load_common(confscan_t *L, int sect_idx, const char *sect, config_peer_t *p)
+{
     if (confscan_bool(L, sect, "queue_qos0", &p->queue_qos0))
         return BL_EINVAL;
     long topics = DEFAULT_RETAINED_TOPICS;
@@ -410,6 +510,22 @@ static int check_names(confscan_t *L)
     return rc;
 }
 
+/* [signal] is required (url and secret) when a webrtc peer is configured; an
+ * esp32-example peer without a broker of its own uses its url (load_esp says so). */
+static bool signal_needed(confscan_t *L)
+{
+    bool need = false;
+    for (guint i = 0; i < L->sects->len && !need; i++) {
+        const char *sect = g_ptr_array_index(L->sects, i);
+        if (!peer_name_of(sect))
+            continue;
+        char *mode = confscan_str(L, sect, "mode");
+        need = !mode || strcmp(mode, "esp32-example") != 0;
+        g_free(mode);
+    }
+    return need;
+}
+
 /* ---- public ----------------------------------------------------------------------------- */
 
 static int load_all(confscan_t *L, char *text, config_t *c)
@@ -424,8 +540,8 @@ static int load_all(confscan_t *L, char *text, config_t *c)
         g_error_free(gerr);
         return BL_EINVAL;
     }
-    if (check_names(L) || load_site(L, c) || load_local(L, c) || load_signal(L, c) ||
-        load_ice(L, c) || load_peers(L, c))
+    if (check_names(L) || load_site(L, c) || load_local(L, c) ||
+        load_signal(L, c, signal_needed(L)) || load_ice(L, c) || load_peers(L, c))
         return BL_EINVAL;
     return 0;
 }
@@ -524,6 +640,8 @@ void config_free(config_t *c)
         g_free(p->name);
         g_free(p->fingerprint);
         g_free(p->mode);
+        g_free(p->esp_broker_host);
+        g_free(p->esp_sync_topic);
     }
     g_free(c->peers);
     char *strs[] = {

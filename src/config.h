@@ -11,7 +11,13 @@
  *   [peer NAME] fingerprint (SHA-256, AB:CD:..), topic = RULE (repeatable: GKeyFile keeps
  *             only the last of a repeated key, so repeats are read from the raw text),
  *             mode (webrtc | esp32-example), queue_qos0 (bool), retained_max_topics,
- *             retained_max_bytes
+ *             retained_max_bytes; with mode = esp32-example: insecure (must be true),
+ *             role (peer1 | peer2: ours in the example's handshake), broker
+ *             (mqtt://HOST[:PORT], default [signal] url), sync_topic (the example's
+ *             topic base) and no fingerprint
+ *
+ * [signal] is required when a webrtc peer is configured (url and secret), or an
+ * esp32-example peer without its own broker (url only).
  *
  * Every error names the file, the [section] and key, and what is wrong; the daemon
  * refuses to start on any. Pure apart from reading the file (and secret_file). */
@@ -23,8 +29,17 @@
 
 typedef struct config_peer {
     char *name;
-    char *fingerprint; /* normalised upper-case "AB:CD:..." (95 chars) */
+    char *fingerprint; /* normalised upper-case "AB:CD:..." (95 chars); NULL: none */
     char *mode;        /* "webrtc" (default) or "esp32-example" */
+    bool insecure;     /* insecure = true: the peer's link is plaintext (esp32-example) */
+    /* esp32-example: our role in the example's handshake (1: we send "0"), its broker
+     * (plain MQTT unless it is the [signal] one) and topic base. */
+    int esp_role;
+    char *esp_broker_host;
+    int esp_broker_port;
+    bool esp_broker_tls;
+    const char *esp_broker_username, *esp_broker_password, *esp_broker_cafile; /* [signal]'s */
+    char *esp_sync_topic;
     bool queue_qos0;
     size_t retained_max_topics; /* retained entries this peer may keep in our store */
     size_t retained_max_bytes;  /* ... and their bytes as stored */
@@ -44,9 +59,9 @@ typedef struct config {
 
     char *site_name;
     char *state_dir;
-    int log_level;              /* log_level_t */
-    size_t max_message_size;    /* default BL_MAX_MESSAGE_DEFAULT */
-    size_t queue_max_messages;  /* per peer, default 1000000 */
+    int log_level;             /* log_level_t */
+    size_t max_message_size;   /* default BL_MAX_MESSAGE_DEFAULT */
+    size_t queue_max_messages; /* per peer, default 1000000 */
     /* Bytes a link may have in flight each way: its SCTP send and receive buffers (and the
      * UDP receive buffer under them). Default BL_LINK_WINDOW_DEFAULT. */
     size_t link_window;

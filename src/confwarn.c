@@ -21,6 +21,19 @@ void confwarn_list(const config_t *c, GPtrArray *out)
         g_ptr_array_add(out, g_strdup_printf("[signal] password goes to %s:%d without TLS: "
                                              "anyone on the path can read it (use mqtts://)",
                                              c->signal_host, c->signal_port));
+    for (size_t i = 0; i < c->n_peers; i++) {
+        const config_peer_t *p = &c->peers[i];
+        if (p->insecure)
+            g_ptr_array_add(
+                out, g_strdup_printf(
+                         "[peer %s] insecure: mode = %s has no encryption and no "
+                         "authentication. What crosses this link can be read and forged on "
+                         "the way; the board's addresses and ICE credentials are readable on "
+                         "%s:%d (topics %s1 and %s2), where anyone can also answer in its "
+                         "place",
+                         p->name, p->mode, p->esp_broker_host, p->esp_broker_port,
+                         p->esp_sync_topic, p->esp_sync_topic));
+    }
     unsigned bits = secret_estimate_bits(c->network_secret);
     if (c->network_secret && bits < SECRET_GOOD_BITS)
         g_ptr_array_add(

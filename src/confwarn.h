@@ -12,7 +12,8 @@
  *   - a password sent over plain MQTT ([local] without tls, [signal] with mqtt://) to a
  *     host that is not this machine (localhost, 127.0.0.0/8, ::1): anyone on the path
  *     reads it;
- *   - a network secret under SECRET_GOOD_BITS by secret_estimate_bits. */
+ *   - a network secret under SECRET_GOOD_BITS by secret_estimate_bits;
+ *   - a peer with insecure = true (mode = esp32-example): plaintext, no authentication. */
 void confwarn_list(const config_t *c, GPtrArray *out);
 
 #endif

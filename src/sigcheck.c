@@ -143,10 +143,12 @@ static bool signed_by(const config_peer_t *peer, const seal_msg_t *m, const GByt
 
 /* ---- the replay cache ---- */
 
+/* Only a peer with a pinned certificate speaks sealed signalling (an esp32-example
+ * peer has none, and its name in a sealed message is an unknown sender's). */
 static peer_seen_t *peer_seen_of(sigcheck_t *c, const char *name)
 {
     for (size_t i = 0; i < c->cfg->n_peers; i++)
-        if (!strcmp(c->peers[i].peer->name, name))
+        if (c->peers[i].peer->fingerprint && !strcmp(c->peers[i].peer->name, name))
             return &c->peers[i];
     return NULL;
 }

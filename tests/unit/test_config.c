@@ -100,8 +100,9 @@ static void test_full_config(void **state)
                        "topic = sensors/# out 1 home/ sites/home/\n"
                        "topic = cmd/+ in\n"
                        "[peer esp]\n"
-                       "fingerprint = " FP2 "\n"
                        "mode = esp32-example\n"
+                       "insecure = true\n"
+                       "role = peer2\n"
                        "topic = esp/#\n";
     char err[512] = "";
     config_t c;
@@ -157,10 +158,19 @@ static void test_full_config(void **state)
     assert_string_equal(p->rules[1].pattern, "cmd/+");
     assert_int_equal(p->rules[1].dir, ROUTE_IN);
     assert_int_equal(p->rules[1].qos, 2);
+    assert_false(p->insecure);
     p = config_find_peer(&c, "esp");
     assert_non_null(p);
-    assert_string_equal(p->fingerprint, FP2);
+    assert_null(p->fingerprint);
     assert_string_equal(p->mode, "esp32-example");
+    assert_true(p->insecure);
+    assert_int_equal(p->esp_role, 2);
+    /* The broker is the [signal] one, credentials and all. */
+    assert_string_equal(p->esp_broker_host, "signal.example.org");
+    assert_int_equal(p->esp_broker_port, 8884);
+    assert_true(p->esp_broker_tls);
+    assert_string_equal(p->esp_broker_username, "su");
+    assert_string_equal(p->esp_sync_topic, "/topic/serverless_mqtt");
     assert_false(p->queue_qos0);
     assert_int_equal(p->n_rules, 1);
     assert_null(config_find_peer(&c, "home"));
@@ -597,6 +607,58 @@ static void test_err_bad_mode(void **s)
                "peer cabin", "mode", "\"udp\" is not webrtc or esp32-example");
 }
 
+/* "My ESP32 at the cabin, this Linux box at home": no [signal], no secret, no fingerprint. */
+static void test_esp32_alone(void **s)
+{
+    (void)s;
+    char err[512] = "";
+    config_t c;
+    const char *text = SITE "[ice]\nstun = 198.18.0.1\n"
+                            "[peer cabin]\nmode = esp32-example\ninsecure = yes\nrole = peer1\n"
+                            "broker = mqtt://198.18.0.1:1884\nsync_topic = /cabin/sync\n"
+                            "topic = # both 0\n";
+    if (load(text, &c, err, sizeof(err)))
+        fail_msg("refused: %s", err);
+    assert_null(c.signal_host);
+    assert_null(c.network_secret);
+    const config_peer_t *p = &c.peers[0];
+    assert_int_equal(p->esp_role, 1);
+    assert_string_equal(p->esp_broker_host, "198.18.0.1");
+    assert_int_equal(p->esp_broker_port, 1884);
+    assert_false(p->esp_broker_tls);
+    assert_null(p->esp_broker_username);
+    assert_string_equal(p->esp_sync_topic, "/cabin/sync");
+    config_free(&c);
+}
+
+static void test_err_esp32(void **s)
+{
+    (void)s;
+#define ESP "[peer cabin]\nmode = esp32-example\ntopic = #\n"
+    expect_err(SITE SIGNAL ESP "role = peer1\n", "peer cabin", "insecure",
+               "missing (required): mode = esp32-example is plaintext and unauthenticated");
+    expect_err(SITE SIGNAL ESP "role = peer1\ninsecure = false\n", "peer cabin", "insecure",
+               "must be true");
+    expect_err(SITE SIGNAL ESP "insecure = true\n", "peer cabin", "role", "missing (required)");
+    expect_err(SITE SIGNAL ESP "insecure = true\nrole = peer3\n", "peer cabin", "role",
+               "\"peer3\" is not peer1 or peer2");
+    expect_err(SITE SIGNAL ESP "insecure = true\nrole = peer1\nfingerprint = " FP1 "\n",
+               "peer cabin", "fingerprint", "no certificate to pin");
+    expect_err(SITE SIGNAL ESP "insecure = true\nrole = peer1\nbroker = http://x\n", "peer cabin",
+               "broker", "scheme is not mqtt:// or mqtts://");
+    expect_err(SITE SIGNAL ESP "insecure = true\nrole = peer1\nsync_topic = a/#\n", "peer cabin",
+               "sync_topic", "without + or #");
+    /* No broker of its own and no [signal] url to use instead. */
+    expect_err(SITE ESP "insecure = true\nrole = peer1\n", "peer cabin", "broker",
+               "no [signal] url");
+    /* The esp32-example keys on a webrtc peer, and a webrtc peer without [signal]. */
+    expect_err(BASE "[peer barn]\nfingerprint = " FP2 "\ntopic = #\nrole = peer1\n", "peer barn",
+               "role", "only for mode = esp32-example");
+    expect_err(SITE "[signal]\nurl = mqtt://h\n" PEER, "signal", "secret", "missing (required)");
+    expect_err(SITE PEER, "signal", "url", "missing (required)");
+#undef ESP
+}
+
 static void test_retained_caps(void **s)
 {
     (void)s;
@@ -695,6 +757,8 @@ int main(void)
         cmocka_unit_test(test_err_peer_without_topic),
         cmocka_unit_test(test_err_bad_topic_rule),
         cmocka_unit_test(test_err_bad_mode),
+        cmocka_unit_test(test_esp32_alone),
+        cmocka_unit_test(test_err_esp32),
         cmocka_unit_test(test_err_no_peers),
         cmocka_unit_test(test_err_syntax),
         cmocka_unit_test(test_err_null_and_tiny_buffers),

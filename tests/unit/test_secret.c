@@ -112,6 +112,16 @@ static void test_warnings(void **state)
     assert_true(has(w, "brokerless secret"));
     assert_false(has(w, "MyHomeNetwork123")); /* never the secret itself */
     g_ptr_array_unref(w);
+
+    /* An ESP32 example peer: said at every start. */
+    w = warnings_of("[site]\nname = home\n[peer cabin]\nmode = esp32-example\ninsecure = true\n"
+                    "role = peer2\nbroker = mqtt://198.18.0.1\ntopic = #\n");
+    assert_int_equal(w->len, 1);
+    assert_true(has(w, "[peer cabin] insecure: mode = esp32-example has no encryption and no "
+                       "authentication"));
+    assert_true(has(w, "198.18.0.1:1883 (topics /topic/serverless_mqtt1 and "
+                       "/topic/serverless_mqtt2)"));
+    g_ptr_array_unref(w);
 }
 
 int main(void)

@@ -39,7 +39,9 @@ static int setup(void **state)
     assert_int_equal(cert_generate("eve", &fx->eve), 0);
     char *text = g_strdup_printf("[site]\nname = alpha\n[signal]\nurl = mqtt://h\nsecret = %s\n"
                                  "[peer bravo]\nfingerprint = %s\ntopic = #\n"
-                                 "[peer charlie]\nfingerprint = %s\ntopic = #\n",
+                                 "[peer charlie]\nfingerprint = %s\ntopic = #\n"
+                                 "[peer board]\nmode = esp32-example\ninsecure = true\n"
+                                 "role = peer2\ntopic = #\n",
                                  SECRET, fx->bravo->fingerprint, fx->charlie->fingerprint);
     char err[256];
     assert_int_equal(config_load_data(text, strlen(text), "t.conf", &fx->cfg, err, sizeof(err)), 0);
@@ -350,6 +352,11 @@ static void test_other_refusals(void **state)
     drop(&m);
     make(&m, "alpha", fx->alpha, "bye", "1", NOW, NULL); /* from ourselves */
     assert_int_equal(accept_msg(fx, &m, NOW), SIGCHECK_MISDIRECTED);
+    drop(&m);
+    /* An esp32-example peer has no key: a sealed message in its name, whoever signs
+     * it, comes from no peer we know. */
+    make(&m, "board", fx->eve, "bye", "1", NOW, NULL);
+    assert_int_equal(accept_msg(fx, &m, NOW), SIGCHECK_UNKNOWN_PEER);
     drop(&m);
 
     static const uint8_t garbage[40] = {1};
