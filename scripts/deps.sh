@@ -22,6 +22,21 @@ if ((${#missing[@]})); then
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
+# The lab's ESP32 (tests/lab/esppeer: werift-ice and mqtt.js) runs on Node.js; any
+# Node >= 16 with npm will do, Debian's included.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "deps: installing nodejs npm"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends nodejs npm
+fi
+# Its packages, exactly as package-lock.json pins them (again only when the lock changed).
+ESPPEER=$(cd "$(dirname "$0")/../tests/lab/esppeer" && pwd)
+if [[ ! -f $ESPPEER/node_modules/.package-lock.json ||
+  $ESPPEER/package-lock.json -nt $ESPPEER/node_modules/.package-lock.json ]]; then
+  echo "deps: npm ci in tests/lab/esppeer"
+  (cd "$ESPPEER" && npm ci --no-audit --no-fund --loglevel=error)
+fi
 # The packaged mosquitto and coturn services are not used: tests start their own.
 for svc in mosquitto coturn; do
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then

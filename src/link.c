@@ -39,7 +39,8 @@ struct link {
 
     framer_t *fr;
     link_stats_t *stats; /* a view refreshed by link_stats() */
-    uint64_t opens, failures;
+    uint64_t opens, failures, bad_signal;
+    unsigned tries; /* attempts since the link was last open */
     link_events_t ev;
     void *ud;
 };
@@ -138,12 +139,13 @@ static void log_failure(link_t *l, link_state_t was, const char *why, const char
                (long long)(bl_now_ms() - l->t_attempt), why, next);
 }
 
-static void session_failed(link_t *l, const char *why)
+static void session_failed(link_t *l, const char *reason)
 {
     link_state_t was = l->state;
     l->failures++;
-    char sid[33];
+    char sid[33], why[200];
     snprintf(sid, sizeof(sid), "%s", l->sid);
+    snprintf(why, sizeof(why), "%s", reason); /* it may be the transport's, freed below */
     drop_session(l);
     if (!may_start(l)) {
         log_failure(l, was, why, "waiting for signalling");
@@ -209,6 +211,7 @@ static void tr_open(void *ud)
     cancel(&l->timeout_src);
     l->backoff_ms = l->kind->retry_min_ms;
     l->opens++;
+    l->tries = 0;
     framer_attach(l->fr, l->tr);
     LOG_INFO(l->who, "link open via %s path (%s) in %lld ms", l->tr->ops->path_type(l->tr), pair,
              (long long)(bl_now_ms() - l->t_attempt));
@@ -280,8 +283,12 @@ static void new_sid(char out[33])
 
 static int new_transport(link_t *l, bool offerer)
 {
-    transport_args_t a = {
-        .who = l->who, .offerer = offerer, .cfg = l->cfg, .peer = l->peer, .cert = l->cert};
+    transport_args_t a = {.who = l->who,
+                          .offerer = offerer,
+                          .cfg = l->cfg,
+                          .peer = l->peer,
+                          .cert = l->cert,
+                          .bad_signal = &l->bad_signal};
     transport_events_t ev = {.signal = tr_signal,
                              .on_step = tr_step,
                              .on_open = tr_open,
@@ -315,7 +322,12 @@ static void start_session(link_t *l)
         l->t_last_offer = bl_now_ms();
         l->offer_for_restart = false;
         LOG_INFO(l->who, "offering session %s", l->sid);
+    } else {
+        /* One line per attempt is the one saying how it ended. */
+        LOG_AT(l->tries ? LOG_LVL_DEBUG : LOG_LVL_INFO, l->who, "looking for the peer (%s)",
+               l->kind->mode);
     }
+    l->tries++;
     if (new_transport(l, true) || l->tr->ops->start(l->tr))
         session_failed(l, "cannot start the transport");
 }
@@ -548,6 +560,7 @@ const link_stats_t *link_stats(const link_t *l)
                                .bytes_in = f->bytes_in,
                                .bad_frames = f->bad_frames,
                                .too_big = f->too_big,
+                               .bad_signal = l->bad_signal,
                                .opens = l->opens,
                                .failures = l->failures};
     return l->stats;

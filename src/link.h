@@ -59,6 +59,7 @@ typedef struct link_stats {
     uint64_t frames_out, frames_in, bytes_out, bytes_in;
     uint64_t bad_frames; /* undecodable frames from the peer */
     uint64_t too_big;    /* messages over what the peer's framing carries, refused */
+    uint64_t bad_signal; /* malformed signalling from the peer (a kind with its own) */
     uint64_t opens, failures;
 } link_stats_t;
 

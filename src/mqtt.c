@@ -135,11 +135,12 @@ static void conn_lost(mqtt_t *c, const char *why)
     c->backoff_ms = BL_MIN(c->backoff_ms * 2, MQTT_BACKOFF_MAX_MS);
     if (!why)
         why = "closed by the broker";
+    log_level_t loud = c->o.quiet ? LOG_LVL_DEBUG : LOG_LVL_WARN;
     if (was_up)
-        LOG_WARN(c->o.name, "connection lost (%s), retrying in %.1f s", why, delay / 1000.0);
+        LOG_AT(loud, c->o.name, "connection lost (%s), retrying in %.1f s", why, delay / 1000.0);
     else if (c->failures++ == 0)
-        LOG_WARN(c->o.name, "cannot connect to %s:%d (%s), retrying in %.1f s", c->o.host,
-                 c->o.port, why, delay / 1000.0);
+        LOG_AT(loud, c->o.name, "cannot connect to %s:%d (%s), retrying in %.1f s", c->o.host,
+               c->o.port, why, delay / 1000.0);
     else
         LOG_DEBUG(c->o.name, "cannot connect to %s:%d (%s), retrying in %.1f s", c->o.host,
                   c->o.port, why, delay / 1000.0);
@@ -186,7 +187,8 @@ static void on_connack(mqtt_t *c, const mqttpkt_t *k)
     c->srv_retain = k->retain_available;
     if (k->server_keepalive >= 0)
         c->keepalive = (unsigned)k->server_keepalive; /* 3.2.2.3.14 */
-    LOG_INFO(c->o.name, "connected to %s:%d", c->o.host, c->o.port);
+    LOG_AT(c->o.quiet ? LOG_LVL_DEBUG : LOG_LVL_INFO, c->o.name, "connected to %s:%d", c->o.host,
+           c->o.port);
     if (!c->o.clean_start) {
         if (k->session_present)
             mqtt_flow_resume(c);

@@ -48,6 +48,8 @@ typedef struct mqtt_opts {
     bool fresh_client_id;     /* clean_start only: a new random client id per connection */
     uint32_t max_packet_size; /* announced to the broker: it sends nothing larger (0: none) */
     const bl_msg_t *will;     /* Last Will (copied), or NULL */
+    bool quiet;               /* connects, losses and failures to connect at debug level: the caller
+                               * says what they came to (a connection per attempt of its own) */
 } mqtt_opts_t;
 
 typedef struct mqtt_events {

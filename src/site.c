@@ -60,9 +60,10 @@ static void publish_peer_state(peer_ctx_t *p)
 {
     char json[256], sub[128];
     link_t *l = p->link;
-    snprintf(json, sizeof(json), "{\"state\":\"%s\",\"path\":\"%s\",\"queued\":%zu}",
+    snprintf(json, sizeof(json), "{\"state\":\"%s\",\"path\":\"%s\",\"queued\":%zu%s}",
              link_state_name(link_state(l)), link_path_type(l),
-             queue_depth(p->site->q, p->cfg->name));
+             queue_depth(p->site->q, p->cfg->name),
+             p->cfg->insecure ? ",\"insecure\":\"plaintext, unauthenticated\"" : "");
     snprintf(sub, sizeof(sub), "peers/%s", p->cfg->name);
     publish_status(p->site, sub, json);
 }
@@ -145,9 +146,12 @@ static void link_frame(void *ud, link_t *l, const wire_frame_t *f)
     site_t *s = ud;
     peer_ctx_t *p = peer_of(s, l);
     switch (f->type) {
-    case WIRE_MSG:
-        site_remote_message(p, f->u.msg);
+    case WIRE_MSG: {
+        const bl_msg_t *c = site_remote_message(p, f->u.msg);
+        if (c)
+            site_out_transit(s, p, c);
         break;
+    }
     case WIRE_ACK:
         site_txn_lazy(s);
         /* Acks come mostly as runs of consecutive sequences: one delete per run. */

@@ -198,7 +198,9 @@ static void not_routed(peer_ctx_t *p, const bl_msg_t *m, int rc)
         ack_add(p, m->seq);
 }
 
-void site_remote_message(peer_ctx_t *p, const bl_msg_t *m)
+/* Returns the message as it goes to our broker (valid until the next commit), or NULL
+ * when it does not go (a duplicate, no rule, refused). */
+const bl_msg_t *site_remote_message(peer_ctx_t *p, const bl_msg_t *m)
 {
     site_t *s = p->site;
     if (!m->origin || strcmp(m->origin, p->cfg->name) != 0) {
@@ -208,39 +210,39 @@ void site_remote_message(peer_ctx_t *p, const bl_msg_t *m)
                  m->origin ? m->origin : "");
         if (m->seq)
             ack_add(p, m->seq);
-        return;
+        return NULL;
     }
     char *local_topic = NULL;
     int qos = 0;
     int rc = router_map_in(p->cfg->rules, p->cfg->n_rules, m->topic, m->qos, &local_topic, &qos);
     if (rc != 1) {
         not_routed(p, m, rc);
-        return;
+        return NULL;
     }
     if (m->seq) {
         if (queue_seen(s->q, m->origin, m->seq) == 1) {
             s->stats.duplicates++;
             ack_add(p, m->seq);
             free(local_topic);
-            return;
+            return NULL;
         }
         char *key = delivery_key(p, m->seq);
         bool on_its_way = g_hash_table_contains(s->delivering, key);
         g_free(key);
         if (on_its_way) { /* already on its way to our broker; its ack will follow */
             free(local_topic);
-            return;
+            return NULL;
         }
     }
     bl_msg_t *c = msg_routed_copy(m, local_topic, qos);
     if (!c || router_map_reply(p->cfg->rules, p->cfg->n_rules, ROUTE_IN, &c->response_topic) < 0) {
         msg_free(c);
-        return;
+        return NULL;
     }
     rc = local_check_publish(c);
     if (rc == BL_ENOMEM) { /* not now: the peer sends it again at the next link */
         msg_free(c);
-        return;
+        return NULL;
     }
     if (rc) {
         /* Never publishable (a property that is not UTF-8, say): waiting for it would
@@ -253,7 +255,7 @@ void site_remote_message(peer_ctx_t *p, const bl_msg_t *m)
         if (m->seq)
             ack_add(p, m->seq);
         msg_free(c);
-        return;
+        return NULL;
     }
     if (c->retain && m->seq)
         retained_in(p, c);
@@ -265,7 +267,7 @@ void site_remote_message(peer_ctx_t *p, const bl_msg_t *m)
     if ((!key && echoed) || !echo_add(s->echo, key, m->origin, m->seq, token, p, false)) {
         free(key);
         msg_free(c);
-        return;
+        return NULL;
     }
     site_txn(s);
     if (m->seq) {
@@ -278,6 +280,7 @@ void site_remote_message(peer_ctx_t *p, const bl_msg_t *m)
     held_add(s, token, c);
     pending_pub_t pp = {.msg = c, .token = token};
     g_array_append_val(s->to_publish, pp);
+    return c;
 }
 
 /* The message of p with sequence seq is no longer on its way to our broker. */

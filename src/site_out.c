@@ -231,6 +231,26 @@ void site_out_local(site_t *s, const bl_msg_t *m)
         route_out(s, &s->peers[i], m, &seq);
 }
 
+/* A message from peer `from`, as it goes to our broker: on to the peers that could not
+ * have it otherwise. A leaf (link_leaf: an ESP32 running the example) is linked to us
+ * alone, so what it sends goes on to every other peer and what they send goes on to it,
+ * as if published here (our origin and sequence, the peer's out rules on our topic).
+ * Between two sites of the mesh nothing goes on: they have a link of their own (split
+ * horizon), and nothing goes back to where it came from. Retain does not cross a leaf. */
+void site_out_transit(site_t *s, peer_ctx_t *from, const bl_msg_t *m)
+{
+    bl_msg_t t = *m; /* borrowed fields: route_out copies what it keeps */
+    t.retain = false;
+    t.dup = false;
+    uint64_t seq = 0;
+    bool leaf = link_leaf(from->link);
+    for (size_t i = 0; i < s->n_peers; i++) {
+        peer_ctx_t *q = &s->peers[i];
+        if (q != from && (leaf || link_leaf(q->link)))
+            route_out(s, q, &t, &seq);
+    }
+}
+
 /* Send the peer our own retained messages (the newest per topic, clears included) that
  * its rules take. Each carries its original sequence: what the peer already has is
  * recognised and only acknowledged; what it missed (it was away, a QoS 0 retained
@@ -238,6 +258,8 @@ void site_out_local(site_t *s, const bl_msg_t *m)
 void site_sync_retained(peer_ctx_t *p)
 {
     site_t *s = p->site;
+    if (link_leaf(p->link))
+        return; /* no retain flag, no sequence: a leaf would take them for new messages */
     bl_msg_t **msgs;
     size_t n = 0;
     if (queue_retained_all(s->q, &msgs, &n))

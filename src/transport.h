@@ -106,6 +106,8 @@ typedef struct transport_args {
     const config_t *cfg;
     const config_peer_t *peer;
     const cert_t *cert;
+    uint64_t *bad_signal; /* where malformed signalling from the peer is counted (a kind
+                           * with signalling of its own; link_stats) */
 } transport_args_t;
 
 /* One kind of peer: how the link meets it, how it frames, how it retries. */

@@ -1,0 +1,71 @@
+# shellcheck shell=bash
+# esp32.sh - the lab's ESP32 boards beside brokerless sites (on top of lab.sh, sites.sh).
+#
+# A board is tests/lab/esppeer/esppeer.mjs: Espressif's serverless_mqtt example (libjuice
+# variant) played by werift-ice and mqtt.js in a site's host, bridging that site's own
+# mosquitto (lab_start_site_broker) as the board bridges the broker it runs. It meets
+# brokerless on the lab's public broker, topic base /topic/serverless_mqtt.
+#
+#   bl_sites 2; esp_config 1 "$(esp_peer_section cabin peer2 'test/# both 1')"
+#   bl_start 1; esp_start board 2 peer1; bl_wait_open 1 cabin 60
+
+ESP_PEER=${BL_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}/tests/lab/esppeer
+
+# esp_check: node and the board's npm packages are there (scripts/deps.sh installs them).
+esp_check() {
+  if ! command -v node >/dev/null || [[ ! -d $ESP_PEER/node_modules/werift-ice ]]; then
+    fail "the lab's ESP32 needs node and its packages: run scripts/deps.sh"
+    lab_finish
+    exit 1
+  fi
+}
+
+# esp_config SITE SECTIONS [SIGNAL]: site SITE's config: [site], [local], [ice] (the lab's
+# STUN), [signal] (the lab's broker and secret) unless SIGNAL is "nosignal", then SECTIONS.
+esp_config() {
+  local i=$1 f=$LAB_DIR/site$1.conf
+  {
+    echo "[site]"
+    echo "name = ${BL_NAMES[$i]}"
+    echo "state_dir = $LAB_DIR/state$i"
+    echo "log_level = ${BL_LOG_LEVEL:-info}"
+    echo
+    echo "[local]"
+    echo "host = 127.0.0.1"
+    echo "port = 1883"
+    if [[ ${3:-} != nosignal ]]; then
+      echo
+      echo "[signal]"
+      echo "url = mqtt://$LAB_PUB_IP:1883"
+      echo "secret = $BL_SECRET"
+    fi
+    echo
+    echo "[ice]"
+    echo "stun = $LAB_PUB_IP:3478"
+    echo "$2"
+  } >"$f"
+}
+
+# esp_peer_section NAME ROLE RULE: the [peer NAME] section for a board; ROLE is ours.
+esp_peer_section() {
+  printf '\n[peer %s]\nmode = esp32-example\ninsecure = true\nrole = %s\nbroker = mqtt://%s:1883\ntopic = %s\n' \
+    "$1" "$2" "$LAB_PUB_IP" "$3"
+}
+
+# esp_site_section J RULE: the [peer] section for lab site J, a brokerless site.
+esp_site_section() {
+  printf '\n[peer %s]\nfingerprint = %s\ntopic = %s\n' "${BL_NAMES[$1]}" "${BL_FP[$1]}" "$2"
+}
+
+# esp_start NAME SITE ROLE [ARGS...]: a board in site SITE's host, log $LAB_DIR/NAME.log.
+esp_start() {
+  lab_bg "$1" "h$2" node "$ESP_PEER/esppeer.mjs" --role "$3" --broker "mqtt://$LAB_PUB_IP:1883" \
+    --stun "$LAB_PUB_IP:3478" --local mqtt://127.0.0.1:1883 "${@:4}"
+}
+esp_log() { echo "$LAB_DIR/$1.log"; }
+# esp_count NAME PATTERN: lines of board NAME's log matching PATTERN (grep -E).
+esp_count() { grep -cE "$2" "$(esp_log "$1")" 2>/dev/null || true; }
+# esp_wait NAME PATTERN TIMEOUT [N]: until board NAME's log has N (default 1) such lines.
+esp_wait() {
+  lab_wait_for "$3" bash -c "[[ \$(grep -cE '$2' '$(esp_log "$1")' 2>/dev/null) -ge ${4:-1} ]]"
+}
