@@ -8,8 +8,10 @@
  * logged at debug level only; the caller logs one warning naming the peer. */
 #include "wire.h"
 
+
 #include <stdlib.h>
 #include <string.h>
+
 
 #define MSG_FLAG_QOS_MASK 0x03u
 #define MSG_FLAG_RETAIN 0x04u
