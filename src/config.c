@@ -4,7 +4,9 @@
  * The text is read by confscan.c (a line scan of our own, then GKeyFile); here are the
  * sections and keys and what each must be. The result is built in a local config_t and
  * copied to *out only when everything is valid, so every error path just frees that
- * local. Strings are GLib-allocated (g_free). */
+ * local. Strings are GLib-allocated (g_free). Over 600 lines: one loader per section,
+ * and the peer section has two kinds (webrtc, esp32-example) with keys of their own;
+ * each loader is short and only the file's sections tie them together. */
 #include "config.h"
 
 #include <errno.h>

@@ -81,9 +81,3 @@ const transport_kind_t *transport_kind(const char *mode)
             return &kinds[i];
     return NULL;
 }
-
-const char *transport_phase_name(transport_phase_t p)
-{
-    static const char *const names[] = {"signalling", "ice", "dtls", "sctp"};
-    return (unsigned)p < BL_ARRAY_LEN(names) ? names[p] : "?";
-}

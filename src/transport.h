@@ -128,6 +128,5 @@ typedef struct transport_kind {
 
 /* The kind of `mode` (config.c accepts only the modes that have one), NULL if none. */
 const transport_kind_t *transport_kind(const char *mode);
-const char *transport_phase_name(transport_phase_t p);
 
 #endif
