@@ -167,7 +167,7 @@ static int put_packet(GByteArray *out, uint8_t first, const GByteArray *body)
 
 /* The properties of an application message (3.3.2.3), in the order the standard lists
  * them; user properties keep theirs (3.3.2.3.7). */
-static size_t msg_props_size(const bl_msg_t *m)
+static size_t props_size(const bl_msg_t *m)
 {
     size_t n = 0;
     if (m->payload_format >= 0)
@@ -187,7 +187,7 @@ static size_t msg_props_size(const bl_msg_t *m)
 
 static void put_msg_props(GByteArray *b, const bl_msg_t *m)
 {
-    put_varint(b, msg_props_size(m));
+    put_varint(b, props_size(m));
     if (m->payload_format >= 0) {
         put_u8(b, P_PAYLOAD_FORMAT);
         put_u8(b, (uint8_t)m->payload_format);
@@ -217,7 +217,7 @@ static void put_msg_props(GByteArray *b, const bl_msg_t *m)
 
 static size_t publish_remaining(const bl_msg_t *m)
 {
-    size_t props = msg_props_size(m);
+    size_t props = props_size(m);
     return 2 + strlen(m->topic) + (m->qos ? 2 : 0) + varint_size(props) + props + m->payload_len;
 }
 

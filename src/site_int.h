@@ -56,6 +56,7 @@
 typedef struct peer_ctx {
     site_t *site;
     const config_peer_t *cfg;
+    char who[BL_SITE_NAME_MAX + 8]; /* "peer NAME": who the log lines are about */
     link_t *link;
     uint64_t cursor;     /* highest seq handed to the link in this session */
     uint64_t sent_max;   /* highest seq ever handed to the link (dup flag) */
@@ -68,8 +69,8 @@ typedef struct peer_ctx {
     bool sync_pending;   /* retained sync waits for the backlog resend (commit_cb) */
     GQueue q0;           /* QoS 0 messages for an open link that is momentarily full */
     bool warned_full;
-    bool q0_spill;     /* QoS 0 overflow is in the durable queue (route_out) */
-    size_t q0_spilled; /* how many since the spill began */
+    bool q0_spill;                         /* QoS 0 overflow is in the durable queue (route_out) */
+    size_t q0_spilled;                     /* how many since the spill began */
     uint64_t n_dollar, n_retained_refused; /* this peer's, for the WARN cadence (site_in.c) */
 } peer_ctx_t;
 
