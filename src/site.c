@@ -421,8 +421,8 @@ static void subscribe_local(site_t *s)
 int site_start(site_t *s)
 {
     subscribe_local(s);
-    s->stats_src = site_attach(s, g_timeout_source_new_seconds(10), stats_cb);
-    s->sweep_src = site_attach(s, g_timeout_source_new_seconds(5), site_sweep_cb);
+    s->stats_src = loop_attach(s->ctx, g_timeout_source_new_seconds(10), stats_cb, s);
+    s->sweep_src = loop_attach(s->ctx, g_timeout_source_new_seconds(5), site_sweep_cb, s);
     int rc = local_start(s->local);
     if (rc)
         return rc;
@@ -450,14 +450,10 @@ void site_free(site_t *s)
             site_storage_failed("cannot commit the queue database at exit");
         s->txn_open = false;
     }
-    if (s->stats_src)
-        g_source_destroy(s->stats_src);
-    if (s->commit_src)
-        g_source_destroy(s->commit_src);
-    if (s->lazy_src)
-        g_source_destroy(s->lazy_src);
-    if (s->probe_src)
-        g_source_destroy(s->probe_src);
+    loop_cancel(&s->stats_src);
+    loop_cancel(&s->commit_src);
+    loop_cancel(&s->lazy_src);
+    loop_cancel(&s->probe_src);
     for (size_t i = 0; i < s->n_peers; i++) {
         link_free(s->peers[i].link);
         site_drop_acks(&s->peers[i]);
@@ -482,10 +478,8 @@ void site_free(site_t *s)
     if (s->echo_dels) /* left in doubt: a restart's recovery settles them */
         g_array_free(s->echo_dels, TRUE);
     g_free(s->subs_now);
-    if (s->recover_src)
-        g_source_destroy(s->recover_src);
-    if (s->sweep_src)
-        g_source_destroy(s->sweep_src);
+    loop_cancel(&s->recover_src);
+    loop_cancel(&s->sweep_src);
     echo_free(s->echo);
     g_hash_table_destroy(s->delivering);
     if (s->held)

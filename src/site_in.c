@@ -45,10 +45,7 @@ static void send_acks(peer_ctx_t *p, bool all)
 
 static void ack_timer_stop(peer_ctx_t *p)
 {
-    if (p->ack_src) {
-        g_source_destroy(p->ack_src);
-        p->ack_src = NULL;
-    }
+    loop_cancel(&p->ack_src);
 }
 
 static gboolean ack_timer_cb(gpointer ud)
@@ -82,10 +79,7 @@ void site_flush_acks(peer_ctx_t *p, bool publishing)
         return;
     }
     if (!p->ack_src) {
-        p->ack_src = g_timeout_source_new(SITE_ACK_LATE_MS);
-        g_source_set_callback(p->ack_src, ack_timer_cb, p, NULL);
-        g_source_attach(p->ack_src, p->site->ctx);
-        g_source_unref(p->ack_src);
+        p->ack_src = loop_timeout(p->site->ctx, SITE_ACK_LATE_MS, ack_timer_cb, p);
     }
 }
 
@@ -403,7 +397,7 @@ void site_echo_seen(site_t *s, echo_rec_t *r)
         g_strlcpy(d.origin, r->origin, sizeof(d.origin));
         g_array_append_val(s->echo_dels, d);
         if (!s->probe_src)
-            s->probe_src = site_attach(s, g_timeout_source_new(SITE_PROBE_MS), probe_cb);
+            s->probe_src = loop_timeout(s->ctx, SITE_PROBE_MS, probe_cb, s);
     }
     echo_rec_free(r);
 }
@@ -562,9 +556,8 @@ void site_settle_done(site_t *s)
 
 void site_recover_after(site_t *s, unsigned ms)
 {
-    if (s->recover_src)
-        g_source_destroy(s->recover_src);
-    s->recover_src = site_attach(s, g_timeout_source_new(ms), recover_done_cb);
+    loop_cancel(&s->recover_src);
+    s->recover_src = loop_timeout(s->ctx, ms, recover_done_cb, s);
 }
 
 /* An echo that never came (30 s, with the session that gets echoes connected all that

@@ -25,6 +25,7 @@
 #include "link.h"
 #include "local.h"
 #include "log.h"
+#include "loop.h"
 #include "queue.h"
 #include "router.h"
 #include "signaling.h"
@@ -128,7 +129,6 @@ struct site {
 /* site_txn.c */
 _Noreturn void site_storage_failed(const char *what);
 void site_db(int rc, const char *what);
-GSource *site_attach(site_t *s, GSource *src, GSourceFunc fn);
 void site_schedule_commit(site_t *s);
 void site_txn(site_t *s);
 void site_txn_lazy(site_t *s);
