@@ -6,7 +6,7 @@
 
 #include <openssl/rand.h>
 
-static void local_unsubscribed(void *ud);
+static void on_local_unsubscribed(void *ud);
 
 /* What waits for a commit (site_txn.c calls it after each): messages from peers go
  * to our broker only now that what they depend on is durable (their in-doubt records,
@@ -76,14 +76,14 @@ static peer_ctx_t *peer_of(site_t *s, link_t *l)
     return NULL;
 }
 
-static void link_signal(void *ud, link_t *l, const char *type, const char *sid, const char *body)
+static void on_link_signal(void *ud, link_t *l, const char *type, const char *sid, const char *body)
 {
     site_t *s = ud;
     if (signaling_send(s->sig, link_peer_name(l), type, sid, body))
         LOG_WARN(link_peer_name(l), "cannot send a %s over signalling", type);
 }
 
-static void link_open(void *ud, link_t *l)
+static void on_link_open(void *ud, link_t *l)
 {
     site_t *s = ud;
     peer_ctx_t *p = peer_of(s, l);
@@ -105,7 +105,7 @@ static void link_open(void *ud, link_t *l)
     site_sync_retained(p);
 }
 
-static void link_down(void *ud, link_t *l)
+static void on_link_down(void *ud, link_t *l)
 {
     site_t *s = ud;
     peer_ctx_t *p = peer_of(s, l);
@@ -131,7 +131,7 @@ static void check_epoch(peer_ctx_t *p, uint64_t epoch)
         return;
     site_txn(s);
     if (rc == 0) {
-        LOG_WARN(p->cfg->name,
+        LOG_WARN(p->who,
                  "peer's state was re-created (epoch %s, was %s): forgetting "
                  "which of its messages we saw",
                  now, have);
@@ -141,7 +141,7 @@ static void check_epoch(peer_ctx_t *p, uint64_t epoch)
     site_db(queue_meta_set(s->q, key, now), "cannot store a peer's epoch");
 }
 
-static void link_frame(void *ud, link_t *l, const wire_frame_t *f)
+static void on_link_frame(void *ud, link_t *l, const wire_frame_t *f)
 {
     site_t *s = ud;
     peer_ctx_t *p = peer_of(s, l);
@@ -166,8 +166,7 @@ static void link_frame(void *ud, link_t *l, const wire_frame_t *f)
         break;
     case WIRE_HELLO:
         if (strcmp(f->u.hello.site, p->cfg->name) != 0)
-            LOG_WARN(p->cfg->name, "peer calls itself \"%s\"; check the [peer] name",
-                     f->u.hello.site);
+            LOG_WARN(p->who, "peer calls itself \"%s\"; check the [peer] name", f->u.hello.site);
         check_epoch(p, f->u.hello.epoch);
         break;
     default:
@@ -175,12 +174,12 @@ static void link_frame(void *ud, link_t *l, const wire_frame_t *f)
     }
 }
 
-static void link_writable(void *ud, link_t *l)
+static void on_link_writable(void *ud, link_t *l)
 {
     site_pump(peer_of(ud, l));
 }
 
-static void link_state_cb(void *ud, link_t *l)
+static void on_link_state(void *ud, link_t *l)
 {
     publish_peer_state(peer_of(ud, l));
 }
@@ -201,7 +200,7 @@ static void signal_message(void *ud, const seal_msg_t *m)
 
 /* What the local broker sends us: our recovery marker, the echo of a message we
  * published for a peer (exactly-once), or a local client's message. */
-static void local_message(void *ud, const bl_msg_t *m)
+static void on_local_message(void *ud, const bl_msg_t *m)
 {
     site_t *s = ud;
     if (!strcmp(m->topic, s->sync_topic)) {
@@ -225,7 +224,7 @@ static void local_message(void *ud, const bl_msg_t *m)
     site_out_local(s, m);
 }
 
-static void local_up(void *ud)
+static void on_local_up(void *ud)
 {
     site_t *s = ud;
     s->local_up_ms = bl_now_ms();
@@ -319,12 +318,12 @@ site_t *site_new(GMainContext *ctx, const config_t *cfg, const cert_t *cert)
                  "their echoes before opening links",
                  echo_count(s->echo));
     }
-    local_events_t lev = {.on_message = local_message,
+    local_events_t lev = {.on_message = on_local_message,
                           .on_delivered = site_local_delivered,
-                          .on_connect = local_up,
+                          .on_connect = on_local_up,
                           .on_acked = site_local_acked,
                           .on_disconnect = site_local_down,
-                          .on_unsubscribed = local_unsubscribed,
+                          .on_unsubscribed = on_local_unsubscribed,
                           .still_wanted = site_local_still_wanted,
                           .can_write = site_can_write};
     s->local = local_new(ctx, cfg, &lev, s);
@@ -335,16 +334,17 @@ site_t *site_new(GMainContext *ctx, const config_t *cfg, const cert_t *cert)
     s->peers = calloc(cfg->n_peers, sizeof(*s->peers));
     if (!s->peers)
         goto error;
-    link_events_t kev = {.signal_send = link_signal,
-                         .on_open = link_open,
-                         .on_down = link_down,
-                         .on_frame = link_frame,
-                         .on_writable = link_writable,
-                         .on_state = link_state_cb};
+    link_events_t kev = {.signal_send = on_link_signal,
+                         .on_open = on_link_open,
+                         .on_down = on_link_down,
+                         .on_frame = on_link_frame,
+                         .on_writable = on_link_writable,
+                         .on_state = on_link_state};
     for (size_t i = 0; i < cfg->n_peers; i++) {
         peer_ctx_t *p = &s->peers[i];
         p->site = s;
         p->cfg = &cfg->peers[i];
+        snprintf(p->who, sizeof p->who, "peer %s", p->cfg->name);
         p->acks = g_array_new(FALSE, FALSE, sizeof(uint64_t));
         p->acks_ready = g_array_new(FALSE, FALSE, sizeof(uint64_t));
         p->link = link_new(ctx, cfg, p->cfg, cert, &kev, s);
@@ -367,7 +367,7 @@ error:
 }
 
 /* Once the stale subscriptions are gone, the session holds just what this run wants. */
-static void local_unsubscribed(void *ud)
+static void on_local_unsubscribed(void *ud)
 {
     site_t *s = ud;
     if (!s->subs_now)
@@ -423,8 +423,8 @@ static void subscribe_local(site_t *s)
 int site_start(site_t *s)
 {
     subscribe_local(s);
-    s->stats_src = site_attach(s, g_timeout_source_new_seconds(10), stats_cb);
-    s->sweep_src = site_attach(s, g_timeout_source_new_seconds(5), site_sweep_cb);
+    s->stats_src = loop_attach(s->ctx, g_timeout_source_new_seconds(10), stats_cb, s);
+    s->sweep_src = loop_attach(s->ctx, g_timeout_source_new_seconds(5), site_sweep_cb, s);
     int rc = local_start(s->local);
     if (rc)
         return rc;
@@ -452,14 +452,10 @@ void site_free(site_t *s)
             site_storage_failed("cannot commit the queue database at exit");
         s->txn_open = false;
     }
-    if (s->stats_src)
-        g_source_destroy(s->stats_src);
-    if (s->commit_src)
-        g_source_destroy(s->commit_src);
-    if (s->lazy_src)
-        g_source_destroy(s->lazy_src);
-    if (s->probe_src)
-        g_source_destroy(s->probe_src);
+    loop_cancel(&s->stats_src);
+    loop_cancel(&s->commit_src);
+    loop_cancel(&s->lazy_src);
+    loop_cancel(&s->probe_src);
     for (size_t i = 0; i < s->n_peers; i++) {
         link_free(s->peers[i].link);
         site_drop_acks(&s->peers[i]);
@@ -484,10 +480,8 @@ void site_free(site_t *s)
     if (s->echo_dels) /* left in doubt: a restart's recovery settles them */
         g_array_free(s->echo_dels, TRUE);
     g_free(s->subs_now);
-    if (s->recover_src)
-        g_source_destroy(s->recover_src);
-    if (s->sweep_src)
-        g_source_destroy(s->sweep_src);
+    loop_cancel(&s->recover_src);
+    loop_cancel(&s->sweep_src);
     echo_free(s->echo);
     g_hash_table_destroy(s->delivering);
     if (s->held)

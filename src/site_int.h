@@ -25,6 +25,7 @@
 #include "link.h"
 #include "local.h"
 #include "log.h"
+#include "loop.h"
 #include "queue.h"
 #include "router.h"
 #include "signaling.h"
@@ -56,6 +57,7 @@
 typedef struct peer_ctx {
     site_t *site;
     const config_peer_t *cfg;
+    char who[BL_SITE_NAME_MAX + 8]; /* "peer NAME": who the log lines are about */
     link_t *link;
     uint64_t cursor;     /* highest seq handed to the link in this session */
     uint64_t sent_max;   /* highest seq ever handed to the link (dup flag) */
@@ -127,7 +129,6 @@ struct site {
 /* site_txn.c */
 _Noreturn void site_storage_failed(const char *what);
 void site_db(int rc, const char *what);
-GSource *site_attach(site_t *s, GSource *src, GSourceFunc fn);
 void site_schedule_commit(site_t *s);
 void site_txn(site_t *s);
 void site_txn_lazy(site_t *s);

@@ -8,10 +8,8 @@
  * logged at debug level only; the caller logs one warning naming the peer. */
 #include "wire.h"
 
-
 #include <stdlib.h>
 #include <string.h>
-
 
 #define MSG_FLAG_QOS_MASK 0x03u
 #define MSG_FLAG_RETAIN 0x04u
@@ -170,7 +168,7 @@ static int alloc_out(size_t len, uint8_t **out, size_t *out_len)
 /* ---- MSG properties --------------------------------------------------------------- */
 
 /* Bytes of the property block, or <0 when a field cannot be represented. */
-static int msg_props_len(const bl_msg_t *m, size_t *len)
+static int props_len(const bl_msg_t *m, size_t *len)
 {
     size_t n = 0;
     int rc = 0;
@@ -207,7 +205,7 @@ static int msg_props_len(const bl_msg_t *m, size_t *len)
 int wire_msg_check(const bl_msg_t *m)
 {
     size_t n;
-    return m ? msg_props_len(m, &n) : BL_EINVAL;
+    return m ? props_len(m, &n) : BL_EINVAL;
 }
 
 static uint8_t *put_prop(uint8_t *p, uint8_t id, const void *v, size_t n)
@@ -361,7 +359,7 @@ int wire_encode_msg(const bl_msg_t *m, uint8_t **out, size_t *out_len)
         return BL_EINVAL;
     if (m->payload_len > UINT32_MAX)
         return BL_ETOOBIG;
-    int rc = msg_props_len(m, &plen);
+    int rc = props_len(m, &plen);
     if (rc)
         return rc;
     if (add_len(&len, olen) || add_len(&len, tlen) || add_len(&len, plen) ||
