@@ -10,6 +10,7 @@
 
 #include "espsig.h"
 #include "log.h"
+#include "loop.h"
 
 /* A datagram the socket would not take now: the framer keeps it, we ask again soon. */
 #define COMPAT_RETRY_SEND_MS 20
@@ -32,23 +33,6 @@ typedef struct compat {
     void *ud;
 } compat_t;
 
-static GSource *timer(compat_t *c, unsigned ms, GSourceFunc fn)
-{
-    GSource *src = ms ? g_timeout_source_new(ms) : g_idle_source_new();
-    g_source_set_callback(src, fn, c, NULL);
-    g_source_attach(src, c->ctx);
-    g_source_unref(src);
-    return src;
-}
-
-static void cancel(GSource **src)
-{
-    if (*src) {
-        g_source_destroy(*src);
-        *src = NULL;
-    }
-}
-
 static gboolean fail_cb(gpointer p)
 {
     compat_t *c = p;
@@ -63,8 +47,8 @@ static void compat_fail(compat_t *c, const char *why)
         return;
     c->fail_why = strdup(why ? why : "failed");
     c->open = false;
-    cancel(&c->ice_src);
-    c->fail_src = timer(c, 0, fail_cb);
+    loop_cancel(&c->ice_src);
+    c->fail_src = loop_idle(c->ctx, G_PRIORITY_DEFAULT, fail_cb, c);
 }
 
 static void step(compat_t *c, transport_phase_t phase, const char *what)
@@ -92,7 +76,7 @@ static void maybe_checking(compat_t *c)
     snprintf(what, sizeof(what), "esp32: descriptions exchanged, %zu candidates from the board",
              c->remote_cands);
     step(c, TRANSPORT_ICE, what);
-    c->ice_src = timer(c, COMPAT_ICE_MS, ice_timeout_cb);
+    c->ice_src = loop_timeout(c->ctx, COMPAT_ICE_MS, ice_timeout_cb, c);
 }
 
 /* Our description, once the handshake is done and every candidate is in. */
@@ -136,7 +120,7 @@ static void ice_state_cb(void *ud, ice_state_t st)
 {
     compat_t *c = ud;
     if ((st == ICE_ST_CONNECTED || st == ICE_ST_READY) && !c->open && !c->fail_why) {
-        cancel(&c->ice_src);
+        loop_cancel(&c->ice_src);
         c->open = true;
         if (c->ev.on_open)
             c->ev.on_open(c->ud);
@@ -222,7 +206,7 @@ static int op_send(transport_t *t, const uint8_t *buf, size_t len)
         return BL_ESTATE;
     int rc = ice_send(c->ice, buf, len);
     if (rc == BL_EAGAIN && !c->send_src)
-        c->send_src = timer(c, COMPAT_RETRY_SEND_MS, writable_cb);
+        c->send_src = loop_timeout(c->ctx, COMPAT_RETRY_SEND_MS, writable_cb, c);
     return rc;
 }
 
@@ -243,9 +227,9 @@ static void op_free(transport_t *t)
     compat_t *c = (compat_t *)t;
     if (!c)
         return;
-    cancel(&c->fail_src);
-    cancel(&c->ice_src);
-    cancel(&c->send_src);
+    loop_cancel(&c->fail_src);
+    loop_cancel(&c->ice_src);
+    loop_cancel(&c->send_src);
     espsig_free(c->sig);
     ice_free(c->ice);
     if (c->cands)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "loop.h"
 #include "mqtt.h"
 
 /* A description with its topic and header fits (the broker keeps anything larger). */
@@ -30,27 +31,10 @@ struct espsig {
     void *ud;
 };
 
-static GSource *timer(espsig_t *s, unsigned ms, GSourceFunc fn)
-{
-    GSource *src = g_timeout_source_new(ms);
-    g_source_set_callback(src, fn, s, NULL);
-    g_source_attach(src, s->ctx);
-    g_source_unref(src);
-    return src;
-}
-
-static void cancel(GSource **src)
-{
-    if (*src) {
-        g_source_destroy(*src);
-        *src = NULL;
-    }
-}
-
 static void failed(espsig_t *s, const char *why)
 {
-    cancel(&s->tick_src);
-    cancel(&s->desc_src);
+    loop_cancel(&s->tick_src);
+    loop_cancel(&s->desc_src);
     s->ev.on_failed(s->ud, why);
 }
 
@@ -111,9 +95,9 @@ static gboolean tick_cb(gpointer p)
 static void synced(espsig_t *s)
 {
     s->synced = true;
-    cancel(&s->tick_src);
+    loop_cancel(&s->tick_src);
     if (!s->have_desc)
-        s->desc_src = timer(s, ESPSIG_DESC_MS, desc_timeout_cb);
+        s->desc_src = loop_timeout(s->ctx, ESPSIG_DESC_MS, desc_timeout_cb, s);
     s->ev.on_synced(s->ud);
 }
 
@@ -184,7 +168,7 @@ static void on_description(espsig_t *s, const uint8_t *buf, size_t len)
         return;
     }
     s->have_desc = true;
-    cancel(&s->desc_src);
+    loop_cancel(&s->desc_src);
     LOG_INFO(s->who, "the board's description: %zu candidates%s", d.n_cands,
              d.dropped ? " (some entries not usable, ignored)" : "");
     s->ev.on_desc(s->ud, &d);
@@ -218,9 +202,9 @@ static void on_connect(void *ud)
     if (s->synced)
         return;
     /* The handshake's clock starts now; peer1 says "0" at once and then every second. */
-    cancel(&s->tick_src);
+    loop_cancel(&s->tick_src);
     s->tries = 0;
-    s->tick_src = timer(s, ESPSIG_SYNC_PERIOD_MS, tick_cb);
+    s->tick_src = loop_timeout(s->ctx, ESPSIG_SYNC_PERIOD_MS, tick_cb, s);
     if (s->role == 1)
         tick_cb(s);
 }
@@ -281,7 +265,7 @@ int espsig_start(espsig_t *s)
     if (!rc)
         rc = mqtt_start(s->mqtt);
     if (!rc) /* if the broker is not there within 10 s, the attempt ends (tick_cb) */
-        s->tick_src = timer(s, ESPSIG_CONNECT_MS, tick_cb);
+        s->tick_src = loop_timeout(s->ctx, ESPSIG_CONNECT_MS, tick_cb, s);
     return rc;
 }
 
@@ -298,8 +282,8 @@ void espsig_free(espsig_t *s)
 {
     if (!s)
         return;
-    cancel(&s->tick_src);
-    cancel(&s->desc_src);
+    loop_cancel(&s->tick_src);
+    loop_cancel(&s->desc_src);
     mqtt_free(s->mqtt);
     free(s);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "loop.h"
 
 /* Above this many bytes waiting for the transport the caller is told to hold off. */
 #define FRAMER_HIGH_WATER (256 * 1024)
@@ -70,24 +71,6 @@ struct framer {
     void *ud;
 };
 
-static GSource *idle(framer_t *f, gint prio, GSourceFunc fn)
-{
-    GSource *src = g_idle_source_new();
-    g_source_set_priority(src, prio);
-    g_source_set_callback(src, fn, f, NULL);
-    g_source_attach(src, f->ctx);
-    g_source_unref(src);
-    return src;
-}
-
-static void cancel(GSource **src)
-{
-    if (*src) {
-        g_source_destroy(*src);
-        *src = NULL;
-    }
-}
-
 /* ---- delivered without control ---- */
 
 static gboolean acked_cb(gpointer p)
@@ -111,7 +94,7 @@ static void done_without_ack(framer_t *f, uint64_t seq)
         return;
     g_array_append_val(f->delivered, seq);
     if (!f->acked_src)
-        f->acked_src = idle(f, G_PRIORITY_DEFAULT, acked_cb);
+        f->acked_src = loop_idle(f->ctx, G_PRIORITY_DEFAULT, acked_cb, f);
 }
 
 /* ---- window trace (debug level) ---- */
@@ -157,10 +140,7 @@ static void trace_start(framer_t *f)
 {
     if (f->trace_src || log_get_level() > LOG_LVL_DEBUG || !f->tr)
         return;
-    f->trace_src = g_timeout_source_new(FRAMER_TRACE_MS);
-    g_source_set_callback(f->trace_src, trace_cb, f, NULL);
-    g_source_attach(f->trace_src, f->ctx);
-    g_source_unref(f->trace_src);
+    f->trace_src = loop_timeout(f->ctx, FRAMER_TRACE_MS, trace_cb, f);
 }
 
 /* ---- the queues ---- */
@@ -182,7 +162,7 @@ static void entry_done(framer_t *f, entry_t *e)
 static void clear_pending(framer_t *f)
 {
     entry_t *e;
-    cancel(&f->flush_src);
+    loop_cancel(&f->flush_src);
     f->batch = false; /* until the next session's HELLO */
     while ((e = g_queue_pop_head(&f->express)))
         entry_done(f, e);
@@ -340,7 +320,7 @@ static int enqueue(framer_t *f, GBytes *frame, const char *topic, uint64_t seq, 
     } else if (!f->flush_src) {
         /* Right after the callback that is queueing, before other I/O: everything it
          * queues leaves together. */
-        f->flush_src = idle(f, G_PRIORITY_HIGH, flush_cb);
+        f->flush_src = loop_idle(f->ctx, G_PRIORITY_HIGH, flush_cb, f);
     }
     return 0;
 }
@@ -506,7 +486,7 @@ void framer_attach(framer_t *f, transport_t *tr)
 
 void framer_detach(framer_t *f)
 {
-    cancel(&f->trace_src);
+    loop_cancel(&f->trace_src);
     clear_pending(f);
     f->tr = NULL;
 }
@@ -537,7 +517,7 @@ void framer_free(framer_t *f)
     if (!f)
         return;
     framer_detach(f);
-    cancel(&f->acked_src);
+    loop_cancel(&f->acked_src);
     wire_reasm_clear(&f->reasm);
     g_hash_table_destroy(f->bulk_topics);
     g_array_free(f->delivered, TRUE);

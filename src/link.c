@@ -14,6 +14,7 @@
 
 #include "framer.h"
 #include "log.h"
+#include "loop.h"
 #include "transport.h"
 
 #define LINK_RESTART_SPACING_MS 300
@@ -64,23 +65,6 @@ static void set_state(link_t *l, link_state_t s)
         l->ev.on_state(l->ud, l);
 }
 
-static GSource *timer(link_t *l, unsigned ms, GSourceFunc fn)
-{
-    GSource *src = ms ? g_timeout_source_new(ms) : g_idle_source_new();
-    g_source_set_callback(src, fn, l, NULL);
-    g_source_attach(src, l->ctx);
-    g_source_unref(src);
-    return src;
-}
-
-static void cancel(GSource **src)
-{
-    if (*src) {
-        g_source_destroy(*src);
-        *src = NULL;
-    }
-}
-
 /* May an attempt begin: a sealed kind needs its signalling, the other the site's go. */
 static bool may_start(const link_t *l)
 {
@@ -92,8 +76,8 @@ static bool may_start(const link_t *l)
 static void drop_session(link_t *l)
 {
     bool was_open = l->state == LINK_OPEN;
-    cancel(&l->timeout_src);
-    cancel(&l->broken_src);
+    loop_cancel(&l->timeout_src);
+    loop_cancel(&l->broken_src);
     framer_detach(l->fr);
     if (l->tr) {
         l->tr->ops->free(l->tr);
@@ -166,8 +150,8 @@ static void session_failed(link_t *l, const char *reason)
     snprintf(next, sizeof(next), "retrying in %.1f s", l->backoff_ms / 1000.0);
     log_failure(l, was, why, next);
     set_state(l, LINK_FAILED);
-    cancel(&l->retry_src);
-    l->retry_src = timer(l, l->backoff_ms, retry_cb);
+    loop_cancel(&l->retry_src);
+    l->retry_src = loop_timeout(l->ctx, l->backoff_ms, retry_cb, l);
     l->backoff_ms = BL_MIN(l->backoff_ms * 2, l->kind->retry_max_ms);
 }
 
@@ -210,7 +194,7 @@ static void tr_open(void *ud)
     link_t *l = ud;
     char pair[128] = "";
     l->tr->ops->describe(l->tr, pair, sizeof(pair));
-    cancel(&l->timeout_src);
+    loop_cancel(&l->timeout_src);
     l->backoff_ms = l->kind->retry_min_ms;
     l->opens++;
     l->tries = 0;
@@ -270,7 +254,7 @@ static void fr_broken(void *ud, const char *why)
     link_t *l = ud;
     (void)why;
     if (!l->broken_src)
-        l->broken_src = timer(l, 0, broken_cb);
+        l->broken_src = loop_idle(l->ctx, G_PRIORITY_DEFAULT, broken_cb, l);
 }
 
 /* ---- sessions ---- */
@@ -304,7 +288,7 @@ static int new_transport(link_t *l, bool offerer)
         l->tr->ops->pause_rx(l->tr, true);
     l->t_attempt = l->t_step = bl_now_ms();
     if (l->kind->connect_timeout_ms)
-        l->timeout_src = timer(l, l->kind->connect_timeout_ms, timeout_cb);
+        l->timeout_src = loop_timeout(l->ctx, l->kind->connect_timeout_ms, timeout_cb, l);
     set_state(l, LINK_SIGNALLING);
     return 0;
 }
@@ -314,7 +298,7 @@ static int new_transport(link_t *l, bool offerer)
 static void start_session(link_t *l)
 {
     drop_session(l);
-    cancel(&l->retry_src);
+    loop_cancel(&l->retry_src);
     if (!may_start(l)) {
         set_state(l, LINK_WAITING);
         return;
@@ -376,8 +360,9 @@ static void on_restart(link_t *l, const seal_msg_t *m)
         return;
     int64_t since = bl_now_ms() - l->t_last_offer;
     if (since < LINK_RESTART_SPACING_MS && (l->offer_for_restart || l->state == LINK_OPEN)) {
-        cancel(&l->retry_src);
-        l->retry_src = timer(l, (unsigned)(LINK_RESTART_SPACING_MS - since), recheck_cb);
+        loop_cancel(&l->retry_src);
+        l->retry_src =
+            loop_timeout(l->ctx, (unsigned)(LINK_RESTART_SPACING_MS - since), recheck_cb, l);
         return;
     }
     if (since < LINK_RESTART_SPACING_MS)
@@ -609,7 +594,7 @@ void link_free(link_t *l)
 {
     if (!l)
         return;
-    cancel(&l->retry_src);
+    loop_cancel(&l->retry_src);
     l->ev.on_down = NULL;
     l->ev.on_state = NULL;
     if (l->fr)
