@@ -22,7 +22,7 @@ struct espsig {
     mqtt_t *mqtt;
     uint64_t *bad;
 
-    bool connected, found, synced, have_desc, desc_sent;
+    bool connected, was_connected, found, synced, have_desc, desc_sent;
     unsigned tries;    /* "0"s sent (peer1) or silent seconds (peer2) */
     GSource *tick_src; /* connect wait, then the handshake's second */
     GSource *desc_src; /* the board's description */
@@ -74,7 +74,8 @@ static gboolean tick_cb(gpointer p)
     espsig_t *s = p;
     if (!s->connected) {
         s->tick_src = NULL;
-        failed(s, "cannot reach the broker within 10 s");
+        failed(s, s->was_connected ? "lost the broker during the handshake"
+                                   : "cannot reach the broker within 10 s");
         return G_SOURCE_REMOVE;
     }
     if (s->tries >= ESPSIG_SYNC_TRIES) {
@@ -196,7 +197,7 @@ static void on_message(void *ud, const bl_msg_t *m)
 static void on_connect(void *ud)
 {
     espsig_t *s = ud;
-    s->connected = true;
+    s->connected = s->was_connected = true;
     LOG_DEBUG(s->who, "signalling as peer%d on %s, listening on %s", s->role, s->pub_topic,
               s->sub_topic);
     if (s->synced)
