@@ -13,12 +13,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     config_t c;
     int rc = config_load_data((const char *)data, size, "fuzz.conf", &c, err, sizeof(err));
     if (rc == 0) {
-        /* A config that loads is consistent: every peer has a name, a fingerprint and
-         * at least one rule, and can be found by name. */
+        /* A config that loads is consistent: every peer has a name and at least one
+         * rule, and can be found by name; a webrtc peer has a fingerprint (and the site
+         * a secret), an esp32-example peer none but insecure, a role, a broker and a
+         * topic base. */
         for (size_t i = 0; i < c.n_peers; i++) {
             const config_peer_t *p = &c.peers[i];
-            if (!p->name || strlen(p->fingerprint) != 95 || p->n_rules == 0 ||
-                config_find_peer(&c, p->name) != p)
+            bool esp = !strcmp(p->mode, "esp32-example");
+            bool ok = esp ? !p->fingerprint && p->insecure &&
+                                (p->esp_role == 1 || p->esp_role == 2) && p->esp_broker_host &&
+                                p->esp_sync_topic
+                          : p->fingerprint && strlen(p->fingerprint) == 95 && c.network_secret &&
+                                c.signal_host && !p->insecure;
+            if (!p->name || !ok || p->n_rules == 0 || config_find_peer(&c, p->name) != p)
                 abort();
         }
         config_free(&c);

@@ -150,6 +150,8 @@ static int parse_url(confscan_t *L, const char *sect, const char *key, char **ho
     char *url = confscan_str(L, sect, key);
     const char *rest = NULL, *why = NULL;
     *tls = false;
+    if (!url) /* present but empty */
+        return fail(L, sect, key, "missing (required): mqtt://HOST[:PORT] or mqtts://HOST[:PORT]");
     if (g_ascii_strncasecmp(url, "mqtt://", 7) == 0)
         rest = url + 7;
     else if (g_ascii_strncasecmp(url, "mqtts://", 8) == 0)

@@ -656,6 +656,9 @@ static void test_err_esp32(void **s)
                "role", "only for mode = esp32-example");
     expect_err(SITE "[signal]\nurl = mqtt://h\n" PEER, "signal", "secret", "missing (required)");
     expect_err(SITE PEER, "signal", "url", "missing (required)");
+    /* Present but empty (found by fuzz_config). */
+    expect_err(SITE "[signal]\nurl =\nsecret = 0123456789abcdef\n" PEER, "signal", "url",
+               "missing (required)");
 #undef ESP
 }
 
