@@ -77,7 +77,7 @@ bool fixture_run_until(GMainContext *ctx, fixture_cond_t cond, void *arg, unsign
     return cond(arg);
 }
 
-static bool never(void *arg)
+bool fixture_never(void *arg)
 {
     (void)arg;
     return false;
@@ -85,7 +85,7 @@ static bool never(void *arg)
 
 void fixture_run_for(GMainContext *ctx, unsigned ms)
 {
-    fixture_run_until(ctx, never, NULL, ms);
+    fixture_run_until(ctx, fixture_never, NULL, ms);
 }
 
 bool fixture_poll_until(GMainContext *ctx, bool loop, void (*poll)(void), fixture_cond_t cond,

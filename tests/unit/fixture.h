@@ -29,6 +29,8 @@ typedef bool (*fixture_cond_t)(void *arg);
  * the loop's own callbacks. */
 bool fixture_run_until(GMainContext *ctx, fixture_cond_t cond, void *arg, unsigned ms);
 void fixture_run_for(GMainContext *ctx, unsigned ms);
+/* A cond that never holds: a run for the whole time. */
+bool fixture_never(void *arg);
 /* The same for a test that also drives something outside the loop: between checks,
  * turns of ctx that do not block (none when !loop), poll(), and a 1 ms sleep. */
 bool fixture_poll_until(GMainContext *ctx, bool loop, void (*poll)(void), fixture_cond_t cond,
