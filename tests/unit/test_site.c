@@ -169,6 +169,31 @@ static uint64_t seq_of_payload(const bl_msg_t *m)
     return strtoull(text + strlen("bravo "), NULL, 10);
 }
 
+static bool is_bravos(const fake_pub_t *p)
+{
+    return !strcmp(p->msg->topic, "from/bravo");
+}
+
+/* How many publishes carry bravo's messages (not status or markers), and the i-th. */
+static size_t n_bravo_pubs(fx_t *fx)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < fake_local_n_pubs(fx->local); i++)
+        n += is_bravos(fake_local_pub(fx->local, i));
+    return n;
+}
+
+static const fake_pub_t *bravo_pub(fx_t *fx, size_t nth)
+{
+    for (size_t i = 0, n = 0; i < fake_local_n_pubs(fx->local); i++) {
+        const fake_pub_t *p = fake_local_pub(fx->local, i);
+        if (is_bravos(p) && n++ == nth)
+            return p;
+    }
+    fail_msg("no publish %zu of bravo's messages", nth);
+    return NULL;
+}
+
 typedef struct want {
     fx_t *fx;
     size_t n;
@@ -177,26 +202,14 @@ typedef struct want {
 static bool pubs_at_least(void *arg)
 {
     want_t *w = arg;
-    return fake_local_n_pubs(w->fx->local) >= w->n;
-}
-
-/* The publishes that carry bravo's messages (not status or markers). */
-static GPtrArray *bravo_pubs(fx_t *fx)
-{
-    GPtrArray *a = g_ptr_array_new();
-    for (size_t i = 0; i < fake_local_n_pubs(fx->local); i++) {
-        const fake_pub_t *p = fake_local_pub(fx->local, i);
-        if (!strcmp(p->msg->topic, "from/bravo"))
-            g_ptr_array_add(a, (gpointer)p);
-    }
-    return a;
+    return n_bravo_pubs(w->fx) >= w->n;
 }
 
 /* The broker takes every publish of bravo's messages (PUBACK, or PUBREC for QoS 2). */
 static void take_all(fx_t *fx)
 {
     for (size_t i = 0; i < fake_local_n_pubs(fx->local); i++)
-        if (!strcmp(fake_local_pub(fx->local, i)->msg->topic, "from/bravo"))
+        if (is_bravos(fake_local_pub(fx->local, i)))
             fake_local_take(fx->local, i);
 }
 
@@ -273,7 +286,7 @@ static void crash_after_taking(fx_t *fx, uint64_t first, uint64_t last, int qos)
         want_t w = {fx, last - first + 1};
         if (!fixture_run_until(fx->ctx, pubs_at_least, &w, DEADLINE_MS) || !settle(fx))
             _exit(1);
-        if (bravo_pubs(fx)->len != last - first + 1)
+        if (n_bravo_pubs(fx) != last - first + 1)
             _exit(1);
         kill(getpid(), SIGKILL);
         _exit(1);
@@ -319,14 +332,12 @@ static void test_exactly_once_across_a_crash(void **state)
     assert_true(peer_up(fx, fx->bravo));
     bravo_sends(fx, 1, 6, 1);
     assert_true(settle(fx));
-    GPtrArray *pubs = bravo_pubs(fx);
-    assert_int_equal(pubs->len, 3);
-    for (guint i = 0; i < pubs->len; i++) {
-        const fake_pub_t *p = g_ptr_array_index(pubs, i);
+    assert_int_equal(n_bravo_pubs(fx), 3);
+    for (size_t i = 0; i < 3; i++) {
+        const fake_pub_t *p = bravo_pub(fx, i);
         assert_true(p->injected);
         assert_int_equal(seq_of_payload(p->msg), 4 + i);
     }
-    g_ptr_array_free(pubs, TRUE);
     assert_int_equal(site_stats(fx->site)->duplicates, 3);
 
     take_all(fx);
@@ -365,7 +376,7 @@ static void test_acks_gathered(void **state)
     /* A lone ACK leaves too: here one made by the same commit that hands bravo's next
      * message to the broker, which does not wait behind it; only the timer sends it. */
     bravo_sends(fx, n + 1, n + 1, 1);
-    w.n = fake_local_n_pubs(fx->local) + 1;
+    w.n = n + 1;
     assert_true(fixture_run_until(fx->ctx, pubs_at_least, &w, DEADLINE_MS));
     take_all(fx);
     bravo_sends(fx, n + 2, n + 2, 1);
@@ -389,9 +400,7 @@ static void test_backpressure_by_count(void **state)
     assert_true(peer_up(fx, fx->charlie));
     bravo_sends(fx, 1, LOCAL_HIGH_MSGS - 1, 1);
     assert_true(settle(fx));
-    GPtrArray *pubs = bravo_pubs(fx);
-    assert_int_equal(pubs->len, LOCAL_HIGH_MSGS - 1);
-    g_ptr_array_free(pubs, TRUE);
+    assert_int_equal(n_bravo_pubs(fx), LOCAL_HIGH_MSGS - 1);
     assert_int_equal(fake_link_pause_calls(fx->bravo), 0);
     assert_int_equal(fake_link_pause_calls(fx->charlie), 0);
 
@@ -404,7 +413,7 @@ static void test_backpressure_by_count(void **state)
     /* The broker takes them one by one: the links stay stopped down to 2,501 waiting. */
     size_t taken = 0;
     for (size_t i = 0; i < fake_local_n_pubs(fx->local); i++) {
-        if (strcmp(fake_local_pub(fx->local, i)->msg->topic, "from/bravo"))
+        if (!is_bravos(fake_local_pub(fx->local, i)))
             continue;
         fake_local_take(fx->local, i);
         if (++taken == LOCAL_HIGH_MSGS - LOCAL_HIGH_MSGS / 4 - 1) {
@@ -511,10 +520,8 @@ static void test_qos2_delivered_at_pubrec(void **state)
     assert_true(settle(fx));
     bravo_sends(fx, 1, 1, 2); /* the peer's resend, before the PUBREC */
     assert_true(settle(fx));
-    GPtrArray *pubs = bravo_pubs(fx);
-    assert_int_equal(pubs->len, 1);
-    const fake_pub_t *p = g_ptr_array_index(pubs, 0);
-    g_ptr_array_free(pubs, TRUE);
+    assert_int_equal(n_bravo_pubs(fx), 1);
+    const fake_pub_t *p = bravo_pub(fx, 0);
     assert_int_equal(p->msg->qos, 2);
     assert_true(p->pid != 0);
     sent_t s;
@@ -534,9 +541,7 @@ static void test_qos2_delivered_at_pubrec(void **state)
     sent_clear(&s);
     assert_int_equal(site_stats(fx->site)->duplicates, 1);
     assert_int_equal(site_stats(fx->site)->remote_in, 1);
-    pubs = bravo_pubs(fx);
-    assert_int_equal(pubs->len, 1);
-    g_ptr_array_free(pubs, TRUE);
+    assert_int_equal(n_bravo_pubs(fx), 1);
 }
 
 /* The last run published bravo's QoS 2 message and was killed before its PUBREC: this
@@ -550,10 +555,8 @@ static void test_qos2_across_a_crash(void **state)
 
     assert_true(site_open(fx));
     assert_int_equal(fake_signaling_starts(fake_signaling()), 1);
-    GPtrArray *pubs = bravo_pubs(fx);
-    assert_int_equal(pubs->len, 1);
-    const fake_pub_t *p = g_ptr_array_index(pubs, 0);
-    g_ptr_array_free(pubs, TRUE);
+    assert_int_equal(n_bravo_pubs(fx), 1);
+    const fake_pub_t *p = bravo_pub(fx, 0);
     assert_true(p->restored);
     assert_int_equal(p->pid, 1);
     assert_int_equal(seq_of_payload(p->msg), 1);
@@ -561,9 +564,7 @@ static void test_qos2_across_a_crash(void **state)
     assert_true(peer_up(fx, fx->bravo));
     bravo_sends(fx, 1, 1, 2);
     assert_true(settle(fx));
-    pubs = bravo_pubs(fx);
-    assert_int_equal(pubs->len, 1);
-    g_ptr_array_free(pubs, TRUE);
+    assert_int_equal(n_bravo_pubs(fx), 1);
 
     take_all(fx);
     want_acks_t w = {fx->bravo, 1};
