@@ -2,6 +2,7 @@
 /* fake_link.c - link.h played by the test (fake_link.h). */
 #include "fake_link.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +13,7 @@ struct link {
     link_events_t ev;
     void *ud;
     link_state_t state;
-    size_t window, in_flight;
+    size_t room; /* frames it takes before it is busy */
     bool paused;
     unsigned pause_calls;
     GPtrArray *sent; /* GByteArray * */
@@ -41,6 +42,7 @@ link_t *link_new(GMainContext *ctx, const config_t *cfg, const config_peer_t *pe
     l->peer = peer;
     l->ev = *ev;
     l->ud = ud;
+    l->room = SIZE_MAX;
     l->sent = g_ptr_array_new_with_free_func((GDestroyNotify)g_byte_array_unref);
     if (!g_links)
         g_links = g_ptr_array_new();
@@ -76,7 +78,7 @@ int link_send_frame(link_t *l, const uint8_t *frame, size_t len)
     if (l->state != LINK_OPEN)
         return BL_ESTATE;
     g_ptr_array_add(l->sent, g_byte_array_append(g_byte_array_new(), frame, (guint)len));
-    l->in_flight++;
+    l->room -= l->room > 0;
     l->stats.frames_out++;
     l->stats.bytes_out += len;
     return 0;
@@ -89,7 +91,7 @@ void link_set_peer_features(link_t *l, uint32_t features)
 
 bool link_can_send(const link_t *l)
 {
-    return l->state == LINK_OPEN && (!l->window || l->in_flight < l->window);
+    return l->state == LINK_OPEN && l->room > 0;
 }
 
 void link_pause_rx(link_t *l, bool pause)
@@ -143,25 +145,25 @@ static void set_state(link_t *l, link_state_t s)
 
 void fake_link_open(link_t *l)
 {
-    l->in_flight = 0;
     set_state(l, LINK_OPEN);
     l->ev.on_open(l->ud, l);
 }
 
+/* As link.c: on_down while the state still says open, then the new state. */
 void fake_link_down(link_t *l)
 {
-    set_state(l, LINK_FAILED);
     l->ev.on_down(l->ud, l);
+    set_state(l, LINK_FAILED);
 }
 
-void fake_link_set_window(link_t *l, size_t window)
+void fake_link_set_room(link_t *l, size_t room)
 {
-    l->window = window;
+    l->room = room;
 }
 
-void fake_link_drain(link_t *l)
+void fake_link_drain(link_t *l, size_t room)
 {
-    l->in_flight = 0;
+    l->room = room;
     if (l->state == LINK_OPEN && l->ev.on_writable)
         l->ev.on_writable(l->ud, l);
 }

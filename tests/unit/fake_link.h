@@ -12,10 +12,11 @@ link_t *fake_link(const char *peer);
 /* The transport is up (on_open, state OPEN) or gone (on_down, state FAILED). */
 void fake_link_open(link_t *l);
 void fake_link_down(link_t *l);
-/* The link takes `window` frames (0: any number) before it is busy (link_can_send
- * false); fake_link_drain carries them, and says so (on_writable) when it is open. */
-void fake_link_set_window(link_t *l, size_t window);
-void fake_link_drain(link_t *l);
+/* The link takes `room` more frames (at first any number) before it is busy
+ * (link_can_send false; it still queues what it is given, as link.c does). */
+void fake_link_set_room(link_t *l, size_t room);
+/* It carried what it had and takes `room` more: on_writable, when it is open. */
+void fake_link_drain(link_t *l, size_t room);
 /* The peer sends a frame: decoded as the real link does and handed to the site. */
 void fake_link_receive(link_t *l, const uint8_t *frame, size_t len);
 /* ... a message (WIRE_MSG) or its HELLO. */
