@@ -104,6 +104,13 @@ bool fixture_poll_until(GMainContext *ctx, bool loop, void (*poll)(void), fixtur
     return true;
 }
 
+void fixture_env(log_level_t level)
+{
+    log_set_level(getenv("BL_TEST_DEBUG") ? LOG_LVL_DEBUG : level);
+    if (getenv("BL_TEST_FILTER"))
+        cmocka_set_test_filter(getenv("BL_TEST_FILTER"));
+}
+
 char *fixture_tmpdir(const char *prefix)
 {
     char *tmpl = g_strdup_printf("%s-XXXXXX", prefix);

@@ -10,6 +10,7 @@
 
 #include <glib.h>
 
+#include "log.h"
 #include "msg.h"
 
 /* Fill m (msg_init'ed here) on `topic` with everything: QoS 2, retain, dup, origin and a
@@ -35,6 +36,10 @@ bool fixture_never(void *arg);
  * turns of ctx that do not block (none when !loop), poll(), and a 1 ms sleep. */
 bool fixture_poll_until(GMainContext *ctx, bool loop, void (*poll)(void), fixture_cond_t cond,
                         void *arg, unsigned ms);
+
+/* What a test run takes from its environment: BL_TEST_DEBUG set logs everything (else
+ * from `level` up); BL_TEST_FILTER=test_name runs that test alone. */
+void fixture_env(log_level_t level);
 
 /* A new empty directory under the system's temporary one (g_free), and its removal with
  * the files in it (it holds no subdirectories). */

@@ -657,12 +657,7 @@ static void test_host_candidates_withheld(void **state)
 
 int main(void)
 {
-    if (getenv("BL_TEST_DEBUG"))
-        log_set_level(LOG_LVL_DEBUG);
-    else
-        log_set_level(LOG_LVL_WARN);
-    if (getenv("BL_TEST_FILTER")) /* run one test: BL_TEST_FILTER=test_name */
-        cmocka_set_test_filter(getenv("BL_TEST_FILTER"));
+    fixture_env(LOG_LVL_WARN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_connect_send_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_password_fails_then_restart, setup, teardown),

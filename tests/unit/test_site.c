@@ -195,11 +195,13 @@ static const fake_pub_t *bravo_pub(fx_t *fx, size_t nth)
     return NULL;
 }
 
+/* What a run waits for: at least n of something. */
 typedef struct want {
     fx_t *fx;
     size_t n;
 } want_t;
 
+/* Bravo's messages have been published at least w->n times. */
 static bool pubs_at_least(void *arg)
 {
     want_t *w = arg;
@@ -255,40 +257,50 @@ static void assert_acks(const sent_t *s, uint64_t first, uint64_t last)
         assert_int_equal(g_array_index(s->acks, uint64_t, i), first + i);
 }
 
-typedef struct want_acks {
-    link_t *link;
-    size_t n;
-} want_acks_t;
-
+/* Bravo has been acknowledged at least w->n sequences. */
 static bool acks_at_least(void *arg)
 {
-    want_acks_t *w = arg;
+    want_t *w = arg;
     sent_t s;
-    sent_read(w->link, &s);
+    sent_read(w->fx->bravo, &s);
     bool ok = s.acks->len >= w->n;
     sent_clear(&s);
     return ok;
 }
 
+/* The broker takes bravo's messages; then bravo has been acknowledged 1..last, each
+ * once, in order. */
+static void take_all_then_acks(fx_t *fx, uint64_t last)
+{
+    take_all(fx);
+    want_t w = {fx, last};
+    assert_true(fixture_run_until(fx->ctx, acks_at_least, &w, DEADLINE_MS));
+    sent_t s;
+    sent_read(fx->bravo, &s);
+    assert_acks(&s, 1, last);
+    sent_clear(&s);
+}
+
 /* ---- exactly-once across a crash ------------------------------------------------ */
 
-/* In a child process: the site takes bravo's messages first..last at `qos`, records and
- * hands them to its broker, and is killed (kill -9: no site_free, no last commit) once
- * the broker has them all and nothing is left to commit. No cmocka here: a failure is
- * the child's exit status 1. */
-static void crash_after_taking(fx_t *fx, uint64_t first, uint64_t last, int qos)
+/* In a child process: the site takes bravo's messages 1..n at `qos`, records and hands
+ * them to its broker, and is killed (kill -9: no site_free, no last commit) once the
+ * broker has them all and nothing is left to commit. No cmocka in the child: a failure
+ * is its exit status 1. Then the site starts again on the same state directory. */
+static void restart_after_crash(fx_t *fx, config_delivery_t delivery, uint64_t n, int qos)
 {
+    load_config(fx, delivery);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         fx->ctx = g_main_context_new(); /* its own: not one whose wakeup fd the parent shares */
         if (!site_open(fx) || !peer_up(fx, fx->bravo))
             _exit(1);
-        bravo_sends(fx, first, last, qos);
-        want_t w = {fx, last - first + 1};
+        bravo_sends(fx, 1, n, qos);
+        want_t w = {fx, n};
         if (!fixture_run_until(fx->ctx, pubs_at_least, &w, DEADLINE_MS) || !settle(fx))
             _exit(1);
-        if (n_bravo_pubs(fx) != last - first + 1)
+        if (n_bravo_pubs(fx) != n)
             _exit(1);
         kill(getpid(), SIGKILL);
         _exit(1);
@@ -297,6 +309,7 @@ static void crash_after_taking(fx_t *fx, uint64_t first, uint64_t last, int qos)
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFSIGNALED(status));
     assert_int_equal(WTERMSIG(status), SIGKILL);
+    assert_true(site_open(fx));
 }
 
 /* Exactly-once (docs/PROTOCOL.md, "Exactly-once: the echo"): the last run handed bravo's
@@ -307,10 +320,7 @@ static void crash_after_taking(fx_t *fx, uint64_t first, uint64_t last, int qos)
 static void test_exactly_once_across_a_crash(void **state)
 {
     fx_t *fx = *state;
-    load_config(fx, CONFIG_DELIVERY_EXACTLY_ONCE);
-    crash_after_taking(fx, 1, 6, 1);
-
-    assert_true(site_open(fx));
+    restart_after_crash(fx, CONFIG_DELIVERY_EXACTLY_ONCE, 6, 1);
     /* Recovering: no links before the echoes are in. */
     assert_int_equal(fake_signaling_starts(fake_signaling()), 0);
     long marker = fake_local_find(fx->local, "brokerless/alpha/sync", 0);
@@ -342,13 +352,7 @@ static void test_exactly_once_across_a_crash(void **state)
     }
     assert_int_equal(site_stats(fx->site)->duplicates, 3);
 
-    take_all(fx);
-    want_acks_t w = {fx->bravo, 6};
-    assert_true(fixture_run_until(fx->ctx, acks_at_least, &w, DEADLINE_MS));
-    sent_t s;
-    sent_read(fx->bravo, &s);
-    assert_acks(&s, 1, 6);
-    sent_clear(&s);
+    take_all_then_acks(fx, 6);
     assert_int_equal(site_stats(fx->site)->remote_in, 6);
 }
 
@@ -367,7 +371,7 @@ static void test_acks_gathered(void **state)
     want_t w = {fx, n};
     assert_true(fixture_run_until(fx->ctx, pubs_at_least, &w, DEADLINE_MS));
     take_all(fx);
-    want_acks_t wa = {fx->bravo, n};
+    want_t wa = {fx, n};
     assert_true(fixture_run_until(fx->ctx, acks_at_least, &wa, DEADLINE_MS));
     sent_t s;
     sent_read(fx->bravo, &s);
@@ -549,7 +553,7 @@ static void test_qos2_delivered_at_pubrec(void **state)
     sent_clear(&s);
 
     take_all(fx);
-    want_acks_t w = {fx->bravo, 1};
+    want_t w = {fx, 1};
     assert_true(fixture_run_until(fx->ctx, acks_at_least, &w, DEADLINE_MS));
     bravo_sends(fx, 1, 1, 2);
     w.n = 2;
@@ -569,10 +573,7 @@ static void test_qos2_delivered_at_pubrec(void **state)
 static void test_qos2_across_a_crash(void **state)
 {
     fx_t *fx = *state;
-    load_config(fx, CONFIG_DELIVERY_QOS);
-    crash_after_taking(fx, 1, 1, 2);
-
-    assert_true(site_open(fx));
+    restart_after_crash(fx, CONFIG_DELIVERY_QOS, 1, 2);
     assert_int_equal(fake_signaling_starts(fake_signaling()), 1);
     assert_int_equal(n_bravo_pubs(fx), 1);
     const fake_pub_t *p = bravo_pub(fx, 0);
@@ -585,21 +586,13 @@ static void test_qos2_across_a_crash(void **state)
     assert_true(settle(fx));
     assert_int_equal(n_bravo_pubs(fx), 1);
 
-    take_all(fx);
-    want_acks_t w = {fx->bravo, 1};
-    assert_true(fixture_run_until(fx->ctx, acks_at_least, &w, DEADLINE_MS));
-    sent_t s;
-    sent_read(fx->bravo, &s);
-    assert_acks(&s, 1, 1);
-    sent_clear(&s);
+    take_all_then_acks(fx, 1);
     assert_int_equal(site_stats(fx->site)->remote_in, 1);
 }
 
 int main(void)
 {
-    log_set_level(getenv("BL_TEST_DEBUG") ? LOG_LVL_DEBUG : LOG_LVL_ERROR);
-    if (getenv("BL_TEST_FILTER")) /* run one test: BL_TEST_FILTER=test_name */
-        cmocka_set_test_filter(getenv("BL_TEST_FILTER"));
+    fixture_env(LOG_LVL_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_exactly_once_across_a_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_acks_gathered, setup, teardown),
