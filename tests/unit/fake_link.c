@@ -180,24 +180,22 @@ void fake_link_receive(link_t *l, const uint8_t *frame, size_t len)
 
 void fake_link_receive_msg(link_t *l, const bl_msg_t *m)
 {
-    uint8_t *frame;
-    size_t len;
-    if (wire_encode_msg(m, &frame, &len) == 0) {
+    uint8_t *frame = NULL;
+    size_t len = 0;
+    if (wire_encode_msg(m, &frame, &len) == 0)
         fake_link_receive(l, frame, len);
-        free(frame);
-    }
+    free(frame);
 }
 
 void fake_link_receive_hello(link_t *l, uint64_t epoch)
 {
     wire_hello_t h = {.features = WIRE_FEAT_BATCH, .epoch = epoch};
     snprintf(h.site, sizeof(h.site), "%s", l->peer->name);
-    uint8_t *frame;
-    size_t len;
-    if (wire_encode_hello(&h, &frame, &len) == 0) {
+    uint8_t *frame = NULL;
+    size_t len = 0;
+    if (wire_encode_hello(&h, &frame, &len) == 0)
         fake_link_receive(l, frame, len);
-        free(frame);
-    }
+    free(frame);
 }
 
 size_t fake_link_n_sent(const link_t *l)
