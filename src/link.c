@@ -52,6 +52,8 @@ struct link {
     bool offerer;
 
     link_state_t state;
+    int64_t state_wall_ms; /* when it changed (link_get_info) */
+    char last_error[160];
     bool signal_up;
     transport_t *tr;
     char sid[33];
@@ -94,6 +96,7 @@ static void set_state(link_t *l, link_state_t s)
     if (l->state == s)
         return;
     l->state = s;
+    l->state_wall_ms = bl_wall_ms();
     if (l->ev.on_state)
         l->ev.on_state(l->ud, l);
 }
@@ -197,6 +200,7 @@ static void session_failed(link_t *l, const char *why)
 {
     link_state_t was = l->state;
     l->stats.failures++;
+    snprintf(l->last_error, sizeof(l->last_error), "%s", why);
     if (was == LINK_OPEN)
         LOG_WARN(l->who, "link down: %s", why);
     else
@@ -783,6 +787,27 @@ const link_stats_t *link_stats(const link_t *l)
     return &l->stats;
 }
 
+void link_get_info(const link_t *l, link_info_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->since_ms = l->state_wall_ms;
+    snprintf(out->last_error, sizeof(out->last_error), "%s", l->last_error);
+    if (!l->tr || l->state != LINK_OPEN)
+        return;
+    snprintf(out->path, sizeof(out->path), "%s", l->tr->ops->path_type(l->tr));
+    if (l->tr->ops->describe(l->tr, out->pair, sizeof(out->pair)))
+        out->pair[0] = '\0';
+    transport_stats_t st;
+    if (l->tr->ops->stats && l->tr->ops->stats(l->tr, &st) == 0)
+        out->rtt_ms = st.srtt_ms;
+}
+
+void link_rebind(link_t *l, const config_t *cfg, const config_peer_t *peer)
+{
+    l->cfg = cfg;
+    l->peer = peer;
+}
+
 link_t *link_new(GMainContext *ctx, const config_t *cfg, const config_peer_t *peer,
                  const cert_t *cert, const link_events_t *ev, void *ud)
 {
@@ -799,6 +824,7 @@ link_t *link_new(GMainContext *ctx, const config_t *cfg, const config_peer_t *pe
     /* DESIGN.md: the side with the smaller site name offers and controls ICE. */
     l->offerer = strcmp(cfg->site_name, peer->name) < 0;
     l->backoff_ms = LINK_BACKOFF_MIN_MS;
+    l->state_wall_ms = bl_wall_ms();
     g_queue_init(&l->express);
     g_queue_init(&l->bulk);
     l->bulk_topics = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);

@@ -13,6 +13,8 @@ static int send_msg(peer_ctx_t *p, bl_msg_t *m)
         return rc;
     rc = link_send_frame(p->link, frame, len);
     free(frame);
+    if (!rc)
+        p->msgs_sent++;
     return rc;
 }
 
@@ -62,7 +64,7 @@ void site_pump(peer_ctx_t *p)
             bl_msg_t *m = msgs[i];
             p->cursor = m->seq;
             if (expire(m, enq[i])) {
-                s->stats.expired++;
+                SITE_COUNT(p, expired);
                 LOG_DEBUG("site", "message on %s for %s expired in the queue", m->topic,
                           p->cfg->name);
                 site_txn(s);
@@ -97,13 +99,13 @@ static void route_out(site_t *s, peer_ctx_t *p, const bl_msg_t *m, uint64_t *seq
     }
     free(c->origin);
     c->origin = strdup(s->cfg->site_name);
-    s->stats.routed_out++;
+    SITE_COUNT(p, routed_out);
 
     bool spilled = false;
     if (qos == 0 && !p->cfg->queue_qos0) {
         /* MQTT QoS 0: at most once, nothing kept for a peer that is not there. */
         if (!link_is_open(p->link)) {
-            s->stats.dropped_qos0++;
+            SITE_COUNT(p, dropped_qos0);
             msg_free(c);
             return;
         }
@@ -130,7 +132,7 @@ static void route_out(site_t *s, peer_ctx_t *p, const bl_msg_t *m, uint64_t *seq
                          "QoS 0 for %s keeps coming faster than the link carries it: "
                          "dropping QoS 0 for it until its queue drains",
                          p->cfg->name);
-            s->stats.dropped_qos0++;
+            SITE_COUNT(p, dropped_qos0);
             msg_free(c);
             return;
         }
@@ -149,9 +151,9 @@ static void route_out(site_t *s, peer_ctx_t *p, const bl_msg_t *m, uint64_t *seq
     c->seq = *seq;
     int rc = queue_push(s->q, p->cfg->name, c, bl_wall_ms(), s->cfg->queue_max_messages);
     if (rc == BL_ETOOBIG && spilled) {
-        s->stats.dropped_qos0++; /* a QoS 0 spill refused: counted as the drop it is */
+        SITE_COUNT(p, dropped_qos0); /* a QoS 0 spill refused: counted as the drop it is */
     } else if (rc == BL_ETOOBIG) {
-        s->stats.queue_full++;
+        SITE_COUNT(p, queue_full);
         if (!p->warned_full)
             LOG_WARN("site",
                      "queue for %s is full (%zu messages): refusing new messages "
@@ -235,7 +237,7 @@ void site_out_local(site_t *s, const bl_msg_t *m)
     if (m->retain)
         remember_retained(s, m, &seq);
     for (size_t i = 0; i < s->n_peers; i++)
-        route_out(s, &s->peers[i], m, &seq);
+        route_out(s, s->peers[i], m, &seq);
 }
 
 /* Send the peer our own retained messages (the newest per topic, clears included) that
