@@ -34,6 +34,8 @@
 
 typedef struct mqtt mqtt_t;
 
+#define MQTT_SESSION_EXPIRY_S 86400u /* one day, for clean_start false */
+
 typedef struct mqtt_opts {
     const char *name; /* for logs: "local", "signal" */
     const char *host;
