@@ -14,6 +14,7 @@
 
 #include "ctlproto.h"
 #include "log.h"
+#include "loop.h"
 
 typedef struct client {
     ctl_t *ctl;
@@ -41,12 +42,8 @@ struct ctl {
 static void client_free(client_t *c)
 {
     c->ctl->clients = g_list_remove(c->ctl->clients, c);
-    GSource *srcs[] = {c->io, c->timer};
-    for (size_t i = 0; i < BL_ARRAY_LEN(srcs); i++)
-        if (srcs[i]) {
-            g_source_destroy(srcs[i]);
-            g_source_unref(srcs[i]);
-        }
+    loop_cancel(&c->io);
+    loop_cancel(&c->timer);
     g_socket_close(c->sock, NULL);
     g_object_unref(c->sock);
     g_free(c->answer);
@@ -57,26 +54,17 @@ static gboolean on_io(GSocket *sock, GIOCondition cond, gpointer ud);
 
 static void watch(client_t *c, GIOCondition cond)
 {
-    if (c->io) {
-        g_source_destroy(c->io);
-        g_source_unref(c->io);
-    }
-    c->io = g_socket_create_source(c->sock, cond, NULL);
-    g_source_set_callback(c->io, (GSourceFunc)(void (*)(void))on_io, c, NULL);
-    g_source_attach(c->io, c->ctl->ctx);
+    loop_cancel(&c->io);
+    c->io = loop_attach(c->ctl->ctx, g_socket_create_source(c->sock, cond, NULL),
+                        (GSourceFunc)(void (*)(void))on_io, c);
 }
 
 static gboolean on_timer(gpointer ud);
 
 static void timer(client_t *c, unsigned ms)
 {
-    if (c->timer) {
-        g_source_destroy(c->timer);
-        g_source_unref(c->timer);
-    }
-    c->timer = g_timeout_source_new(ms);
-    g_source_set_callback(c->timer, on_timer, c, NULL);
-    g_source_attach(c->timer, c->ctl->ctx);
+    loop_cancel(&c->timer);
+    c->timer = loop_timeout(c->ctl->ctx, ms, on_timer, c);
 }
 
 /* Write what is left of the answer; true when the client is done with (freed). */
@@ -131,11 +119,7 @@ static void do_ping(client_t *c, const ctl_req_t *r)
     c->ping_token = token;
     snprintf(c->ping_peer, sizeof(c->ping_peer), "%s", r->peer);
     c->ping_t0_us = g_get_monotonic_time();
-    if (c->io) { /* nothing more to read; the answer comes from ctl_pong or the timer */
-        g_source_destroy(c->io);
-        g_source_unref(c->io);
-        c->io = NULL;
-    }
+    loop_cancel(&c->io); /* nothing more to read; the answer comes from ctl_pong or the timer */
     timer(c, CTL_PING_TIMEOUT_MS);
 }
 
@@ -214,8 +198,7 @@ static gboolean on_io(GSocket *sock, GIOCondition cond, gpointer ud)
 static gboolean on_timer(gpointer ud)
 {
     client_t *c = ud;
-    g_source_unref(c->timer);
-    c->timer = NULL;
+    c->timer = NULL; /* G_SOURCE_REMOVE below */
     if (c->answer) {
         client_free(c); /* it does not read its answer */
     } else if (c->ping_token) {
@@ -346,9 +329,8 @@ int ctl_new(GMainContext *ctx, const char *path, const ctl_handlers_t *h, void *
     ctl->path = g_strdup(path);
     chmod(path, 0600);
     g_socket_set_blocking(ctl->listener, FALSE);
-    ctl->accept_src = g_socket_create_source(ctl->listener, G_IO_IN, NULL);
-    g_source_set_callback(ctl->accept_src, (GSourceFunc)(void (*)(void))on_accept, ctl, NULL);
-    g_source_attach(ctl->accept_src, ctx);
+    ctl->accept_src = loop_attach(ctx, g_socket_create_source(ctl->listener, G_IO_IN, NULL),
+                                  (GSourceFunc)(void (*)(void))on_accept, ctl);
     *out = ctl;
     return 0;
 }
@@ -359,10 +341,7 @@ void ctl_free(ctl_t *ctl)
         return;
     while (ctl->clients)
         client_free(ctl->clients->data);
-    if (ctl->accept_src) {
-        g_source_destroy(ctl->accept_src);
-        g_source_unref(ctl->accept_src);
-    }
+    loop_cancel(&ctl->accept_src);
     if (ctl->listener) {
         g_socket_close(ctl->listener, NULL);
         g_object_unref(ctl->listener);

@@ -19,6 +19,7 @@
 #include "ctl.h"
 #include "ctlproto.h"
 #include "log.h"
+#include "loop.h"
 #include "metrics.h"
 #include "metrics_http.h"
 #include "notify.h"
@@ -265,8 +266,7 @@ static gboolean on_quit(gpointer ud)
 {
     daemon_t *d = ud;
     if (d->stop_src) { /* a second signal: now */
-        g_source_destroy(d->stop_src);
-        d->stop_src = NULL;
+        loop_cancel(&d->stop_src);
         g_main_loop_quit(d->loop);
         return G_SOURCE_CONTINUE;
     }
@@ -274,10 +274,7 @@ static gboolean on_quit(gpointer ud)
     notify_stopping();
     site_stop(d->site);
     d->stop_deadline = g_get_monotonic_time() / 1000 + DAEMON_STOP_FLUSH_MS;
-    d->stop_src = g_timeout_source_new(20);
-    g_source_set_callback(d->stop_src, stop_tick, d, NULL);
-    g_source_attach(d->stop_src, d->ctx);
-    g_source_unref(d->stop_src);
+    d->stop_src = loop_timeout(d->ctx, 20, stop_tick, d);
     return G_SOURCE_CONTINUE;
 }
 
@@ -329,12 +326,9 @@ static int serve(daemon_t *d)
 
 static void cleanup(daemon_t *d)
 {
-    GSource *srcs[] = {d->watchdog, d->watch_src, d->stop_src};
-    for (size_t i = 0; i < BL_ARRAY_LEN(srcs); i++)
-        if (srcs[i])
-            g_source_destroy(srcs[i]);
-    if (d->watchdog)
-        g_source_unref(d->watchdog);
+    loop_cancel(&d->watchdog);
+    loop_cancel(&d->watch_src);
+    loop_cancel(&d->stop_src);
     for (size_t i = 0; i < BL_ARRAY_LEN(d->sig_ids); i++)
         if (d->sig_ids[i])
             g_source_remove(d->sig_ids[i]);
@@ -381,10 +375,7 @@ int daemon_run(const char *path, int level)
     d.sig_ids[1] = g_unix_signal_add(SIGTERM, on_quit, &d);
     d.sig_ids[2] = g_unix_signal_add(SIGHUP, on_hup, &d);
     d.watchdog = notify_watchdog_start(d.ctx);
-    d.watch_src = g_timeout_source_new_seconds(DAEMON_WATCH_S);
-    g_source_set_callback(d.watch_src, on_watch, &d, NULL);
-    g_source_attach(d.watch_src, d.ctx);
-    g_source_unref(d.watch_src);
+    d.watch_src = loop_attach(d.ctx, g_timeout_source_new_seconds(DAEMON_WATCH_S), on_watch, &d);
     tell_status(&d, true);
     g_main_loop_run(d.loop);
     rc = 0;

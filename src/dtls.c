@@ -2,7 +2,7 @@
 /* dtls.c - DTLS 1.2 over caller-provided datagrams (RFC 6347), the WebRTC way
  * (RFC 8827 6.5): self-signed certificates, identity = the pinned SHA-256 fingerprint.
  *
- * Re-entrancy: every entry point (feed, send, start, timers) holds `busy`; dtls_free
+ * Re-entrancy: every entry point (feed, send, start, timers) holds the guard; dtls_free
  * called from inside a callback only marks the object and the outermost entry point
  * destroys it on the way out. No callback is made after dtls_free. */
 #include "dtls.h"
@@ -16,6 +16,7 @@
 #include <openssl/ssl.h>
 
 #include "log.h"
+#include "loop.h"
 
 #define DTLS_DEFAULT_MTU 1200
 #define DTLS_HANDSHAKE_TIMEOUT_MS 30000
@@ -53,8 +54,7 @@ struct dtls {
     GSource *retx;     /* OpenSSL's retransmission timer */
     GSource *deadline; /* whole-handshake limit */
 
-    int busy;   /* entry points on the stack */
-    bool freed; /* dtls_free was called while busy */
+    loop_guard_t guard; /* entry points on the stack; dtls_free while inside waits */
 };
 
 static void destroy(dtls_t *d);
@@ -63,35 +63,26 @@ static void destroy(dtls_t *d);
 
 static void enter(dtls_t *d)
 {
-    d->busy++;
+    loop_enter(&d->guard);
 }
 
 /* Returns true when the object is gone (or going): the caller must not touch it. */
 static bool leave(dtls_t *d)
 {
-    if (--d->busy == 0 && d->freed) {
+    if (loop_leave(&d->guard)) {
         destroy(d);
         return true;
     }
     return false;
 }
 
-static void stop_source(GSource **s)
-{
-    if (*s) {
-        g_source_destroy(*s);
-        g_source_unref(*s);
-        *s = NULL;
-    }
-}
-
 static void fail(dtls_t *d, const char *why)
 {
-    if (d->state == ST_FAILED || d->freed)
+    if (d->state == ST_FAILED || d->guard.freed)
         return;
     d->state = ST_FAILED;
-    stop_source(&d->retx);
-    stop_source(&d->deadline);
+    loop_cancel(&d->retx);
+    loop_cancel(&d->deadline);
     LOG_WARN(d->who, "dtls: failed: %s", why);
     if (d->ev.on_failed)
         d->ev.on_failed(d->ud, why);
@@ -119,7 +110,7 @@ static int wbio_write(BIO *b, const char *buf, int len)
         return 0;
     /* A lost datagram is normal for DTLS: the record layer or SCTP retransmits, so a
      * send error is not reported to OpenSSL. */
-    if (d && !d->freed && d->ev.send)
+    if (d && !d->guard.freed && d->ev.send)
         d->ev.send(d->ud, (const uint8_t *)buf, (size_t)len);
     return len;
 }
@@ -289,23 +280,19 @@ static gboolean retx_fire(gpointer p);
 /* Follow OpenSSL's own retransmission timer after every call that may have changed it. */
 static void arm_retx(dtls_t *d)
 {
-    stop_source(&d->retx);
+    loop_cancel(&d->retx);
     struct timeval tv;
-    if (d->freed || d->state == ST_FAILED || !DTLSv1_get_timeout(d->ssl, &tv))
+    if (d->guard.freed || d->state == ST_FAILED || !DTLSv1_get_timeout(d->ssl, &tv))
         return;
     guint ms = (guint)(tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000);
-    d->retx = g_timeout_source_new(ms ? ms : 1);
-    g_source_set_callback(d->retx, retx_fire, d, NULL);
-    g_source_attach(d->retx, d->ctx);
+    d->retx = loop_timeout(d->ctx, ms ? ms : 1, retx_fire, d);
 }
 
 static gboolean retx_fire(gpointer p)
 {
     dtls_t *d = p;
     enter(d);
-    /* This source is finished; drop our reference before arm_retx makes a new one. */
-    g_source_unref(d->retx);
-    d->retx = NULL;
+    d->retx = NULL; /* this source is finished: arm_retx makes a new one */
     ERR_clear_error();
     if (DTLSv1_handle_timeout(d->ssl) < 0) {
         char buf[128];
@@ -321,7 +308,6 @@ static gboolean deadline_fire(gpointer p)
 {
     dtls_t *d = p;
     enter(d);
-    g_source_unref(d->deadline);
     d->deadline = NULL;
     if (d->state != ST_CONNECTED)
         fail(d, "handshake timeout (30 s)");
@@ -344,7 +330,7 @@ static int check_peer(dtls_t *d)
 
 static void handshake_done(dtls_t *d)
 {
-    stop_source(&d->deadline);
+    loop_cancel(&d->deadline);
     if (check_peer(d)) {
         fail(d, "peer certificate missing or not the pinned one");
         return;
@@ -369,7 +355,7 @@ static void drive_handshake(dtls_t *d)
             fail(d, ssl_reason(d, buf, sizeof(buf)));
         }
     }
-    if (!d->freed)
+    if (!d->guard.freed)
         arm_retx(d);
 }
 
@@ -377,7 +363,7 @@ static void drive_handshake(dtls_t *d)
 static void read_records(dtls_t *d)
 {
     uint8_t buf[16384 + 256];
-    while (d->state == ST_CONNECTED && !d->freed) {
+    while (d->state == ST_CONNECTED && !d->guard.freed) {
         ERR_clear_error();
         int n = SSL_read(d->ssl, buf, sizeof(buf));
         if (n > 0) {
@@ -395,16 +381,14 @@ static void read_records(dtls_t *d)
             fail(d, ssl_reason(d, rb, sizeof(rb)));
         }
     }
-    if (!d->freed && d->state == ST_CONNECTED)
+    if (!d->guard.freed && d->state == ST_CONNECTED)
         arm_retx(d); /* a retransmitted final flight may have been answered */
 }
 
 static void start_locked(dtls_t *d)
 {
     d->state = ST_HANDSHAKE;
-    d->deadline = g_timeout_source_new(DTLS_HANDSHAKE_TIMEOUT_MS);
-    g_source_set_callback(d->deadline, deadline_fire, d, NULL);
-    g_source_attach(d->deadline, d->ctx);
+    d->deadline = loop_timeout(d->ctx, DTLS_HANDSHAKE_TIMEOUT_MS, deadline_fire, d);
     LOG_DEBUG(d->who, "dtls: handshake started as %s", d->client ? "client" : "server");
     if (d->client)
         drive_handshake(d); /* sends the ClientHello */
@@ -412,7 +396,7 @@ static void start_locked(dtls_t *d)
 
 int dtls_start(dtls_t *d)
 {
-    if (!d || d->freed)
+    if (!d || d->guard.freed)
         return BL_EINVAL;
     if (d->state != ST_NEW)
         return d->state == ST_FAILED ? BL_ESTATE : 0;
@@ -424,7 +408,7 @@ int dtls_start(dtls_t *d)
 
 int dtls_feed(dtls_t *d, const uint8_t *buf, size_t len)
 {
-    if (!d || d->freed || !buf || len == 0 || len > INT32_MAX)
+    if (!d || d->guard.freed || !buf || len == 0 || len > INT32_MAX)
         return BL_EINVAL;
     if (d->state == ST_FAILED)
         return BL_ESTATE;
@@ -433,14 +417,14 @@ int dtls_feed(dtls_t *d, const uint8_t *buf, size_t len)
      * called dtls_start: start now rather than drop it. */
     if (d->state == ST_NEW)
         start_locked(d);
-    if (!d->freed && d->state != ST_FAILED) {
+    if (!d->guard.freed && d->state != ST_FAILED) {
         BIO_write(d->rbio, buf, (int)len);
         if (d->state == ST_HANDSHAKE)
             drive_handshake(d);
         read_records(d);
         /* Whatever OpenSSL did not take (garbage after a fatal error) must not be read
          * later as part of the next datagram. */
-        if (!d->freed)
+        if (!d->guard.freed)
             (void)BIO_reset(d->rbio);
     }
     leave(d);
@@ -449,7 +433,7 @@ int dtls_feed(dtls_t *d, const uint8_t *buf, size_t len)
 
 int dtls_send(dtls_t *d, const uint8_t *buf, size_t len)
 {
-    if (!d || d->freed || !buf || len == 0)
+    if (!d || d->guard.freed || !buf || len == 0)
         return BL_EINVAL;
     if (d->state != ST_CONNECTED)
         return BL_ESTATE;
@@ -470,7 +454,7 @@ int dtls_send(dtls_t *d, const uint8_t *buf, size_t len)
 
 bool dtls_connected(const dtls_t *d)
 {
-    return d && !d->freed && d->state == ST_CONNECTED;
+    return d && !d->guard.freed && d->state == ST_CONNECTED;
 }
 
 const char *dtls_peer_fingerprint(const dtls_t *d)
@@ -480,8 +464,8 @@ const char *dtls_peer_fingerprint(const dtls_t *d)
 
 static void destroy(dtls_t *d)
 {
-    stop_source(&d->retx);
-    stop_source(&d->deadline);
+    loop_cancel(&d->retx);
+    loop_cancel(&d->deadline);
     if (d->ssl)
         SSL_free(d->ssl); /* frees both BIOs */
     else
@@ -495,17 +479,17 @@ static void destroy(dtls_t *d)
 
 void dtls_free(dtls_t *d)
 {
-    if (!d || d->freed)
+    if (!d || d->guard.freed)
         return;
     /* Tell the peer at once (RFC 5246 7.2.1) instead of letting it time out; this is
      * the last thing ev->send sees. */
-    if (d->state == ST_CONNECTED && !d->busy) {
+    if (d->state == ST_CONNECTED && !d->guard.depth) {
         ERR_clear_error();
         SSL_shutdown(d->ssl);
     }
-    d->freed = true;
-    stop_source(&d->retx);
-    stop_source(&d->deadline);
-    if (d->busy == 0)
+    bool now = loop_free(&d->guard);
+    loop_cancel(&d->retx);
+    loop_cancel(&d->deadline);
+    if (now)
         destroy(d);
 }

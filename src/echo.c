@@ -14,7 +14,7 @@ struct echo {
     size_t n;
 };
 
-static void queue_free(gpointer q)
+static void keyq_free(gpointer q)
 {
     g_queue_free_full(q, (GDestroyNotify)echo_rec_free);
 }
@@ -24,7 +24,7 @@ echo_t *echo_new(void)
     echo_t *e = calloc(1, sizeof(*e));
     if (!e)
         return NULL;
-    e->by_key = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, queue_free);
+    e->by_key = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, keyq_free);
     e->by_token = g_hash_table_new(g_int64_hash, g_int64_equal);
     return e;
 }

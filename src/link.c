@@ -359,7 +359,7 @@ static void deliver(link_t *l, const uint8_t *buf, size_t len)
     if (rc) {
         l->stats.bad_frames++;
         LOG_WARN(l->who, "dropped a bad frame of %zu bytes from the peer: %s (%llu so far)", len,
-                 bl_strerror(rc), (unsigned long long)l->stats.bad_frames);
+                 f.why ? f.why : bl_strerror(rc), (unsigned long long)l->stats.bad_frames);
         return;
     }
     if (f.type == WIRE_BATCH) {
@@ -378,7 +378,8 @@ static void deliver(link_t *l, const uint8_t *buf, size_t len)
         wire_frame_clear(&f);
         if (rc < 0) {
             l->stats.bad_frames++;
-            LOG_WARN(l->who, "dropped a fragmented frame from the peer: %s", bl_strerror(rc));
+            LOG_WARN(l->who, "dropped a fragmented frame from the peer: %s",
+                     l->reasm.why ? l->reasm.why : bl_strerror(rc));
         } else if (rc == 1) {
             deliver(l, whole, whole_len);
             free(whole);

@@ -34,24 +34,16 @@ static void attempt(mqtt_t *c);
 static void kick(mqtt_t *c);
 static void arm_timer(mqtt_t *c);
 
-static void source_drop(GSource **s)
-{
-    if (*s) {
-        g_source_destroy(*s);
-        g_source_unref(*s);
-        *s = NULL;
-    }
-}
-
 static void enter(mqtt_t *c)
 {
-    c->busy++;
+    loop_enter(&c->guard);
 }
 
-/* Returns false when the client was freed and must not be touched any more. */
+/* After a callback or a loop function: destroy the client if it was freed meanwhile.
+ * False when it is gone and must not be touched any more. */
 static bool leave(mqtt_t *c)
 {
-    if (--c->busy == 0 && c->freed) {
+    if (loop_leave(&c->guard)) {
         mqtt_destroy(c);
         return false;
     }
@@ -64,7 +56,7 @@ static bool leave(mqtt_t *c)
  * it depends on: then on a later turn (kick), after the commit. */
 static void write_out(mqtt_t *c)
 {
-    if (!c->io || c->freed || c->out_off >= c->out->len)
+    if (!c->io || c->guard.freed || c->out_off >= c->out->len)
         return;
     if (c->ev.can_write && !c->ev.can_write(c->ud)) {
         kick(c);
@@ -116,7 +108,7 @@ static void conn_lost(mqtt_t *c, const char *why)
     c->mark = false; /* what was written on this connection may never have been read */
     mqttio_free(c->io);
     c->io = NULL;
-    source_drop(&c->timer);
+    loop_cancel(&c->timer);
     g_byte_array_set_size(c->in, 0);
     g_byte_array_set_size(c->out, 0);
     c->in_off = c->out_off = 0;
@@ -144,7 +136,7 @@ static void conn_lost(mqtt_t *c, const char *why)
         LOG_DEBUG(c->o.name, "cannot connect to %s:%d (%s), retrying in %.1f s", c->o.host,
                   c->o.port, why, delay / 1000.0);
     schedule_retry(c, delay);
-    if (was_up && c->ev.on_disconnect && !c->freed)
+    if (was_up && c->ev.on_disconnect && !c->guard.freed)
         c->ev.on_disconnect(c->ud, BL_EIO);
 }
 
@@ -195,7 +187,7 @@ static void on_connack(mqtt_t *c, const mqttpkt_t *k)
     }
     mqtt_flow_subscribe_all(c);
     arm_timer(c);
-    if (c->ev.on_connect && !c->freed)
+    if (c->ev.on_connect && !c->guard.freed)
         c->ev.on_connect(c->ud);
 }
 
@@ -249,7 +241,7 @@ static void on_packet(mqtt_t *c, mqttpkt_t *k)
 
 static bool reading(const mqtt_t *c)
 {
-    return !c->freed && c->io && (c->state == ST_CONNACK || c->state == ST_CONNECTED);
+    return !c->guard.freed && c->io && (c->state == ST_CONNACK || c->state == ST_CONNECTED);
 }
 
 /* Parse up to MQTT_PARSE_BATCH packets of what was read; a rest waits for the next
@@ -337,7 +329,6 @@ static void pump(mqtt_t *c)
 static gboolean kick_cb(gpointer ud)
 {
     mqtt_t *c = ud;
-    g_source_unref(c->kick);
     c->kick = NULL;
     enter(c);
     if (reading(c)) {
@@ -353,15 +344,12 @@ static gboolean kick_cb(gpointer ud)
 
 static void kick(mqtt_t *c)
 {
-    if (c->kick || c->freed)
+    if (c->kick || c->guard.freed)
         return;
-    c->kick = g_idle_source_new();
     /* Default priority, not idle: under load some socket is always ready, and an idle
      * source would wait behind all of them. The layer above commits at a higher
      * priority, so a kick that waits for can_write runs after that commit. */
-    g_source_set_priority(c->kick, G_PRIORITY_DEFAULT);
-    g_source_set_callback(c->kick, kick_cb, c, NULL);
-    g_source_attach(c->kick, c->ctx);
+    c->kick = loop_idle(c->ctx, G_PRIORITY_DEFAULT, kick_cb, c);
 }
 
 static void io_up(void *ud)
@@ -458,7 +446,6 @@ static void attempt(mqtt_t *c)
 static gboolean retry_cb(gpointer ud)
 {
     mqtt_t *c = ud;
-    g_source_unref(c->retry);
     c->retry = NULL;
     enter(c);
     attempt(c);
@@ -468,10 +455,8 @@ static gboolean retry_cb(gpointer ud)
 
 static void schedule_retry(mqtt_t *c, unsigned delay_ms)
 {
-    source_drop(&c->retry);
-    c->retry = g_timeout_source_new(delay_ms);
-    g_source_set_callback(c->retry, retry_cb, c, NULL);
-    g_source_attach(c->retry, c->ctx);
+    loop_cancel(&c->retry);
+    c->retry = loop_timeout(c->ctx, delay_ms, retry_cb, c);
 }
 
 /* One timer for the connect deadline and the keep-alive (3.1.2.10): a PINGREQ when we
@@ -493,7 +478,6 @@ static int64_t next_deadline(const mqtt_t *c)
 static gboolean timer_cb(gpointer ud)
 {
     mqtt_t *c = ud;
-    g_source_unref(c->timer);
     c->timer = NULL;
     enter(c);
     int64_t now = bl_now_ms(), due = next_deadline(c);
@@ -508,7 +492,7 @@ static gboolean timer_cb(gpointer ud)
             write_out(c);
         }
     }
-    if (!c->freed && c->io)
+    if (!c->guard.freed && c->io)
         arm_timer(c);
     leave(c);
     return G_SOURCE_REMOVE;
@@ -516,14 +500,12 @@ static gboolean timer_cb(gpointer ud)
 
 static void arm_timer(mqtt_t *c)
 {
-    source_drop(&c->timer);
+    loop_cancel(&c->timer);
     int64_t due = next_deadline(c);
     if (due < 0)
         return;
     int64_t wait = due - bl_now_ms();
-    c->timer = g_timeout_source_new((guint)BL_MAX(wait, 0));
-    g_source_set_callback(c->timer, timer_cb, c, NULL);
-    g_source_attach(c->timer, c->ctx);
+    c->timer = loop_timeout(c->ctx, (unsigned)BL_MAX(wait, 0), timer_cb, c);
 }
 
 /* ---------------------------------------------------------------- public API */
@@ -616,9 +598,9 @@ static void mqtt_destroy(mqtt_t *c)
         (void)mqttio_write(c->io, c->out->data + c->out_off, mqtt_flow_out_pending(c), &why);
     }
     mqttio_free(c->io);
-    source_drop(&c->timer);
-    source_drop(&c->retry);
-    source_drop(&c->kick);
+    loop_cancel(&c->timer);
+    loop_cancel(&c->retry);
+    loop_cancel(&c->kick);
     pub_t *p;
     while ((p = g_queue_pop_head(&c->fifo)))
         mqtt_flow_release(c, p);
@@ -647,10 +629,9 @@ static void mqtt_destroy(mqtt_t *c)
 
 void mqtt_free(mqtt_t *c)
 {
-    if (!c || c->freed)
+    if (!c || c->guard.freed)
         return;
-    c->freed = true;
     memset(&c->ev, 0, sizeof(c->ev));
-    if (c->busy == 0)
+    if (loop_free(&c->guard))
         mqtt_destroy(c);
 }

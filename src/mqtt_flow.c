@@ -42,7 +42,7 @@ static bool persistent_store(const mqtt_t *c)
 
 static void report(mqtt_t *c, uint64_t token)
 {
-    if (c->ev.on_published && !c->freed)
+    if (c->ev.on_published && !c->guard.freed)
         c->ev.on_published(c->ud, token);
 }
 
@@ -97,7 +97,7 @@ static void answered(mqtt_t *c, uint64_t no)
 {
     if (c->mark && no > c->mark_pubs) {
         c->mark = false;
-        if (c->ev.on_acks_delivered && !c->freed)
+        if (c->ev.on_acks_delivered && !c->guard.freed)
             c->ev.on_acks_delivered(c->ud, c->mark_msgs);
     }
 }
@@ -164,7 +164,7 @@ static void hand_up(mqtt_t *c, bl_msg_t *m)
 {
     c->msgs_in++;
     m->dup = false;
-    if (c->ev.on_message && !c->freed)
+    if (c->ev.on_message && !c->guard.freed)
         c->ev.on_message(c->ud, m);
 }
 
@@ -350,7 +350,7 @@ static unsigned inflight_max(const mqtt_t *c)
  * room. */
 void mqtt_flow_flush(mqtt_t *c)
 {
-    while (!c->freed && c->state == ST_CONNECTED && !g_queue_is_empty(&c->fifo) &&
+    while (!c->guard.freed && c->state == ST_CONNECTED && !g_queue_is_empty(&c->fifo) &&
            mqtt_flow_out_pending(c) < MQTT_OUT_HIGH) {
         pub_t *p = g_queue_peek_head(&c->fifo);
         if (p->m->qos && g_queue_get_length(&c->inflight) >= inflight_max(c))
@@ -438,7 +438,7 @@ void mqtt_flow_on_unsuback(mqtt_t *c, const mqttpkt_t *k)
         LOG_INFO(c->o.name, "unsubscribed %s (renewed, or left in our session by an earlier run)",
                  u->filter);
         g_ptr_array_remove_index(c->unsubs, i);
-        if (c->unsubs->len == 0 && c->ev.on_unsubscribed && !c->freed)
+        if (c->unsubs->len == 0 && c->ev.on_unsubscribed && !c->guard.freed)
             c->ev.on_unsubscribed(c->ud);
         return;
     }

@@ -10,6 +10,7 @@
 
 #include <glib.h>
 
+#include "loop.h"
 #include "mqttio.h"
 #include "mqttpkt.h"
 
@@ -92,8 +93,7 @@ struct mqtt {
     uint8_t in2[8192]; /* QoS 2 packet identifiers received, not yet released */
 
     void (*wake)(mqtt_t *c); /* mqtt.c: send what was queued, on the next turn */
-    int busy;                /* depth of our own functions on the stack */
-    bool freed;              /* mqtt_free() was called while busy */
+    loop_guard_t guard;      /* mqtt_free() from inside a callback waits for it to unwind */
 };
 
 /* mqtt_flow.c */

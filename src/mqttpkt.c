@@ -167,7 +167,7 @@ static int put_packet(GByteArray *out, uint8_t first, const GByteArray *body)
 
 /* The properties of an application message (3.3.2.3), in the order the standard lists
  * them; user properties keep theirs (3.3.2.3.7). */
-static size_t msg_props_size(const bl_msg_t *m)
+static size_t props_size(const bl_msg_t *m)
 {
     size_t n = 0;
     if (m->payload_format >= 0)
@@ -187,7 +187,7 @@ static size_t msg_props_size(const bl_msg_t *m)
 
 static void put_msg_props(GByteArray *b, const bl_msg_t *m)
 {
-    put_varint(b, msg_props_size(m));
+    put_varint(b, props_size(m));
     if (m->payload_format >= 0) {
         put_u8(b, P_PAYLOAD_FORMAT);
         put_u8(b, (uint8_t)m->payload_format);
@@ -217,7 +217,7 @@ static void put_msg_props(GByteArray *b, const bl_msg_t *m)
 
 static size_t publish_remaining(const bl_msg_t *m)
 {
-    size_t props = msg_props_size(m);
+    size_t props = props_size(m);
     return 2 + strlen(m->topic) + (m->qos ? 2 : 0) + varint_size(props) + props + m->payload_len;
 }
 
@@ -650,6 +650,27 @@ static bool rd_props(rd_t *r, mqttpkt_t *out)
     return true;
 }
 
+/* A packet identifier (2.2.1): never 0. */
+static bool rd_pid(rd_t *r, uint16_t *pid)
+{
+    if (!rd_u16(r, pid))
+        return false;
+    return *pid ? true : fail(r, "packet identifier 0");
+}
+
+/* The rest of the packet, copied (malloc); *n 0 and *out NULL when nothing is left. */
+static bool rd_rest(rd_t *r, uint8_t **out, size_t *n)
+{
+    *n = r->n - r->off;
+    if (!*n)
+        return true;
+    if (!(*out = malloc(*n)))
+        return fail(r, "out of memory");
+    memcpy(*out, r->p + r->off, *n);
+    r->off = r->n;
+    return true;
+}
+
 static bool parse_connack(rd_t *r, mqttpkt_t *out)
 {
     uint8_t ack;
@@ -677,33 +698,17 @@ static bool parse_publish(rd_t *r, mqttpkt_t *out)
         return false;
     if (!mqttpkt_topic_valid(m->topic))
         return fail(r, "PUBLISH topic is empty or has a wildcard");
-    if (m->qos) {
-        if (!rd_u16(r, &out->pid))
-            return false;
-        if (!out->pid)
-            return fail(r, "packet identifier 0");
-    }
-    if (!rd_props(r, out))
+    if (m->qos && !rd_pid(r, &out->pid))
         return false;
-    m->payload_len = r->n - r->off;
-    if (m->payload_len) {
-        m->payload = malloc(m->payload_len);
-        if (!m->payload)
-            return fail(r, "out of memory");
-        memcpy(m->payload, r->p + r->off, m->payload_len);
-        r->off = r->n;
-    }
-    return true;
+    return rd_props(r, out) && rd_rest(r, &m->payload, &m->payload_len);
 }
 
 /* PUBACK, PUBREC, PUBREL, PUBCOMP (3.4-3.7): identifier, then optionally a reason code
  * and properties. */
 static bool parse_ack(rd_t *r, mqttpkt_t *out)
 {
-    if (!rd_u16(r, &out->pid))
+    if (!rd_pid(r, &out->pid))
         return false;
-    if (!out->pid)
-        return fail(r, "packet identifier 0");
     if (r->off < r->n && !rd_u8(r, &out->reason))
         return false;
     return r->off == r->n || rd_props(r, out);
@@ -712,21 +717,9 @@ static bool parse_ack(rd_t *r, mqttpkt_t *out)
 /* SUBACK, UNSUBACK (3.9, 3.11): identifier, properties, one reason code per filter. */
 static bool parse_suback(rd_t *r, mqttpkt_t *out)
 {
-    if (!rd_u16(r, &out->pid))
+    if (!rd_pid(r, &out->pid) || !rd_props(r, out) || !rd_rest(r, &out->codes, &out->n_codes))
         return false;
-    if (!out->pid)
-        return fail(r, "packet identifier 0");
-    if (!rd_props(r, out))
-        return false;
-    out->n_codes = r->n - r->off;
-    if (!out->n_codes)
-        return fail(r, "no reason codes");
-    out->codes = malloc(out->n_codes);
-    if (!out->codes)
-        return fail(r, "out of memory");
-    memcpy(out->codes, r->p + r->off, out->n_codes);
-    r->off = r->n;
-    return true;
+    return out->n_codes ? true : fail(r, "no reason codes");
 }
 
 static bool parse_disconnect(rd_t *r, mqttpkt_t *out)

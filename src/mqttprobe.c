@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "loop.h"
 #include "mqtt.h"
 #include "mqttio.h"
 #include "mqttpkt.h"
@@ -16,6 +17,7 @@ typedef struct probe {
     GByteArray *in, *out;
     size_t out_off;
     size_t subacks;
+    GSource *timer;
     bool done, ok;
 } probe_t;
 
@@ -128,7 +130,9 @@ static void on_failed(void *ud, const char *why)
 
 static gboolean on_timeout(gpointer ud)
 {
-    finish(ud, false, "no answer in time");
+    probe_t *p = ud;
+    p->timer = NULL;
+    finish(p, false, "no answer in time");
     return G_SOURCE_REMOVE;
 }
 
@@ -148,13 +152,11 @@ int mqttprobe_run(const mqttprobe_opts_t *o, mqttprobe_result_t *r)
     p.io = mqttio_connect(ctx, &io, &ev, &p, &why);
     if (!p.io)
         finish(&p, false, why ? why : "cannot connect");
-    GSource *t = g_timeout_source_new((guint)(o->timeout_ms > 0 ? o->timeout_ms : 5000));
-    g_source_set_callback(t, on_timeout, &p, NULL);
-    g_source_attach(t, ctx);
+    p.timer = loop_timeout(ctx, (unsigned)(o->timeout_ms > 0 ? o->timeout_ms : 5000), on_timeout,
+                           &p);
     while (!p.done)
         g_main_context_iteration(ctx, TRUE);
-    g_source_destroy(t);
-    g_source_unref(t);
+    loop_cancel(&p.timer);
     mqttio_free(p.io); /* no DISCONNECT: nothing more is said, nothing acknowledged */
     while (g_main_context_iteration(ctx, FALSE))
         ;

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "loop.h"
 
 static void tell(const char *state)
 {
@@ -58,8 +59,5 @@ GSource *notify_watchdog_start(GMainContext *ctx)
     if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0)
         return NULL;
     LOG_INFO("systemd", "watchdog every %llu ms", (unsigned long long)usec / 2000);
-    GSource *src = g_timeout_source_new((guint)(usec / 2000));
-    g_source_set_callback(src, ping, NULL, NULL);
-    g_source_attach(src, ctx);
-    return src;
+    return loop_timeout(ctx, (unsigned)(usec / 2000), ping, NULL);
 }

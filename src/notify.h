@@ -13,8 +13,8 @@ void notify_ready(const char *status);
 void notify_status(const char *status);
 void notify_reloading(void);
 void notify_stopping(void);
-/* The watchdog's pings on ctx when the unit asks for them (the source, to destroy at
- * exit), else NULL. */
+/* The watchdog's pings on ctx when the unit asks for them (the source, loop_cancel it
+ * at exit), else NULL. */
 GSource *notify_watchdog_start(GMainContext *ctx);
 
 #endif

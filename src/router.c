@@ -242,7 +242,7 @@ static const char *rule_rest(const route_rule_t *r, const char *from_prefix, con
  * become "$CONTROL/x", published with the daemon's rights. Only a rule whose local side
  * starts with a literal '$' (its local prefix, or its pattern when that prefix is empty)
  * maps to a '$' topic. */
-static bool local_side_allows(const route_rule_t *r, const char *local)
+static bool dollar_allowed(const route_rule_t *r, const char *local)
 {
     if (local[0] != '$')
         return true;
@@ -274,7 +274,7 @@ static int map(const route_rule_t *rules, size_t n, route_dir_t want, bool from_
          * an error, not a reason to try the next rule. */
         char *t = g_strconcat(to, rest, NULL);
         bool ok = router_topic_valid(t);
-        if (ok && !from_local && !local_side_allows(r, t)) {
+        if (ok && !from_local && !dollar_allowed(r, t)) {
             g_free(t);
             dollar = true;
             continue;

@@ -36,7 +36,7 @@ char *sdp_build(const char *session_id, const char *ufrag, const char *pwd, cons
 }
 
 /* RFC 8839 5.4: ice-char = ALPHA / DIGIT / "+" / "/" */
-static bool ice_chars(const char *s, size_t len, size_t min, size_t max)
+static bool is_ice_chars(const char *s, size_t len, size_t min, size_t max)
 {
     if (len < min || len > max)
         return false;
@@ -78,14 +78,14 @@ static int parse_line(const char *l, size_t len, sdp_desc_t *d, bool *has_app)
     } else if (ATTR("a=ice-ufrag:")) {
         const char *v = l + 12;
         size_t n = len - 12;
-        if (!ice_chars(v, n, 4, 256))
+        if (!is_ice_chars(v, n, 4, 256))
             return BL_EINVAL;
         memcpy(d->ufrag, v, n);
         d->ufrag[n] = '\0';
     } else if (ATTR("a=ice-pwd:")) {
         const char *v = l + 10;
         size_t n = len - 10;
-        if (!ice_chars(v, n, 22, 256))
+        if (!is_ice_chars(v, n, 22, 256))
             return BL_EINVAL;
         memcpy(d->pwd, v, n);
         d->pwd[n] = '\0';

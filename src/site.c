@@ -6,7 +6,7 @@
 
 #include <openssl/rand.h>
 
-static void local_unsubscribed(void *ud);
+static void on_local_unsubscribed(void *ud);
 
 /* What waits for a commit (site_txn.c calls it after each): messages from peers go
  * to our broker only now that what they depend on is durable (their in-doubt records,
@@ -49,14 +49,14 @@ static peer_ctx_t *peer_of(site_t *s, link_t *l)
     return NULL;
 }
 
-static void link_signal(void *ud, link_t *l, const char *type, const char *sid, const char *body)
+static void on_link_signal(void *ud, link_t *l, const char *type, const char *sid, const char *body)
 {
     site_t *s = ud;
     if (signaling_send(s->sig, link_peer_name(l), type, sid, body))
         LOG_WARN(link_peer_name(l), "cannot send a %s over signalling", type);
 }
 
-static void link_open(void *ud, link_t *l)
+static void on_link_open(void *ud, link_t *l)
 {
     site_t *s = ud;
     peer_ctx_t *p = peer_of(s, l);
@@ -83,7 +83,7 @@ static void link_open(void *ud, link_t *l)
     site_sync_retained(p);
 }
 
-static void link_down(void *ud, link_t *l)
+static void on_link_down(void *ud, link_t *l)
 {
     site_t *s = ud;
     peer_ctx_t *p = peer_of(s, l);
@@ -109,7 +109,7 @@ static void check_epoch(peer_ctx_t *p, uint64_t epoch)
         return;
     site_txn(s);
     if (rc == 0) {
-        LOG_WARN(p->cfg->name,
+        LOG_WARN(p->who,
                  "peer's state was re-created (epoch %s, was %s): forgetting "
                  "which of its messages we saw",
                  now, have);
@@ -136,7 +136,7 @@ static void ping_frame(peer_ctx_t *p, uint64_t token, bool reply)
     }
 }
 
-static void link_frame(void *ud, link_t *l, const wire_frame_t *f)
+static void on_link_frame(void *ud, link_t *l, const wire_frame_t *f)
 {
     site_t *s = ud;
     peer_ctx_t *p = peer_of(s, l);
@@ -158,8 +158,7 @@ static void link_frame(void *ud, link_t *l, const wire_frame_t *f)
         break;
     case WIRE_HELLO:
         if (strcmp(f->u.hello.site, p->cfg->name) != 0)
-            LOG_WARN(p->cfg->name, "peer calls itself \"%s\"; check the [peer] name",
-                     f->u.hello.site);
+            LOG_WARN(p->who, "peer calls itself \"%s\"; check the [peer] name", f->u.hello.site);
         check_epoch(p, f->u.hello.epoch);
         link_set_peer_features(l, f->u.hello.features);
         p->features = f->u.hello.features;
@@ -197,12 +196,12 @@ void site_on_pong(site_t *s, void (*cb)(void *ud, const char *peer, uint64_t tok
     s->pong_ud = ud;
 }
 
-static void link_writable(void *ud, link_t *l)
+static void on_link_writable(void *ud, link_t *l)
 {
     site_pump(peer_of(ud, l));
 }
 
-static void link_state_cb(void *ud, link_t *l)
+static void on_link_state(void *ud, link_t *l)
 {
     site_publish_peer(peer_of(ud, l));
 }
@@ -223,7 +222,7 @@ static void signal_message(void *ud, const seal_msg_t *m)
 
 /* What the local broker sends us: our recovery marker, the echo of a message we
  * published for a peer (exactly-once), or a local client's message. */
-static void local_message(void *ud, const bl_msg_t *m)
+static void on_local_message(void *ud, const bl_msg_t *m)
 {
     site_t *s = ud;
     if (!strcmp(m->topic, s->sync_topic)) {
@@ -247,7 +246,7 @@ static void local_message(void *ud, const bl_msg_t *m)
     site_out_local(s, m);
 }
 
-static void local_up(void *ud)
+static void on_local_up(void *ud)
 {
     site_t *s = ud;
     s->local_up_ms = bl_now_ms();
@@ -281,17 +280,18 @@ static int load_epoch(site_t *s)
 
 peer_ctx_t *site_peer_new(site_t *s, const config_peer_t *cfg)
 {
-    static const link_events_t kev = {.signal_send = link_signal,
-                                      .on_open = link_open,
-                                      .on_down = link_down,
-                                      .on_frame = link_frame,
-                                      .on_writable = link_writable,
-                                      .on_state = link_state_cb};
+    static const link_events_t kev = {.signal_send = on_link_signal,
+                                      .on_open = on_link_open,
+                                      .on_down = on_link_down,
+                                      .on_frame = on_link_frame,
+                                      .on_writable = on_link_writable,
+                                      .on_state = on_link_state};
     peer_ctx_t *p = calloc(1, sizeof(*p));
     if (!p)
         return NULL;
     p->site = s;
     p->cfg = cfg;
+    snprintf(p->who, sizeof p->who, "peer %s", cfg->name);
     p->acks = g_array_new(FALSE, FALSE, sizeof(uint64_t));
     p->acks_ready = g_array_new(FALSE, FALSE, sizeof(uint64_t));
     g_queue_init(&p->q0);
@@ -354,12 +354,12 @@ site_t *site_new(GMainContext *ctx, const config_t *cfg, const cert_t *cert)
                  "their echoes before opening links",
                  echo_count(s->echo));
     }
-    local_events_t lev = {.on_message = local_message,
+    local_events_t lev = {.on_message = on_local_message,
                           .on_delivered = site_local_delivered,
-                          .on_connect = local_up,
+                          .on_connect = on_local_up,
                           .on_acked = site_local_acked,
                           .on_disconnect = site_local_down,
-                          .on_unsubscribed = local_unsubscribed,
+                          .on_unsubscribed = on_local_unsubscribed,
                           .still_wanted = site_local_still_wanted,
                           .can_write = site_can_write};
     s->local = local_new(ctx, cfg, &lev, s);
@@ -386,7 +386,7 @@ error:
 }
 
 /* Once the stale subscriptions are gone, the session holds just what this run wants. */
-static void local_unsubscribed(void *ud)
+static void on_local_unsubscribed(void *ud)
 {
     site_t *s = ud;
     if (!s->subs_now)
@@ -442,8 +442,8 @@ static void subscribe_local(site_t *s)
 int site_start(site_t *s)
 {
     subscribe_local(s);
-    s->stats_src = site_attach(s, g_timeout_source_new_seconds(SITE_STATUS_S), site_status_cb);
-    s->sweep_src = site_attach(s, g_timeout_source_new_seconds(5), site_sweep_cb);
+    s->stats_src = loop_attach(s->ctx, g_timeout_source_new_seconds(SITE_STATUS_S), site_status_cb, s);
+    s->sweep_src = loop_attach(s->ctx, g_timeout_source_new_seconds(5), site_sweep_cb, s);
     int rc = local_start(s->local);
     if (rc)
         return rc;
@@ -482,14 +482,10 @@ void site_free(site_t *s)
             site_storage_failed("cannot commit the queue database at exit");
         s->txn_open = false;
     }
-    if (s->stats_src)
-        g_source_destroy(s->stats_src);
-    if (s->commit_src)
-        g_source_destroy(s->commit_src);
-    if (s->lazy_src)
-        g_source_destroy(s->lazy_src);
-    if (s->probe_src)
-        g_source_destroy(s->probe_src);
+    loop_cancel(&s->stats_src);
+    loop_cancel(&s->commit_src);
+    loop_cancel(&s->lazy_src);
+    loop_cancel(&s->probe_src);
     for (size_t i = 0; i < s->n_peers; i++)
         site_peer_free(s->peers[i]);
     free(s->peers);
@@ -509,10 +505,8 @@ void site_free(site_t *s)
     if (s->echo_dels) /* left in doubt: a restart's recovery settles them */
         g_array_free(s->echo_dels, TRUE);
     g_free(s->subs_now);
-    if (s->recover_src)
-        g_source_destroy(s->recover_src);
-    if (s->sweep_src)
-        g_source_destroy(s->sweep_src);
+    loop_cancel(&s->recover_src);
+    loop_cancel(&s->sweep_src);
     echo_free(s->echo);
     g_hash_table_destroy(s->delivering);
     if (s->held)

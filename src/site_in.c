@@ -45,10 +45,7 @@ static void send_acks(peer_ctx_t *p, bool all)
 
 static void ack_timer_stop(peer_ctx_t *p)
 {
-    if (p->ack_src) {
-        g_source_destroy(p->ack_src);
-        p->ack_src = NULL;
-    }
+    loop_cancel(&p->ack_src);
 }
 
 static gboolean ack_timer_cb(gpointer ud)
@@ -82,10 +79,7 @@ void site_flush_acks(peer_ctx_t *p, bool publishing)
         return;
     }
     if (!p->ack_src) {
-        p->ack_src = g_timeout_source_new(SITE_ACK_LATE_MS);
-        g_source_set_callback(p->ack_src, ack_timer_cb, p, NULL);
-        g_source_attach(p->ack_src, p->site->ctx);
-        g_source_unref(p->ack_src);
+        p->ack_src = loop_timeout(p->site->ctx, SITE_ACK_LATE_MS, ack_timer_cb, p);
     }
 }
 
@@ -153,7 +147,7 @@ static void retained_refused(peer_ctx_t *p, bl_msg_t *c)
     size_t topics = 0, bytes = 0;
     if (queue_retained_usage(s->q, p->cfg->name, &topics, &bytes))
         topics = bytes = 0; /* only for the log line */
-    LOG_AT((n & (n - 1)) == 0 ? LOG_LVL_WARN : LOG_LVL_DEBUG, p->cfg->name,
+    LOG_AT((n & (n - 1)) == 0 ? LOG_LVL_WARN : LOG_LVL_DEBUG, p->who,
            "retained message on %s not kept: the peer holds %zu retained topics (%zu bytes), "
            "retained_max_topics %zu, retained_max_bytes %zu; delivered as not retained "
            "(%llu from it so far)",
@@ -192,12 +186,12 @@ static void not_routed(peer_ctx_t *p, const bl_msg_t *m, int rc)
     SITE_COUNT(p, not_routed_in);
     uint64_t n = rc == BL_EPERM ? ++p->n_dollar : 0;
     if (rc == BL_EPERM)
-        LOG_AT((n & (n - 1)) == 0 ? LOG_LVL_WARN : LOG_LVL_DEBUG, p->cfg->name,
+        LOG_AT((n & (n - 1)) == 0 ? LOG_LVL_WARN : LOG_LVL_DEBUG, p->who,
                "peer sent a message on %s, which our rules would publish on a '$' topic: "
                "dropped (%llu from it so far)",
                m->topic, (unsigned long long)n);
     else
-        LOG_DEBUG(p->cfg->name, "no in-rule for %s, dropped", m->topic);
+        LOG_DEBUG(p->who, "no in-rule for %s, dropped", m->topic);
     if (m->seq)
         ack_add(p, m->seq);
 }
@@ -208,7 +202,7 @@ void site_remote_message(peer_ctx_t *p, const bl_msg_t *m)
     if (!m->origin || strcmp(m->origin, p->cfg->name) != 0) {
         /* Split horizon: a peer only forwards what its own clients published. */
         SITE_COUNT(p, bad_origin);
-        LOG_WARN(p->cfg->name, "peer sent a message of origin \"%s\", dropped",
+        LOG_WARN(p->who, "peer sent a message of origin \"%s\", dropped",
                  m->origin ? m->origin : "");
         if (m->seq)
             ack_add(p, m->seq);
@@ -250,7 +244,7 @@ void site_remote_message(peer_ctx_t *p, const bl_msg_t *m)
         /* Never publishable (a property that is not UTF-8, say): waiting for it would
          * keep it in the peer's queue for ever. Dropped, counted, and acknowledged. */
         SITE_COUNT(p, refused_in);
-        LOG_WARN(p->cfg->name,
+        LOG_WARN(p->who,
                  "cannot give its message on %s to our broker (%s: a topic or property "
                  "that is not valid MQTT), dropped (%llu so far)",
                  c->topic, bl_strerror(rc), (unsigned long long)s->stats.refused_in);
@@ -404,7 +398,7 @@ void site_echo_seen(site_t *s, echo_rec_t *r)
         g_strlcpy(d.origin, r->origin, sizeof(d.origin));
         g_array_append_val(s->echo_dels, d);
         if (!s->probe_src)
-            s->probe_src = site_attach(s, g_timeout_source_new(SITE_PROBE_MS), probe_cb);
+            s->probe_src = loop_timeout(s->ctx, SITE_PROBE_MS, probe_cb, s);
     }
     echo_rec_free(r);
 }
@@ -563,16 +557,15 @@ void site_settle_done(site_t *s)
 
 void site_recover_after(site_t *s, unsigned ms)
 {
-    if (s->recover_src)
-        g_source_destroy(s->recover_src);
-    s->recover_src = site_attach(s, g_timeout_source_new(ms), recover_done_cb);
+    loop_cancel(&s->recover_src);
+    s->recover_src = loop_timeout(s->ctx, ms, recover_done_cb, s);
 }
 
 /* An echo that never came (30 s, with the session that gets echoes connected all that
  * time): the broker acknowledged the message but did not send it back; our subscription
  * does not cover its topic, or an ACL hides it. While that session is away its echoes
  * wait in the broker, and a record dropped then would let its echo out as local. */
-static bool echo_stale(const echo_rec_t *r, void *ud)
+static bool is_stale_echo(const echo_rec_t *r, void *ud)
 {
     site_t *s = ud;
     int64_t now = bl_now_ms();
@@ -580,7 +573,7 @@ static bool echo_stale(const echo_rec_t *r, void *ud)
            local_connected(s->local) && now - s->local_up_ms > SITE_ECHO_STALE_MS;
 }
 
-static void echo_gone(echo_rec_t *r, void *ud)
+static void drop_stale_echo(echo_rec_t *r, void *ud)
 {
     site_t *s = ud;
     if (!s->warned_no_echo)
@@ -599,6 +592,6 @@ static void echo_gone(echo_rec_t *r, void *ud)
 gboolean site_sweep_cb(gpointer ud)
 {
     site_t *s = ud;
-    echo_sweep(s->echo, echo_stale, echo_gone, s);
+    echo_sweep(s->echo, is_stale_echo, drop_stale_echo, s);
     return G_SOURCE_CONTINUE;
 }

@@ -27,6 +27,7 @@
 #include "link.h"
 #include "local.h"
 #include "log.h"
+#include "loop.h"
 #include "queue.h"
 #include "router.h"
 #include "signaling.h"
@@ -60,6 +61,7 @@
 typedef struct peer_ctx {
     site_t *site;
     const config_peer_t *cfg;
+    char who[BL_SITE_NAME_MAX + 8]; /* "peer NAME": who the log lines are about */
     link_t *link;
     uint64_t cursor;     /* highest seq handed to the link in this session */
     uint64_t sent_max;   /* highest seq ever handed to the link (dup flag) */
@@ -72,8 +74,8 @@ typedef struct peer_ctx {
     bool sync_pending;   /* retained sync waits for the backlog resend (commit_cb) */
     GQueue q0;           /* QoS 0 messages for an open link that is momentarily full */
     bool warned_full;
-    bool q0_spill;     /* QoS 0 overflow is in the durable queue (route_out) */
-    size_t q0_spilled; /* how many since the spill began */
+    bool q0_spill;                         /* QoS 0 overflow is in the durable queue (route_out) */
+    size_t q0_spilled;                     /* how many since the spill began */
     uint64_t n_dollar, n_retained_refused; /* this peer's, for the WARN cadence (site_in.c) */
     site_stats_t stats; /* this peer's share of the site's counters (SITE_COUNT) */
     uint64_t msgs_sent; /* MSG frames handed to the link, resends included */
@@ -156,7 +158,6 @@ gboolean site_status_cb(gpointer ud);
 /* site_txn.c */
 _Noreturn void site_storage_failed(const char *what);
 void site_db(int rc, const char *what);
-GSource *site_attach(site_t *s, GSource *src, GSourceFunc fn);
 void site_schedule_commit(site_t *s);
 void site_txn(site_t *s);
 void site_txn_lazy(site_t *s);

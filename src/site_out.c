@@ -65,8 +65,7 @@ void site_pump(peer_ctx_t *p)
             p->cursor = m->seq;
             if (expire(m, enq[i])) {
                 SITE_COUNT(p, expired);
-                LOG_DEBUG("site", "message on %s for %s expired in the queue", m->topic,
-                          p->cfg->name);
+                LOG_DEBUG(p->who, "message on %s expired in its queue", m->topic);
                 site_txn(s);
                 site_db(queue_ack(s->q, p->cfg->name, m->seq),
                         "cannot remove an expired message from the queue");
@@ -74,7 +73,7 @@ void site_pump(peer_ctx_t *p)
             }
             m->dup = m->seq <= p->sent_max;
             if (send_msg(p, m))
-                LOG_WARN("site", "cannot send a message on %s to %s", m->topic, p->cfg->name);
+                LOG_WARN(p->who, "cannot send a message on %s", m->topic);
             if (m->seq > p->sent_max)
                 p->sent_max = m->seq;
         }
@@ -128,19 +127,17 @@ static void route_out(site_t *s, peer_ctx_t *p, const bl_msg_t *m, uint64_t *seq
          * all. A retained one for a peer with a backlog starts the same. */
         if (p->q0_spilled >= SITE_Q0_SPILL_MAX) {
             if (p->q0_spilled++ == SITE_Q0_SPILL_MAX)
-                LOG_WARN("site",
-                         "QoS 0 for %s keeps coming faster than the link carries it: "
-                         "dropping QoS 0 for it until its queue drains",
-                         p->cfg->name);
+                LOG_WARN(p->who, "QoS 0 keeps coming faster than the link carries it: "
+                                 "dropping QoS 0 for this peer until its queue drains");
             SITE_COUNT(p, dropped_qos0);
             msg_free(c);
             return;
         }
         if (!p->q0_spill && !backlog)
-            LOG_INFO("site",
-                     "QoS 0 burst for %s over %d messages: the rest waits in the "
-                     "queue (up to %d more, then QoS 0 is dropped until it drains)",
-                     p->cfg->name, SITE_Q0_MAX, SITE_Q0_SPILL_MAX);
+            LOG_INFO(p->who,
+                     "QoS 0 burst over %d messages: the rest waits in the queue (up to %d "
+                     "more, then QoS 0 is dropped until it drains)",
+                     SITE_Q0_MAX, SITE_Q0_SPILL_MAX);
         p->q0_spill = true;
         p->q0_spilled++;
         spilled = true;
@@ -155,16 +152,15 @@ static void route_out(site_t *s, peer_ctx_t *p, const bl_msg_t *m, uint64_t *seq
     } else if (rc == BL_ETOOBIG) {
         SITE_COUNT(p, queue_full);
         if (!p->warned_full)
-            LOG_WARN("site",
-                     "queue for %s is full (%zu messages): refusing new messages "
-                     "for it until it drains",
-                     p->cfg->name, s->cfg->queue_max_messages);
+            LOG_WARN(p->who,
+                     "queue is full (%zu messages): refusing new messages for this peer "
+                     "until it drains",
+                     s->cfg->queue_max_messages);
         p->warned_full = true;
     } else if (rc == BL_EIO || rc == BL_ENOMEM || rc == BL_EAGAIN) {
         site_storage_failed("cannot queue a message"); /* its PUBACK would follow */
     } else if (rc) {
-        LOG_ERROR("site", "cannot queue a message on %s for %s: %s", m->topic, p->cfg->name,
-                  bl_strerror(rc));
+        LOG_ERROR(p->who, "cannot queue a message on %s: %s", m->topic, bl_strerror(rc));
     } else {
         p->warned_full = false;
         p->dirty = true;
@@ -272,5 +268,5 @@ void site_sync_retained(peer_ctx_t *p)
     }
     queue_msgs_free(msgs, NULL, n);
     if (sent)
-        LOG_INFO(p->cfg->name, "retained sync: offered %zu retained topics", sent);
+        LOG_INFO(p->who, "retained sync: offered %zu retained topics", sent);
 }

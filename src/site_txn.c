@@ -37,10 +37,7 @@ static gboolean commit_cb(gpointer ud)
 {
     site_t *s = ud;
     s->commit_src = NULL;
-    if (s->lazy_src) {
-        g_source_destroy(s->lazy_src);
-        s->lazy_src = NULL;
-    }
+    loop_cancel(&s->lazy_src);
     if (s->txn_open) {
         s->txn_open = false;
         /* What this commit held (queued messages whose PUBACK is waiting, seen marks
@@ -52,23 +49,11 @@ static gboolean commit_cb(gpointer ud)
     return G_SOURCE_REMOVE;
 }
 
-/* Attach src to our context with fn(s); the context owns it, the pointer returned
- * stays valid until the source is destroyed or its callback returns REMOVE. */
-GSource *site_attach(site_t *s, GSource *src, GSourceFunc fn)
-{
-    g_source_set_callback(src, fn, s, NULL);
-    g_source_attach(src, s->ctx);
-    g_source_unref(src);
-    return src;
-}
-
 void site_schedule_commit(site_t *s)
 {
     if (s->commit_src)
         return;
-    GSource *src = g_idle_source_new();
-    g_source_set_priority(src, G_PRIORITY_HIGH);
-    s->commit_src = site_attach(s, src, commit_cb);
+    s->commit_src = loop_idle(s->ctx, G_PRIORITY_HIGH, commit_cb, s);
 }
 
 static void txn_begin(site_t *s)
@@ -105,7 +90,7 @@ void site_txn_lazy(site_t *s)
 {
     txn_begin(s);
     if (!s->commit_src && !s->lazy_src)
-        s->lazy_src = site_attach(s, g_timeout_source_new(SITE_LAZY_COMMIT_MS), lazy_commit_cb);
+        s->lazy_src = loop_timeout(s->ctx, SITE_LAZY_COMMIT_MS, lazy_commit_cb, s);
 }
 
 bool site_can_write(void *ud)

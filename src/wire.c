@@ -8,12 +8,8 @@
  * logged at debug level only; the caller logs one warning naming the peer. */
 #include "wire.h"
 
-#include "log.h"
-
 #include <stdlib.h>
 #include <string.h>
-
-#define WHO "wire"
 
 #define MSG_FLAG_QOS_MASK 0x03u
 #define MSG_FLAG_RETAIN 0x04u
@@ -37,6 +33,7 @@ enum {
 typedef struct rd {
     const uint8_t *p;
     size_t left;
+    const char *why; /* what was wrong, for wire_frame_t.why */
 } rd_t;
 
 static int rd_take(rd_t *r, size_t n, const uint8_t **out)
@@ -89,7 +86,6 @@ static int rd_u32(rd_t *r, uint32_t *v)
 static int dup_text(const uint8_t *p, size_t n, char **out)
 {
     if (memchr(p, 0, n)) {
-        LOG_DEBUG(WHO, "string field contains a NUL byte");
         return BL_EINVAL;
     }
     char *s = malloc(n + 1);
@@ -112,13 +108,13 @@ static int rd_site(rd_t *r, char *site)
     if (rc)
         return rc;
     if (n == 0 || n > BL_SITE_NAME_MAX || memchr(p, 0, n)) {
-        LOG_DEBUG(WHO, "site name of %u bytes refused", (unsigned)n);
+        r->why = "a site name too long";
         return BL_EINVAL;
     }
     memcpy(site, p, n);
     site[n] = '\0';
     if (!bl_site_name_valid(site)) {
-        LOG_DEBUG(WHO, "invalid site name");
+        r->why = "an invalid site name";
         return BL_EINVAL;
     }
     return 0;
@@ -172,7 +168,7 @@ static int alloc_out(size_t len, uint8_t **out, size_t *out_len)
 /* ---- MSG properties --------------------------------------------------------------- */
 
 /* Bytes of the property block, or <0 when a field cannot be represented. */
-static int msg_props_len(const bl_msg_t *m, size_t *len)
+static int props_len(const bl_msg_t *m, size_t *len)
 {
     size_t n = 0;
     int rc = 0;
@@ -209,7 +205,7 @@ static int msg_props_len(const bl_msg_t *m, size_t *len)
 int wire_msg_check(const bl_msg_t *m)
 {
     size_t n;
-    return m ? msg_props_len(m, &n) : BL_EINVAL;
+    return m ? props_len(m, &n) : BL_EINVAL;
 }
 
 static uint8_t *put_prop(uint8_t *p, uint8_t id, const void *v, size_t n)
@@ -256,7 +252,6 @@ static int add_user_prop(bl_msg_t *m, const uint8_t *v, size_t n)
     if (kl > n - 2)
         return BL_ETRUNC;
     if (m->n_user_props >= WIRE_MAX_USER_PROPS) {
-        LOG_DEBUG(WHO, "more than %d user properties", WIRE_MAX_USER_PROPS);
         return BL_ETOOBIG;
     }
     /* Grow in powers of two: a block of many tiny user properties stays linear. */
@@ -295,11 +290,9 @@ static int decode_prop(bl_msg_t *m, uint8_t id, const uint8_t *v, size_t n, unsi
             bit = 1u << i;
     if (!bit) {
         /* Forward compatibility: a newer sender may add properties we skip. */
-        LOG_DEBUG(WHO, "skipping unknown property 0x%02x (%zu bytes)", id, n);
         return 0;
     }
     if (*seen & bit) {
-        LOG_DEBUG(WHO, "property 0x%02x repeated", id);
         return BL_EINVAL;
     }
     *seen |= bit;
@@ -345,7 +338,7 @@ static int decode_props(rd_t *r, bl_msg_t *m)
         if (!rc)
             rc = decode_prop(m, id, v, n, &seen);
         if (rc) {
-            LOG_DEBUG(WHO, "bad property block: %s", bl_strerror(rc));
+            r->why = "a bad property block";
             return rc;
         }
     }
@@ -366,7 +359,7 @@ int wire_encode_msg(const bl_msg_t *m, uint8_t **out, size_t *out_len)
         return BL_EINVAL;
     if (m->payload_len > UINT32_MAX)
         return BL_ETOOBIG;
-    int rc = msg_props_len(m, &plen);
+    int rc = props_len(m, &plen);
     if (rc)
         return rc;
     if (add_len(&len, olen) || add_len(&len, tlen) || add_len(&len, plen) ||
@@ -411,7 +404,7 @@ static int decode_msg_head(rd_t *r, bl_msg_t *m)
         return rc;
     m->seq = seq;
     if (tlen == 0) {
-        LOG_DEBUG(WHO, "MSG with an empty topic");
+        r->why = "a MSG with an empty topic";
         return BL_EINVAL;
     }
     return dup_text(t, tlen, &m->topic);
@@ -420,7 +413,7 @@ static int decode_msg_head(rd_t *r, bl_msg_t *m)
 static int decode_msg(rd_t *r, uint8_t flags, size_t max_payload, bl_msg_t **out)
 {
     if ((flags & ~MSG_FLAGS_KNOWN) || (flags & MSG_FLAG_QOS_MASK) == 3) {
-        LOG_DEBUG(WHO, "MSG flags 0x%02x refused", flags);
+        r->why = "MSG flags it does not know";
         return BL_EINVAL;
     }
     bl_msg_t *m = msg_new();
@@ -436,26 +429,26 @@ static int decode_msg(rd_t *r, uint8_t flags, size_t max_payload, bl_msg_t **out
     if (!rc)
         rc = rd_u32(r, &n);
     if (!rc && n > WIRE_MAX_PROPS_LEN) {
-        LOG_DEBUG(WHO, "MSG property block of %u bytes over the limit of %d", n,
-                  WIRE_MAX_PROPS_LEN);
+        r->why = "a MSG property block over the limit";
         rc = BL_ETOOBIG;
     }
     if (!rc)
         rc = rd_take(r, n, &p);
     if (!rc) {
-        rd_t props = {p, n};
+        rd_t props = {.p = p, .left = n};
         rc = decode_props(&props, m);
+        r->why = props.why;
     }
     if (!rc)
         rc = rd_u32(r, &n);
     if (!rc && n > max_payload) {
-        LOG_DEBUG(WHO, "MSG payload of %u bytes over the limit of %zu", n, max_payload);
+        r->why = "a MSG payload over max_message_size";
         rc = BL_ETOOBIG;
     }
     if (!rc)
         rc = rd_take(r, n, &p);
     if (!rc && r->left) {
-        LOG_DEBUG(WHO, "%zu bytes after the MSG payload", r->left);
+        r->why = "bytes after the MSG payload";
         rc = BL_EINVAL;
     }
     if (!rc && n)
@@ -500,7 +493,7 @@ static int decode_ack(rd_t *r, uint8_t flags, wire_frame_t *f)
     if (r->left < need)
         return BL_ETRUNC;
     if (r->left > need) {
-        LOG_DEBUG(WHO, "%zu bytes after the ACK sequences", r->left - need);
+        r->why = "bytes after the ACK sequences";
         return BL_EINVAL;
     }
     if (n == 0)
@@ -618,8 +611,7 @@ static int decode_frag(rd_t *r, uint8_t flags, wire_frag_t *f)
     bool fits = f->offset <= f->total && f->chunk_len <= (size_t)(f->total - f->offset);
     bool ends = fits && f->chunk_len == (size_t)(f->total - f->offset);
     if ((flags & ~FRAG_FLAG_LAST) || !fits || ends != ((flags & FRAG_FLAG_LAST) != 0)) {
-        LOG_DEBUG(WHO, "FRAG flags 0x%02x offset %u + %zu vs total %u inconsistent", flags,
-                  f->offset, f->chunk_len, f->total);
+        r->why = "a FRAG whose offset, length and total do not agree";
         return BL_EINVAL;
     }
     return 0;
@@ -664,7 +656,7 @@ static int decode_batch(rd_t *r, uint8_t flags, wire_batch_t *b)
     if (rc)
         return rc;
     if (n == 0) {
-        LOG_DEBUG(WHO, "empty BATCH");
+        r->why = "an empty BATCH";
         return BL_EINVAL;
     }
     b->p = r->p;
@@ -676,12 +668,12 @@ static int decode_batch(rd_t *r, uint8_t flags, wire_batch_t *b)
         if ((rc = rd_u32(r, &len)) || (rc = rd_take(r, len, &f)))
             return rc;
         if (!batchable(f, len)) {
-            LOG_DEBUG(WHO, "BATCH entry %zu is not a MSG or ACK frame", i);
+            r->why = "a BATCH entry that is not a MSG or ACK frame";
             return BL_EINVAL;
         }
     }
     if (r->left) {
-        LOG_DEBUG(WHO, "%zu bytes after the BATCH's %u frames", r->left, n);
+        r->why = "bytes after the BATCH's frames";
         return BL_EINVAL;
     }
     return 0;
@@ -691,7 +683,7 @@ int wire_batch_next(wire_batch_t *b, const uint8_t **frame, size_t *len)
 {
     if (!b || b->count == 0 || b->left < WIRE_BATCH_ENTRY_OVERHEAD)
         return 0;
-    rd_t r = {b->p, b->left};
+    rd_t r = {.p = b->p, .left = b->left};
     uint32_t n;
     const uint8_t *f;
     if (rd_u32(&r, &n) || rd_take(&r, n, &f))
@@ -713,11 +705,11 @@ int wire_decode(const uint8_t *buf, size_t len, size_t max_payload, wire_frame_t
         return BL_ETRUNC;
     /* Any other version is refused outright: layouts are not compatible across versions. */
     if (buf[0] != WIRE_VERSION) {
-        LOG_DEBUG(WHO, "frame version %u, expected %u", buf[0], WIRE_VERSION);
+        out->why = "a frame version we do not speak";
         return BL_EVERSION;
     }
     uint8_t type = buf[1], flags = buf[2]; /* buf[3] is reserved, ignored */
-    rd_t r = {buf + WIRE_HEADER_LEN, len - WIRE_HEADER_LEN};
+    rd_t r = {.p = buf + WIRE_HEADER_LEN, .left = len - WIRE_HEADER_LEN};
     int rc;
     switch (type) {
     case WIRE_MSG:
@@ -739,12 +731,13 @@ int wire_decode(const uint8_t *buf, size_t len, size_t max_payload, wire_frame_t
         rc = decode_ping(&r, flags, out);
         break;
     default:
-        LOG_DEBUG(WHO, "unknown frame type %u", type);
+        out->why = "an unknown frame type";
         return BL_EINVAL;
     }
     if (rc) {
         out->type = type;
         wire_frame_clear(out);
+        out->why = r.why;
         return rc;
     }
     out->type = type;
@@ -784,23 +777,22 @@ static int reasm_accept(wire_reasm_t *r, const wire_frag_t *f)
 {
     if (!f->chunk || f->chunk_len == 0 || f->offset > f->total ||
         f->chunk_len > (size_t)(f->total - f->offset)) {
-        LOG_DEBUG(WHO, "inconsistent FRAG piece");
+        r->why = "an inconsistent FRAG piece";
         return BL_EINVAL;
     }
     if (r->buf) {
         if (f->msg_no == r->msg_no && f->total == r->total && f->offset == r->filled)
             return 0;
-        LOG_DEBUG(WHO, "FRAG %u@%u/%u does not continue frame %u at %zu/%zu", f->msg_no, f->offset,
-                  f->total, r->msg_no, r->filled, r->total);
+        r->why = "a FRAG that does not continue the frame being reassembled";
         return BL_EINVAL;
     }
     if (f->offset != 0) {
-        LOG_DEBUG(WHO, "FRAG %u starts at offset %u, not 0", f->msg_no, f->offset);
+        r->why = "a first FRAG piece not at offset 0";
         return BL_EINVAL;
     }
     /* Check the announced total before allocating anything for it. */
     if (f->total > r->max_total) {
-        LOG_DEBUG(WHO, "FRAG frame of %u bytes over the limit of %zu", f->total, r->max_total);
+        r->why = "a fragmented frame over the limit";
         return BL_ETOOBIG;
     }
     r->buf = malloc(f->total);
@@ -826,7 +818,7 @@ int wire_reasm_feed(wire_reasm_t *r, const wire_frag_t *f, uint8_t **whole, size
     if (r->filled < r->total)
         return 0;
     if (r->total >= 2 && r->buf[1] == WIRE_FRAG) {
-        LOG_DEBUG(WHO, "reassembled frame is itself a FRAG");
+        r->why = "a reassembled frame that is itself a FRAG";
         wire_reasm_clear(r);
         return BL_EINVAL;
     }

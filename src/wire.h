@@ -97,6 +97,7 @@ typedef struct wire_frame {
             bool reply;
         } ping;
     } u;
+    const char *why; /* after a failed wire_decode: what was wrong (static), or NULL */
 } wire_frame_t;
 
 /* 0 when m's properties are within WIRE_MAX_USER_PROPS and WIRE_MAX_PROPS_LEN (what a
@@ -130,6 +131,7 @@ typedef struct wire_reasm {
     uint32_t msg_no;
     uint8_t *buf;
     size_t total, filled;
+    const char *why; /* after a failed wire_reasm_feed: what was wrong (static) */
 } wire_reasm_t;
 
 void wire_reasm_init(wire_reasm_t *r, size_t max_total);

@@ -25,5 +25,5 @@ sleep 1
 r=$(bl_seq_report subB 1 "$N")
 assert_eq "$r" "received $N unique $N duplicates 0 missing 0 out_of_order 0" \
   "all $N QoS 0 messages of the burst arrive once, in order"
-echo "note: alpha spilled QoS 0 into its queue $(bl_count 1 'QoS 0 burst for') time(s)"
+echo "note: alpha spilled QoS 0 into its queue $(bl_count 1 'QoS 0 burst over') time(s)"
 lab_finish

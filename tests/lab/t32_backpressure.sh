@@ -33,7 +33,7 @@ bl_wait_seq subB "$N" 60 || true
 assert_eq "$(bl_seq_report subB 1 "$N")" "received $N unique $N duplicates 0 missing 0 out_of_order 0" \
   "bravo gets all $N, once, in order, while charlie's daemon is down"
 assert_ok "alpha logs that charlie's queue is full" \
-  grep -q "queue for charlie is full ($CAP messages)" "$(bl_log 1)"
+  grep -q "peer charlie: queue is full ($CAP messages)" "$(bl_log 1)"
 refused=$((N - CAP))
 lab_wait_for 30 retained_match 1 brokerless/alpha/stats "\"queue_full\":$refused[,}]" &&
   pass "alpha counts the $refused it refused for charlie" ||

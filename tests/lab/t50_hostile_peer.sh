@@ -51,7 +51,7 @@ assert_ok "the hostile peer's link opens" lab_wait_for 30 grep -q 'blpeer: link 
 # A: 2 million user properties.
 assert_ok "a message sent after 2 million user properties still arrives" \
   lab_wait_for 60 grep -q '^after-flood alive' "$(bl_sub_out subA)"
-assert_eq "$(bl_count 1 'dropped a bad frame of [0-9]+ bytes from the peer: too big')" 1 \
+assert_eq "$(bl_count 1 'dropped a bad frame of [0-9]+ bytes from the peer: a MSG property block over the limit')" 1 \
   "alpha refused the 14 MB frame of properties as too big"
 assert_ok "alpha's daemon is still running" lab_running bl1
 
