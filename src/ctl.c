@@ -24,6 +24,8 @@ typedef struct client {
     size_t len;
     char *answer; /* being written */
     size_t sent;
+    bool draining;       /* answered: reading what the client still sends, to its end */
+    char *refused;       /* not served (its credentials): the answer to whatever it asks */
     uint64_t ping_token; /* non-zero while a ping waits for its answer */
     char ping_peer[BL_SITE_NAME_MAX + 1];
     int64_t ping_t0_us;
@@ -47,6 +49,7 @@ static void client_free(client_t *c)
     g_socket_close(c->sock, NULL);
     g_object_unref(c->sock);
     g_free(c->answer);
+    g_free(c->refused);
     g_free(c);
 }
 
@@ -85,8 +88,32 @@ static bool flush(client_t *c)
         }
         c->sent += (size_t)w;
     }
+    /* Closing with the client's bytes unread would reset the connection, and the
+     * client might lose the answer: shut our side and read to its end (or the timer). */
+    if (c->sent < n || !g_socket_shutdown(c->sock, FALSE, TRUE, NULL)) {
+        client_free(c);
+        return true;
+    }
+    c->draining = true;
+    watch(c, G_IO_IN | G_IO_HUP | G_IO_ERR);
+    return false;
+}
+
+/* After the answer: discard what comes until the client closes. */
+static void drain(client_t *c)
+{
+    char buf[512];
+    GError *e = NULL;
+    gssize n;
+    while ((n = g_socket_receive(c->sock, buf, sizeof(buf), NULL, &e)) > 0)
+        ;
+    if (n < 0 && g_error_matches(e, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
+        g_error_free(e);
+        return;
+    }
+    if (e)
+        g_error_free(e);
     client_free(c);
-    return true;
 }
 
 /* The one answer of this connection (takes line); the connection closes once it is
@@ -163,7 +190,9 @@ static void on_readable(client_t *c)
     if (n <= 0) { /* gone, or ended without a whole request */
         if (e)
             g_error_free(e);
-        if (c->len)
+        if (c->refused)
+            answer_error(c, c->refused);
+        else if (c->len)
             answer_error(c, "the request ended without a newline");
         else
             client_free(c);
@@ -176,6 +205,10 @@ static void on_readable(client_t *c)
     ctl_req_t req;
     if (!nl && c->len < sizeof(c->buf))
         return;
+    if (c->refused) {
+        answer_error(c, c->refused);
+        return;
+    }
     if (ctlproto_parse(c->buf, nl ? (size_t)(nl - c->buf) : c->len, &req, why, sizeof(why))) {
         LOG_DEBUG("control", "refused a request: %s", why);
         answer_error(c, why);
@@ -188,7 +221,9 @@ static gboolean on_io(GSocket *sock, GIOCondition cond, gpointer ud)
 {
     (void)sock;
     client_t *c = ud;
-    if (c->answer)
+    if (c->draining)
+        drain(c);
+    else if (c->answer)
         flush(c);
     else if (cond & (G_IO_IN | G_IO_HUP | G_IO_ERR))
         on_readable(c);
@@ -261,12 +296,9 @@ static gboolean on_accept(GSocket *listener, GIOCondition cond, gpointer ud)
     char why[160];
     if (!allowed(sock, why, sizeof(why))) {
         LOG_WARN("control", "%s", why);
-        answer_error(c, why);
-        return G_SOURCE_CONTINUE;
-    }
-    if (g_list_length(ctl->clients) > CTL_MAX_CLIENTS) {
-        answer_error(c, "busy: too many control connections");
-        return G_SOURCE_CONTINUE;
+        c->refused = g_strdup(why); /* said once its request is in: nothing of it is read */
+    } else if (g_list_length(ctl->clients) > CTL_MAX_CLIENTS) {
+        c->refused = g_strdup("busy: too many control connections");
     }
     watch(c, G_IO_IN | G_IO_HUP | G_IO_ERR);
     timer(c, CTL_IDLE_MS);

@@ -98,6 +98,7 @@ int site_reload(site_t *s, const config_t *cfg, char *err, size_t errlen)
         return BL_ENOMEM;
     }
     const config_t *old = s->cfg;
+    s->cfg = cfg; /* before any new link is made: links read the site's config */
     GPtrArray *fresh = g_ptr_array_new();
     size_t added = 0, changed = 0, removed = 0, kept = 0;
     for (size_t i = 0; i < cfg->n_peers; i++) {
@@ -139,7 +140,6 @@ int site_reload(site_t *s, const config_t *cfg, char *err, size_t errlen)
     free(s->peers);
     s->peers = np;
     s->n_peers = cfg->n_peers;
-    s->cfg = cfg;
     /* A peer whose link could not be made (out of memory) is left out until the next
      * reload rather than leaving a hole every loop over the peers would trip on. */
     size_t n = 0;
