@@ -3,7 +3,11 @@
  * daemon. */
 #include "cli.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "ctlclient.h"
 
@@ -47,4 +51,18 @@ const char *cli_refusal(const cJSON *answer)
         return NULL;
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(answer, "error");
     return cJSON_IsString(e) ? e->valuestring : "refused";
+}
+
+void cli_give_to_dir_owner(const char *dir, const char *const *files, size_t n)
+{
+    struct stat st;
+    if (geteuid() != 0 || stat(dir, &st) != 0 || st.st_uid == 0)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        char *p = g_build_filename(dir, files[i], NULL);
+        if (chown(p, st.st_uid, st.st_gid) != 0 && errno != ENOENT)
+            fprintf(stderr, "brokerless: cannot give %s to uid %u: %s\n", p, (unsigned)st.st_uid,
+                    strerror(errno));
+        g_free(p);
+    }
 }

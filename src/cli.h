@@ -36,6 +36,10 @@ int cli_load(const char *cmd, const char *path, config_t *cfg);
  * (BL_ENOTFOUND when no daemon runs). */
 int cli_ask(const config_t *cfg, const ctl_req_t *req, int timeout_ms, cJSON **answer, char *err,
             size_t errlen);
+/* Run as root in a state directory that belongs to another user (the package's
+ * "brokerless", as whom the daemon runs), the files named that root made or touched
+ * there are given to that user. */
+void cli_give_to_dir_owner(const char *dir, const char *const *files, size_t n);
 /* The daemon's "error" of a refused answer (borrowed from it), or NULL when ok. */
 const char *cli_refusal(const cJSON *answer);
 

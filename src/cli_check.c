@@ -38,12 +38,12 @@ int cli_check(int argc, char **argv)
 {
     char *path = NULL;
     gboolean net = FALSE;
-    GOptionEntry entries[] = {
-        {"config", 'c', 0, G_OPTION_ARG_FILENAME, &path,
-         "the site's config file (default " CLI_DEFAULT_CONFIG ")", "FILE"},
-        {"net", 0, 0, G_OPTION_ARG_NONE, &net,
-         "also check the network: brokers, their ACLs, NAT mapping, TURN", NULL},
-        {NULL, 0, 0, 0, NULL, NULL, NULL}};
+    GOptionEntry entries[] = {{"config", 'c', 0, G_OPTION_ARG_FILENAME, &path,
+                               "the site's config file (default " CLI_DEFAULT_CONFIG ")", "FILE"},
+                              {"net", 0, 0, G_OPTION_ARG_NONE, &net,
+                               "also check the network: brokers, their ACLs, NAT mapping, TURN",
+                               NULL},
+                              {NULL, 0, 0, 0, NULL, NULL, NULL}};
     GOptionContext *oc = g_option_context_new("- check a config without running it");
     g_option_context_set_summary(
         oc, "Loads the config and the identity as run would, and says what is wrong,\n"

@@ -53,10 +53,11 @@ int cli_status(int argc, char **argv)
         {"json", 'j', 0, G_OPTION_ARG_NONE, &json, "the whole status as JSON, for scripts", NULL},
         {NULL, 0, 0, 0, NULL, NULL, NULL}};
     config_t cfg;
-    int rc = prepare("status", "Shows the running daemon's links: one row per peer with its state "
-                               "and since\nwhen, its path (host, srflx or relay, both "
-                               "addresses), round trip, messages\nand bytes each way, queue, "
-                               "drops by reason and last error.",
+    int rc = prepare("status",
+                     "Shows the running daemon's links: one row per peer with its state "
+                     "and since\nwhen, its path (host, srflx or relay, both "
+                     "addresses), round trip, messages\nand bytes each way, queue, "
+                     "drops by reason and last error.",
                      extra, &argc, &argv, "- what the running daemon is doing", &cfg);
     if (rc)
         return rc;
@@ -84,8 +85,9 @@ int cli_ping(int argc, char **argv)
                              "this many round trips, one after the other (default 1)", "N"},
                             {NULL, 0, 0, 0, NULL, NULL, NULL}};
     config_t cfg;
-    int rc = prepare("ping", "Measures a round trip to PEER over its open data channel (a PING "
-                             "frame the\npeer answers), through the same queues as messages.",
+    int rc = prepare("ping",
+                     "Measures a round trip to PEER over its open data channel (a PING "
+                     "frame the\npeer answers), through the same queues as messages.",
                      extra, &argc, &argv, "PEER - a round trip over the peer's link", &cfg);
     if (rc)
         return rc;
@@ -112,11 +114,12 @@ int cli_ping(int argc, char **argv)
 int cli_reload(int argc, char **argv)
 {
     config_t cfg;
-    int rc = prepare("reload", "Asks the running daemon to read its config file again, as SIGHUP "
-                               "does. Peers\nadded connect, peers removed are closed (their queue "
-                               "stays until `brokerless\npeer forget`), changed rules apply, "
-                               "links that did not change stay up. A\nconfig that does not load "
-                               "is refused and the daemon keeps the one it runs.",
+    int rc = prepare("reload",
+                     "Asks the running daemon to read its config file again, as SIGHUP "
+                     "does. Peers\nadded connect, peers removed are closed (their queue "
+                     "stays until `brokerless\npeer forget`), changed rules apply, "
+                     "links that did not change stay up. A\nconfig that does not load "
+                     "is refused and the daemon keeps the one it runs.",
                      NULL, &argc, &argv, "- read the config again", &cfg);
     if (rc)
         return rc;

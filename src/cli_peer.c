@@ -238,6 +238,8 @@ static int forget_offline(const config_t *c, const char *peer)
         if (!rc)
             rc = queue_commit(q);
         queue_close(q);
+        static const char *const files[] = {"queue.db", "queue.db-wal", "queue.db-shm"};
+        cli_give_to_dir_owner(c->state_dir, files, BL_ARRAY_LEN(files));
     }
     if (rc)
         fprintf(stderr, "brokerless peer forget: %s: %s\n", db, bl_strerror(rc));
@@ -297,8 +299,7 @@ int cli_peer(int argc, char **argv)
          "the site's config file (default " CLI_DEFAULT_CONFIG ")", "FILE"},
         {"rule", 'r', 0, G_OPTION_ARG_STRING_ARRAY, &rules,
          "add: a topic rule for the new peer (repeatable)", "RULE"},
-        {"no-reload", 0, 0, G_OPTION_ARG_NONE, &no_reload, "do not ask the daemon to reload",
-         NULL},
+        {"no-reload", 0, 0, G_OPTION_ARG_NONE, &no_reload, "do not ask the daemon to reload", NULL},
         {NULL, 0, 0, 0, NULL, NULL, NULL}};
     GOptionContext *oc = g_option_context_new("add|list|remove|forget ...");
     g_option_context_set_summary(oc, usage);

@@ -16,23 +16,6 @@
 #include "secfile.h"
 #include "secret.h"
 
-/* Run as root in a state directory that belongs to another user (the package's
- * "brokerless"), the identity is given to that user: the daemon runs as it. */
-static void give_to_dir_owner(const char *dir)
-{
-    struct stat st;
-    if (geteuid() != 0 || stat(dir, &st) != 0 || st.st_uid == 0)
-        return;
-    static const char *const files[] = {"key.pem", "cert.pem"};
-    for (size_t i = 0; i < BL_ARRAY_LEN(files); i++) {
-        char *p = g_build_filename(dir, files[i], NULL);
-        if (chown(p, st.st_uid, st.st_gid) != 0)
-            fprintf(stderr, "brokerless init: cannot give %s to uid %u: %s\n", p,
-                    (unsigned)st.st_uid, strerror(errno));
-        g_free(p);
-    }
-}
-
 /* --name, --state-dir and the signalling URL: from the options, else from -c FILE. */
 static int init_settings(char **name, char **dir, char **signal, const char *conf)
 {
@@ -48,8 +31,8 @@ static int init_settings(char **name, char **dir, char **signal, const char *con
         rc = 2;
     }
     if (*dir && strcmp(*dir, c.state_dir) != 0) {
-        fprintf(stderr, "brokerless init: --state-dir %s, but %s says state_dir = %s\n", *dir,
-                conf, c.state_dir);
+        fprintf(stderr, "brokerless init: --state-dir %s, but %s says state_dir = %s\n", *dir, conf,
+                c.state_dir);
         rc = 2;
     }
     if (!rc) {
@@ -101,7 +84,8 @@ int cli_init(int argc, char **argv)
         }
     }
     if (!rc) {
-        give_to_dir_owner(d);
+        static const char *const files[] = {"key.pem", "cert.pem"};
+        cli_give_to_dir_owner(d, files, BL_ARRAY_LEN(files));
         char *line = peerline_format(name, cert->fingerprint, signal);
         peerline_t pl;
         char err[256];
@@ -173,12 +157,11 @@ int cli_secret(int argc, char **argv)
 int cli_run(int argc, char **argv)
 {
     char *path = NULL, *level = NULL;
-    GOptionEntry entries[] = {
-        {"config", 'c', 0, G_OPTION_ARG_FILENAME, &path,
-         "the site's config file (default " CLI_DEFAULT_CONFIG ")", "FILE"},
-        {"log-level", 'l', 0, G_OPTION_ARG_STRING, &level,
-         "debug, info, warn or error (overrides [site] log_level)", "LEVEL"},
-        {NULL, 0, 0, 0, NULL, NULL, NULL}};
+    GOptionEntry entries[] = {{"config", 'c', 0, G_OPTION_ARG_FILENAME, &path,
+                               "the site's config file (default " CLI_DEFAULT_CONFIG ")", "FILE"},
+                              {"log-level", 'l', 0, G_OPTION_ARG_STRING, &level,
+                               "debug, info, warn or error (overrides [site] log_level)", "LEVEL"},
+                              {NULL, 0, 0, 0, NULL, NULL, NULL}};
     GOptionContext *oc = g_option_context_new("- run this site");
     g_option_context_set_summary(
         oc, "Connects to the local broker and the signalling broker, opens a link to every\n"

@@ -181,8 +181,8 @@ static void dispatch(client_t *c, const ctl_req_t *r)
 static void on_readable(client_t *c)
 {
     GError *e = NULL;
-    gssize n = g_socket_receive(c->sock, (gchar *)c->buf + c->len, sizeof(c->buf) - c->len, NULL,
-                                &e);
+    gssize n =
+        g_socket_receive(c->sock, (gchar *)c->buf + c->len, sizeof(c->buf) - c->len, NULL, &e);
     if (n < 0 && g_error_matches(e, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
         g_error_free(e);
         return;
@@ -317,8 +317,7 @@ static int clear_old(const char *path, char *err, size_t errlen)
     }
     GSocketClient *cl = g_socket_client_new();
     GSocketAddress *a = g_unix_socket_address_new(path);
-    GSocketConnection *conn =
-        g_socket_client_connect(cl, G_SOCKET_CONNECTABLE(a), NULL, NULL);
+    GSocketConnection *conn = g_socket_client_connect(cl, G_SOCKET_CONNECTABLE(a), NULL, NULL);
     g_object_unref(a);
     g_object_unref(cl);
     if (conn) {
@@ -343,8 +342,8 @@ int ctl_new(GMainContext *ctx, const char *path, const ctl_handlers_t *h, void *
     ctl->h = *h;
     ctl->ud = ud;
     GError *e = NULL;
-    ctl->listener = g_socket_new(G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_STREAM,
-                                 G_SOCKET_PROTOCOL_DEFAULT, &e);
+    ctl->listener =
+        g_socket_new(G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_DEFAULT, &e);
     GSocketAddress *a = g_unix_socket_address_new(path);
     mode_t old = umask(0177); /* the file is born 0600 */
     bool ok = ctl->listener && g_socket_bind(ctl->listener, a, FALSE, &e) &&

@@ -70,9 +70,9 @@ int ctlclient_request(const char *path, const ctl_req_t *req, int timeout_ms, cJ
     int rc = 0;
     if (!sent || !memchr(in->str, '\n', in->len)) {
         snprintf(err, errlen, "%s: %s", path,
-                 !sent ? "cannot send the request"
+                 !sent                                        ? "cannot send the request"
                  : r < 0 && (e == EAGAIN || e == EWOULDBLOCK) ? "no answer in time"
-                                                             : "the answer ended early");
+                                                              : "the answer ended early");
         rc = BL_EIO;
     } else if (!(*answer = cJSON_Parse(in->str)) || !cJSON_IsObject(*answer)) {
         cJSON_Delete(*answer);

@@ -27,8 +27,8 @@ int ctlproto_parse(const uint8_t *buf, size_t len, ctl_req_t *out, char *err, si
         len--;
     for (size_t i = 0; i < len; i++)
         if (buf[i] < 0x20 || buf[i] > 0x7e) {
-            snprintf(err, errlen, "byte 0x%02x at offset %zu: a request is printable ASCII",
-                     buf[i], i);
+            snprintf(err, errlen, "byte 0x%02x at offset %zu: a request is printable ASCII", buf[i],
+                     i);
             return BL_EINVAL;
         }
     char line[CTL_MAX_REQUEST];

@@ -27,11 +27,11 @@
 #include "site.h"
 #include "watch.h"
 
-#define DAEMON_WATCH_S 10          /* how often persisting conditions are looked at */
-#define DAEMON_SAY_AFTER_MS 60000  /* a broker away this long is said ... */
+#define DAEMON_WATCH_S 10           /* how often persisting conditions are looked at */
+#define DAEMON_SAY_AFTER_MS 60000   /* a broker away this long is said ... */
 #define DAEMON_PEER_AFTER_MS 120000 /* ... a peer not connected this long ... */
-#define DAEMON_SAY_EVERY_MS 300000 /* ... and again this often while it lasts */
-#define DAEMON_STOP_FLUSH_MS 2000  /* at most this long for the "stopped" status to leave */
+#define DAEMON_SAY_EVERY_MS 300000  /* ... and again this often while it lasts */
+#define DAEMON_STOP_FLUSH_MS 2000   /* at most this long for the "stopped" status to leave */
 
 typedef struct daemon {
     GMainContext *ctx;
@@ -219,8 +219,8 @@ static gboolean on_watch(gpointer ud)
     daemon_t *d = ud;
     status_site_t st = snapshot(d);
     char what[256];
-    snprintf(what, sizeof(what), "the local broker %s:%d has been unreachable",
-             d->cfg->local_host, d->cfg->local_port);
+    snprintf(what, sizeof(what), "the local broker %s:%d has been unreachable", d->cfg->local_host,
+             d->cfg->local_port);
     watch_one(&d->w_local, !st.local_connected, DAEMON_SAY_AFTER_MS, "local", what,
               ": messages from peers wait in their queues. Is it running, and does it let "
               "our client id in?");
@@ -316,8 +316,8 @@ static int serve(daemon_t *d)
         return BL_EIO;
     }
     if (d->cfg->metrics_host &&
-        metrics_http_new(d->cfg->metrics_host, d->cfg->metrics_port, render_metrics, d,
-                         &d->metrics, err, sizeof(err))) {
+        metrics_http_new(d->cfg->metrics_host, d->cfg->metrics_port, render_metrics, d, &d->metrics,
+                         err, sizeof(err))) {
         LOG_ERROR("main", "%s", err);
         return BL_EIO;
     }

@@ -54,17 +54,50 @@ static void peer_line(GString *g, const char *name, const status_peer_t *p, cons
 
 typedef double (*peer_value_fn)(const status_peer_t *p);
 
-static double v_up(const status_peer_t *p) { return p->state && !strcmp(p->state, "open"); }
-static double v_rtt(const status_peer_t *p) { return p->rtt_ms / 1000.0; }
-static double v_queued(const status_peer_t *p) { return (double)p->queued; }
-static double v_msgs_out(const status_peer_t *p) { return (double)p->msgs_out; }
-static double v_msgs_in(const status_peer_t *p) { return (double)p->msgs_in; }
-static double v_bytes_out(const status_peer_t *p) { return (double)p->bytes_out; }
-static double v_bytes_in(const status_peer_t *p) { return (double)p->bytes_in; }
-static double v_dups(const status_peer_t *p) { return (double)p->duplicates; }
-static double v_opens(const status_peer_t *p) { return (double)p->link_opens; }
-static double v_failures(const status_peer_t *p) { return (double)p->link_failures; }
-static double v_since(const status_peer_t *p) { return p->since_ms / 1000.0; }
+static double v_up(const status_peer_t *p)
+{
+    return p->state && !strcmp(p->state, "open");
+}
+static double v_rtt(const status_peer_t *p)
+{
+    return p->rtt_ms / 1000.0;
+}
+static double v_queued(const status_peer_t *p)
+{
+    return (double)p->queued;
+}
+static double v_msgs_out(const status_peer_t *p)
+{
+    return (double)p->msgs_out;
+}
+static double v_msgs_in(const status_peer_t *p)
+{
+    return (double)p->msgs_in;
+}
+static double v_bytes_out(const status_peer_t *p)
+{
+    return (double)p->bytes_out;
+}
+static double v_bytes_in(const status_peer_t *p)
+{
+    return (double)p->bytes_in;
+}
+static double v_dups(const status_peer_t *p)
+{
+    return (double)p->duplicates;
+}
+static double v_opens(const status_peer_t *p)
+{
+    return (double)p->link_opens;
+}
+static double v_failures(const status_peer_t *p)
+{
+    return (double)p->link_failures;
+}
+static double v_since(const status_peer_t *p)
+{
+    return p->since_ms / 1000.0;
+}
 
 static const struct {
     const char *name, *type, *help;
@@ -87,8 +120,7 @@ static const struct {
      v_bytes_in},
     {"brokerless_peer_duplicate_messages_total", "counter",
      "Resends from the peer recognised as delivered and only acknowledged.", v_dups},
-    {"brokerless_peer_link_opens_total", "counter", "Times the link to the peer opened.",
-     v_opens},
+    {"brokerless_peer_link_opens_total", "counter", "Times the link to the peer opened.", v_opens},
     {"brokerless_peer_link_failures_total", "counter",
      "Connection attempts that failed and open links that went down (each restarts the "
      "link).",
@@ -136,8 +168,8 @@ char *metrics_render(const status_site_t *s)
     g_string_append(g, "brokerless_info{site=\"");
     label(g, s->name);
     g_string_append(g, "\",version=\"" BL_VERSION "\"} 1\n");
-    site_value(g, "brokerless_start_time_seconds", "gauge",
-               "When the daemon started (Unix time).", s->started_ms / 1000.0);
+    site_value(g, "brokerless_start_time_seconds", "gauge", "When the daemon started (Unix time).",
+               s->started_ms / 1000.0);
     site_value(g, "brokerless_local_broker_up", "gauge",
                "1 while the session with the local broker is connected.", s->local_connected);
     site_value(g, "brokerless_signalling_up", "gauge",

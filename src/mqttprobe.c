@@ -152,8 +152,8 @@ int mqttprobe_run(const mqttprobe_opts_t *o, mqttprobe_result_t *r)
     p.io = mqttio_connect(ctx, &io, &ev, &p, &why);
     if (!p.io)
         finish(&p, false, why ? why : "cannot connect");
-    p.timer = loop_timeout(ctx, (unsigned)(o->timeout_ms > 0 ? o->timeout_ms : 5000), on_timeout,
-                           &p);
+    p.timer =
+        loop_timeout(ctx, (unsigned)(o->timeout_ms > 0 ? o->timeout_ms : 5000), on_timeout, &p);
     while (!p.done)
         g_main_context_iteration(ctx, TRUE);
     loop_cancel(&p.timer);

@@ -18,17 +18,17 @@ typedef struct mqttprobe_opts {
     const char *cafile;
     const char *client_id;
     const char *username, *password;
-    bool clean_start;      /* false: resume the session (expiry as the daemon's, one day) */
+    bool clean_start;           /* false: resume the session (expiry as the daemon's, one day) */
     const char *const *filters; /* to subscribe (QoS 2, No Local, Retain As Published), or NULL */
     size_t n_filters;
     int timeout_ms;
 } mqttprobe_opts_t;
 
 typedef struct mqttprobe_result {
-    char why[256];    /* when it failed: what happened */
-    bool mqtt5;       /* the broker answered CONNECT with an MQTT 5 CONNACK */
-    uint8_t connack;  /* its reason code */
-    uint8_t *codes;   /* one SUBACK reason code per filter (g_free), NULL when none came */
+    char why[256];   /* when it failed: what happened */
+    bool mqtt5;      /* the broker answered CONNECT with an MQTT 5 CONNACK */
+    uint8_t connack; /* its reason code */
+    uint8_t *codes;  /* one SUBACK reason code per filter (g_free), NULL when none came */
 } mqttprobe_result_t;
 
 /* 0 when the broker accepted the connection (and answered every SUBSCRIBE), else BL_EIO

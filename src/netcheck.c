@@ -83,8 +83,8 @@ static int local_acl(const config_t *c)
                 bad |= say(false, what, "refuses the subscription %s (reason 0x%02x): its ACL", fl,
                            r.codes[i]);
             else if (r.codes[i] < 2)
-                printf("warn %s: grants %s only at QoS %u: messages on it lose their QoS 2\n",
-                       what, fl, r.codes[i]);
+                printf("warn %s: grants %s only at QoS %u: messages on it lose their QoS 2\n", what,
+                       fl, r.codes[i]);
         }
         if (!bad)
             say(true, what, "grants the %u subscriptions the rules need", f->len);
@@ -103,9 +103,10 @@ static int local_ids(const config_t *c)
     char what[300];
     snprintf(what, sizeof(what), "local broker, client id %s", c->local_client_id);
     if (daemon_local(c, &connected) == 0)
-        return say(connected, what, "%s", connected ? "the running daemon's session is connected"
-                                                    : "the running daemon's session is not "
-                                                      "connected (its log says why)");
+        return say(connected, what, "%s",
+                   connected ? "the running daemon's session is connected"
+                             : "the running daemon's session is not "
+                               "connected (its log says why)");
     char *in = g_strconcat(c->local_client_id, "-in", NULL);
     const char *ids[] = {c->local_client_id, in};
     size_t n = c->delivery == CONFIG_DELIVERY_EXACTLY_ONCE ? 2 : 1;
@@ -125,7 +126,8 @@ static int local_ids(const config_t *c)
         if (mqttprobe_run(&o, &r))
             bad |= say(false, what, "%s", r.why);
         else
-            say(true, what, "let in%s", i == 0 ? " (its session resumed, nothing taken from it)" : "");
+            say(true, what, "let in%s",
+                i == 0 ? " (its session resumed, nothing taken from it)" : "");
         g_free(r.codes);
     }
     g_free(in);
@@ -251,8 +253,8 @@ static int turn(const config_t *c)
     int code = 0;
     if (stunprobe_resolve(c->turn_host, c->turn_port, &a, &len))
         return say(false, what, "does not resolve");
-    int rc = stunprobe_turn((struct sockaddr *)&a, len, c->turn_username, c->turn_password,
-                            relayed, &code);
+    int rc = stunprobe_turn((struct sockaddr *)&a, len, c->turn_username, c->turn_password, relayed,
+                            &code);
     if (rc == 0)
         return say(true, what, "allocation for user %s succeeded (relayed address %s)",
                    c->turn_username, relayed);

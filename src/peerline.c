@@ -26,7 +26,8 @@ static int field(peerline_t *out, const char *w, char *err, size_t errlen)
     const char *v = eq + 1;
     if (kl == 4 && !strncmp(w, "name", 4)) {
         if (!bl_site_name_valid(v)) {
-            snprintf(err, errlen, "name \"%.70s\" is not a site name (1 to 64 of A-Z a-z 0-9 . _ -)", v);
+            snprintf(err, errlen,
+                     "name \"%.70s\" is not a site name (1 to 64 of A-Z a-z 0-9 . _ -)", v);
             return BL_EINVAL;
         }
         snprintf(out->name, sizeof(out->name), "%s", v);
@@ -43,8 +44,8 @@ static int field(peerline_t *out, const char *w, char *err, size_t errlen)
         }
         snprintf(out->signal, sizeof(out->signal), "%s", v);
     } else {
-        snprintf(err, errlen, "unknown key \"%.*s\" (name, fingerprint, signal)", (int)BL_MIN(kl, 40),
-                 w);
+        snprintf(err, errlen, "unknown key \"%.*s\" (name, fingerprint, signal)",
+                 (int)BL_MIN(kl, 40), w);
         return BL_EINVAL;
     }
     return 0;

@@ -442,7 +442,8 @@ static void subscribe_local(site_t *s)
 int site_start(site_t *s)
 {
     subscribe_local(s);
-    s->stats_src = loop_attach(s->ctx, g_timeout_source_new_seconds(SITE_STATUS_S), site_status_cb, s);
+    s->stats_src =
+        loop_attach(s->ctx, g_timeout_source_new_seconds(SITE_STATUS_S), site_status_cb, s);
     s->sweep_src = loop_attach(s->ctx, g_timeout_source_new_seconds(5), site_sweep_cb, s);
     int rc = local_start(s->local);
     if (rc)

@@ -156,8 +156,9 @@ int site_reload(site_t *s, const config_t *cfg, char *err, size_t errlen)
     g_ptr_array_unref(fresh);
     for (size_t i = 0; i < s->n_peers; i++)
         site_publish_peer(s->peers[i]);
-    LOG_INFO("site", "config reloaded: %zu peers added, %zu removed, %zu with new rules, %zu as "
-                     "they were",
+    LOG_INFO("site",
+             "config reloaded: %zu peers added, %zu removed, %zu with new rules, %zu as "
+             "they were",
              added, removed, changed, kept);
     return 0;
 }

@@ -59,11 +59,13 @@ static void peer_status(peer_ctx_t *p, status_peer_t *o)
     o->link_opens = ls->opens;
     o->link_failures = ls->failures;
     const site_stats_t *st = &p->stats;
-    const uint64_t d[STATUS_DROP_N] = {
-        [STATUS_DROP_QOS0] = st->dropped_qos0,       [STATUS_DROP_QUEUE_FULL] = st->queue_full,
-        [STATUS_DROP_EXPIRED] = st->expired,         [STATUS_DROP_NOT_ROUTED] = st->not_routed_in,
-        [STATUS_DROP_REFUSED] = st->refused_in,      [STATUS_DROP_BAD_ORIGIN] = st->bad_origin,
-        [STATUS_DROP_RETAINED_CAP] = st->retained_refused};
+    const uint64_t d[STATUS_DROP_N] = {[STATUS_DROP_QOS0] = st->dropped_qos0,
+                                       [STATUS_DROP_QUEUE_FULL] = st->queue_full,
+                                       [STATUS_DROP_EXPIRED] = st->expired,
+                                       [STATUS_DROP_NOT_ROUTED] = st->not_routed_in,
+                                       [STATUS_DROP_REFUSED] = st->refused_in,
+                                       [STATUS_DROP_BAD_ORIGIN] = st->bad_origin,
+                                       [STATUS_DROP_RETAINED_CAP] = st->retained_refused};
     memcpy(o->drops, d, sizeof(d));
 }
 

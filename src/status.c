@@ -7,9 +7,9 @@
 
 #include <glib.h>
 
-static const char *const drop_names[STATUS_DROP_N] = {
-    "qos0_not_sent", "queue_full", "expired",     "not_routed",
-    "refused",       "bad_origin", "retained_cap"};
+static const char *const drop_names[STATUS_DROP_N] = {"qos0_not_sent", "queue_full", "expired",
+                                                      "not_routed",    "refused",    "bad_origin",
+                                                      "retained_cap"};
 
 const char *status_drop_name(status_drop_t d)
 {
@@ -183,9 +183,8 @@ static void drops_text(GString *g, const cJSON *drops)
 
 /* One cell per column, padded to the widest. */
 #define NCOLS 8
-static const char *const headers[NCOLS] = {"PEER",         "STATE", "PATH",   "RTT",
-                                           "OUT msgs / bytes", "IN msgs / bytes", "QUEUED",
-                                           "DROPS"};
+static const char *const headers[NCOLS] = {
+    "PEER", "STATE", "PATH", "RTT", "OUT msgs / bytes", "IN msgs / bytes", "QUEUED", "DROPS"};
 
 static void peer_cells(const cJSON *p, double now, GString **cell)
 {
@@ -199,7 +198,8 @@ static void peer_cells(const cJSON *p, double now, GString **cell)
     }
     g_string_append(cell[2], (v = str_of(p, "path")) ? v : "-");
     if ((v = str_of(p, "local")))
-        g_string_append_printf(cell[2], " %s <-> %s", v, str_of(p, "remote") ? str_of(p, "remote") : "?");
+        g_string_append_printf(cell[2], " %s <-> %s", v,
+                               str_of(p, "remote") ? str_of(p, "remote") : "?");
     if (num_of(p, "rtt_ms", &n) && n > 0)
         g_string_append_printf(cell[3], "%.0f ms", n);
     else
@@ -216,8 +216,8 @@ static void peer_cells(const cJSON *p, double now, GString **cell)
 static void row(GString *out, GString **cell, const size_t *w)
 {
     for (int c = 0; c < NCOLS; c++)
-        g_string_append_printf(out, c + 1 < NCOLS ? "%-*s  " : "%-*s", (int)(c + 1 < NCOLS ? w[c] : 0),
-                               cell[c]->str);
+        g_string_append_printf(out, c + 1 < NCOLS ? "%-*s  " : "%-*s",
+                               (int)(c + 1 < NCOLS ? w[c] : 0), cell[c]->str);
     while (out->len && out->str[out->len - 1] == ' ')
         g_string_truncate(out, out->len - 1);
     g_string_append_c(out, '\n');

@@ -108,19 +108,20 @@ int stunprobe_turn(const struct sockaddr *dst, socklen_t dlen, const char *user,
     /* The first answer is a 401 with the realm and nonce (RFC 8489 9.2.3); a 438 (stale
      * nonce) asks again with a new one. */
     for (int round = 0; round < 3; round++) {
-        size_t len = stun_usage_turn_create(
-            &agent, &req, rb, sizeof(rb), have_prev ? &resp : NULL,
-            STUN_USAGE_TURN_REQUEST_PORT_NORMAL, -1, -1, (uint8_t *)user, strlen(user),
-            (uint8_t *)pass, strlen(pass), STUN_USAGE_TURN_COMPATIBILITY_RFC5766);
+        size_t len = stun_usage_turn_create(&agent, &req, rb, sizeof(rb), have_prev ? &resp : NULL,
+                                            STUN_USAGE_TURN_REQUEST_PORT_NORMAL, -1, -1,
+                                            (uint8_t *)user, strlen(user), (uint8_t *)pass,
+                                            strlen(pass), STUN_USAGE_TURN_COMPATIBILITY_RFC5766);
         if (!len || !exchange(&agent, fd, dst, dlen, rb, len, &resp, buf, sizeof(buf)))
             break;
         struct sockaddr_storage rel, mapped, alt;
         socklen_t rl = sizeof(rel), ml = sizeof(mapped), altl = sizeof(alt);
         uint32_t bw, life;
-        StunUsageTurnReturn r = stun_usage_turn_process(&resp, &rel, &rl, &mapped, &ml, &alt,
-                                                        &altl, &bw, &life,
-                                                        STUN_USAGE_TURN_COMPATIBILITY_RFC5766);
-        if (r == STUN_USAGE_TURN_RETURN_RELAY_SUCCESS || r == STUN_USAGE_TURN_RETURN_MAPPED_SUCCESS) {
+        StunUsageTurnReturn r =
+            stun_usage_turn_process(&resp, &rel, &rl, &mapped, &ml, &alt, &altl, &bw, &life,
+                                    STUN_USAGE_TURN_COMPATIBILITY_RFC5766);
+        if (r == STUN_USAGE_TURN_RETURN_RELAY_SUCCESS ||
+            r == STUN_USAGE_TURN_RETURN_MAPPED_SUCCESS) {
             addr_text(&rel, relayed);
             rc = 0;
             break;

@@ -624,9 +624,8 @@ static void test_no_peers(void **s)
     (void)s;
     config_t c;
     char err[512];
-    assert_int_equal(config_load_data(SITE SIGNAL, strlen(SITE SIGNAL), "t.conf", &c, err,
-                                      sizeof(err)),
-                     0);
+    assert_int_equal(
+        config_load_data(SITE SIGNAL, strlen(SITE SIGNAL), "t.conf", &c, err, sizeof(err)), 0);
     assert_int_equal(c.n_peers, 0);
     config_free(&c);
 }

@@ -41,7 +41,7 @@ static void test_garbage(void **st)
     (void)st;
     ctl_req_t r;
     char err[256];
-    const char *bad[] = {"",        "stat",   "status now", "ping",   "ping ",
+    const char *bad[] = {"",         "stat",     "status now", "ping",   "ping ",
                          "ping a/b", "ping a b", "reload x",   "STATUS", "forget ../x"};
     for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
         err[0] = '\0';
@@ -53,8 +53,7 @@ static void test_garbage(void **st)
     assert_non_null(strstr(err, "0x00"));
     char big[CTL_MAX_REQUEST + 10];
     memset(big, 'a', sizeof(big));
-    assert_int_equal(ctlproto_parse((uint8_t *)big, sizeof(big), &r, err, sizeof(err)),
-                     BL_ETOOBIG);
+    assert_int_equal(ctlproto_parse((uint8_t *)big, sizeof(big), &r, err, sizeof(err)), BL_ETOOBIG);
     assert_non_null(strstr(err, "longer than"));
 }
 

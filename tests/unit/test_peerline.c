@@ -13,8 +13,12 @@
 #include "config.h"
 #include "peerline.h"
 
-#define FP "4F:2A:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:9C"
-#define FP2 "00:2A:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:9C"
+#define FP                                                                                         \
+    "4F:2A:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:"   \
+    "CC:9C"
+#define FP2                                                                                        \
+    "00:2A:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:"   \
+    "CC:9C"
 
 static void test_line_roundtrip(void **st)
 {
@@ -91,9 +95,8 @@ static void test_section_loads(void **st)
     assert_null(strstr(sec2, "cabin/#"));
     g_free(sec2);
     /* removing it gives the text back, comments of the next section kept */
-    char *more = g_strconcat(text, "\n# the office\n[peer office]\nfingerprint = " FP2
-                                   "\ntopic = a out 1\n",
-                             NULL);
+    char *more = g_strconcat(
+        text, "\n# the office\n[peer office]\nfingerprint = " FP2 "\ntopic = a out 1\n", NULL);
     char *gone = peerline_remove(more, "home");
     assert_null(strstr(gone, "home"));
     assert_non_null(strstr(gone, "# the office\n[peer office]"));
@@ -115,7 +118,8 @@ static void test_confdiff(void **st)
     char what[128];
     load(BASE "[peer home]\nfingerprint = " FP "\ntopic = a out 1\n", &a);
     load("[site]\nname = cabin\nlog_level = debug\n[signal]\nurl = mqtt://127.0.0.1\nsecret = "
-         "0123456789abcdef\n[peer home]\nfingerprint = " FP "\ntopic = a out 1\n", &b);
+         "0123456789abcdef\n[peer home]\nfingerprint = " FP "\ntopic = a out 1\n",
+         &b);
     assert_int_equal(confdiff_needs_restart(&a, &b, what, sizeof(what)), 0);
     assert_true(confdiff_same_peer(&a.peers[0], &b.peers[0]));
     config_free(&b);
@@ -130,8 +134,7 @@ static void test_confdiff(void **st)
     assert_int_equal(confdiff_needs_restart(&a, &b, what, sizeof(what)), 1);
     assert_string_equal(what, "[ice] stun");
     config_free(&b);
-    load("[site]\nname = cabin\n[signal]\nurl = mqtt://127.0.0.1\nsecret = 0123456789abcdeX\n",
-         &b);
+    load("[site]\nname = cabin\n[signal]\nurl = mqtt://127.0.0.1\nsecret = 0123456789abcdeX\n", &b);
     assert_int_equal(confdiff_needs_restart(&a, &b, what, sizeof(what)), 1);
     assert_string_equal(what, "[signal] secret");
     config_free(&b);

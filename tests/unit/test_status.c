@@ -28,8 +28,8 @@ static void sample(status_site_t *s)
     p->state = "open";
     p->since_ms = s->now_ms - 65000;
     snprintf(p->path, sizeof(p->path), "srflx");
-    status_split_pair("198.19.0.2:5000 <-> 198.18.0.12:40001", p->local_addr,
-                      sizeof(p->local_addr), p->remote_addr, sizeof(p->remote_addr));
+    status_split_pair("198.19.0.2:5000 <-> 198.18.0.12:40001", p->local_addr, sizeof(p->local_addr),
+                      p->remote_addr, sizeof(p->remote_addr));
     p->rtt_ms = 12;
     p->msgs_out = 1203;
     p->bytes_out = 3 * 1024 * 1024;
@@ -111,8 +111,8 @@ static void test_metrics(void **st)
     assert_non_null(strstr(m, "brokerless_peer_up{peer=\"office\"} 0\n"));
     assert_non_null(strstr(m, "brokerless_peer_state{peer=\"office\",state=\"signalling\"} 1\n"));
     assert_non_null(strstr(m, "brokerless_peer_path{peer=\"cabin\",path=\"srflx\"} 1\n"));
-    assert_non_null(
-        strstr(m, "brokerless_peer_dropped_messages_total{peer=\"cabin\",reason=\"queue_full\"} 3\n"));
+    assert_non_null(strstr(
+        m, "brokerless_peer_dropped_messages_total{peer=\"cabin\",reason=\"queue_full\"} 3\n"));
     assert_non_null(strstr(m, "brokerless_local_messages_total 42\n"));
     /* every line is a comment or "name{labels} value" */
     char **lines = g_strsplit(m, "\n", -1);
@@ -129,7 +129,6 @@ static void test_metrics(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_split_pair),
-                                       cmocka_unit_test(test_json),
-                                       cmocka_unit_test(test_metrics)};
+                                       cmocka_unit_test(test_json), cmocka_unit_test(test_metrics)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
