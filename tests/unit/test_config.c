@@ -14,6 +14,7 @@
 #include <glib/gstdio.h>
 
 #include "config.h"
+#include "fixture.h"
 #include "log.h"
 
 #define FP1                                                                                        \
@@ -279,26 +280,10 @@ static char *write_tmp(const char *dir, const char *name, const char *text)
     return path;
 }
 
-static void rm_tmp(char *dir)
-{
-    GDir *d = g_dir_open(dir, 0, NULL);
-    const char *n;
-    while (d && (n = g_dir_read_name(d))) {
-        char *p = g_build_filename(dir, n, NULL);
-        g_unlink(p);
-        g_free(p);
-    }
-    if (d)
-        g_dir_close(d);
-    g_rmdir(dir);
-    g_free(dir);
-}
-
 static void test_load_file_and_secret_file(void **state)
 {
     (void)state;
-    char *dir = g_dir_make_tmp("bl-config-XXXXXX", NULL);
-    assert_non_null(dir);
+    char *dir = fixture_tmpdir("bl-config");
     char *secret = write_tmp(dir, "secret", "  a secret of some length \t\r\nsecond line\n");
     /* Readable by others: refused, with the chmod that fixes it (issue 12 item 10). */
     assert_int_equal(g_chmod(secret, 0644), 0);
@@ -355,7 +340,7 @@ static void test_load_file_and_secret_file(void **state)
 
     g_free(secret);
     g_free(conf);
-    rm_tmp(dir);
+    fixture_rmdir(dir);
 
     assert_int_equal(config_load_file("/nonexistent/bl.conf", &c, err, sizeof(err)), BL_EIO);
     assert_non_null(strstr(err, "/nonexistent/bl.conf"));

@@ -18,6 +18,7 @@
 #include "cert.h"
 #include "dcep.h"
 #include "dtls.h"
+#include "fixture.h"
 #include "log.h"
 #include "sctp.h"
 
@@ -344,15 +345,21 @@ static void pair_free(pair_t *p)
 
 typedef bool (*pred_t)(pair_t *p);
 
+typedef struct wait {
+    pair_t *p;
+    pred_t done;
+} wait_t;
+
+static bool wait_done(void *arg)
+{
+    wait_t *w = arg;
+    return w->done(w->p);
+}
+
 static bool run_until(pair_t *p, pred_t done, int limit_ms)
 {
-    gint64 end = g_get_monotonic_time() + (gint64)limit_ms * 1000;
-    while (!done(p)) {
-        if (g_get_monotonic_time() > end)
-            return false;
-        g_main_context_iteration(p->ctx, TRUE); /* the 10 ms SCTP tick bounds the wait */
-    }
-    return true;
+    wait_t w = {p, done};
+    return fixture_run_until(p->ctx, wait_done, &w, (unsigned)limit_ms);
 }
 
 static bool both_open(pair_t *p)

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 #include <glib-unix.h>
 
+#include "fixture.h"
 #include "ice.h"
 #include "log.h"
 
@@ -143,24 +144,22 @@ static void flush(peer_t *p)
     }
 }
 
-static gboolean on_deadline(gpointer flag)
+typedef struct wait {
+    bool (*cond)(peer_t *, peer_t *);
+    peer_t *a, *b;
+} wait_t;
+
+static bool wait_cond(void *arg)
 {
-    *(bool *)flag = true;
-    return G_SOURCE_REMOVE;
+    wait_t *w = arg;
+    return w->cond(w->a, w->b);
 }
 
 /* Run the context until cond(a, b) or the deadline; returns cond's final value. */
 static bool run_until(bool (*cond)(peer_t *, peer_t *), peer_t *a, peer_t *b, guint ms)
 {
-    bool expired = false;
-    GSource *t = g_timeout_source_new(ms);
-    g_source_set_callback(t, on_deadline, &expired, NULL);
-    g_source_attach(t, ctx);
-    while (!cond(a, b) && !expired)
-        g_main_context_iteration(ctx, TRUE);
-    g_source_destroy(t);
-    g_source_unref(t);
-    return cond(a, b);
+    wait_t w = {cond, a, b};
+    return fixture_run_until(ctx, wait_cond, &w, ms);
 }
 
 static bool both_connected(peer_t *a, peer_t *b)
@@ -658,12 +657,7 @@ static void test_host_candidates_withheld(void **state)
 
 int main(void)
 {
-    if (getenv("BL_TEST_DEBUG"))
-        log_set_level(LOG_LVL_DEBUG);
-    else
-        log_set_level(LOG_LVL_WARN);
-    if (getenv("BL_TEST_FILTER")) /* run one test: BL_TEST_FILTER=test_name */
-        cmocka_set_test_filter(getenv("BL_TEST_FILTER"));
+    fixture_env(LOG_LVL_WARN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_connect_send_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_password_fails_then_restart, setup, teardown),

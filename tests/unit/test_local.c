@@ -29,6 +29,7 @@
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
 
+#include "fixture.h"
 #include "local.h"
 #include "log.h"
 
@@ -166,36 +167,21 @@ static void pump_helpers(void)
             mosquitto_loop(g_helpers[i]->m, 0, 1);
 }
 
-/* Run the GLib loop (when `glib`) and the helpers until cond() or the deadline. */
-static bool run_until_x(bool (*cond)(void *), void *arg, bool glib, int ms)
+/* Run the GLib loop and the helpers until cond() or the deadline. */
+static bool run_until(fixture_cond_t cond, void *arg)
 {
-    int64_t end = g_get_monotonic_time() + ms * 1000;
-    while (!cond(arg)) {
-        if (g_get_monotonic_time() > end)
-            return false;
-        if (glib)
-            while (g_main_context_iteration(NULL, FALSE))
-                ;
-        pump_helpers();
-        g_usleep(1000);
-    }
-    return true;
+    return fixture_poll_until(NULL, true, pump_helpers, cond, arg, DEADLINE_MS);
 }
 
-static bool run_until(bool (*cond)(void *), void *arg)
+/* Only the helpers: what local would do meanwhile waits. */
+static bool run_helpers_until(fixture_cond_t cond, void *arg)
 {
-    return run_until_x(cond, arg, true, DEADLINE_MS);
+    return fixture_poll_until(NULL, false, pump_helpers, cond, arg, DEADLINE_MS);
 }
 
-static bool never(void *arg)
+static void run_for(unsigned ms)
 {
-    (void)arg;
-    return false;
-}
-
-static void run_for(int ms)
-{
-    run_until_x(never, NULL, true, ms);
+    fixture_poll_until(NULL, true, pump_helpers, fixture_never, NULL, ms);
 }
 
 static bool h_connected(void *h)
@@ -258,12 +244,12 @@ static helper_t *helper_new(const char *id, const char *filter)
         }
     assert_int_equal(mosquitto_connect(h->m, "127.0.0.1", g_port, 10), MOSQ_ERR_SUCCESS);
     /* Helpers only: the local client may not move while a helper gets ready. */
-    assert_true(run_until_x(h_connected, h, false, DEADLINE_MS));
+    assert_true(run_helpers_until(h_connected, h));
     if (filter) {
         assert_int_equal(
             mosquitto_subscribe_v5(h->m, NULL, filter, 2, MQTT_SUB_OPT_RETAIN_AS_PUBLISHED, NULL),
             0);
-        assert_true(run_until_x(h_subscribed, h, false, DEADLINE_MS));
+        assert_true(run_helpers_until(h_subscribed, h));
     }
     return h;
 }
@@ -354,39 +340,20 @@ static void local_up(const char *filter)
 
 /* ---- messages with every property ---- */
 
-static const uint8_t k_payload[] = {0x00, 0x01, 0xfe, 0xff, 0x00};
-static const uint8_t k_corr[] = {0x00, 0xab, 0x00};
-
-static mosquitto_property *full_props(void)
+/* fixture_full_msg's properties, built with libmosquitto. */
+static mosquitto_property *full_props(const bl_msg_t *f)
 {
     mosquitto_property *p = NULL;
-    mosquitto_property_add_byte(&p, MQTT_PROP_PAYLOAD_FORMAT_INDICATOR, 0);
-    mosquitto_property_add_int32(&p, MQTT_PROP_MESSAGE_EXPIRY_INTERVAL, 3600);
-    mosquitto_property_add_string(&p, MQTT_PROP_CONTENT_TYPE, "application/octet-stream");
-    mosquitto_property_add_string(&p, MQTT_PROP_RESPONSE_TOPIC, "reply/here");
-    mosquitto_property_add_binary(&p, MQTT_PROP_CORRELATION_DATA, k_corr, sizeof(k_corr));
-    mosquitto_property_add_string_pair(&p, MQTT_PROP_USER_PROPERTY, "zeta", "1");
-    mosquitto_property_add_string_pair(&p, MQTT_PROP_USER_PROPERTY, "alpha", "2");
+    mosquitto_property_add_byte(&p, MQTT_PROP_PAYLOAD_FORMAT_INDICATOR, (uint8_t)f->payload_format);
+    mosquitto_property_add_int32(&p, MQTT_PROP_MESSAGE_EXPIRY_INTERVAL, f->expiry_s);
+    mosquitto_property_add_string(&p, MQTT_PROP_CONTENT_TYPE, f->content_type);
+    mosquitto_property_add_string(&p, MQTT_PROP_RESPONSE_TOPIC, f->response_topic);
+    mosquitto_property_add_binary(&p, MQTT_PROP_CORRELATION_DATA, f->correlation,
+                                  (uint16_t)f->correlation_len);
+    for (size_t i = 0; i < f->n_user_props; i++)
+        mosquitto_property_add_string_pair(&p, MQTT_PROP_USER_PROPERTY, f->user_props[i].key,
+                                           f->user_props[i].value);
     return p;
-}
-
-static void full_msg(bl_msg_t *m, const char *topic)
-{
-    msg_init(m);
-    assert_int_equal(msg_set_topic(m, topic), 0);
-    assert_int_equal(msg_set_payload(m, k_payload, sizeof(k_payload)), 0);
-    m->qos = 1;
-    m->retain = true;
-    m->payload_format = 0;
-    m->has_expiry = true;
-    m->expiry_s = 3600;
-    m->content_type = strdup("application/octet-stream");
-    m->response_topic = strdup("reply/here");
-    m->correlation = malloc(sizeof(k_corr));
-    memcpy(m->correlation, k_corr, sizeof(k_corr));
-    m->correlation_len = sizeof(k_corr);
-    assert_int_equal(msg_add_user_prop(m, "zeta", "1"), 0);
-    assert_int_equal(msg_add_user_prop(m, "alpha", "2"), 0);
 }
 
 static void simple_msg(bl_msg_t *m, const char *topic, const char *payload, int qos)
@@ -397,64 +364,61 @@ static void simple_msg(bl_msg_t *m, const char *topic, const char *payload, int 
     m->qos = (uint8_t)qos;
 }
 
-/* What local delivered carries everything full_props() sent. */
-static void check_full_msg(const bl_msg_t *m)
+/* libmosquitto 2.0.11, the helpers' library, crashes copying a user property whose name
+ * or value is empty (mosquitto_property_copy_all strdup()s the NULL it keeps for ""):
+ * what a helper receives goes without fixture_full_msg's last user property, the empty
+ * one. */
+static void drop_empty_prop(bl_msg_t *m)
 {
-    assert_int_equal(m->payload_len, sizeof(k_payload));
-    assert_memory_equal(m->payload, k_payload, sizeof(k_payload));
-    assert_int_equal(m->payload_format, 0);
-    assert_true(m->has_expiry);
-    assert_true(m->expiry_s <= 3600 && m->expiry_s >= 3590);
-    assert_string_equal(m->content_type, "application/octet-stream");
-    assert_string_equal(m->response_topic, "reply/here");
-    assert_int_equal(m->correlation_len, sizeof(k_corr));
-    assert_memory_equal(m->correlation, k_corr, sizeof(k_corr));
-    assert_int_equal(m->n_user_props, 2);
-    assert_string_equal(m->user_props[0].key, "zeta");
-    assert_string_equal(m->user_props[0].value, "1");
-    assert_string_equal(m->user_props[1].key, "alpha");
-    assert_string_equal(m->user_props[1].value, "2");
+    msg_user_prop_t *u = &m->user_props[m->n_user_props - 1];
+    assert_string_equal(u->key, "");
+    free(u->key);
+    free(u->value);
+    m->n_user_props--;
 }
 
-/* The same, read off the wire by a plain libmosquitto client. */
+/* What a plain libmosquitto client read off the wire carries everything of
+ * fixture_full_msg but its empty user property (its expiry counted down by at most 10 s). */
 static void check_full_rx(const rx_t *r)
 {
+    bl_msg_t want;
+    fixture_full_msg(&want, "-");
+    drop_empty_prop(&want);
     uint8_t b = 9;
     uint32_t exp = 0;
     char *s = NULL, *k = NULL, *v = NULL;
     void *bin = NULL;
     uint16_t len = 0;
-    assert_int_equal(r->len, sizeof(k_payload));
-    assert_memory_equal(r->payload, k_payload, sizeof(k_payload));
+    assert_int_equal(r->len, want.payload_len);
+    assert_memory_equal(r->payload, want.payload, want.payload_len);
     assert_non_null(
         mosquitto_property_read_byte(r->props, MQTT_PROP_PAYLOAD_FORMAT_INDICATOR, &b, false));
-    assert_int_equal(b, 0);
+    assert_int_equal(b, want.payload_format);
     assert_non_null(
         mosquitto_property_read_int32(r->props, MQTT_PROP_MESSAGE_EXPIRY_INTERVAL, &exp, false));
-    assert_true(exp <= 3600 && exp >= 3590);
+    assert_in_range(exp, want.expiry_s - 10, want.expiry_s);
     assert_non_null(mosquitto_property_read_string(r->props, MQTT_PROP_CONTENT_TYPE, &s, false));
-    assert_string_equal(s, "application/octet-stream");
+    assert_string_equal(s, want.content_type);
     free(s);
     assert_non_null(mosquitto_property_read_string(r->props, MQTT_PROP_RESPONSE_TOPIC, &s, false));
-    assert_string_equal(s, "reply/here");
+    assert_string_equal(s, want.response_topic);
     free(s);
     assert_non_null(
         mosquitto_property_read_binary(r->props, MQTT_PROP_CORRELATION_DATA, &bin, &len, false));
-    assert_int_equal(len, sizeof(k_corr));
-    assert_memory_equal(bin, k_corr, sizeof(k_corr));
+    assert_int_equal(len, want.correlation_len);
+    assert_memory_equal(bin, want.correlation, want.correlation_len);
     free(bin);
-    const mosquitto_property *p =
-        mosquitto_property_read_string_pair(r->props, MQTT_PROP_USER_PROPERTY, &k, &v, false);
-    assert_non_null(p);
-    assert_string_equal(k, "zeta");
-    assert_string_equal(v, "1");
-    free(k);
-    free(v);
-    assert_non_null(mosquitto_property_read_string_pair(p, MQTT_PROP_USER_PROPERTY, &k, &v, true));
-    assert_string_equal(k, "alpha");
-    assert_string_equal(v, "2");
-    free(k);
-    free(v);
+    const mosquitto_property *p = r->props;
+    for (size_t i = 0; i < want.n_user_props; i++) { /* in order, repeats kept */
+        p = mosquitto_property_read_string_pair(p, MQTT_PROP_USER_PROPERTY, &k, &v, i > 0);
+        assert_non_null(p);
+        assert_string_equal(k, want.user_props[i].key);
+        assert_string_equal(v, want.user_props[i].value);
+        free(k);
+        free(v);
+    }
+    assert_null(mosquitto_property_read_string_pair(p, MQTT_PROP_USER_PROPERTY, &k, &v, true));
+    msg_clear(&want);
 }
 
 static void helper_publish(helper_t *h, const char *topic, const void *payload, int len, int qos,
@@ -464,7 +428,16 @@ static void helper_publish(helper_t *h, const char *topic, const void *payload, 
     assert_int_equal(mosquitto_publish_v5(h->m, NULL, topic, len, payload, qos, retain, props), 0);
     mosquitto_property_free_all(&props);
     if (qos > 0)
-        assert_true(run_until_x(acks_at_least, &w, false, DEADLINE_MS));
+        assert_true(run_helpers_until(acks_at_least, &w));
+}
+
+/* A helper publishes fixture_full_msg's payload and properties, QoS 1, retained. */
+static void helper_publish_full(helper_t *h, const char *topic)
+{
+    bl_msg_t f;
+    fixture_full_msg(&f, topic);
+    helper_publish(h, topic, f.payload, (int)f.payload_len, 1, true, full_props(&f));
+    msg_clear(&f);
 }
 
 /* ---- fixtures ---- */
@@ -528,14 +501,14 @@ static void test_message_from_local_client_keeps_everything(void **state)
     NEED_BROKER();
     local_up("t1/#");
     helper_t *pub = helper_new("pub1", NULL);
-    helper_publish(pub, "t1/a", k_payload, sizeof(k_payload), 1, true, full_props());
+    helper_publish_full(pub, "t1/a");
     want_t w = {NULL, 1};
     assert_true(run_until(rx_at_least, &w));
     const bl_msg_t *m = g_ptr_array_index(g_seen.msgs, 0);
     assert_string_equal(m->topic, "t1/a");
     assert_int_equal(m->qos, 1);
     assert_true(m->retain); /* Retain As Published */
-    check_full_msg(m);
+    fixture_check_full(m, 10);
     /* on_acked: once the broker answers a publish of ours made after our PUBACK was
      * written, it has read that PUBACK (site.c deletes an echo's in-doubt record only
      * then). Nothing before such a publish. */
@@ -563,7 +536,9 @@ static void test_no_local_and_delivery(void **state)
     helper_t *sub = helper_new("sub2", "t2/#");
     local_up("t2/#");
     bl_msg_t m1, m2;
-    full_msg(&m1, "t2/x");
+    fixture_full_msg(&m1, "t2/x");
+    drop_empty_prop(&m1);
+    m1.qos = 1;
     simple_msg(&m2, "t2/y", "qos two", 2);
     assert_int_equal(local_publish(g_local, &m1, 42), 0);
     assert_int_equal(local_publish(g_local, &m2, 43), 0);
@@ -694,7 +669,7 @@ static void test_retained_before_connect(void **state)
     (void)state;
     NEED_BROKER();
     helper_t *pub = helper_new("pub4", NULL);
-    helper_publish(pub, "t4/r", k_payload, sizeof(k_payload), 1, true, full_props());
+    helper_publish_full(pub, "t4/r");
     local_up("t4/#");
     want_t w = {NULL, 1};
     assert_true(run_until(rx_at_least, &w));
@@ -702,7 +677,7 @@ static void test_retained_before_connect(void **state)
     assert_string_equal(m->topic, "t4/r");
     assert_true(m->retain);
     assert_int_equal(m->qos, 1);
-    check_full_msg(m);
+    fixture_check_full(m, 10);
 }
 
 /* 5. Publishes written but never acknowledged when the broker crashes are sent again

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "fixture.h"
 #include "mqtt.h"
 #include "mqttpkt.h"
 
@@ -43,45 +44,14 @@ static void expect_malformed(const uint8_t *p, size_t n)
     assert_int_equal(used, 0);
 }
 
-static void fill_all(bl_msg_t *m)
-{
-    static const uint8_t corr[] = {0x00, 0xab, 0x00, 0xff};
-    msg_init(m);
-    assert_int_equal(msg_set_topic(m, "a/b"), 0);
-    assert_int_equal(msg_set_payload(m, "\x00\x01", 2), 0);
-    m->qos = 2;
-    m->payload_format = 1;
-    m->has_expiry = true;
-    m->expiry_s = 3600;
-    m->content_type = strdup("application/json");
-    m->response_topic = strdup("reply/to/me");
-    m->correlation = malloc(sizeof(corr));
-    memcpy(m->correlation, corr, sizeof(corr));
-    m->correlation_len = sizeof(corr);
-    /* Out of alphabetical order, with a repeated key: order and repeats must survive. */
-    assert_int_equal(msg_add_user_prop(m, "zeta", "1"), 0);
-    assert_int_equal(msg_add_user_prop(m, "alpha", "2"), 0);
-    assert_int_equal(msg_add_user_prop(m, "zeta", "3"), 0);
-}
-
 static void test_every_property_round_trips(void **state)
 {
     (void)state;
     bl_msg_t in, out;
-    fill_all(&in);
+    fixture_full_msg(&in, "a/b");
     round_trip(&in, &out);
     assert_true(msg_equal(&in, &out));
-    assert_int_equal(out.payload_format, 1);
-    assert_true(out.has_expiry);
-    assert_int_equal(out.expiry_s, 3600);
-    assert_string_equal(out.content_type, "application/json");
-    assert_string_equal(out.response_topic, "reply/to/me");
-    assert_int_equal(out.correlation_len, 4);
-    assert_memory_equal(out.correlation, in.correlation, 4);
-    assert_int_equal(out.n_user_props, 3);
-    assert_string_equal(out.user_props[0].key, "zeta");
-    assert_string_equal(out.user_props[1].key, "alpha");
-    assert_string_equal(out.user_props[2].value, "3");
+    fixture_check_full(&out, 0);
     msg_clear(&in);
     msg_clear(&out);
 }
@@ -147,27 +117,27 @@ static void test_unsendable_properties_are_refused(void **state)
     (void)state;
     bl_msg_t m;
 
-    fill_all(&m);
+    fixture_full_msg(&m, "a/b");
     m.payload_format = 2;
     expect_refused(&m);
 
-    fill_all(&m);
+    fixture_full_msg(&m, "a/b");
     free(m.content_type);
     m.content_type = strdup("bad \xff utf8");
     expect_refused(&m);
 
-    fill_all(&m);
+    fixture_full_msg(&m, "a/b");
     free(m.response_topic);
     m.response_topic = strdup("wild/#"); /* a topic name, not a filter (3.3.2.3.5) */
     expect_refused(&m);
 
-    fill_all(&m);
+    fixture_full_msg(&m, "a/b");
     free(m.correlation);
     m.correlation_len = 70000; /* binary data is at most 65535 bytes (1.5.6) */
     m.correlation = calloc(1, m.correlation_len);
     expect_refused(&m);
 
-    fill_all(&m);
+    fixture_full_msg(&m, "a/b");
     assert_int_equal(msg_add_user_prop(&m, "k", "\xc0\x80"), 0); /* overlong NUL */
     expect_refused(&m);
 }
@@ -178,25 +148,25 @@ static void test_check_publish(void **state)
 {
     (void)state;
     bl_msg_t m;
-    fill_all(&m);
+    fixture_full_msg(&m, "a/b");
     assert_int_equal(mqtt_check_publish(&m), 0);
     msg_clear(&m);
 
-    fill_all(&m);
+    fixture_full_msg(&m, "a/b");
     assert_int_equal(msg_add_user_prop(&m, "k", "\xff"), 0);
     assert_int_equal(mqtt_check_publish(&m), BL_EINVAL);
     msg_clear(&m);
 
     static const char *const bad_topics[] = {"a/#", "a/+/b", "", "bad\xff", "x\xc0\x80"};
     for (size_t i = 0; i < sizeof(bad_topics) / sizeof(bad_topics[0]); i++) {
-        fill_all(&m);
+        fixture_full_msg(&m, "a/b");
         free(m.topic); /* msg_set_topic would refuse some of them already */
         m.topic = strdup(bad_topics[i]);
         assert_int_equal(mqtt_check_publish(&m), BL_EINVAL);
         msg_clear(&m);
     }
 
-    fill_all(&m);
+    fixture_full_msg(&m, "a/b");
     m.qos = 3;
     assert_int_equal(mqtt_check_publish(&m), BL_EINVAL);
     msg_clear(&m);
@@ -237,7 +207,7 @@ static void test_partial_packets_wait(void **state)
 {
     (void)state;
     bl_msg_t m;
-    fill_all(&m);
+    fixture_full_msg(&m, "a/b");
     GByteArray *b = g_byte_array_new();
     assert_int_equal(mqttpkt_publish(b, &m, 42, true), 0);
     for (size_t n = 0; n < b->len; n++) {

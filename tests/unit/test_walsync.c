@@ -13,6 +13,7 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 
+#include "fixture.h"
 #include "walsync.h"
 
 #define TICK_MS 20
@@ -36,8 +37,7 @@ static void append(const char *path, const char *text)
 static void test_flushes_what_changes(void **state)
 {
     (void)state;
-    char *dir = g_dir_make_tmp("bl-walsync-XXXXXX", NULL);
-    assert_non_null(dir);
+    char *dir = fixture_tmpdir("bl-walsync");
     char *path = g_build_filename(dir, "queue.db-wal", NULL);
 
     walsync_t *w = walsync_start(path, TICK_MS);
@@ -63,10 +63,8 @@ static void test_flushes_what_changes(void **state)
     assert_true(wait_more(w, n) > n);
 
     walsync_stop(w);
-    g_remove(path);
-    g_rmdir(dir);
     g_free(path);
-    g_free(dir);
+    fixture_rmdir(dir);
 }
 
 static void test_no_path(void **state)
