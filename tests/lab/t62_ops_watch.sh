@@ -4,7 +4,9 @@
 # control socket answers garbage and oversize requests with an error and goes on, and
 # refuses another user (by the socket's mode, and by its credentials when the mode lets
 # it through); the retained status says "online", "offline" after a kill -9 (the Last
-# Will), "stopped" after a clean stop.
+# Will), "stopped" after a clean stop; systemd's notify socket (a listener standing in for
+# systemd) gets READY with a STATUS, watchdog pings, RELOADING and READY on SIGHUP, and
+# STOPPING.
 set -euo pipefail
 HERE=$(dirname "$0")
 . "$HERE/lab.sh"
@@ -126,5 +128,27 @@ bl_stop 2 TERM
 assert_eq "$(bl_retained 2 brokerless/bravo/status)" stopped "after a clean stop bravo's status reads stopped"
 st=$(bl_retained 2 brokerless/bravo/peers/alpha)
 if [[ $st == *'"state":"stopped"'* ]]; then pass "and its peer topic says stopped"; else fail "peer topic after stop: $st"; fi
+
+# ---- systemd's notify socket: READY with a STATUS, watchdog pings, RELOADING, STOPPING ----
+# shellcheck disable=SC2016
+lab_bg notify h2 $PY -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+while True:
+    print(s.recv(4096).decode().replace("\n", "|"), flush=True)' "$LAB_DIR/notify.sock"
+lab_wait_for 5 test -S "$LAB_DIR/notify.sock" || fail "notify listener"
+mv "$(bl_log 2)" "$LAB_DIR/bl2-first.log"
+lab_bg bl2 h2 env NOTIFY_SOCKET="$LAB_DIR/notify.sock" WATCHDOG_USEC=1000000 "$BL_BIN" run -c "$LAB_DIR/site2.conf"
+lab_wait_for 10 grep -q "^READY=1" "$LAB_DIR/notify.log" || true
+assert_ok "READY=1 with a STATUS line" grep -qE "^READY=1\|STATUS=[0-9]+ of 1 peers open; local broker" "$LAB_DIR/notify.log"
+lab_wait_for 10 bash -c "[[ \$(grep -c '^WATCHDOG=1' '$LAB_DIR/notify.log') -ge 2 ]]" || true
+if (($(grep -c '^WATCHDOG=1' "$LAB_DIR/notify.log") >= 2)); then pass "watchdog pings from the loop (WATCHDOG_USEC set)"; else fail "no watchdog pings"; fi
+kill -HUP "$(lab_pid bl2)"
+lab_wait_for 10 grep -q "^RELOADING=1" "$LAB_DIR/notify.log" || true
+lab_wait_for 10 bash -c "[[ \$(grep -c '^READY=1' '$LAB_DIR/notify.log') -ge 2 ]]" || true
+assert_eq "$(grep -oE '^(RELOADING|READY)=1' "$LAB_DIR/notify.log" | tr '\n' ' ')" "READY=1 RELOADING=1 READY=1 " "SIGHUP: RELOADING, then READY again"
+bl_stop 2 TERM
+assert_ok "STOPPING=1 at a clean stop" grep -q "^STOPPING=1" "$LAB_DIR/notify.log"
 
 lab_finish
