@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what brokerless needs to build, test and run its demo on Debian 12.
+# Installs what brokerless needs to build, test, package and run its demo on Debian 12.
 # Run as root. Skips apt when everything is already there (fast re-runs).
 set -euo pipefail
 
@@ -7,8 +7,10 @@ PKGS=(
   build-essential cmake pkg-config clang libclang-rt-14-dev llvm
   libglib2.0-dev libnice-dev libssl-dev libusrsctp-dev libmosquitto-dev
   libsqlite3-dev libcjson-dev libcmocka-dev libnetfilter-queue-dev
+  libsoup-3.0-dev libsystemd-dev
   mosquitto mosquitto-clients coturn
   iproute2 iptables iputils-ping procps psmisc xxd
+  debhelper dpkg-dev fakeroot lintian man-db systemd python3-prometheus-client
 )
 
 missing=()
@@ -37,10 +39,7 @@ if [[ ! -f $ESPPEER/node_modules/.package-lock.json ||
   echo "deps: npm ci in tests/lab/esppeer"
   (cd "$ESPPEER" && npm ci --no-audit --no-fund --loglevel=error)
 fi
-# The packaged mosquitto and coturn services are not used: tests start their own.
-for svc in mosquitto coturn; do
-  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
-    systemctl stop "$svc" || true
-  fi
-done
+# Services the user runs (a mosquitto or coturn of the machine) are left alone: the tests
+# start their own brokers and TURN server inside network namespaces they create, on
+# those namespaces' addresses, and unit tests take free loopback ports.
 true

@@ -3,6 +3,9 @@
 #   1. Debug build          unit tests, lab tests (real mosquitto, coturn, netns + NAT)
 #   2. ASan+UBSan build     unit tests, lab tests
 #   3. clang libFuzzer      each fuzz target for a fixed short time
+#   4. Debian package       built in a copy of the tree, installed, checked, purged
+#                           (scripts/package.sh)
+# Every build here has -Werror (BL_WERROR); a distribution's build does not.
 # Ends with one line "N passed, N failed"; exits non-zero if anything failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -37,7 +40,7 @@ run_ctest() { # label build-dir ctest-args...
 
 build() { # dir cmake-args...
   local dir=$1; shift
-  cmake -S "$ROOT" -B "$dir" "$@" >/dev/null && cmake --build "$dir" -j"$JOBS" 2>&1 | grep -vE "^\[|^-- " || true
+  cmake -S "$ROOT" -B "$dir" -DBL_WERROR=ON "$@" >/dev/null && cmake --build "$dir" -j"$JOBS" 2>&1 | grep -vE "^\[|^-- " || true
   [[ -x $dir/brokerless ]]
 }
 
@@ -63,6 +66,19 @@ if CC=clang build build-fuzz -DCMAKE_BUILD_TYPE=Debug -DBL_FUZZ=ON -DBL_SANITIZE
   run_ctest "fuzz" build-fuzz -L fuzz
 else
   FAILED=$((FAILED + 1)); FAILED_NAMES+=("fuzz build")
+fi
+
+echo "=== package ==="
+pkg_out=$(bash scripts/package.sh 2>&1)
+echo "$pkg_out"
+pkg_line=$(grep -E "^[0-9]+ passed, [0-9]+ failed$" <<<"$pkg_out" | tail -1)
+if [[ -n $pkg_line ]]; then
+  PASSED=$((PASSED + ${pkg_line%% passed*}))
+  pkg_failed=$(sed -E 's/.* ([0-9]+) failed/\1/' <<<"$pkg_line")
+  FAILED=$((FAILED + pkg_failed))
+  ((pkg_failed == 0)) || FAILED_NAMES+=("package: $pkg_failed checks")
+else
+  FAILED=$((FAILED + 1)); FAILED_NAMES+=("package: did not run")
 fi
 
 echo

@@ -54,6 +54,7 @@ static const char *const signal_keys[] = {"url",    "username",    "password", "
 static const char *const ice_keys[] = {
     "stun", "turn",        "turn_username",        "turn_password",
     "tcp",  "force_relay", "send_host_candidates", NULL};
+static const char *const metrics_keys[] = {"listen", NULL};
 static const char *const peer_keys[] = {"fingerprint",
                                         "mode",
                                         "queue_qos0",
@@ -289,6 +290,12 @@ static int load_ice(confscan_t *L, config_t *c)
     return 0;
 }
 
+/* Off unless asked for: an endpoint is one more thing listening. */
+static int load_metrics(confscan_t *L, config_t *c)
+{
+    return confscan_hostport(L, "metrics", "listen", 9469, &c->metrics_host, &c->metrics_port);
+}
+
 /* "peer NAME" -> "NAME" (maybe empty), or NULL when the section is not a peer's. */
 static const char *peer_name_of(const char *sect)
 {
@@ -458,11 +465,8 @@ static int load_peers(confscan_t *L, config_t *c)
     size_t n = 0;
     for (guint i = 0; i < L->sects->len; i++)
         n += peer_name_of(g_ptr_array_index(L->sects, i)) != NULL;
-    if (n == 0)
-        return confscan_fail(L, 0, "peer NAME", NULL,
-                             "no peer configured; add at least one "
-                             "[peer NAME] section");
-    c->peers = g_new0(config_peer_t, n);
+    /* None yet is a site waiting for its first `brokerless peer add`. */
+    c->peers = g_new0(config_peer_t, n ? n : 1);
     for (guint i = 0; i < L->sects->len; i++) {
         if (!peer_name_of(g_ptr_array_index(L->sects, i)))
             continue;
@@ -481,8 +485,8 @@ static int check_names(confscan_t *L)
     static const struct {
         const char *name;
         const char *const *keys;
-    } known[] = {
-        {"site", site_keys}, {"local", local_keys}, {"signal", signal_keys}, {"ice", ice_keys}};
+    } known[] = {{"site", site_keys}, {"local", local_keys}, {"signal", signal_keys},
+                 {"ice", ice_keys},   {"metrics", metrics_keys}};
     const char *const **keys = g_new0(const char *const *, L->sects->len + 1);
     int rc = 0;
     for (guint i = 0; i < L->sects->len && !rc; i++) {
@@ -499,7 +503,7 @@ static int check_names(confscan_t *L)
         else if (!keys[i])
             rc = confscan_fail(L, line, s, NULL,
                                "unknown section (known: [site], [local], [signal], "
-                               "[ice], [peer NAME])");
+                               "[ice], [metrics], [peer NAME])");
     }
     for (guint i = 0; i < L->keys->len && !rc; i++) {
         confscan_key_t *k = &g_array_index(L->keys, confscan_key_t, i);
@@ -518,16 +522,17 @@ static int check_names(confscan_t *L)
  * esp32-example peer without a broker of its own uses its url (load_esp says so). */
 static bool signal_needed(confscan_t *L)
 {
-    bool need = false;
+    bool need = false, peers = false;
     for (guint i = 0; i < L->sects->len && !need; i++) {
         const char *sect = g_ptr_array_index(L->sects, i);
         if (!peer_name_of(sect))
             continue;
+        peers = true;
         char *mode = confscan_str(L, sect, "mode");
         need = !mode || strcmp(mode, "esp32-example") != 0;
         g_free(mode);
     }
-    return need;
+    return need || !peers; /* a site without peers yet will pair them through it */
 }
 
 /* ---- public ----------------------------------------------------------------------------- */
@@ -545,7 +550,8 @@ static int load_all(confscan_t *L, char *text, config_t *c)
         return BL_EINVAL;
     }
     if (check_names(L) || load_site(L, c) || load_local(L, c) ||
-        load_signal(L, c, signal_needed(L)) || load_ice(L, c) || load_peers(L, c))
+        load_signal(L, c, signal_needed(L)) || load_ice(L, c) || load_metrics(L, c) ||
+        load_peers(L, c))
         return BL_EINVAL;
     return 0;
 }
@@ -651,7 +657,7 @@ void config_free(config_t *c)
     char *strs[] = {
         c->path,         c->site_name,       c->state_dir,    c->local_host,      c->local_username,
         c->local_cafile, c->local_client_id, c->signal_host,  c->signal_username, c->signal_cafile,
-        c->stun_host,    c->turn_host,       c->turn_username};
+        c->stun_host,    c->turn_host,       c->turn_username, c->metrics_host};
     for (size_t i = 0; i < BL_ARRAY_LEN(strs); i++)
         g_free(strs[i]);
     wipe_free(c->local_password);

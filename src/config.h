@@ -8,6 +8,7 @@
  *             secret (the network secret, >= 16 chars) or secret_file
  *   [ice]     stun (host:port), turn (host:port), turn_username, turn_password,
  *             tcp (bool), force_relay (bool), send_host_candidates (bool)
+ *   [metrics] listen (HOST:PORT of the Prometheus endpoint; none: no endpoint)
  *   [peer NAME] fingerprint (SHA-256, AB:CD:..), topic = RULE (repeatable: GKeyFile keeps
  *             only the last of a repeated key, so repeats are read from the raw text),
  *             mode (webrtc | esp32-example), queue_qos0 (bool), retained_max_topics,
@@ -89,6 +90,9 @@ typedef struct config {
     bool ice_tcp;
     bool force_relay;
     bool send_host_candidates; /* default true */
+
+    char *metrics_host; /* NULL: no metrics endpoint (the default) */
+    int metrics_port;   /* default 9469 */
 
     config_peer_t *peers;
     size_t n_peers;

@@ -44,6 +44,21 @@ void echo_free(echo_t *e)
     free(e);
 }
 
+void echo_forget_peer(echo_t *e, const void *peer)
+{
+    GHashTableIter it;
+    gpointer k, v;
+    g_hash_table_iter_init(&it, e->by_key);
+    while (g_hash_table_iter_next(&it, &k, &v))
+        for (GList *l = ((GQueue *)v)->head; l; l = l->next)
+            if (((echo_rec_t *)l->data)->peer == peer)
+                ((echo_rec_t *)l->data)->peer = NULL;
+    g_hash_table_iter_init(&it, e->by_token);
+    while (g_hash_table_iter_next(&it, &k, &v))
+        if (((echo_rec_t *)v)->peer == peer)
+            ((echo_rec_t *)v)->peer = NULL;
+}
+
 void echo_rec_free(echo_rec_t *r)
 {
     if (!r)

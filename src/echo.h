@@ -48,6 +48,9 @@ echo_rec_t *echo_take_token(echo_t *e, uint64_t token);
 /* Remove every record for which pred is true, handing each to done (which frees it). */
 void echo_sweep(echo_t *e, bool (*pred)(const echo_rec_t *r, void *ud),
                 void (*done)(echo_rec_t *r, void *ud), void *ud);
+/* The peer is gone (a reload removed it): its records keep waiting, with peer NULL, as
+ * recovered ones do. */
+void echo_forget_peer(echo_t *e, const void *peer);
 size_t echo_count(const echo_t *e);
 /* Whether any record waits for an echo (has a key): else no local message can be one. */
 bool echo_waiting(const echo_t *e);

@@ -29,8 +29,10 @@ struct link {
     bool offerer; /* sealed kinds */
 
     link_state_t state;
-    bool started;   /* link_start: the site is ready for links */
-    bool signal_up; /* the sealed signalling is connected */
+    bool started;          /* link_start: the site is ready for links */
+    bool signal_up;        /* the sealed signalling is connected */
+    int64_t state_wall_ms; /* when it changed (link_get_info) */
+    char last_error[160];
     transport_t *tr;
     char sid[33];
     int64_t t_attempt, t_step, t_last_offer;
@@ -61,6 +63,7 @@ static void set_state(link_t *l, link_state_t s)
     if (l->state == s)
         return;
     l->state = s;
+    l->state_wall_ms = bl_wall_ms();
     if (l->ev.on_state)
         l->ev.on_state(l->ud, l);
 }
@@ -132,6 +135,7 @@ static void session_failed(link_t *l, const char *reason)
     char sid[33], why[200];
     snprintf(sid, sizeof(sid), "%s", l->sid);
     snprintf(why, sizeof(why), "%s", reason); /* it may be the transport's, freed below */
+    snprintf(l->last_error, sizeof(l->last_error), "%.159s", why);
     drop_session(l);
     if (!may_start(l)) {
         log_failure(l, was, why, "waiting for signalling");
@@ -553,6 +557,27 @@ const link_stats_t *link_stats(const link_t *l)
     return l->stats;
 }
 
+void link_get_info(const link_t *l, link_info_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->since_ms = l->state_wall_ms;
+    snprintf(out->last_error, sizeof(out->last_error), "%s", l->last_error);
+    if (!l->tr || l->state != LINK_OPEN)
+        return;
+    snprintf(out->path, sizeof(out->path), "%s", l->tr->ops->path_type(l->tr));
+    if (l->tr->ops->describe(l->tr, out->pair, sizeof(out->pair)))
+        out->pair[0] = '\0';
+    transport_stats_t st;
+    if (l->tr->ops->stats && l->tr->ops->stats(l->tr, &st) == 0)
+        out->rtt_ms = st.srtt_ms;
+}
+
+void link_rebind(link_t *l, const config_t *cfg, const config_peer_t *peer)
+{
+    l->cfg = cfg;
+    l->peer = peer;
+}
+
 link_t *link_new(GMainContext *ctx, const config_t *cfg, const config_peer_t *peer,
                  const cert_t *cert, const link_events_t *ev, void *ud)
 {
@@ -575,6 +600,7 @@ link_t *link_new(GMainContext *ctx, const config_t *cfg, const config_peer_t *pe
     /* DESIGN.md: the side with the smaller site name offers and controls ICE. */
     l->offerer = strcmp(cfg->site_name, peer->name) < 0;
     l->backoff_ms = kind->retry_min_ms;
+    l->state_wall_ms = bl_wall_ms();
     framer_events_t fev = {
         .on_frame = fr_frame, .on_writable = fr_writable, .on_broken = fr_broken};
     l->fr = framer_new(ctx, l->who, peer->name, kind->framing, cfg->max_message_size, &fev, l);

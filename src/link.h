@@ -63,6 +63,15 @@ typedef struct link_stats {
     uint64_t opens, failures;
 } link_stats_t;
 
+/* What `brokerless status` shows of a link (link_get_info). */
+typedef struct link_info {
+    int64_t since_ms;     /* wall clock (bl_wall_ms) of the last change of state */
+    char path[8];         /* path type while open, else "" */
+    char pair[128];       /* "local <-> remote" addresses while open, else "" */
+    uint32_t rtt_ms;      /* the transport's smoothed round trip, 0 when unknown */
+    char last_error[160]; /* why the last session failed or went down, "" if none did */
+} link_info_t;
+
 /* NULL when the peer's mode has no transport kind. */
 link_t *link_new(GMainContext *ctx, const config_t *cfg, const config_peer_t *peer,
                  const cert_t *cert, const link_events_t *ev, void *ud);
@@ -96,6 +105,10 @@ const char *link_peer_name(const link_t *l);
 const config_peer_t *link_peer(const link_t *l);
 const char *link_path_type(const link_t *l);
 const link_stats_t *link_stats(const link_t *l);
+void link_get_info(const link_t *l, link_info_t *out);
+/* A reloaded config whose [site], [ice] and this [peer]'s fingerprint and mode are the
+ * same: the link keeps its session and reads the new copies from now on. */
+void link_rebind(link_t *l, const config_t *cfg, const config_peer_t *peer);
 void link_free(link_t *l);
 
 #endif

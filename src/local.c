@@ -17,6 +17,7 @@
 #include "local.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "log.h"
 
@@ -98,6 +99,14 @@ local_t *local_new(GMainContext *ctx, const config_t *cfg, const local_events_t 
     if (ev)
         l->ev = *ev;
     l->ud = ud;
+    char *will_topic = g_strdup_printf("brokerless/%s/status", cfg->site_name);
+    bl_msg_t will;
+    msg_init(&will);
+    will.topic = will_topic;
+    will.payload = (uint8_t *)"offline";
+    will.payload_len = strlen("offline");
+    will.qos = 1;
+    will.retain = true;
     mqtt_opts_t o = {
         .name = "local",
         .host = cfg->local_host,
@@ -109,6 +118,7 @@ local_t *local_new(GMainContext *ctx, const config_t *cfg, const local_events_t 
         .cafile = cfg->local_cafile,
         .keepalive = cfg->local_keepalive > 0 ? cfg->local_keepalive : 30,
         .clean_start = false,
+        .will = &will,
         /* No Maximum Packet Size: a message over max_message_size is refused and
          * counted by the site, not dropped unseen by the broker. */
     };
@@ -120,6 +130,8 @@ local_t *local_new(GMainContext *ctx, const config_t *cfg, const local_events_t 
                                       .on_unsubscribed = on_unsubscribed,
                                       .can_write = can_write};
     l->mqtt = mqtt_new(ctx, &o, &mev, l);
+    g_free(will_topic); /* mqtt_new copied the Will */
+    o.will = NULL;      /* the injecting connection has none */
     if (!l->mqtt)
         goto error;
     if (cfg->delivery == CONFIG_DELIVERY_EXACTLY_ONCE) {
@@ -160,6 +172,14 @@ int local_subscribe(local_t *l, const char *filter, int qos, bool no_local)
     if (rc)
         LOG_WARN("local", "cannot subscribe %s: %s", filter ? filter : "(null)", bl_strerror(rc));
     return rc;
+}
+
+int local_drop_subscription(local_t *l, const char *filter)
+{
+    if (!l)
+        return BL_EINVAL;
+    mqtt_subscription_forget(l->mqtt, filter);
+    return local_unsubscribe(l, filter);
 }
 
 int local_unsubscribe(local_t *l, const char *filter)

@@ -4,7 +4,11 @@
  * One persistent MQTT v5 session that subscribes (Retain As Published, No Local) and
  * keeps its QoS 2 state in the site's store, and, with delivery = exactly-once, a
  * second connection with a clean session that publishes what peers send so that it
- * comes back (the echo of echo.h; local.c says why). Built on mqtt.c. */
+ * comes back (the echo of echo.h; local.c says why). Built on mqtt.c.
+ *
+ * The persistent session's Last Will is "offline", retained, on brokerless/<site>/status:
+ * the broker publishes it when the daemon dies without a clean DISCONNECT, at the latest
+ * one and a half keep-alives after the last packet (MQTT 5 3.1.2.10, 3.1.2.5). */
 #ifndef BL_LOCAL_H
 #define BL_LOCAL_H
 
@@ -45,6 +49,9 @@ int local_start(local_t *l);
  * injecting connection publishes still comes back: the echo, see echo.h). Remembered and renewed on
  * every connect. QoS 2 is the usual choice: the broker downgrades each message to its own QoS. */
 int local_subscribe(local_t *l, const char *filter, int qos, bool no_local);
+/* A filter the config no longer wants: not renewed any more, and dropped from the
+ * session (a reload). */
+int local_drop_subscription(local_t *l, const char *filter);
 /* Drop a subscription an earlier run left in the persistent session (mqtt_unsubscribe). */
 int local_unsubscribe(local_t *l, const char *filter);
 /* The persistent session's QoS 2 state lives in the caller's store (mqtt.h); before

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* log.h - one line per event on stderr: "LEVEL who: message".
+/* log.h - one line per event: "LEVEL who: message", on stderr or to journald (log.c).
  *
  * `who` is the peer's name where there is one ("peer cabin"), else the module ("local").
  * Format strings are checked by the compiler. Never log secrets (network secret, ICE

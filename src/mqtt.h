@@ -34,6 +34,8 @@
 
 typedef struct mqtt mqtt_t;
 
+#define MQTT_SESSION_EXPIRY_S 86400u /* one day, for clean_start false */
+
 typedef struct mqtt_opts {
     const char *name; /* for logs: "local", "signal" */
     const char *host;
@@ -124,6 +126,9 @@ int mqtt_subscribe(mqtt_t *c, const char *filter, int qos, bool no_local, bool r
  * does not want, or wants with other options): sent at the next connect before the
  * subscriptions, or now when connected; retried at every connect until acknowledged. */
 int mqtt_unsubscribe(mqtt_t *c, const char *filter);
+/* Stop renewing `filter` at each connect (it stays in the broker's session until
+ * mqtt_unsubscribe drops it). */
+void mqtt_subscription_forget(mqtt_t *c, const char *filter);
 /* Messages handed to on_message so far, this one included when called from it. */
 uint64_t mqtt_msgs_in(const mqtt_t *c);
 /* Queue a copy of m (topic, payload, QoS, retain, properties). BL_EINVAL when it could

@@ -492,6 +492,17 @@ int mqtt_subscribe(mqtt_t *c, const char *filter, int qos, bool no_local, bool r
     return 0;
 }
 
+void mqtt_subscription_forget(mqtt_t *c, const char *filter)
+{
+    for (guint i = 0; c && filter && i < c->subs->len; i++) {
+        sub_t *s = g_ptr_array_index(c->subs, i);
+        if (!strcmp(s->filter, filter)) {
+            g_ptr_array_remove_index(c->subs, i); /* the array's free function frees s */
+            return;
+        }
+    }
+}
+
 int mqtt_unsubscribe(mqtt_t *c, const char *filter)
 {
     if (!c || !mqttpkt_filter_valid(filter))

@@ -18,7 +18,7 @@
 #define MQTT_RECEIVE_MAX 1000u  /* what we let the broker have in flight to us */
 #define MQTT_BACKOFF_MIN_MS 500u
 #define MQTT_BACKOFF_MAX_MS 30000u
-#define MQTT_SESSION_EXPIRY_S 86400u /* one day, for clean_start false */
+
 #define MQTT_CONNECT_TIMEOUT_MS 10000
 #define MQTT_READ_CHUNK 65536u
 #define MQTT_IN_HIGH (4u << 20)  /* unparsed input past which we stop reading */

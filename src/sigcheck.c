@@ -72,15 +72,47 @@ sigcheck_t *sigcheck_new(const config_t *cfg, const seal_keys_t *keys, const cha
     return c;
 }
 
+static void peer_seen_clear(peer_seen_t *ps)
+{
+    if (ps->ids)
+        g_hash_table_destroy(ps->ids);
+    g_queue_clear_full(&ps->order, free);
+}
+
+int sigcheck_rebind(sigcheck_t *c, const config_t *cfg)
+{
+    peer_seen_t *np = calloc(cfg->n_peers ? cfg->n_peers : 1, sizeof(*np));
+    if (!np)
+        return BL_ENOMEM;
+    for (size_t i = 0; i < cfg->n_peers; i++) {
+        np[i].peer = &cfg->peers[i];
+        for (size_t j = 0; j < c->cfg->n_peers; j++) {
+            peer_seen_t *old = &c->peers[j];
+            if (old->ids && !strcmp(old->peer->name, cfg->peers[i].name)) {
+                np[i] = *old; /* moves the seen set */
+                np[i].peer = &cfg->peers[i];
+                memset(old, 0, sizeof(*old));
+            }
+        }
+        if (!np[i].ids) {
+            np[i].ids = g_hash_table_new(id_hash, id_equal);
+            g_queue_init(&np[i].order);
+        }
+    }
+    for (size_t j = 0; j < c->cfg->n_peers; j++)
+        peer_seen_clear(&c->peers[j]);
+    free(c->peers);
+    c->peers = np;
+    c->cfg = cfg;
+    return 0;
+}
+
 void sigcheck_free(sigcheck_t *c)
 {
     if (!c)
         return;
-    for (size_t i = 0; c->peers && i < c->cfg->n_peers; i++) {
-        if (c->peers[i].ids)
-            g_hash_table_destroy(c->peers[i].ids);
-        g_queue_clear_full(&c->peers[i].order, free);
-    }
+    for (size_t i = 0; c->peers && i < c->cfg->n_peers; i++)
+        peer_seen_clear(&c->peers[i]);
     free(c->peers);
     free(c->inbox);
     free(c);

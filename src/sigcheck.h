@@ -42,6 +42,10 @@ typedef struct sigcheck sigcheck_t;
 
 /* For the site cfg->site_name, whose inbox topic is `inbox`; cfg and keys must outlive it.
  * max_seen: the cap per peer, SIGCHECK_MAX_SEEN (tests pass less). */
+/* A reloaded config with the same [site] and secret: peers kept keep what was seen of
+ * them (so no replay window opens), new ones start empty, removed ones are forgotten.
+ * cfg must outlive the checker. */
+int sigcheck_rebind(sigcheck_t *c, const config_t *cfg);
 sigcheck_t *sigcheck_new(const config_t *cfg, const seal_keys_t *keys, const char *inbox,
                          size_t max_seen);
 /* Check one payload received on the inbox. On SIGCHECK_OK *out holds the message

@@ -105,6 +105,14 @@ static void on_message(void *ud, const bl_msg_t *m)
     }
 }
 
+int signaling_rebind(signaling_t *s, const config_t *cfg)
+{
+    int rc = sigcheck_rebind(s->check, cfg);
+    if (!rc)
+        s->cfg = cfg;
+    return rc;
+}
+
 signaling_t *signaling_new(GMainContext *ctx, const config_t *cfg, const cert_t *cert,
                            const signaling_events_t *ev, void *ud)
 {

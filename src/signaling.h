@@ -42,6 +42,9 @@ typedef struct signaling_events {
 signaling_t *signaling_new(GMainContext *ctx, const config_t *cfg, const cert_t *cert,
                            const signaling_events_t *ev, void *ud);
 int signaling_start(signaling_t *s);
+/* A reloaded config whose [site] and [signal] are unchanged: its peer list from now on
+ * (cfg must outlive s or the next rebind). */
+int signaling_rebind(signaling_t *s, const config_t *cfg);
 int signaling_send(signaling_t *s, const char *to, const char *type, const char *sid,
                    const char *body);
 bool signaling_connected(const signaling_t *s);

@@ -28,7 +28,7 @@ static void after_commit(site_t *s)
     g_array_set_size(s->to_publish, 0);
     site_local_backpressure(s);
     for (size_t i = 0; i < s->n_peers; i++) {
-        peer_ctx_t *p = &s->peers[i];
+        peer_ctx_t *p = s->peers[i];
         site_flush_acks(p, publishing);
         if (p->dirty) {
             p->dirty = false;
@@ -41,38 +41,11 @@ static void after_commit(site_t *s)
     }
 }
 
-static void publish_status(site_t *s, const char *sub, const char *json)
-{
-    /* $SYS is reserved to the broker (mosquitto drops client publishes there), so the
-     * status tree lives under brokerless/<site>/. */
-    char topic[256];
-    snprintf(topic, sizeof(topic), "brokerless/%s/%s", s->cfg->site_name, sub);
-    bl_msg_t m;
-    msg_init(&m);
-    m.topic = topic;
-    m.payload = (uint8_t *)json;
-    m.payload_len = strlen(json);
-    m.retain = true;
-    local_publish(s->local, &m, 0);
-}
-
-static void publish_peer_state(peer_ctx_t *p)
-{
-    char json[256], sub[128];
-    link_t *l = p->link;
-    snprintf(json, sizeof(json), "{\"state\":\"%s\",\"path\":\"%s\",\"queued\":%zu%s}",
-             link_state_name(link_state(l)), link_path_type(l),
-             queue_depth(p->site->q, p->cfg->name),
-             p->cfg->insecure ? ",\"insecure\":\"plaintext, unauthenticated\"" : "");
-    snprintf(sub, sizeof(sub), "peers/%s", p->cfg->name);
-    publish_status(p->site, sub, json);
-}
-
 static peer_ctx_t *peer_of(site_t *s, link_t *l)
 {
     for (size_t i = 0; i < s->n_peers; i++)
-        if (s->peers[i].link == l)
-            return &s->peers[i];
+        if (s->peers[i]->link == l)
+            return s->peers[i];
     return NULL;
 }
 
@@ -87,7 +60,7 @@ static void on_link_open(void *ud, link_t *l)
 {
     site_t *s = ud;
     peer_ctx_t *p = peer_of(s, l);
-    wire_hello_t h = {.features = WIRE_FEAT_BATCH,
+    wire_hello_t h = {.features = WIRE_FEAT_BATCH | WIRE_FEAT_PING,
                       .max_message_size = (uint32_t)s->cfg->max_message_size,
                       .epoch = s->epoch};
     snprintf(h.site, sizeof(h.site), "%s", s->cfg->site_name);
@@ -141,6 +114,23 @@ static void check_epoch(peer_ctx_t *p, uint64_t epoch)
     site_db(queue_meta_set(s->q, key, now), "cannot store a peer's epoch");
 }
 
+/* A PING is answered at once; an answer goes to whoever asked (site_ping). */
+static void ping_frame(peer_ctx_t *p, uint64_t token, bool reply)
+{
+    site_t *s = p->site;
+    if (reply) {
+        if (s->on_pong)
+            s->on_pong(s->pong_ud, p->cfg->name, token);
+        return;
+    }
+    uint8_t *frame;
+    size_t len;
+    if (wire_encode_ping(token, true, &frame, &len) == 0) {
+        link_send_frame(p->link, frame, len);
+        free(frame);
+    }
+}
+
 static void on_link_frame(void *ud, link_t *l, const wire_frame_t *f)
 {
     site_t *s = ud;
@@ -168,10 +158,39 @@ static void on_link_frame(void *ud, link_t *l, const wire_frame_t *f)
         if (strcmp(f->u.hello.site, p->cfg->name) != 0)
             LOG_WARN(p->who, "peer calls itself \"%s\"; check the [peer] name", f->u.hello.site);
         check_epoch(p, f->u.hello.epoch);
+        p->features = f->u.hello.features;
+        break;
+    case WIRE_PING:
+        ping_frame(p, f->u.ping.token, f->u.ping.reply);
         break;
     default:
         break;
     }
+}
+
+int site_ping(site_t *s, const char *peer, uint64_t token)
+{
+    peer_ctx_t *p = site_peer_named(s, peer);
+    if (!p)
+        return BL_ENOTFOUND;
+    if (!link_is_open(p->link))
+        return BL_ESTATE;
+    if (!(p->features & WIRE_FEAT_PING))
+        return BL_EVERSION;
+    uint8_t *frame;
+    size_t len;
+    int rc = wire_encode_ping(token, false, &frame, &len);
+    if (rc)
+        return rc;
+    rc = link_send_frame(p->link, frame, len);
+    free(frame);
+    return rc;
+}
+
+void site_on_pong(site_t *s, void (*cb)(void *ud, const char *peer, uint64_t token), void *ud)
+{
+    s->on_pong = cb;
+    s->pong_ud = ud;
 }
 
 static void on_link_writable(void *ud, link_t *l)
@@ -181,14 +200,14 @@ static void on_link_writable(void *ud, link_t *l)
 
 static void on_link_state(void *ud, link_t *l)
 {
-    publish_peer_state(peer_of(ud, l));
+    site_publish_peer(peer_of(ud, l));
 }
 
 static void signal_up(void *ud)
 {
     site_t *s = ud;
     for (size_t i = 0; i < s->n_peers; i++)
-        link_signal_up(s->peers[i].link);
+        link_signal_up(s->peers[i]->link);
 }
 
 static void signal_message(void *ud, const seal_msg_t *m)
@@ -196,6 +215,16 @@ static void signal_message(void *ud, const seal_msg_t *m)
     peer_ctx_t *p = site_peer_named(ud, m->from);
     if (p)
         link_signal_in(p->link, m);
+}
+
+int site_signal_need(site_t *s, bool start)
+{
+    if (s->sig)
+        return 0;
+    signaling_events_t sev = {.on_connect = signal_up, .on_message = signal_message};
+    if (!(s->sig = signaling_new(s->ctx, s->cfg, s->cert, &sev, s)))
+        return BL_ENOMEM;
+    return start ? signaling_start(s->sig) : 0;
 }
 
 /* What the local broker sends us: our recovery marker, the echo of a message we
@@ -240,31 +269,7 @@ static void on_local_up(void *ud)
         m.qos = 1;
         local_publish(s->local, &m, 0);
     }
-    for (size_t i = 0; i < s->n_peers; i++)
-        publish_peer_state(&s->peers[i]);
-}
-
-static gboolean stats_cb(gpointer ud)
-{
-    site_t *s = ud;
-    const site_stats_t *st = &s->stats;
-    char json[1024];
-    snprintf(json, sizeof(json),
-             "{\"local_in\":%llu,\"routed_out\":%llu,\"remote_in\":%llu,\"duplicates\":%llu,"
-             "\"dropped_qos0\":%llu,\"too_big\":%llu,\"queue_full\":%llu,\"expired\":%llu,"
-             "\"not_routed_in\":%llu,\"refused_in\":%llu,\"bad_origin\":%llu,"
-             "\"rx_paused\":%llu,\"retained_refused\":%llu,\"local_waiting\":%zu}",
-             (unsigned long long)st->local_in, (unsigned long long)st->routed_out,
-             (unsigned long long)st->remote_in, (unsigned long long)st->duplicates,
-             (unsigned long long)st->dropped_qos0, (unsigned long long)st->too_big,
-             (unsigned long long)st->queue_full, (unsigned long long)st->expired,
-             (unsigned long long)st->not_routed_in, (unsigned long long)st->refused_in,
-             (unsigned long long)st->bad_origin, (unsigned long long)st->rx_paused,
-             (unsigned long long)st->retained_refused, local_pending(s->local));
-    publish_status(s, "stats", json);
-    for (size_t i = 0; i < s->n_peers; i++)
-        publish_peer_state(&s->peers[i]);
-    return G_SOURCE_CONTINUE;
+    site_publish_online(s);
 }
 
 static int load_epoch(site_t *s)
@@ -280,6 +285,43 @@ static int load_epoch(site_t *s)
     return queue_meta_set(s->q, "epoch", buf);
 }
 
+peer_ctx_t *site_peer_new(site_t *s, const config_peer_t *cfg)
+{
+    static const link_events_t kev = {.signal_send = on_link_signal,
+                                      .on_open = on_link_open,
+                                      .on_down = on_link_down,
+                                      .on_frame = on_link_frame,
+                                      .on_writable = on_link_writable,
+                                      .on_state = on_link_state};
+    peer_ctx_t *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    p->site = s;
+    p->cfg = cfg;
+    snprintf(p->who, sizeof p->who, "peer %s", cfg->name);
+    p->acks = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+    p->acks_ready = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+    g_queue_init(&p->q0);
+    p->link = link_new(s->ctx, s->cfg, cfg, s->cert, &kev, s);
+    if (!p->link) {
+        site_peer_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void site_peer_free(peer_ctx_t *p)
+{
+    if (!p)
+        return;
+    link_free(p->link);
+    site_drop_acks(p);
+    g_array_free(p->acks, TRUE);
+    g_array_free(p->acks_ready, TRUE);
+    g_queue_clear_full(&p->q0, (GDestroyNotify)msg_free);
+    free(p);
+}
+
 site_t *site_new(GMainContext *ctx, const config_t *cfg, const cert_t *cert)
 {
     site_t *s = calloc(1, sizeof(*s));
@@ -287,6 +329,7 @@ site_t *site_new(GMainContext *ctx, const config_t *cfg, const cert_t *cert)
         return NULL;
     s->ctx = ctx;
     s->cfg = cfg;
+    s->started_wall_ms = bl_wall_ms();
     s->after_commit = after_commit;
     s->cert = cert;
     s->echo = echo_new();
@@ -331,31 +374,18 @@ site_t *site_new(GMainContext *ctx, const config_t *cfg, const cert_t *cert)
         goto error;
 
     bool sealed = false;
-    s->peers = calloc(cfg->n_peers, sizeof(*s->peers));
+    s->peers = calloc(cfg->n_peers ? cfg->n_peers : 1, sizeof(*s->peers));
     if (!s->peers)
         goto error;
-    link_events_t kev = {.signal_send = on_link_signal,
-                         .on_open = on_link_open,
-                         .on_down = on_link_down,
-                         .on_frame = on_link_frame,
-                         .on_writable = on_link_writable,
-                         .on_state = on_link_state};
     for (size_t i = 0; i < cfg->n_peers; i++) {
-        peer_ctx_t *p = &s->peers[i];
-        p->site = s;
-        p->cfg = &cfg->peers[i];
-        snprintf(p->who, sizeof p->who, "peer %s", p->cfg->name);
-        p->acks = g_array_new(FALSE, FALSE, sizeof(uint64_t));
-        p->acks_ready = g_array_new(FALSE, FALSE, sizeof(uint64_t));
-        p->link = link_new(ctx, cfg, p->cfg, cert, &kev, s);
-        s->n_peers++;
-        if (!p->link)
+        if (!(s->peers[i] = site_peer_new(s, &cfg->peers[i])))
             goto error;
-        sealed |= link_sealed(p->link);
+        s->n_peers++;
+        sealed |= link_sealed(s->peers[i]->link);
     }
-    /* The sealed signalling only when a peer is met through it. */
-    signaling_events_t sev = {.on_connect = signal_up, .on_message = signal_message};
-    if (sealed && !(s->sig = signaling_new(ctx, cfg, cert, &sev, s)))
+    /* The sealed signalling only when a peer is met through it (or none is configured
+     * yet: the peers `brokerless peer add` will bring are). */
+    if ((sealed || !cfg->n_peers) && site_signal_need(s, false))
         goto error;
     /* After the peers: a QoS 2 publish of the last run is tied to its peer again. */
     if (site_mq_start(s))
@@ -423,7 +453,8 @@ static void subscribe_local(site_t *s)
 int site_start(site_t *s)
 {
     subscribe_local(s);
-    s->stats_src = loop_attach(s->ctx, g_timeout_source_new_seconds(10), stats_cb, s);
+    s->stats_src =
+        loop_attach(s->ctx, g_timeout_source_new_seconds(SITE_STATUS_S), site_status_cb, s);
     s->sweep_src = loop_attach(s->ctx, g_timeout_source_new_seconds(5), site_sweep_cb, s);
     int rc = local_start(s->local);
     if (rc)
@@ -433,6 +464,17 @@ int site_start(site_t *s)
         return 0;
     }
     return site_open_links(s);
+}
+
+void site_stop(site_t *s)
+{
+    site_publish_stopped(s);
+    s->stopping = true; /* no more status: it would say the links are still there */
+}
+
+bool site_stop_flushed(const site_t *s)
+{
+    return !local_connected(s->local) || local_pending(s->local) == 0;
 }
 
 const site_stats_t *site_stats(const site_t *s)
@@ -456,13 +498,8 @@ void site_free(site_t *s)
     loop_cancel(&s->commit_src);
     loop_cancel(&s->lazy_src);
     loop_cancel(&s->probe_src);
-    for (size_t i = 0; i < s->n_peers; i++) {
-        link_free(s->peers[i].link);
-        site_drop_acks(&s->peers[i]);
-        g_array_free(s->peers[i].acks, TRUE);
-        g_array_free(s->peers[i].acks_ready, TRUE);
-        g_queue_clear_full(&s->peers[i].q0, (GDestroyNotify)msg_free);
-    }
+    for (size_t i = 0; i < s->n_peers; i++)
+        site_peer_free(s->peers[i]);
     free(s->peers);
     signaling_free(s->sig);
     local_free(s->local);

@@ -14,6 +14,7 @@
 
 #include "cert.h"
 #include "config.h"
+#include "status.h"
 
 typedef struct site site_t;
 
@@ -37,6 +38,25 @@ typedef struct site_stats {
 site_t *site_new(GMainContext *ctx, const config_t *cfg, const cert_t *cert);
 int site_start(site_t *s);
 const site_stats_t *site_stats(const site_t *s);
+/* The status model (status.h) as it is now; status_site_clear() it. */
+void site_status(site_t *s, status_site_t *out);
+/* Send a PING carrying `token` to the peer; its answer goes to the on_pong callback.
+ * BL_ENOTFOUND: no such peer; BL_ESTATE: its link is not open; BL_EVERSION: the peer
+ * does not answer PING frames (its HELLO did not say WIRE_FEAT_PING). */
+int site_ping(site_t *s, const char *peer, uint64_t token);
+void site_on_pong(site_t *s, void (*cb)(void *ud, const char *peer, uint64_t token), void *ud);
+/* Apply a new config (same [site], [local], [signal] and [ice]; site_reload_check says
+ * so): peers added connect, peers removed close (their queue stays on disk), changed
+ * rules apply, links that did not change stay up. `cfg` must outlive the site, or the
+ * next reload. 0, or BL_EINVAL with the reason in err. */
+int site_reload(site_t *s, const config_t *cfg, char *err, size_t errlen);
+/* Drop what the database keeps for a peer no longer configured: its queue and what we
+ * saw of its messages. BL_ESTATE when it is configured. */
+int site_forget_peer(site_t *s, const char *peer, size_t *dropped);
+/* A clean stop begins: the status topics say "stopped". True once what it published has
+ * been handed to the local broker (or the broker is away): then site_free. */
+void site_stop(site_t *s);
+bool site_stop_flushed(const site_t *s);
 void site_free(site_t *s);
 
 #endif

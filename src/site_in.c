@@ -137,7 +137,7 @@ static char *delivery_key(peer_ctx_t *p, uint64_t seq)
 static void retained_refused(peer_ctx_t *p, bl_msg_t *c)
 {
     site_t *s = p->site;
-    s->stats.retained_refused++;
+    SITE_COUNT(p, retained_refused);
     uint64_t n = ++p->n_retained_refused;
     size_t topics = 0, bytes = 0;
     if (queue_retained_usage(s->q, p->cfg->name, &topics, &bytes))
@@ -178,8 +178,7 @@ static void retained_in(peer_ctx_t *p, bl_msg_t *c)
  * WARN, at the 1st, 2nd, 4th, ... time so that a flood costs a few lines. */
 static void not_routed(peer_ctx_t *p, const bl_msg_t *m, int rc)
 {
-    site_t *s = p->site;
-    s->stats.not_routed_in++;
+    SITE_COUNT(p, not_routed_in);
     uint64_t n = rc == BL_EPERM ? ++p->n_dollar : 0;
     if (rc == BL_EPERM)
         LOG_AT((n & (n - 1)) == 0 ? LOG_LVL_WARN : LOG_LVL_DEBUG, p->who,
@@ -199,7 +198,7 @@ const bl_msg_t *site_remote_message(peer_ctx_t *p, const bl_msg_t *m)
     site_t *s = p->site;
     if (!m->origin || strcmp(m->origin, p->cfg->name) != 0) {
         /* Split horizon: a peer only forwards what its own clients published. */
-        s->stats.bad_origin++;
+        SITE_COUNT(p, bad_origin);
         LOG_WARN(p->who, "peer sent a message of origin \"%s\", dropped",
                  m->origin ? m->origin : "");
         if (m->seq)
@@ -215,7 +214,7 @@ const bl_msg_t *site_remote_message(peer_ctx_t *p, const bl_msg_t *m)
     }
     if (m->seq) {
         if (queue_seen(s->q, m->origin, m->seq) == 1) {
-            s->stats.duplicates++;
+            SITE_COUNT(p, duplicates);
             ack_add(p, m->seq);
             free(local_topic);
             return NULL;
@@ -241,7 +240,7 @@ const bl_msg_t *site_remote_message(peer_ctx_t *p, const bl_msg_t *m)
     if (rc) {
         /* Never publishable (a property that is not UTF-8, say): waiting for it would
          * keep it in the peer's queue for ever. Dropped, counted, and acknowledged. */
-        s->stats.refused_in++;
+        SITE_COUNT(p, refused_in);
         LOG_WARN(p->who,
                  "cannot give its message on %s to our broker (%s: a topic or property "
                  "that is not valid MQTT), dropped (%llu so far)",
@@ -289,6 +288,8 @@ static void not_delivering(site_t *s, peer_ctx_t *p, uint64_t seq)
 static void delivered(site_t *s, peer_ctx_t *p, const char *origin, uint64_t seq)
 {
     s->stats.remote_in++;
+    if (p)
+        p->stats.remote_in++;
     if (!seq)
         return;
     site_txn(s);
@@ -320,8 +321,8 @@ void site_unpublished(site_t *s, uint64_t token, const char *topic, int rc)
 peer_ctx_t *site_peer_named(site_t *s, const char *name)
 {
     for (size_t i = 0; i < s->n_peers; i++)
-        if (!strcmp(s->peers[i].cfg->name, name))
-            return &s->peers[i];
+        if (!strcmp(s->peers[i]->cfg->name, name))
+            return s->peers[i];
     return NULL;
 }
 
@@ -480,7 +481,7 @@ void site_local_backpressure(site_t *s)
         s->rx_loud = false;
     }
     for (size_t i = 0; i < s->n_peers; i++)
-        link_pause_rx(s->peers[i].link, s->rx_paused);
+        link_pause_rx(s->peers[i]->link, s->rx_paused);
 }
 
 /* The broker acknowledged a message from a peer (PUBACK/PUBCOMP): acknowledge it to
@@ -548,7 +549,7 @@ static gboolean recover_done_cb(gpointer ud)
 int site_open_links(site_t *s)
 {
     for (size_t i = 0; i < s->n_peers; i++)
-        link_start(s->peers[i].link);
+        link_start(s->peers[i]->link);
     return s->sig ? signaling_start(s->sig) : 0;
 }
 

@@ -2,7 +2,9 @@
 /* site_int.h - what the site's files share; not for other modules. From the top:
  *
  *   site.c      lifecycle, what waits for each commit, link and signalling events,
- *               what the local broker sends (sorted out here), status
+ *               what the local broker sends (sorted out here), ping
+ *   site_reload.c  a new config applied to the running site (peers come and go)
+ *   site_status.c  the status model and the retained status topics
  *   site_mq.c   the local session's QoS 2 state in the database
  *   site_out.c  what local clients publish: routed, queued and sent to peers
  *   site_in.c   what peers send: deduped, recorded in doubt, published locally,
@@ -53,6 +55,8 @@
 /* ...and at most this many more in the durable queue, so that a peer fed QoS 0 faster
  * than its link carries it for good cannot fill the queue that QoS 1 needs. */
 #define SITE_Q0_SPILL_MAX 100000
+/* How often the retained stats and peer topics are published again (site_status.c). */
+#define SITE_STATUS_S 10
 
 typedef struct peer_ctx {
     site_t *site;
@@ -73,7 +77,17 @@ typedef struct peer_ctx {
     bool q0_spill;                         /* QoS 0 overflow is in the durable queue (route_out) */
     size_t q0_spilled;                     /* how many since the spill began */
     uint64_t n_dollar, n_retained_refused; /* this peer's, for the WARN cadence (site_in.c) */
+    site_stats_t stats; /* this peer's share of the site's counters (SITE_COUNT) */
+    uint64_t msgs_sent; /* MSG frames handed to the link, resends included */
+    uint32_t features;  /* what the peer's HELLO on this link said (WIRE_FEAT_*) */
 } peer_ctx_t;
+
+/* Count one event of peer p in the site's counters and in p's own. */
+#define SITE_COUNT(p, field)                                                                       \
+    do {                                                                                           \
+        (p)->site->stats.field++;                                                                  \
+        (p)->stats.field++;                                                                        \
+    } while (0)
 
 /* A message from a peer waiting for the commit of its in-doubt record. */
 typedef struct pending_pub {
@@ -96,7 +110,7 @@ struct site {
     local_t *local;
     signaling_t *sig;
     queue_t *q;
-    peer_ctx_t *peers;
+    peer_ctx_t **peers; /* each allocated alone: timers hold them across reloads */
     size_t n_peers;
     echo_t *echo;           /* our publishes waiting to come back (echo.h) */
     GArray *to_publish;     /* pending_pub_t: published once their records commit */
@@ -122,9 +136,24 @@ struct site {
     bool settling;      /* the local connection dropped: waiting for echoes sent again */
     char *subs_now;     /* this run's subscriptions, recorded once the stale ones are gone */
     GSource *stats_src;
+    int64_t started_wall_ms;
+    bool stopping; /* site_stop: the status topics say "stopped" and stay so */
+    void (*on_pong)(void *ud, const char *peer, uint64_t token); /* site_on_pong */
+    void *pong_ud;
     uint64_t epoch;
     site_stats_t stats;
 };
+
+/* site.c */
+peer_ctx_t *site_peer_new(site_t *s, const config_peer_t *cfg);
+void site_peer_free(peer_ctx_t *p);
+
+/* site_status.c */
+void site_publish_peer(peer_ctx_t *p);
+void site_publish_online(site_t *s);
+void site_publish_stopped(site_t *s);
+void site_publish_removed(site_t *s, const char *peer);
+gboolean site_status_cb(gpointer ud);
 
 /* site_txn.c */
 _Noreturn void site_storage_failed(const char *what);
@@ -161,6 +190,8 @@ void site_recover_one(void *ud, const char *origin, uint64_t seq, const void *ke
 void site_settle_done(site_t *s);
 void site_recover_after(site_t *s, unsigned ms);
 int site_open_links(site_t *s);
+/* The sealed signalling, made (and started when `start`) if the site has none yet. */
+int site_signal_need(site_t *s, bool start);
 gboolean site_sweep_cb(gpointer ud);
 
 #endif

@@ -6,7 +6,10 @@
 
 static int send_msg(peer_ctx_t *p, bl_msg_t *m)
 {
-    return link_send_msg(p->link, m);
+    int rc = link_send_msg(p->link, m);
+    if (!rc)
+        p->msgs_sent++;
+    return rc;
 }
 
 /* Message expiry (MQTT 5 3.3.2.3.3): the interval left is what was left when we took
@@ -55,7 +58,7 @@ void site_pump(peer_ctx_t *p)
             bl_msg_t *m = msgs[i];
             p->cursor = m->seq;
             if (expire(m, enq[i])) {
-                s->stats.expired++;
+                SITE_COUNT(p, expired);
                 LOG_DEBUG(p->who, "message on %s expired in its queue", m->topic);
                 site_txn(s);
                 site_db(queue_ack(s->q, p->cfg->name, m->seq),
@@ -89,13 +92,13 @@ static void route_out(site_t *s, peer_ctx_t *p, const bl_msg_t *m, uint64_t *seq
     }
     free(c->origin);
     c->origin = strdup(s->cfg->site_name);
-    s->stats.routed_out++;
+    SITE_COUNT(p, routed_out);
 
     bool spilled = false;
     if (qos == 0 && !p->cfg->queue_qos0) {
         /* MQTT QoS 0: at most once, nothing kept for a peer that is not there. */
         if (!link_is_open(p->link)) {
-            s->stats.dropped_qos0++;
+            SITE_COUNT(p, dropped_qos0);
             msg_free(c);
             return;
         }
@@ -120,7 +123,7 @@ static void route_out(site_t *s, peer_ctx_t *p, const bl_msg_t *m, uint64_t *seq
             if (p->q0_spilled++ == SITE_Q0_SPILL_MAX)
                 LOG_WARN(p->who, "QoS 0 keeps coming faster than the link carries it: "
                                  "dropping QoS 0 for this peer until its queue drains");
-            s->stats.dropped_qos0++;
+            SITE_COUNT(p, dropped_qos0);
             msg_free(c);
             return;
         }
@@ -139,9 +142,9 @@ static void route_out(site_t *s, peer_ctx_t *p, const bl_msg_t *m, uint64_t *seq
     c->seq = *seq;
     int rc = queue_push(s->q, p->cfg->name, c, bl_wall_ms(), s->cfg->queue_max_messages);
     if (rc == BL_ETOOBIG && spilled) {
-        s->stats.dropped_qos0++; /* a QoS 0 spill refused: counted as the drop it is */
+        SITE_COUNT(p, dropped_qos0); /* a QoS 0 spill refused: counted as the drop it is */
     } else if (rc == BL_ETOOBIG) {
-        s->stats.queue_full++;
+        SITE_COUNT(p, queue_full);
         if (!p->warned_full)
             LOG_WARN(p->who,
                      "queue is full (%zu messages): refusing new messages for this peer "
@@ -224,7 +227,7 @@ void site_out_local(site_t *s, const bl_msg_t *m)
     if (m->retain)
         remember_retained(s, m, &seq);
     for (size_t i = 0; i < s->n_peers; i++)
-        route_out(s, &s->peers[i], m, &seq);
+        route_out(s, s->peers[i], m, &seq);
 }
 
 /* A message from peer `from`, as it goes to our broker: on to the peers that could not
@@ -241,7 +244,7 @@ void site_out_transit(site_t *s, peer_ctx_t *from, const bl_msg_t *m)
     uint64_t seq = 0;
     bool leaf = link_leaf(from->link);
     for (size_t i = 0; i < s->n_peers; i++) {
-        peer_ctx_t *q = &s->peers[i];
+        peer_ctx_t *q = s->peers[i];
         if (q != from && (leaf || link_leaf(q->link)))
             route_out(s, q, &t, &seq);
     }

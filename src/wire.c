@@ -540,6 +540,27 @@ static int decode_hello(rd_t *r, uint8_t flags, wire_hello_t *h)
     return rc;
 }
 
+/* ---- PING ------------------------------------------------------------------------- */
+
+int wire_encode_ping(uint64_t token, bool reply, uint8_t **out, size_t *out_len)
+{
+    int rc = alloc_out(WIRE_HEADER_LEN + 8, out, out_len);
+    if (rc)
+        return rc;
+    put_be(put_header(*out, WIRE_PING, reply ? WIRE_PING_REPLY : 0), token, 8);
+    return 0;
+}
+
+static int decode_ping(rd_t *r, uint8_t flags, wire_frame_t *f)
+{
+    if (flags & ~WIRE_PING_REPLY)
+        return BL_EINVAL;
+    if (r->left != 8)
+        return r->left < 8 ? BL_ETRUNC : BL_EINVAL;
+    f->u.ping.reply = flags & WIRE_PING_REPLY;
+    return rd_be(r, 8, &f->u.ping.token);
+}
+
 /* ---- FRAG ------------------------------------------------------------------------- */
 
 size_t wire_frag_count(size_t frame_len, size_t chunk)
@@ -705,6 +726,9 @@ int wire_decode(const uint8_t *buf, size_t len, size_t max_payload, wire_frame_t
         break;
     case WIRE_BATCH:
         rc = decode_batch(&r, flags, &out->u.batch);
+        break;
+    case WIRE_PING:
+        rc = decode_ping(&r, flags, out);
         break;
     default:
         out->why = "an unknown frame type";

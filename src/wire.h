@@ -26,10 +26,14 @@ typedef enum {
     WIRE_HELLO = 3, /* first frame on a channel: who I am, what I accept */
     WIRE_FRAG = 4,  /* one piece of a frame larger than WIRE_MAX_CHUNK */
     WIRE_BATCH = 5, /* several MSG/ACK frames in one channel message (WIRE_FEAT_BATCH) */
+    WIRE_PING = 6,  /* a round trip: the peer answers with the same token (WIRE_FEAT_PING) */
 } wire_type_t;
 
 /* HELLO feature bits. */
 #define WIRE_FEAT_BATCH 0x1u /* "send me BATCH frames": both must say so to use them */
+#define WIRE_FEAT_PING 0x2u  /* "I answer PING frames": a ping goes only to such a peer */
+/* PING flags: the answer carries the request's token with this bit set. */
+#define WIRE_PING_REPLY 0x1u
 /* A BATCH is the header, a u16 count, then count times (u32 length, frame). */
 #define WIRE_BATCH_HEADER_LEN (WIRE_HEADER_LEN + 2)
 #define WIRE_BATCH_ENTRY_OVERHEAD 4
@@ -88,6 +92,10 @@ typedef struct wire_frame {
         wire_hello_t hello;
         wire_frag_t frag;
         wire_batch_t batch;
+        struct {
+            uint64_t token;
+            bool reply;
+        } ping;
     } u;
     const char *why; /* after a failed wire_decode: what was wrong (static), or NULL */
 } wire_frame_t;
@@ -100,6 +108,8 @@ int wire_msg_check(const bl_msg_t *m);
 int wire_encode_msg(const bl_msg_t *m, uint8_t **out, size_t *out_len);
 int wire_encode_ack(const uint64_t *seqs, size_t n, uint8_t **out, size_t *out_len);
 int wire_encode_hello(const wire_hello_t *h, uint8_t **out, size_t *out_len);
+/* A PING (reply false) or its answer (reply true) carrying `token`. */
+int wire_encode_ping(uint64_t token, bool reply, uint8_t **out, size_t *out_len);
 /* Piece `index` of `frame` cut into chunks of at most `chunk` payload bytes. */
 size_t wire_frag_count(size_t frame_len, size_t chunk);
 int wire_encode_frag(const uint8_t *frame, size_t frame_len, size_t chunk, uint32_t msg_no,

@@ -104,5 +104,35 @@ run_until_started "$T/run.conf"
 check "a weak secret is warned about at start" 'grep -q "WARN config: \[signal\] the network secret has about 96 bits" "$T/run.log"'
 check "the warning does not show the secret" '! grep -q "MyHomeNetwork123" "$T/run.log"'
 
+# ---- issue 14: identity only from init, check, pairing lines, the example config ----
+
+h=$("$BIN" help)
+check "help lists the service commands and points to the man pages" 'for c in status ping reload peer check; do has "$h" "^  $c "; done && has "$h" "brokerless\(8\)"'
+conf "$T/none" "secret_file = $T/net.secret"
+err=$("$BIN" run -c "$T/run.conf" 2>&1); rc=$?
+check "run without an identity refuses, exit code 1" '[[ $rc == 1 ]] && has "$err" "no identity in $T/none .*brokerless init --name home --state-dir $T/none"'
+check "... and creates nothing" '[[ ! -e $T/none ]]'
+out=$("$BIN" check -c "$T/run.conf"); rc=$?
+check "check says what is missing, exit code 1" '[[ $rc == 1 ]] && has "$out" "^FAIL identity: none in $T/none"'
+conf "$T/state" "secret_file = $T/net.secret"
+out=$("$BIN" check -c "$T/run.conf"); rc=$?
+check "check passes a good config and identity" '[[ $rc == 0 ]] && has "$out" "^ok   identity: fingerprint $fp"'
+ex=${BL_SRC:-$(dirname "$0")/../..}/etc/brokerless.conf.example
+sed "s|^secret_file = .*|secret_file = $T/net.secret|" "$ex" >"$T/example.conf"
+out=$("$BIN" check -c "$T/example.conf" 2>&1)
+check "the example config, every key in it, loads" 'has "$out" "^ok   config: .*site home, 0 peers"'
+
+line=$("$BIN" init --name office -d "$T/office" | grep "^brokerless-peer ")
+check "init prints a pairing line" 'has "$line" "^brokerless-peer name=office fingerprint=([0-9A-F]{2}:){31}[0-9A-F]{2}$"'
+chmod 640 "$T/run.conf"
+out=$("$BIN" peer add -c "$T/run.conf" --rule "x/# out 1" "$line"); rc=$?
+check "peer add writes the section (no daemon: nothing to reload)" '[[ $rc == 0 ]] && has "$out" "no daemon runs" && grep -q "^\[peer office\]$" "$T/run.conf" && grep -qx "topic = x/# out 1" "$T/run.conf"'
+check "peer add keeps the file's mode" '[[ $(stat -c %a "$T/run.conf") == 640 ]]'
+check "peer list shows it" 'has "$("$BIN" peer list -c "$T/run.conf")" "^office +- "'
+"$BIN" peer remove -c "$T/run.conf" office >/dev/null
+check "peer remove takes it out again" '! grep -q "office" "$T/run.conf"'
+check "peer add refuses a line that is not one" '! "$BIN" peer add -c "$T/run.conf" "name=x fingerprint=$fp" 2>/dev/null'
+check "status without a daemon says so, exit code 1" '! "$BIN" status -c "$T/run.conf" 2>"$T/err" && grep -q "no daemon answers on $T/state/control.sock" "$T/err"'
+
 echo "$PASS passed, $FAIL failed"
 [[ $FAIL == 0 ]]

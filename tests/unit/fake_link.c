@@ -182,6 +182,20 @@ const char *link_path_type(const link_t *l)
     return "none";
 }
 
+void link_get_info(const link_t *l, link_info_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (l->state == LINK_OPEN)
+        snprintf(out->path, sizeof(out->path), "host");
+}
+
+/* A reload kept the link: it reads the new config from now on. */
+void link_rebind(link_t *l, const config_t *cfg, const config_peer_t *peer)
+{
+    l->cfg = cfg;
+    l->peer = peer;
+}
+
 const link_stats_t *link_stats(const link_t *l)
 {
     return &l->stats;

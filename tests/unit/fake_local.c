@@ -61,6 +61,17 @@ int local_subscribe(local_t *l, const char *filter, int qos, bool no_local)
     return 0;
 }
 
+/* A reload's dropped filter leaves the subscriptions the site holds. */
+int local_drop_subscription(local_t *l, const char *filter)
+{
+    for (guint i = 0; i < l->subs->len; i++)
+        if (!strcmp(g_ptr_array_index(l->subs, i), filter)) {
+            g_ptr_array_remove_index(l->subs, i);
+            break;
+        }
+    return 0;
+}
+
 int local_unsubscribe(local_t *l, const char *filter)
 {
     (void)l, (void)filter;

@@ -590,6 +590,97 @@ static void test_qos2_across_a_crash(void **state)
     assert_int_equal(site_stats(fx->site)->remote_in, 1);
 }
 
+/* ---- reload ---------------------------------------------------------------------- */
+
+static bool has_sub(fx_t *fx, const char *filter)
+{
+    const GPtrArray *subs = fake_local_subs(fx->local);
+    for (guint i = 0; i < subs->len; i++)
+        if (!strcmp(g_ptr_array_index(subs, i), filter))
+            return true;
+    return false;
+}
+
+static void local_qos1(fx_t *fx, const char *topic)
+{
+    bl_msg_t m;
+    msg_init(&m);
+    m.qos = 1;
+    assert_int_equal(msg_set_topic(&m, topic), 0);
+    assert_int_equal(msg_set_payload(&m, "x", 1), 0);
+    fake_local_message(fx->local, &m);
+    msg_clear(&m);
+}
+
+/* A reload keeps bravo's open link (its rules change to a/#), closes charlie's while
+ * what is queued for it stays until it is forgotten, adds delta, and the local
+ * subscriptions follow the rules; a change a reload cannot apply is refused. */
+static void test_reload(void **state)
+{
+    fx_t *fx = *state;
+    site_up(fx, CONFIG_DELIVERY_QOS);
+    assert_true(peer_up(fx, fx->bravo));
+    local_qos1(fx, "z/1"); /* for bravo (sent) and charlie (down: queued) */
+    assert_true(settle(fx));
+    assert_int_equal(fake_link_n_sent(fx->bravo), 2); /* HELLO, MSG */
+
+    char *text = g_strdup_printf(
+        "[site]\nname = alpha\nstate_dir = %s\n"
+        "[signal]\nurl = mqtt://127.0.0.1:1883\nsecret = 0123456789abcdef0123456789abcdef\n"
+        "[peer bravo]\nfingerprint = %s\ntopic = a/#\n"
+        "[peer delta]\nfingerprint = %s\ntopic = d/#\n",
+        fx->dir,
+        "B0:B0:B0:B0:B0:B0:B0:B0:B0:B0:B0:B0:B0:B0:B0:B0:B0:B0:B0:B0:B0:B0:B0:B0:B0:B0:B0:B0:"
+        "B0:B0:B0:B0",
+        "D0:D0:D0:D0:D0:D0:D0:D0:D0:D0:D0:D0:D0:D0:D0:D0:D0:D0:D0:D0:D0:D0:D0:D0:D0:D0:D0:D0:"
+        "D0:D0:D0:D0");
+    config_t *c2 = g_new0(config_t, 1);
+    char err[512] = "";
+    assert_int_equal(config_load_data(text, strlen(text), "site.conf", c2, err, sizeof(err)), 0);
+    assert_int_equal(site_reload(fx->site, c2, err, sizeof(err)), 0);
+    assert_true(settle(fx));
+    assert_ptr_equal(fake_link("bravo"), fx->bravo); /* the same link, still open */
+    assert_true(link_is_open(fx->bravo));
+    assert_null(fake_link("charlie"));
+    assert_non_null(fake_link("delta"));
+    assert_true(has_sub(fx, "a/#") && has_sub(fx, "d/#"));
+    assert_false(has_sub(fx, "#"));
+
+    local_qos1(fx, "a/1"); /* bravo's new rule takes it */
+    local_qos1(fx, "z/2"); /* no rule of bravo's any more */
+    assert_true(settle(fx));
+    sent_t s;
+    sent_read(fx->bravo, &s);
+    assert_int_equal(s.msgs->len, 2);
+    assert_string_equal(((bl_msg_t *)g_ptr_array_index(s.msgs, 1))->topic, "a/1");
+    sent_clear(&s);
+
+    size_t dropped = 0;
+    assert_int_equal(site_forget_peer(fx->site, "bravo", &dropped), BL_ESTATE);
+    assert_int_equal(site_forget_peer(fx->site, "charlie", &dropped), 0);
+    assert_int_equal(dropped, 1); /* z/1, queued while its link was down */
+    assert_true(settle(fx));
+    assert_int_equal(site_forget_peer(fx->site, "charlie", &dropped), 0);
+    assert_int_equal(dropped, 0);
+
+    /* delivery is read once at start: a reload that changes it is refused, named. */
+    char *t3 = g_strconcat(text, "", NULL);
+    char *at = strstr(t3, "[signal]");
+    char *t4 = g_strdup_printf("%.*sdelivery = exactly-once\n%s", (int)(at - t3), t3, at);
+    config_t c3;
+    assert_int_equal(config_load_data(t4, strlen(t4), "site.conf", &c3, err, sizeof(err)), 0);
+    assert_int_equal(site_reload(fx->site, &c3, err, sizeof(err)), BL_EINVAL);
+    assert_non_null(strstr(err, "[site] delivery changed"));
+    config_free(&c3);
+    g_free(t4);
+    g_free(t3);
+    g_free(text);
+
+    site_close(fx);
+    config_free(c2);
+    g_free(c2);
+}
+
 int main(void)
 {
     fixture_env(LOG_LVL_ERROR);
@@ -601,6 +692,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_qos0_burst_spills_to_the_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_qos2_delivered_at_pubrec, setup, teardown),
         cmocka_unit_test_setup_teardown(test_qos2_across_a_crash, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

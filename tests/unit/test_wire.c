@@ -489,11 +489,35 @@ static void test_unknown_type(void **state)
     (void)state;
     uint8_t f[] = {1, 0, 0, 0, 0, 0};
     assert_int_equal(decode_rc(f, sizeof(f)), BL_EINVAL);
-    f[1] = 6;
+    f[1] = 7;
     assert_int_equal(decode_rc(f, sizeof(f)), BL_EINVAL);
     f[1] = 255;
     assert_int_equal(decode_rc(f, sizeof(f)), BL_EINVAL);
     assert_int_equal(decode_rc(f, 3), BL_ETRUNC);
+}
+
+/* PING: a token, the reply bit; anything else in it is refused. */
+static void test_ping(void **state)
+{
+    (void)state;
+    uint8_t *f;
+    size_t n;
+    for (int reply = 0; reply < 2; reply++) {
+        assert_int_equal(wire_encode_ping(0x0102030405060708ull, reply, &f, &n), 0);
+        assert_int_equal(n, WIRE_HEADER_LEN + 8);
+        wire_frame_t d;
+        assert_int_equal(wire_decode(f, n, 1024, &d), 0);
+        assert_int_equal(d.type, WIRE_PING);
+        assert_true(d.u.ping.token == 0x0102030405060708ull);
+        assert_int_equal(d.u.ping.reply, reply);
+        wire_frame_clear(&d);
+        assert_int_equal(decode_rc(f, n - 1), BL_ETRUNC);
+        f[2] = 0x2; /* an unknown flag */
+        assert_int_equal(decode_rc(f, n), BL_EINVAL);
+        free(f);
+    }
+    uint8_t longer[WIRE_HEADER_LEN + 9] = {1, WIRE_PING};
+    assert_int_equal(decode_rc(longer, sizeof(longer)), BL_EINVAL);
 }
 
 static void test_bad_flags_and_reserved(void **state)
@@ -1008,6 +1032,7 @@ int main(void)
         cmocka_unit_test(test_frag_decode_inconsistent),
         cmocka_unit_test(test_reasm_errors),
         cmocka_unit_test(test_batch_roundtrip),
+        cmocka_unit_test(test_ping),
         cmocka_unit_test(test_batch_encode_refused),
         cmocka_unit_test(test_batch_decode_refused),
     };
