@@ -485,8 +485,11 @@ static int check_names(confscan_t *L)
     static const struct {
         const char *name;
         const char *const *keys;
-    } known[] = {{"site", site_keys}, {"local", local_keys}, {"signal", signal_keys},
-                 {"ice", ice_keys},   {"metrics", metrics_keys}};
+    } known[] = {{"site", site_keys},
+                 {"local", local_keys},
+                 {"signal", signal_keys},
+                 {"ice", ice_keys},
+                 {"metrics", metrics_keys}};
     const char *const **keys = g_new0(const char *const *, L->sects->len + 1);
     int rc = 0;
     for (guint i = 0; i < L->sects->len && !rc; i++) {
@@ -654,10 +657,20 @@ void config_free(config_t *c)
         g_free(p->esp_sync_topic);
     }
     g_free(c->peers);
-    char *strs[] = {
-        c->path,         c->site_name,       c->state_dir,    c->local_host,      c->local_username,
-        c->local_cafile, c->local_client_id, c->signal_host,  c->signal_username, c->signal_cafile,
-        c->stun_host,    c->turn_host,       c->turn_username, c->metrics_host};
+    char *strs[] = {c->path,
+                    c->site_name,
+                    c->state_dir,
+                    c->local_host,
+                    c->local_username,
+                    c->local_cafile,
+                    c->local_client_id,
+                    c->signal_host,
+                    c->signal_username,
+                    c->signal_cafile,
+                    c->stun_host,
+                    c->turn_host,
+                    c->turn_username,
+                    c->metrics_host};
     for (size_t i = 0; i < BL_ARRAY_LEN(strs); i++)
         g_free(strs[i]);
     wipe_free(c->local_password);
