@@ -9,7 +9,11 @@
  * signal emissions or receive callbacks, so while a callback of ours is running
  * ice_free only disconnects every handler (nothing is called back after ice_free
  * returns) and the teardown happens when the outermost handler returns; the agent
- * reference itself is then dropped from an idle source on the context. */
+ * reference itself is then dropped from an idle source on the context.
+ *
+ * Over 600 lines: libnice's signal handlers, candidate gathering and the socket buffers
+ * all work on one agent under the re-entrancy rule above; apart they would each need it
+ * restated. The pure part (SDP candidate lines) is sdp.c. */
 #include "ice.h"
 
 #include <arpa/inet.h>
