@@ -128,6 +128,25 @@ static void put_str(GByteArray *b, const char *s)
     put_bin(b, s, strlen(s));
 }
 
+/* A property (2.2.2.2): its identifier, then its value. */
+static void put_prop_u32(GByteArray *b, uint8_t id, uint32_t v)
+{
+    put_u8(b, id);
+    put_u32(b, v);
+}
+
+static void put_prop_u16(GByteArray *b, uint8_t id, uint16_t v)
+{
+    put_u8(b, id);
+    put_u16(b, v);
+}
+
+static void put_prop_str(GByteArray *b, uint8_t id, const char *s)
+{
+    put_u8(b, id);
+    put_str(b, s);
+}
+
 /* The fixed header, then the body built apart (small packets only). */
 static int put_packet(GByteArray *out, uint8_t first, const GByteArray *body)
 {
@@ -166,18 +185,12 @@ static void put_msg_props(GByteArray *b, const bl_msg_t *m)
         put_u8(b, P_PAYLOAD_FORMAT);
         put_u8(b, (uint8_t)m->payload_format);
     }
-    if (m->has_expiry) {
-        put_u8(b, P_EXPIRY);
-        put_u32(b, m->expiry_s);
-    }
-    if (m->content_type) {
-        put_u8(b, P_CONTENT_TYPE);
-        put_str(b, m->content_type);
-    }
-    if (m->response_topic) {
-        put_u8(b, P_RESPONSE_TOPIC);
-        put_str(b, m->response_topic);
-    }
+    if (m->has_expiry)
+        put_prop_u32(b, P_EXPIRY, m->expiry_s);
+    if (m->content_type)
+        put_prop_str(b, P_CONTENT_TYPE, m->content_type);
+    if (m->response_topic)
+        put_prop_str(b, P_RESPONSE_TOPIC, m->response_topic);
     if (m->correlation) {
         put_u8(b, P_CORRELATION);
         put_bin(b, m->correlation, m->correlation_len);
@@ -238,18 +251,12 @@ int mqttpkt_connect(GByteArray *out, const mqttpkt_connect_t *c)
     put_u8(b, flags);
     put_u16(b, c->keepalive);
     GByteArray *p = g_byte_array_new();
-    if (c->session_expiry) {
-        put_u8(p, P_SESSION_EXPIRY);
-        put_u32(p, c->session_expiry);
-    }
-    if (c->receive_max) {
-        put_u8(p, P_RECEIVE_MAX);
-        put_u16(p, c->receive_max);
-    }
-    if (c->max_packet_size) {
-        put_u8(p, P_MAX_PACKET);
-        put_u32(p, c->max_packet_size);
-    }
+    if (c->session_expiry)
+        put_prop_u32(p, P_SESSION_EXPIRY, c->session_expiry);
+    if (c->receive_max)
+        put_prop_u16(p, P_RECEIVE_MAX, c->receive_max);
+    if (c->max_packet_size)
+        put_prop_u32(p, P_MAX_PACKET, c->max_packet_size);
     put_varint(b, p->len);
     g_byte_array_append(b, p->data, p->len);
     g_byte_array_free(p, TRUE);

@@ -248,6 +248,19 @@ static int decode_msg_head(rd_t *r, bl_msg_t *m)
     return dup_text(t, tlen, &m->topic);
 }
 
+/* A u32 length and that many bytes, at most max: else BL_ETOOBIG, too_big in r->why. */
+static int rd_block(rd_t *r, size_t max, const char *too_big, const uint8_t **p, uint32_t *n)
+{
+    int rc = rd_u32(r, n);
+    if (!rc && *n > max) {
+        r->why = too_big;
+        rc = BL_ETOOBIG;
+    }
+    if (!rc)
+        rc = rd_take(r, *n, p);
+    return rc;
+}
+
 int wire_decode_msg_body(rd_t *r, uint8_t flags, size_t max_payload, bl_msg_t **out)
 {
     if ((flags & ~MSG_FLAGS_KNOWN) || (flags & MSG_FLAG_QOS_MASK) == 3) {
@@ -265,26 +278,14 @@ int wire_decode_msg_body(rd_t *r, uint8_t flags, size_t max_payload, bl_msg_t **
     const uint8_t *p;
     int rc = decode_msg_head(r, m);
     if (!rc)
-        rc = rd_u32(r, &n);
-    if (!rc && n > WIRE_MAX_PROPS_LEN) {
-        r->why = "a MSG property block over the limit";
-        rc = BL_ETOOBIG;
-    }
-    if (!rc)
-        rc = rd_take(r, n, &p);
+        rc = rd_block(r, WIRE_MAX_PROPS_LEN, "a MSG property block over the limit", &p, &n);
     if (!rc) {
         rd_t props = {.p = p, .left = n};
         rc = decode_props(&props, m);
         r->why = props.why;
     }
     if (!rc)
-        rc = rd_u32(r, &n);
-    if (!rc && n > max_payload) {
-        r->why = "a MSG payload over max_message_size";
-        rc = BL_ETOOBIG;
-    }
-    if (!rc)
-        rc = rd_take(r, n, &p);
+        rc = rd_block(r, max_payload, "a MSG payload over max_message_size", &p, &n);
     if (!rc && r->left) {
         r->why = "bytes after the MSG payload";
         rc = BL_EINVAL;
