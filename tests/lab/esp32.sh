@@ -25,20 +25,7 @@ esp_check() {
 esp_config() {
   local i=$1 f=$LAB_DIR/site$1.conf
   {
-    echo "[site]"
-    echo "name = ${BL_NAMES[$i]}"
-    echo "state_dir = $LAB_DIR/state$i"
-    echo "log_level = ${BL_LOG_LEVEL:-info}"
-    echo
-    echo "[local]"
-    echo "host = 127.0.0.1"
-    echo "port = 1883"
-    if [[ ${3:-} != nosignal ]]; then
-      echo
-      echo "[signal]"
-      echo "url = mqtt://$LAB_PUB_IP:1883"
-      echo "secret = $BL_SECRET"
-    fi
+    bl_config_head "$i" "${3:-}"
     echo
     echo "[ice]"
     echo "stun = $LAB_PUB_IP:3478"

@@ -29,25 +29,36 @@ bl_sites() {
   done
 }
 
+# bl_config_head SITE [nosignal]: print the start of site SITE's config: its [site]
+# section (with delivery = $BL_DELIVERY if that is set), [local] (its broker) and, unless
+# nosignal, [signal] (the lab's public broker); the [ice] section and the peers are the
+# caller's (bl_config, esp_config).
+bl_config_head() {
+  local i=$1
+  echo "[site]"
+  echo "name = ${BL_NAMES[$i]}"
+  echo "state_dir = $LAB_DIR/state$i"
+  echo "log_level = ${BL_LOG_LEVEL:-info}"
+  [[ -z ${BL_DELIVERY:-} ]] || echo "delivery = $BL_DELIVERY"
+  echo
+  echo "[local]"
+  echo "host = 127.0.0.1"
+  echo "port = 1883"
+  if [[ ${2:-} != nosignal ]]; then
+    echo
+    echo "[signal]"
+    echo "url = mqtt://$LAB_PUB_IP:1883"
+    echo "secret = $BL_SECRET"
+  fi
+}
+
 # bl_config SITE RULE [ICE_MODE] [EXTRA_PEER_LINES]: write site SITE's config with every
 # other site of the lab as a peer using RULE. ICE_MODE: stun (default), turn, both,
 # relay (TURN with force_relay).
 bl_config() {
   local i=$1 rule=$2 mode=${3:-stun} extra=${4:-} j f=$LAB_DIR/site$1.conf
   {
-    echo "[site]"
-    echo "name = ${BL_NAMES[$i]}"
-    echo "state_dir = $LAB_DIR/state$i"
-    echo "log_level = ${BL_LOG_LEVEL:-info}"
-    [[ -z ${BL_DELIVERY:-} ]] || echo "delivery = $BL_DELIVERY"
-    echo
-    echo "[local]"
-    echo "host = 127.0.0.1"
-    echo "port = 1883"
-    echo
-    echo "[signal]"
-    echo "url = mqtt://$LAB_PUB_IP:1883"
-    echo "secret = $BL_SECRET"
+    bl_config_head "$i"
     echo
     echo "[ice]"
     case $mode in
@@ -191,6 +202,52 @@ bl_wait_seq() {
   lab_wait_for "$3" bash -c "[[ \$(grep -v '__probe_' '$LAB_DIR/$1.log' | sort -u | wc -l) -ge $2 ]]"
 }
 
+# bl_expect_seq NAME N TIMEOUT SETTLE_S MSG [any-order]: wait (up to TIMEOUT) until
+# subscriber NAME has N distinct payloads, wait SETTLE_S seconds more (a duplicate or a
+# straggler would show up then), and check that it got 1..N, each exactly once, in order
+# (with any-order: in any order).
+bl_expect_seq() {
+  local r want="received $2 unique $2 duplicates 0 missing 0"
+  bl_wait_seq "$1" "$2" "$3" || true
+  sleep "$4"
+  r=$(bl_seq_report "$1" 1 "$2")
+  if [[ ${6:-} == any-order ]]; then r=${r% out_of_order*}; else want+=" out_of_order 0"; fi
+  assert_eq "$r" "$want" "$5"
+}
+
+# bl_flood_kill_receiver SUB TOPIC N QOS: publish 1..N on TOPIC at alpha's broker with
+# QOS, as fast as it takes them; once bravo's subscriber SUB has a third of them, kill -9
+# bravo's daemon and restart it (bl_crash_restart); then wait for the publisher and for
+# bravo's link to come back.
+bl_flood_kill_receiver() {
+  local pubpid
+  bl_pub_seq 1 "$2" 1 "$3" "$4" &
+  pubpid=$!
+  bl_wait_got "$1" $(($3 / 3)) 30 || true
+  bl_crash_restart 2 "$1"
+  wait "$pubpid" && pass "alpha's broker took all $3 at QoS $4" || fail "publisher failed"
+  bl_wait_open 2 alpha 60 && pass "bravo restarted and the link is back" || fail "link did not come back"
+}
+
+# bl_flood_wan_cut SUB TOPIC N QOS SPREAD_S PART CUT_S: publish 1..N on TOPIC at alpha's
+# broker with QOS, spread over SPREAD_S seconds (bl_pub_seq_paced); once bravo's
+# subscriber SUB has N/PART of them, cut bravo's WAN for CUT_S seconds; then wait for the
+# publisher. How many arrived before and during the cut is printed, not checked.
+bl_flood_wan_cut() {
+  local pubpid before during
+  bl_pub_seq_paced 1 "$2" 1 "$3" "$5" "$4" &
+  pubpid=$!
+  bl_wait_got "$1" $(($3 / $6)) 30 || true
+  lab_wan_cut 2
+  before=$(bl_got "$1" | wc -l)
+  pass "bravo's WAN cut after $before messages arrived"
+  sleep "$7"
+  during=$(bl_got "$1" | wc -l)
+  lab_wan_restore 2
+  echo "note: $((during - before)) messages arrived during the $7 s cut"
+  wait "$pubpid" && pass "alpha's broker took all $3 at QoS $4" || fail "publisher failed"
+}
+
 # bl_pub_seq_paced SITE TOPIC FIRST LAST SECONDS [QOS]: like bl_pub_seq, spread evenly
 # over about SECONDS (in steps of 10 messages) on one connection, so that a fault can be
 # injected while the stream is still flowing. Run it in the background (&).
@@ -210,15 +267,20 @@ bl_retained() {
   lab_exec "$1" timeout -s KILL 4 mosquitto_sub -h 127.0.0.1 -V 5 -t "$2" --retained-only -C 1 -W 2 2>/dev/null || true
 }
 
-# bl_lab N NAT RULE [ICE_MODE]: the usual start of a test: a lab of N sites behind NAT
-# (lab_up N NAT), the public broker and coturn, and every site's broker, identity and
-# config, each site peering with all others under RULE.
-bl_lab() {
-  local n=$1 nat=$2 rule=$3 mode=${4:-both} i
-  lab_up "$n" "$nat"
+# bl_lab_sites N NAT: a lab of N sites behind NAT (lab_up N NAT), the public broker and
+# coturn, and every site's broker and identity (bl_sites N); the configs are the caller's.
+bl_lab_sites() {
+  lab_up "$1" "$2"
   lab_start_pub_broker
   lab_start_coturn
-  bl_sites "$n"
+  bl_sites "$1"
+}
+
+# bl_lab N NAT RULE [ICE_MODE]: the usual start of a test: bl_lab_sites N NAT, and every
+# site's config, each site peering with all others under RULE.
+bl_lab() {
+  local n=$1 rule=$3 mode=${4:-both} i
+  bl_lab_sites "$n" "$2"
   for ((i = 1; i <= n; i++)); do bl_config "$i" "$rule" "$mode"; done
 }
 
