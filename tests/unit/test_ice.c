@@ -191,6 +191,26 @@ static void exchange_credentials(peer_t *a, peer_t *b)
     assert_int_equal(ice_set_remote_credentials(b->ice, ice_ufrag(a->ice), ice_pwd(a->ice)), 0);
 }
 
+/* A (controlling) and B, each the other's peer. */
+static void peers_init(peer_t *a, peer_t *b)
+{
+    peer_init(a, "peer A", true, b);
+    peer_init(b, "peer B", false, a);
+}
+
+static void gather_both(peer_t *a, peer_t *b)
+{
+    assert_int_equal(ice_gather(a->ice), 0);
+    assert_int_equal(ice_gather(b->ice), 0);
+}
+
+/* Each side given the other's credentials: both connect within 5 s. */
+static void connect_both(peer_t *a, peer_t *b)
+{
+    exchange_credentials(a, b);
+    assert_true(run_until(both_connected, a, b, 5000));
+}
+
 static void send_both_ways(peer_t *a, peer_t *b, const char *tag)
 {
     char ma[64], mb[64];
@@ -243,8 +263,7 @@ static void test_connect_send_restart(void **state)
 {
     (void)state;
     peer_t a, b;
-    peer_init(&a, "peer A", true, &b);
-    peer_init(&b, "peer B", false, &a);
+    peers_init(&a, &b);
     uint8_t x = 1;
     assert_int_equal(ice_send(a.ice, &x, 1), BL_EAGAIN); /* not connected yet */
     assert_int_equal(ice_add_remote_candidate(a.ice, "a=candidate:garbage"), BL_EINVAL);
@@ -254,11 +273,9 @@ static void test_connect_send_restart(void **state)
                      BL_EINVAL); /* TCP without tcptype */
     assert_int_equal(ice_set_remote_credentials(a.ice, "", "x"), BL_EINVAL);
 
-    assert_int_equal(ice_gather(a.ice), 0);
-    assert_int_equal(ice_gather(b.ice), 0);
+    gather_both(&a, &b);
     assert_int_equal(ice_gather(a.ice), BL_ESTATE);
-    exchange_credentials(&a, &b);
-    assert_true(run_until(both_connected, &a, &b, 5000));
+    connect_both(&a, &b);
     assert_host_path(&a);
     assert_host_path(&b);
     send_both_ways(&a, &b, "first");
@@ -300,10 +317,8 @@ static void test_wrong_password_fails_then_restart(void **state)
 {
     (void)state;
     peer_t a, b;
-    peer_init(&a, "peer A", true, &b);
-    peer_init(&b, "peer B", false, &a);
-    assert_int_equal(ice_gather(a.ice), 0);
-    assert_int_equal(ice_gather(b.ice), 0);
+    peers_init(&a, &b);
+    gather_both(&a, &b);
     assert_int_equal(
         ice_set_remote_credentials(a.ice, ice_ufrag(b.ice), "wrongwrongwrongwrongwrong"), 0);
     assert_int_equal(ice_set_remote_credentials(b.ice, ice_ufrag(a.ice), ice_pwd(a.ice)), 0);
@@ -356,11 +371,9 @@ static void test_connects_fast_despite_dead_candidate(void **state)
     peer_t a, b;
     int fd;
     int port = blackhole_port(&fd);
-    peer_init(&a, "peer A", true, &b);
-    peer_init(&b, "peer B", false, &a);
+    peers_init(&a, &b);
     b.queue = true;
-    assert_int_equal(ice_gather(a.ice), 0);
-    assert_int_equal(ice_gather(b.ice), 0);
+    gather_both(&a, &b);
     run_until(never, &a, &b, 50);
     assert_true(b.out->len == 1);
 
@@ -378,8 +391,7 @@ static void test_connects_fast_despite_dead_candidate(void **state)
     flush(&b);
 
     int64_t t0 = bl_now_ms();
-    exchange_credentials(&a, &b);
-    assert_true(run_until(both_connected, &a, &b, 5000));
+    connect_both(&a, &b);
     int64_t took = a.connected_at - t0;
     print_message("connected after %lld ms with a dead higher-priority candidate\n",
                   (long long)took);
@@ -400,12 +412,9 @@ static void test_consent_lost_reports_failed(void **state)
 {
     (void)state;
     peer_t a, b;
-    peer_init(&a, "peer A", true, &b);
-    peer_init(&b, "peer B", false, &a);
-    assert_int_equal(ice_gather(a.ice), 0);
-    assert_int_equal(ice_gather(b.ice), 0);
-    exchange_credentials(&a, &b);
-    assert_true(run_until(both_connected, &a, &b, 5000));
+    peers_init(&a, &b);
+    gather_both(&a, &b);
+    connect_both(&a, &b);
     send_both_ways(&a, &b, "before");
     ice_free(b.ice);
     b.ice = NULL;
@@ -505,11 +514,9 @@ static void test_consent_survives_short_blackout(void **state)
     peer_t a, b;
     relay_t r = {.fa = relay_socket(), .fb = relay_socket(), .drop_until = 0};
     GSource *wa = relay_watch(&r, r.fa), *wb = relay_watch(&r, r.fb);
-    peer_init(&a, "peer A", true, &b);
-    peer_init(&b, "peer B", false, &a);
+    peers_init(&a, &b);
     a.queue = b.queue = true;
-    assert_int_equal(ice_gather(a.ice), 0);
-    assert_int_equal(ice_gather(b.ice), 0);
+    gather_both(&a, &b);
     run_until(never, &a, &b, 50);
     host_address(&a, &r.a);
     host_address(&b, &r.b);
@@ -525,8 +532,7 @@ static void test_consent_survives_short_blackout(void **state)
     assert_int_equal(ice_add_remote_candidate(b.ice, cand), 0);
     ice_remote_gathering_done(a.ice);
     ice_remote_gathering_done(b.ice);
-    exchange_credentials(&a, &b);
-    assert_true(run_until(both_connected, &a, &b, 5000));
+    connect_both(&a, &b);
     send_both_ways(&a, &b, "via relay");
     run_until(never, &a, &b, 3000); /* checks settled: what A gets now answers its consent */
     r.arm = true;
@@ -568,8 +574,7 @@ static void test_free_inside_callback(void **state)
 {
     (void)state;
     peer_t a, b;
-    peer_init(&a, "peer A", true, &b);
-    peer_init(&b, "peer B", false, &a);
+    peers_init(&a, &b);
     /* Swap A's events for ones that free A as soon as it connects. */
     ice_free(a.ice);
     static const ice_events_t ev = {on_candidate, on_gathering_done, free_in_callback_state,
@@ -580,10 +585,8 @@ static void test_free_inside_callback(void **state)
                     .local_addrs = loopback};
     a.ice = ice_new(ctx, &o, &ev, &a);
     assert_non_null(a.ice);
-    assert_int_equal(ice_gather(a.ice), 0);
-    assert_int_equal(ice_gather(b.ice), 0);
-    exchange_credentials(&a, &b);
-    assert_true(run_until(both_connected, &a, &b, 5000));
+    gather_both(&a, &b);
+    connect_both(&a, &b);
     assert_null(a.ice);
     int changes = a.n_changes;
     run_until(never, &a, &b, 300);
