@@ -816,31 +816,22 @@ static void test_big_message(void **state)
 
 static GString *g_store; /* the store calls, in order: "reset", "in+7", "out+5:7", ... */
 
-static void st_in_add(void *ud, uint16_t pid)
-{
-    (void)ud;
-    g_string_append_printf(g_store, "in+%u ", pid);
-}
-static void st_in_del(void *ud, uint16_t pid)
-{
-    (void)ud;
-    g_string_append_printf(g_store, "in-%u ", pid);
-}
+/* The store calls that take a packet id alone, each noted as fmt says. */
+#define ST_PID_CALL(name, fmt)                                                                     \
+    static void name(void *ud, uint16_t pid)                                                       \
+    {                                                                                              \
+        (void)ud;                                                                                  \
+        g_string_append_printf(g_store, fmt, pid);                                                 \
+    }
+ST_PID_CALL(st_in_add, "in+%u ")
+ST_PID_CALL(st_in_del, "in-%u ")
+ST_PID_CALL(st_out_rec, "rec%u ")
+ST_PID_CALL(st_out_del, "out-%u ")
 static void st_out_add(void *ud, uint64_t token, uint16_t pid, const bl_msg_t *m)
 {
     (void)ud;
     assert_non_null(m);
     g_string_append_printf(g_store, "out+%llu:%u ", (unsigned long long)token, pid);
-}
-static void st_out_rec(void *ud, uint16_t pid)
-{
-    (void)ud;
-    g_string_append_printf(g_store, "rec%u ", pid);
-}
-static void st_out_del(void *ud, uint16_t pid)
-{
-    (void)ud;
-    g_string_append_printf(g_store, "out-%u ", pid);
 }
 static void st_reset(void *ud)
 {

@@ -485,6 +485,14 @@ static void test_cap(void **state)
     queue_close(q);
 }
 
+/* Origin "o"'s messages 1..upto are seen, upto + 1 is not. */
+static void expect_seen_upto(queue_t *q, uint64_t upto)
+{
+    for (uint64_t s = 1; s <= upto; s++)
+        assert_int_equal(queue_seen(q, "o", s), 1);
+    assert_int_equal(queue_seen(q, "o", upto + 1), 0);
+}
+
 static void test_dedupe(void **state)
 {
     fx_t *fx = *state;
@@ -515,9 +523,7 @@ static void test_dedupe(void **state)
     queue_close(q);
 
     q = open_q(fx);
-    for (uint64_t s = 1; s <= 5; s++)
-        assert_int_equal(queue_seen(q, "o", s), 1);
-    assert_int_equal(queue_seen(q, "o", 6), 0);
+    expect_seen_upto(q, 5);
     assert_int_equal(queue_seen(q, "o", 9), 1);
     assert_int_equal(queue_seen(q, "o", 10), 0);
     queue_close(q);
@@ -896,9 +902,7 @@ static void test_dedupe_floor_commit(void **state)
     assert_int_equal(queue_mark_seen(q, "o", 55), 0);
     queue_close(q);
     q = open_q(fx);
-    for (uint64_t s = 1; s <= 55; s++)
-        assert_int_equal(queue_seen(q, "o", s), 1);
-    assert_int_equal(queue_seen(q, "o", 56), 0);
+    expect_seen_upto(q, 55);
     assert_int_equal(queue_seen_reset(q, "o"), 0);
     assert_int_equal(queue_seen(q, "o", 1), 0);
     queue_close(q);
