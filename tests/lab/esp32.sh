@@ -20,6 +20,14 @@ esp_check() {
   fi
 }
 
+# esp_lab N: the lab of an ESP32 test: N sites behind cone NATs, the public broker and
+# coturn, every site's broker and identity (bl_lab_sites N cone), and esp_check (the
+# board's node packages are there). The configs are the caller's.
+esp_lab() {
+  bl_lab_sites "$1" cone
+  esp_check
+}
+
 # esp_config SITE SECTIONS [SIGNAL]: site SITE's config: [site], [local], [ice] (the lab's
 # STUN), [signal] (the lab's broker and secret) unless SIGNAL is "nosignal", then SECTIONS.
 esp_config() {

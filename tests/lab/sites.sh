@@ -98,8 +98,12 @@ user root"
 
 # bl_tool NAME: the lab tool NAME (blpeer, blforge: tests/lab/NAME.c) of the build under
 # test: in $BL_BUILD (set by CTest), else next to $BL_BIN's brokerless.
+# Fails, saying so, when it is not there (not built).
 bl_tool() {
-  if [[ -n ${BL_BUILD:-} ]]; then echo "$BL_BUILD/tests/$1"; else echo "$(dirname "$BL_BIN")/tests/$1"; fi
+  local t
+  if [[ -n ${BL_BUILD:-} ]]; then t=$BL_BUILD/tests/$1; else t=$(dirname "$BL_BIN")/tests/$1; fi
+  [[ -x $t ]] || { echo "no $1 at $t (build the tests)" >&2; return 1; }
+  echo "$t"
 }
 
 # bl_start SITE: run site SITE's daemon in its host namespace (log: $LAB_DIR/bl<SITE>.log).
@@ -181,19 +185,20 @@ bl_crash_restart() {
   bl_start "$i"
 }
 
-# bl_assert_none_lost NAME N MSG: wait (up to 120 s) until subscriber NAME has the
-# payloads 1..N, then check that none is missing (MSG says what that means); duplicates
-# are printed, not failed (QoS 1 is at least once).
+# bl_assert_none_lost NAME N MSG [TIMEOUT]: wait (up to TIMEOUT, 120 s) until subscriber
+# NAME has the payloads 1..N, then check that none is missing (MSG says what that means);
+# duplicates are printed, not failed (QoS 1 is at least once), and left in BL_DUPS for a
+# test that bounds them.
 bl_assert_none_lost() {
-  local r dups
-  bl_wait_seq "$1" "$2" 120 || true
+  local r
+  bl_wait_seq "$1" "$2" "${4:-120}" || true
   sleep 2
   r=$(bl_seq_report "$1" 1 "$2")
   echo "$1: $r"
   assert_eq "$(sed -E 's/.* missing ([0-9]+).*/\1/' <<<"$r")" 0 "$3"
-  dups=$(sed -E 's/.* duplicates ([0-9]+).*/\1/' <<<"$r")
-  if ((dups > 0)); then
-    echo "note: $dups duplicates (printed, not failed; the test says why): $(bl_got "$1" | awk '{ print $1 }' | sort -n | uniq -d | awk 'NR <= 20' | tr '\n' ' ')"
+  BL_DUPS=$(sed -E 's/.* duplicates ([0-9]+).*/\1/' <<<"$r")
+  if ((BL_DUPS > 0)); then
+    echo "note: $BL_DUPS duplicates (printed, not failed; the test says why): $(bl_got "$1" | awk '{ print $1 }' | sort -n | uniq -d | awk 'NR <= 20' | tr '\n' ' ')"
   fi
 }
 
@@ -261,6 +266,70 @@ bl_pub_seq_paced() {
     lab_exec_stdin "$1" mosquitto_pub -h 127.0.0.1 -V 5 -q "${6:-1}" -t "$2" -l
 }
 
+# bl_impair WHAT MIN_MS FALLBACK FALLBACK_WHAT SITE=SPEC...: impair each SITE's WAN with
+# SPEC (lab_netem), which delays it by MIN_MS + 1 ms or more, and check the setup, not
+# brokerless: a ping from each SITE's host to the public host takes MIN_MS longer than
+# one from the last SITE's host did before. Where neither netem nor bldelay works
+# (lab_netem returns 2), the last SITE gets FALLBACK (a loss alone) instead, which is
+# said. BL_IMPAIRED says what is in place: WHAT, or FALLBACK_WHAT.
+# shellcheck disable=SC2034 # BL_IMPAIRED is read by the tests
+bl_impair() {
+  local what=$1 min=$2 fallback=$3 fallback_what=$4 rc=0 last s i rtt0 rtt
+  shift 4
+  last=${!#}
+  last=${last%%=*}
+  rtt0=$(lab_rtt "$last") || rtt0=""
+  for s in "$@"; do
+    if ((rc == 0)); then lab_netem "${s%%=*}" "${s#*=}" || rc=$?; fi
+  done
+  BL_IMPAIRED=$what
+  if ((rc == 2)); then
+    echo "note: no netem and no bldelay here; testing $fallback_what without the delay"
+    for s in "$@"; do lab_netem_clear "${s%%=*}"; done
+    lab_netem "$last" "$fallback"
+    BL_IMPAIRED=$fallback_what
+  elif ((rc != 0)); then
+    fail "lab_netem returned $rc"
+  else
+    for s in "$@"; do
+      i=${s%%=*}
+      rtt=$(lab_rtt "$i" 20) || rtt=""
+      echo "RTT ${BL_NAMES[$i]} host -> public host: ${rtt0:-?} ms without, ${rtt:-?} ms with the impairment"
+      if [[ -n $rtt0 && -n $rtt ]] && awk -v a="$rtt0" -v b="$rtt" -v m="$min" 'BEGIN { exit !(b - a >= m) }'; then
+        pass "the WAN delay is in place at ${BL_NAMES[$i]} (RTT ${rtt0} -> ${rtt} ms)"
+      else
+        fail "the WAN delay is not in place at ${BL_NAMES[$i]} (RTT '${rtt0}' -> '${rtt}' ms)"
+      fi
+    done
+  fi
+}
+
+# bl_impair_clear SITE...: lift each SITE's impairment (lab_netem_clear) and print what
+# its bldelay, if one ran, counted.
+bl_impair_clear() {
+  local i
+  for i in "$@"; do lab_netem_clear "$i"; done
+  for i in "$@"; do
+    if [[ -f $LAB_DIR/bldelay$i.log ]]; then sed -n 's/^/  /; /queue '"$i"':\|kernel queue/p' "$LAB_DIR/bldelay$i.log"; fi
+  done
+}
+
+# bl_assert_peak_mem SITE MAX_MIB WHAT: print the peak memory (VmHWM) of site SITE's
+# daemon and check that it is below MAX_MIB (WHAT says why that bound), except in an
+# AddressSanitizer build, whose quarantine keeps freed memory (256 MB by default: RSS
+# follows what was ever allocated, not what is held), which is said instead.
+bl_assert_peak_mem() {
+  local hwm libs name=${BL_NAMES[$1]}
+  hwm=$(awk '/^VmHWM/ { print int($2 / 1024) }' "/proc/$(lab_pid "bl$1")/status")
+  echo "$name's daemon peak memory: ${hwm} MiB"
+  libs=$(ldd "$BL_BIN" 2>/dev/null || true)
+  if grep -q libasan <<<"$libs"; then
+    echo "note: AddressSanitizer build: peak memory not checked"
+  else
+    assert_ok "$name's peak memory (${hwm} MiB) $3" test "$hwm" -lt "$2"
+  fi
+}
+
 # bl_retained SITE TOPIC: print the retained message of TOPIC at site SITE's broker
 # ("" when there is none): what a new subscriber gets at once.
 bl_retained() {
@@ -289,6 +358,41 @@ bl_up() {
   local i
   for ((i = 1; i <= $1; i++)); do bl_start "$i"; done
   if bl_wait_open 1 "${BL_NAMES[2]}" 30; then pass "link open"; else fail "link did not open"; fi
+}
+
+# bl_lab_up N: the lab most tests start with: bl_lab N cone "test/# both 2" both (N sites
+# behind cone NATs, each peering with all others for test/# at up to QoS 2, by STUN or
+# TURN), then bl_up N (the daemons started, site 1's link to site 2 open).
+bl_lab_up() {
+  bl_lab "$1" cone "test/# both 2" both
+  bl_up "$1"
+}
+
+# bl_open_pair TIMEOUT [HOW]: start the daemons of sites 1 and 2 and check that the link
+# between them opens on both sides within TIMEOUT seconds (HOW, e.g. "through symmetric
+# NATs", is said); how long it took is printed in the pass, never checked.
+bl_open_pair() {
+  local t0
+  t0=$(_lab_now_us)
+  bl_start 1
+  bl_start 2
+  if bl_wait_open 1 "${BL_NAMES[2]}" "$1" && bl_wait_open 2 "${BL_NAMES[1]}" "$1"; then
+    pass "link open on both sides${2:+ $2} after $(lab_elapsed "$t0") s"
+  else
+    fail "link did not open within $1 s"
+  fi
+}
+
+# bl_assert_direct SITE PEER: site SITE's last link to PEER opened on a direct path (host,
+# srflx or prflx), not through the relay.
+bl_assert_direct() {
+  local path
+  path=$(bl_path "$1" "$2")
+  if [[ $path == host || $path == srflx || $path == prflx ]]; then
+    pass "direct path ($path), not relayed"
+  else
+    fail "expected a direct path, got '$path'"
+  fi
 }
 
 # Every test ends with lab_finish. Before counting, stop the daemons cleanly (so an ASan

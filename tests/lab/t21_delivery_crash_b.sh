@@ -11,8 +11,7 @@ HERE=$(dirname "$0")
 N=${BL_TEST_N:-10000}
 export BL_DELIVERY=exactly-once
 
-bl_lab 2 cone "test/# both 2" both
-bl_up 2
+bl_lab_up 2
 bl_sub 2 subB 'test/load' -F '%p'
 bl_sub 1 subA 'test/load' -F '%p'
 

@@ -9,8 +9,7 @@ HERE=$(dirname "$0")
 N=${BL_TEST_N:-10000}
 CUT_S=${BL_TEST_CUT_S:-30}
 
-bl_lab 2 cone "test/# both 2" both
-bl_up 2
+bl_lab_up 2
 bl_sub 2 subB 'test/load' -F '%p'
 
 bl_flood_wan_cut subB test/load "$N" 1 $((CUT_S + 10)) 20 "$CUT_S"

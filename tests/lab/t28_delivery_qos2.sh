@@ -19,8 +19,7 @@ HERE=$(dirname "$0")
 N=${BL_TEST_N:-3000}
 CUT_S=${BL_TEST_CUT_S:-10}
 
-bl_lab 2 cone "test/# both 2" both
-bl_up 2
+bl_lab_up 2
 # MQTT 3.1.1 subscribers: mosquitto_sub 2.0.11 over MQTT 5 stops with "a network
 # protocol error" on a flood of QoS 2 from any publisher (seen here with one broker and
 # no brokerless at all); over 3.1.1 it takes them all.
