@@ -636,6 +636,27 @@ static void expect_numbered(helper_t *sub, const char *fmt, int n, uint64_t toke
     assert_int_equal(local_pending(g_local), 0);
 }
 
+/* The broker killed: local sees its (first) connection drop. */
+static void broker_gone(void)
+{
+    int one = 1;
+    broker_kill();
+    assert_true(run_until(disconnects_at_least, &one));
+}
+
+/* The broker back, with a new subscriber sub_id to topic: local connects again (its
+ * second connection) and the subscriber gets n numbered messages (expect_numbered). */
+static helper_t *broker_back(const char *sub_id, const char *topic, const char *fmt, int n,
+                             uint64_t token0)
+{
+    int two = 2;
+    broker_start();
+    helper_t *sub = helper_new(sub_id, topic);
+    assert_true(run_until(connects_at_least, &two));
+    expect_numbered(sub, fmt, n, token0);
+    return sub;
+}
+
 /* 3. The broker dies; what is published meanwhile waits, in order; local reconnects by
  *    itself, delivers it, and its subscription works again. */
 static void test_broker_restart(void **state)
@@ -643,18 +664,13 @@ static void test_broker_restart(void **state)
     (void)state;
     NEED_BROKER();
     local_up("t3/#");
-    broker_kill();
-    int one = 1, two = 2;
-    assert_true(run_until(disconnects_at_least, &one));
+    broker_gone();
     assert_false(local_connected(g_local));
     publish_numbered("t3/q", "m%d", 0, 5, 1, 100);
     assert_int_equal(local_pending(g_local), 5);
 
     /* The local client does not run until the subscriber is ready. */
-    broker_start();
-    helper_t *sub = helper_new("sub3", "t3/q");
-    assert_true(run_until(connects_at_least, &two));
-    expect_numbered(sub, "m%d", 5, 100);
+    broker_back("sub3", "t3/q", "m%d", 5, 100);
 
     helper_t *pub = helper_new("pub3", NULL);
     helper_publish(pub, "t3/after", "a", 1, 1, false, NULL);
@@ -694,16 +710,11 @@ static void test_inflight_survives_broker_crash(void **state)
     run_for(300);
     assert_int_equal(g_seen.tokens->len, 0);
     assert_int_equal(local_pending(g_local), 3);
-    broker_kill();
-    int one = 1, two = 2;
-    assert_true(run_until(disconnects_at_least, &one));
+    broker_gone();
     publish_numbered("t5/q", "i%d", 3, 5, 2, 200);
     assert_int_equal(local_pending(g_local), 5);
 
-    broker_start();
-    helper_t *sub = helper_new("sub5", "t5/q");
-    assert_true(run_until(connects_at_least, &two));
-    expect_numbered(sub, "i%d", 5, 200);
+    helper_t *sub = broker_back("sub5", "t5/q", "i%d", 5, 200);
     for (int i = 0; i < 5; i++)
         assert_int_equal(((rx_t *)g_ptr_array_index(sub->rx, i))->qos, 2);
 }

@@ -387,6 +387,20 @@ static void test_failed_statement_poisons_commit(void **state)
     queue_close(q);
 }
 
+/* For crash_child: m (freed here) under the next seq, pushed for peer "p" and marked seen
+ * from origin "o". Not 0 when any of it failed. */
+static int push_seen(queue_t *q, bl_msg_t *m)
+{
+    uint64_t s;
+    int rc = queue_next_seq(q, &s);
+    if (!rc) {
+        m->seq = s;
+        rc = queue_push(q, "p", m, 0, 0) || queue_mark_seen(q, "o", s);
+    }
+    msg_free(m);
+    return rc;
+}
+
 /* The child pushes in committed transactions, then leaves one open and dies without
  * closing anything, as under kill -9. Large uncommitted payloads make SQLite spill
  * pages of the open transaction into the WAL before the "crash". */
@@ -398,16 +412,9 @@ static int crash_child(const char *path)
     for (int t = 0; t < 10; t++) {
         if (queue_begin(q))
             return 2;
-        for (int i = 0; i < 10; i++) {
-            uint64_t s;
-            bl_msg_t *m = mk(0, "t/x", "committed");
-            if (queue_next_seq(q, &s))
+        for (int i = 0; i < 10; i++)
+            if (push_seen(q, mk(0, "t/x", "committed")))
                 return 3;
-            m->seq = s;
-            if (queue_push(q, "p", m, 0, 0) || queue_mark_seen(q, "o", s))
-                return 4;
-            msg_free(m);
-        }
         if (queue_commit(q))
             return 5;
     }
@@ -416,15 +423,10 @@ static int crash_child(const char *path)
     if (queue_begin(q))
         return 6;
     for (int i = 0; i < 8; i++) {
-        uint64_t s;
         bl_msg_t *m = mk(0, "t/x", "");
         msg_set_payload(m, big, sizeof(big));
-        if (queue_next_seq(q, &s))
+        if (push_seen(q, m))
             return 7;
-        m->seq = s;
-        if (queue_push(q, "p", m, 0, 0) || queue_mark_seen(q, "o", s))
-            return 8;
-        msg_free(m);
     }
     _exit(0); /* no commit, no close */
 }
