@@ -364,6 +364,16 @@ static void simple_msg(bl_msg_t *m, const char *topic, const char *payload, int 
     m->qos = (uint8_t)qos;
 }
 
+/* A simple_msg handed to local by send (local_publish or local_inject) with token. */
+static void send_simple(int (*send)(local_t *, const bl_msg_t *, uint64_t), const char *topic,
+                        const char *payload, int qos, uint64_t token)
+{
+    bl_msg_t m;
+    simple_msg(&m, topic, payload, qos);
+    assert_int_equal(send(g_local, &m, token), 0);
+    msg_clear(&m);
+}
+
 /* libmosquitto 2.0.11, the helpers' library, crashes copying a user property whose name
  * or value is empty (mosquitto_property_copy_all strdup()s the NULL it keeps for ""):
  * what a helper receives goes without fixture_full_msg's last user property, the empty
@@ -519,10 +529,7 @@ static void test_message_from_local_client_keeps_everything(void **state)
         g_usleep(1000);
     }
     assert_int_equal(g_seen.acked_upto, 0);
-    bl_msg_t later;
-    simple_msg(&later, "t1/later", "after", 1);
-    assert_int_equal(local_publish(g_local, &later, 7), 0);
-    msg_clear(&later);
+    send_simple(local_publish, "t1/later", "after", 1, 7);
     uint64_t one = 1;
     assert_true(run_until(acked_at_least, &one));
 }
@@ -585,10 +592,7 @@ static void test_inject(void **state)
     NEED_BROKER();
     helper_t *sub = helper_new("sub5", "t5/#");
     local_up("t5/#");
-    bl_msg_t m;
-    simple_msg(&m, "t5/x", "injected", 2);
-    assert_int_equal(local_inject(g_local, &m, 77), 0);
-    msg_clear(&m);
+    send_simple(local_inject, "t5/x", "injected", 2, 77);
     guint one = 1;
     assert_true(run_until(tokens_at_least, &one));
     assert_int_equal(g_array_index(g_seen.tokens, uint64_t, 0), 77);
@@ -609,10 +613,7 @@ static void publish_numbered(const char *topic, const char *fmt, int from, int t
     for (int i = from; i < to; i++) {
         char payload[32];
         snprintf(payload, sizeof(payload), fmt, i);
-        bl_msg_t m;
-        simple_msg(&m, topic, payload, qos);
-        assert_int_equal(local_publish(g_local, &m, token0 + (uint64_t)i), 0);
-        msg_clear(&m);
+        send_simple(local_publish, topic, payload, qos, token0 + (uint64_t)i);
     }
 }
 

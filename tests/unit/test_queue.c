@@ -487,6 +487,24 @@ static void test_cap(void **state)
     queue_close(q);
 }
 
+/* A list of seqs for mark_seen and expect_seen: the array and its length. */
+#define SEQS(...)                                                                                  \
+    (const uint64_t[]){__VA_ARGS__}, sizeof((const uint64_t[]){__VA_ARGS__}) / sizeof(uint64_t)
+
+/* Origin "o"'s messages seqs[0..n) marked seen, each successfully. */
+static void mark_seen(queue_t *q, const uint64_t *seqs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(queue_mark_seen(q, "o", seqs[i]), 0);
+}
+
+/* queue_seen says `want` for each of origin "o"'s seqs[0..n). */
+static void expect_seen(queue_t *q, int want, const uint64_t *seqs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(queue_seen(q, "o", seqs[i]), want);
+}
+
 /* Origin "o"'s messages 1..upto are seen, upto + 1 is not. */
 static void expect_seen_upto(queue_t *q, uint64_t upto)
 {
@@ -502,17 +520,10 @@ static void test_dedupe(void **state)
     assert_int_equal(queue_seen(q, "o", 1), 0);
     assert_int_equal(queue_seen(q, "bad origin", 1), BL_EINVAL);
     assert_int_equal(queue_mark_seen(q, "o", 0), BL_EINVAL);
-    /* out of order with gaps: 3, 5, 1 */
-    assert_int_equal(queue_mark_seen(q, "o", 3), 0);
-    assert_int_equal(queue_mark_seen(q, "o", 5), 0);
-    assert_int_equal(queue_mark_seen(q, "o", 1), 0);
-    assert_int_equal(queue_mark_seen(q, "o", 3), 0); /* again: harmless */
-    assert_int_equal(queue_seen(q, "o", 1), 1);
-    assert_int_equal(queue_seen(q, "o", 2), 0);
-    assert_int_equal(queue_seen(q, "o", 3), 1);
-    assert_int_equal(queue_seen(q, "o", 4), 0);
-    assert_int_equal(queue_seen(q, "o", 5), 1);
-    assert_int_equal(queue_seen(q, "o", 6), 0);
+    /* out of order with gaps: 3, 5, 1; then 3 again: harmless */
+    mark_seen(q, SEQS(3, 5, 1, 3));
+    expect_seen(q, 1, SEQS(1, 3, 5));
+    expect_seen(q, 0, SEQS(2, 4, 6));
     assert_int_equal(queue_seen(q, "x", 1), 0); /* origins are independent */
     assert_int_equal(on_disk(fx, &q, "SELECT floor FROM seen_floor WHERE origin='o'"), 1);
     /* filling the gaps moves the floor over them and prunes their rows */
@@ -898,10 +909,7 @@ static void test_dedupe_floor_commit(void **state)
     assert_int_equal(queue_seen(q, "o", 51), 1);
     assert_int_equal(queue_seen(q, "o", 52), 0);
     /* Out of order, then the gap filled: the floor moves over the rows. */
-    assert_int_equal(queue_mark_seen(q, "o", 54), 0);
-    assert_int_equal(queue_mark_seen(q, "o", 52), 0);
-    assert_int_equal(queue_mark_seen(q, "o", 53), 0);
-    assert_int_equal(queue_mark_seen(q, "o", 55), 0);
+    mark_seen(q, SEQS(54, 52, 53, 55));
     queue_close(q);
     q = open_q(fx);
     expect_seen_upto(q, 55);
