@@ -226,6 +226,16 @@ static bool acks_at_least(void *arg)
     return (guint)w->h->acks >= w->n;
 }
 
+/* The n-th token local reports is `token`, and sub gets its n-th message: returned. */
+static const rx_t *expect_nth(helper_t *sub, guint n, uint64_t token)
+{
+    assert_true(run_until(tokens_at_least, &n));
+    assert_int_equal(g_array_index(g_seen.tokens, uint64_t, n - 1), token);
+    want_t w = {sub, n};
+    assert_true(run_until(rx_at_least, &w));
+    return g_ptr_array_index(sub->rx, n - 1);
+}
+
 /* A plain v5 client; subscribes `filter` (No Local off, Retain As Published on). */
 static helper_t *helper_new(const char *id, const char *filter)
 {
@@ -593,12 +603,7 @@ static void test_inject(void **state)
     helper_t *sub = helper_new("sub5", "t5/#");
     local_up("t5/#");
     send_simple(local_inject, "t5/x", "injected", 2, 77);
-    guint one = 1;
-    assert_true(run_until(tokens_at_least, &one));
-    assert_int_equal(g_array_index(g_seen.tokens, uint64_t, 0), 77);
-    want_t w = {sub, 1};
-    assert_true(run_until(rx_at_least, &w));
-    const rx_t *r = g_ptr_array_index(sub->rx, 0);
+    const rx_t *r = expect_nth(sub, 1, 77);
     assert_string_equal(r->topic, "t5/x");
     assert_int_equal(r->qos, 2);
     want_t back = {NULL, 1};
@@ -908,11 +913,7 @@ static void test_qos2_session_state(void **state)
     assert_int_equal(sscanf(g_store->str, "out+5:%u", &pid_out), 1);
     snprintf(want, sizeof want, "out+5:%u rec%u out-%u ", pid_out, pid_out, pid_out);
     assert_string_equal(g_store->str, want);
-    guint tok = 1;
-    assert_true(run_until(tokens_at_least, &tok));
-    assert_int_equal(g_array_index(g_seen.tokens, uint64_t, 0), 5);
-    want_t w = {sub, 1};
-    assert_true(run_until(rx_at_least, &w));
+    expect_nth(sub, 1, 5);
     mqtt_free(c);
 
     /* The next run restores a publish whose PUBREC the last one recorded: it sends the
@@ -931,12 +932,7 @@ static void test_qos2_session_state(void **state)
     assert_true(run_until(store_has, "out-4242"));
     assert_true(run_until(store_has, "out-4343"));
     assert_string_equal(g_store->str, "out-4242 rec4343 out-4343 "); /* session kept: no reset */
-    guint two_tokens = 2;
-    assert_true(run_until(tokens_at_least, &two_tokens));
-    assert_int_equal(g_array_index(g_seen.tokens, uint64_t, 1), 77);
-    want_t w2 = {sub, 2};
-    assert_true(run_until(rx_at_least, &w2));
-    const rx_t *again = g_ptr_array_index(sub->rx, 1);
+    const rx_t *again = expect_nth(sub, 2, 77);
     assert_int_equal(again->len, 5);
     assert_memory_equal(again->payload, "again", 5);
     run_for(200);
