@@ -198,6 +198,12 @@ static void peers_init(peer_t *a, peer_t *b)
     peer_init(b, "peer B", false, a);
 }
 
+static void peers_clear(peer_t *a, peer_t *b)
+{
+    peer_clear(a);
+    peer_clear(b);
+}
+
 static void gather_both(peer_t *a, peer_t *b)
 {
     assert_int_equal(ice_gather(a->ice), 0);
@@ -304,8 +310,7 @@ static void test_connect_send_restart(void **state)
     /* Nothing may fail in a healthy session; run a little longer to see it stay up. */
     run_until(never, &a, &b, 500);
     assert_int_equal(a.n_failed + b.n_failed, 0);
-    peer_clear(&a);
-    peer_clear(&b);
+    peers_clear(&a, &b);
 }
 
 /* A side given the wrong remote password can never authenticate its checks
@@ -345,8 +350,7 @@ static void test_wrong_password_fails_then_restart(void **state)
     flush(&b);
     assert_true(run_until(both_connected, &a, &b, 5000));
     send_both_ways(&a, &b, "recovered");
-    peer_clear(&a);
-    peer_clear(&b);
+    peers_clear(&a, &b);
 }
 
 /* Nomination choice (see ice.c): a higher-priority remote candidate that never answers
@@ -400,8 +404,7 @@ static void test_connects_fast_despite_dead_candidate(void **state)
     assert_string_equal(ice_path_type(a.ice), "srflx");
     send_both_ways(&a, &b, "fast");
     close(fd);
-    peer_clear(&a);
-    peer_clear(&b);
+    peers_clear(&a, &b);
 }
 
 /* The peer vanishes after connecting: consent freshness (RFC 7675 5.1) must turn the
@@ -426,8 +429,7 @@ static void test_consent_lost_reports_failed(void **state)
     assert_int_equal(a.last_reported, ICE_ST_FAILED);
     uint8_t x = 1;
     assert_int_equal(ice_send(a.ice, &x, 1), BL_EIO);
-    peer_clear(&a);
-    peer_clear(&b);
+    peers_clear(&a, &b);
 }
 
 /* A lossy path (RFC 7675 5.1 wants 30 s without a response before consent expires; libnice
@@ -555,8 +557,7 @@ static void test_consent_survives_short_blackout(void **state)
     g_source_unref(wb);
     close(r.fa);
     close(r.fb);
-    peer_clear(&a);
-    peer_clear(&b);
+    peers_clear(&a, &b);
 }
 
 /* ice_free from inside a callback, in every state, never calls back afterwards. */
@@ -591,8 +592,7 @@ static void test_free_inside_callback(void **state)
     int changes = a.n_changes;
     run_until(never, &a, &b, 300);
     assert_int_equal(a.n_changes, changes); /* nothing after the free */
-    peer_clear(&a);
-    peer_clear(&b);
+    peers_clear(&a, &b);
 
     /* Free in every early state without running the loop. */
     ice_opts_t o2 = {.who = "peer C", .local_addrs = loopback};

@@ -758,16 +758,22 @@ static void m_on_connect(void *ud)
     g_seen.connects++;
 }
 
+/* A client of the test broker that keeps its session (clean_start false). */
+static mqtt_opts_t persistent_opts(const char *name, const char *client_id)
+{
+    return (mqtt_opts_t){.name = name,
+                         .host = "127.0.0.1",
+                         .port = g_port,
+                         .client_id = client_id,
+                         .keepalive = 10,
+                         .clean_start = false};
+}
+
 static void test_persistent_session(void **state)
 {
     (void)state;
     NEED_BROKER();
-    mqtt_opts_t o = {.name = "persist",
-                     .host = "127.0.0.1",
-                     .port = g_port,
-                     .client_id = "bl-test-persist",
-                     .keepalive = 10,
-                     .clean_start = false};
+    mqtt_opts_t o = persistent_opts("persist", "bl-test-persist");
     mqtt_events_t ev = {.on_connect = m_on_connect, .on_message = m_on_message};
     mqtt_t *c = mqtt_new(NULL, &o, &ev, NULL);
     assert_non_null(c);
@@ -876,12 +882,7 @@ static void test_qos2_session_state(void **state)
     (void)state;
     NEED_BROKER();
     g_store = g_string_new("");
-    mqtt_opts_t o = {.name = "persist2",
-                     .host = "127.0.0.1",
-                     .port = g_port,
-                     .client_id = "bl-test-qos2",
-                     .keepalive = 10,
-                     .clean_start = false};
+    mqtt_opts_t o = persistent_opts("persist2", "bl-test-qos2");
     mqtt_events_t ev = {
         .on_connect = m_on_connect, .on_message = m_on_message, .on_published = l_on_delivered};
     mqtt_t *c = mqtt_new(NULL, &o, &ev, NULL);
