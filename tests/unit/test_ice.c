@@ -210,6 +210,16 @@ static void gather_both(peer_t *a, peer_t *b)
     assert_int_equal(ice_gather(b->ice), 0);
 }
 
+/* A and B made, each holding back its candidates when queue_a / queue_b (flush() lets
+ * them go), and gathering. */
+static void peers_start(peer_t *a, peer_t *b, bool queue_a, bool queue_b)
+{
+    peers_init(a, b);
+    a->queue = queue_a;
+    b->queue = queue_b;
+    gather_both(a, b);
+}
+
 /* Each side given the other's credentials: both connect within 5 s. */
 static void connect_both(peer_t *a, peer_t *b)
 {
@@ -322,8 +332,7 @@ static void test_wrong_password_fails_then_restart(void **state)
 {
     (void)state;
     peer_t a, b;
-    peers_init(&a, &b);
-    gather_both(&a, &b);
+    peers_start(&a, &b, false, false);
     assert_int_equal(
         ice_set_remote_credentials(a.ice, ice_ufrag(b.ice), "wrongwrongwrongwrongwrong"), 0);
     assert_int_equal(ice_set_remote_credentials(b.ice, ice_ufrag(a.ice), ice_pwd(a.ice)), 0);
@@ -375,9 +384,7 @@ static void test_connects_fast_despite_dead_candidate(void **state)
     peer_t a, b;
     int fd;
     int port = blackhole_port(&fd);
-    peers_init(&a, &b);
-    b.queue = true;
-    gather_both(&a, &b);
+    peers_start(&a, &b, false, true);
     run_until(never, &a, &b, 50);
     assert_true(b.out->len == 1);
 
@@ -415,8 +422,7 @@ static void test_consent_lost_reports_failed(void **state)
 {
     (void)state;
     peer_t a, b;
-    peers_init(&a, &b);
-    gather_both(&a, &b);
+    peers_start(&a, &b, false, false);
     connect_both(&a, &b);
     send_both_ways(&a, &b, "before");
     ice_free(b.ice);
@@ -516,9 +522,7 @@ static void test_consent_survives_short_blackout(void **state)
     peer_t a, b;
     relay_t r = {.fa = relay_socket(), .fb = relay_socket(), .drop_until = 0};
     GSource *wa = relay_watch(&r, r.fa), *wb = relay_watch(&r, r.fb);
-    peers_init(&a, &b);
-    a.queue = b.queue = true;
-    gather_both(&a, &b);
+    peers_start(&a, &b, true, true);
     run_until(never, &a, &b, 50);
     host_address(&a, &r.a);
     host_address(&b, &r.b);
