@@ -220,39 +220,6 @@ bl_expect_seq() {
   assert_eq "$r" "$want" "$5"
 }
 
-# bl_flood_kill_receiver SUB TOPIC N QOS: publish 1..N on TOPIC at alpha's broker with
-# QOS, as fast as it takes them; once bravo's subscriber SUB has a third of them, kill -9
-# bravo's daemon and restart it (bl_crash_restart); then wait for the publisher and for
-# bravo's link to come back.
-bl_flood_kill_receiver() {
-  local pubpid
-  bl_pub_seq 1 "$2" 1 "$3" "$4" &
-  pubpid=$!
-  bl_wait_got "$1" $(($3 / 3)) 30 || true
-  bl_crash_restart 2 "$1"
-  wait "$pubpid" && pass "alpha's broker took all $3 at QoS $4" || fail "publisher failed"
-  bl_wait_open 2 alpha 60 && pass "bravo restarted and the link is back" || fail "link did not come back"
-}
-
-# bl_flood_wan_cut SUB TOPIC N QOS SPREAD_S PART CUT_S: publish 1..N on TOPIC at alpha's
-# broker with QOS, spread over SPREAD_S seconds (bl_pub_seq_paced); once bravo's
-# subscriber SUB has N/PART of them, cut bravo's WAN for CUT_S seconds; then wait for the
-# publisher. How many arrived before and during the cut is printed, not checked.
-bl_flood_wan_cut() {
-  local pubpid before during
-  bl_pub_seq_paced 1 "$2" 1 "$3" "$5" "$4" &
-  pubpid=$!
-  bl_wait_got "$1" $(($3 / $6)) 30 || true
-  lab_wan_cut 2
-  before=$(bl_got "$1" | wc -l)
-  pass "bravo's WAN cut after $before messages arrived"
-  sleep "$7"
-  during=$(bl_got "$1" | wc -l)
-  lab_wan_restore 2
-  echo "note: $((during - before)) messages arrived during the $7 s cut"
-  wait "$pubpid" && pass "alpha's broker took all $3 at QoS $4" || fail "publisher failed"
-}
-
 # bl_pub_seq_paced SITE TOPIC FIRST LAST SECONDS [QOS]: like bl_pub_seq, spread evenly
 # over about SECONDS (in steps of 10 messages) on one connection, so that a fault can be
 # injected while the stream is still flowing. Run it in the background (&).
@@ -264,6 +231,57 @@ bl_pub_seq_paced() {
       select(undef, undef, undef, $pause) if ($i - $a + 1) % 10 == 0;
     }' "$3" "$4" "$5" |
     lab_exec_stdin "$1" mosquitto_pub -h 127.0.0.1 -V 5 -q "${6:-1}" -t "$2" -l
+}
+
+# bl_flood SUB TOPIC N QOS SPREAD_S PART FAULT...: publish 1..N on TOPIC at alpha's
+# broker with QOS, as fast as it takes them (SPREAD_S 0) or spread over about SPREAD_S
+# seconds (bl_pub_seq_paced); once bravo's subscriber SUB has N/PART of them (or after
+# 60 s), run FAULT... (a command and its arguments); then wait for the publisher to have
+# handed all N to alpha's broker.
+bl_flood() {
+  local sub=$1 topic=$2 n=$3 qos=$4 spread=$5 part=$6 pubpid
+  shift 6
+  if ((spread > 0)); then
+    bl_pub_seq_paced 1 "$topic" 1 "$n" "$spread" "$qos" &
+  else
+    bl_pub_seq 1 "$topic" 1 "$n" "$qos" &
+  fi
+  pubpid=$!
+  bl_wait_got "$sub" $((n / part)) 60 || true
+  "$@"
+  wait "$pubpid" && pass "alpha's broker took all $n at QoS $qos" || fail "publisher failed"
+}
+
+# bl_flood_kill_receiver SUB TOPIC N QOS: bl_flood (as fast as alpha's broker takes them)
+# with a kill -9 of bravo's daemon and its restart (bl_crash_restart) once SUB has a
+# third; then bravo's link must come back.
+bl_flood_kill_receiver() {
+  bl_flood "$1" "$2" "$3" "$4" 0 3 bl_crash_restart 2 "$1"
+  bl_wait_open 2 alpha 60 && pass "bravo restarted and the link is back" || fail "link did not come back"
+}
+
+# bl_flood_wan_cut SUB TOPIC N QOS SPREAD_S PART CUT_S: bl_flood with a cut of bravo's WAN
+# for CUT_S seconds (bl_wan_cut_for) once SUB has N/PART.
+bl_flood_wan_cut() { bl_flood "$1" "$2" "$3" "$4" "$5" "$6" bl_wan_cut_for 2 "$7" "$1"; }
+
+# bl_wan_cut_for SITE SECONDS SUB: cut site SITE's WAN for SECONDS. How many messages
+# subscriber SUB had before and got during the cut is printed, not checked.
+bl_wan_cut_for() {
+  local before during
+  lab_wan_cut "$1"
+  before=$(bl_got "$3" | wc -l)
+  pass "${BL_NAMES[$1]}'s WAN cut after $before messages arrived"
+  sleep "$2"
+  during=$(bl_got "$3" | wc -l)
+  lab_wan_restore "$1"
+  echo "note: $((during - before)) messages arrived during the $2 s cut"
+}
+
+# bl_broker_restart SITE SUB: restart site SITE's broker, saying how many messages
+# subscriber SUB had by then.
+bl_broker_restart() {
+  lab_restart_site_broker "$1" && pass "${BL_NAMES[$1]}'s broker restarted after $(bl_got "$2" | wc -l) messages" ||
+    fail "${BL_NAMES[$1]}'s broker did not restart"
 }
 
 # bl_impair WHAT MIN_MS FALLBACK FALLBACK_WHAT SITE=SPEC...: impair each SITE's WAN with

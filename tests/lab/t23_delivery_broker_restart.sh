@@ -18,11 +18,6 @@ bl_config 2 "test/# both 2" both
 bl_up 2
 bl_sub 2 subB 'test/load' -F '%p' -c -i t23-subB -q 1
 
-bl_pub_seq_paced 1 test/load 1 "$N" 20 1 &
-pubpid=$!
-bl_wait_got subB $((N / 3)) 30 || true
-lab_restart_site_broker 2 && pass "bravo's broker restarted after $(bl_got subB | wc -l) messages" ||
-  fail "bravo's broker did not restart"
-wait "$pubpid" && pass "alpha's publisher published all $N" || fail "publisher failed"
+bl_flood subB test/load "$N" 1 20 3 bl_broker_restart 2 subB
 bl_assert_none_lost subB "$N" "nothing of the $N messages is lost across a restart of bravo's broker"
 lab_finish
