@@ -225,32 +225,27 @@ static int bld_parse_args(int argc, char **argv, struct bld *d)
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     double queue = -1, delay = -1, jitter = 0, loss = 0, seed = -1;
+    /* The numeric options, as opts lists them: each one's range and its variable. */
+    static const char num_opts[] = "qdjls";
+    const struct {
+        double lo, hi;
+        double *out;
+    } num[] = {{0, 65535, &queue},
+               {0, 60000, &delay},
+               {0, 60000, &jitter},
+               {0, 100, &loss},
+               {0, 4294967295.0, &seed}};
     int c;
     while ((c = getopt_long(argc, argv, "q:d:j:l:s:h", opts, NULL)) != -1) {
-        int rc = 0;
-        switch (c) {
-        case 'q':
-            rc = bld_parse_num("queue", optarg, 0, 65535, &queue);
-            break;
-        case 'd':
-            rc = bld_parse_num("delay-ms", optarg, 0, 60000, &delay);
-            break;
-        case 'j':
-            rc = bld_parse_num("jitter-ms", optarg, 0, 60000, &jitter);
-            break;
-        case 'l':
-            rc = bld_parse_num("loss-pct", optarg, 0, 100, &loss);
-            break;
-        case 's':
-            rc = bld_parse_num("seed", optarg, 0, 4294967295.0, &seed);
-            break;
-        case 'h':
+        if (c == 'h') {
             bld_usage();
             exit(0);
-        default:
-            rc = -1;
         }
-        if (rc < 0)
+        const char *k = c ? strchr(num_opts, c) : NULL;
+        if (!k)
+            return -1;
+        size_t i = (size_t)(k - num_opts);
+        if (bld_parse_num(opts[i].name, optarg, num[i].lo, num[i].hi, num[i].out) < 0)
             return -1;
     }
     if (optind != argc || queue < 0 || delay < 0 || queue != (double)(uint16_t)queue) {

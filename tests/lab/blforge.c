@@ -25,6 +25,7 @@
 #include <openssl/rand.h>
 
 #include "seal.h"
+#include "ecdsa_high_s.h"
 
 static seal_keys_t keys;
 
@@ -116,30 +117,6 @@ static int cmd_seal(const char *topic, const char *nonce_hex)
     return 0;
 }
 
-static char *high_s(const char *b64)
-{
-    gsize len;
-    guchar *der = g_base64_decode(b64, &len);
-    const unsigned char *p = der;
-    ECDSA_SIG *sig = d2i_ECDSA_SIG(NULL, &p, (long)len);
-    if (!sig)
-        return NULL;
-    const BIGNUM *r, *s;
-    ECDSA_SIG_get0(sig, &r, &s);
-    EC_GROUP *g = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
-    BIGNUM *ns = BN_new();
-    BN_sub(ns, EC_GROUP_get0_order(g), s);
-    ECDSA_SIG_set0(sig, BN_dup(r), ns);
-    unsigned char *out = NULL;
-    int n = i2d_ECDSA_SIG(sig, &out);
-    char *res = g_base64_encode(out, (gsize)n);
-    OPENSSL_free(out);
-    ECDSA_SIG_free(sig);
-    EC_GROUP_free(g);
-    g_free(der);
-    return res;
-}
-
 static int cmd_mutate(const char *mode)
 {
     char *json = read_stdin();
@@ -152,7 +129,7 @@ static int cmd_mutate(const char *mode)
     if (!strcmp(mode, "b64nl"))
         now = g_strdup_printf("%.8s\n%s", s, s + 8);
     else if (!strcmp(mode, "highs"))
-        now = high_s(s);
+        now = ecdsa_high_s(s);
     else if (!strcmp(mode, "badsig"))
         now = g_strdup_printf("%.10s%c%s", s, s[10] == 'A' ? 'B' : 'A', s + 11);
     if (!now)

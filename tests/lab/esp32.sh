@@ -20,25 +20,20 @@ esp_check() {
   fi
 }
 
+# esp_lab N: the lab of an ESP32 test: N sites behind cone NATs, the public broker and
+# coturn, every site's broker and identity (bl_lab_sites N cone), and esp_check (the
+# board's node packages are there). The configs are the caller's.
+esp_lab() {
+  bl_lab_sites "$1" cone
+  esp_check
+}
+
 # esp_config SITE SECTIONS [SIGNAL]: site SITE's config: [site], [local], [ice] (the lab's
 # STUN), [signal] (the lab's broker and secret) unless SIGNAL is "nosignal", then SECTIONS.
 esp_config() {
   local i=$1 f=$LAB_DIR/site$1.conf
   {
-    echo "[site]"
-    echo "name = ${BL_NAMES[$i]}"
-    echo "state_dir = $LAB_DIR/state$i"
-    echo "log_level = ${BL_LOG_LEVEL:-info}"
-    echo
-    echo "[local]"
-    echo "host = 127.0.0.1"
-    echo "port = 1883"
-    if [[ ${3:-} != nosignal ]]; then
-      echo
-      echo "[signal]"
-      echo "url = mqtt://$LAB_PUB_IP:1883"
-      echo "secret = $BL_SECRET"
-    fi
+    bl_config_head "$i" "${3:-}"
     echo
     echo "[ice]"
     echo "stun = $LAB_PUB_IP:3478"

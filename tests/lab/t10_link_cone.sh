@@ -8,21 +8,8 @@ HERE=$(dirname "$0")
 . "$HERE/sites.sh"
 
 bl_lab 2 cone "test/# both 2" both
-t0=$(_lab_now_us)
-bl_start 1
-bl_start 2
-
-if bl_wait_open 1 bravo 30 && bl_wait_open 2 alpha 30; then
-  pass "link open on both sides after $(lab_elapsed "$t0") s"
-else
-  fail "link did not open within 30 s"
-fi
-path=$(bl_path 1 bravo)
-if [[ $path == host || $path == srflx || $path == prflx ]]; then
-  pass "direct path ($path), not relayed"
-else
-  fail "expected a direct path, got '$path'"
-fi
+bl_open_pair 30
+bl_assert_direct 1 bravo
 
 # A -> B with properties, and B -> A.
 bl_sub 2 subB 'test/#' -F '%t %p %q %r %P'

@@ -7,15 +7,7 @@ HERE=$(dirname "$0")
 . "$HERE/sites.sh"
 
 bl_lab 2 symmetric "test/# both 2" both
-t0=$(_lab_now_us)
-bl_start 1
-bl_start 2
-
-if bl_wait_open 1 bravo 40 && bl_wait_open 2 alpha 40; then
-  pass "link open through symmetric NATs after $(lab_elapsed "$t0") s"
-else
-  fail "link did not open within 40 s"
-fi
+bl_open_pair 40 "through symmetric NATs"
 assert_eq "$(bl_path 1 bravo)" "relay" "alpha reports a relay path"
 assert_eq "$(bl_path 2 alpha)" "relay" "bravo reports a relay path"
 

@@ -6,8 +6,7 @@ HERE=$(dirname "$0")
 . "$HERE/lab.sh"
 . "$HERE/sites.sh"
 
-bl_lab 2 cone "test/# both 2" both
-bl_up 2
+bl_lab_up 2
 bl_sub 2 subB 'test/#'
 bl_pub 1 -t test/before -m before -q 1
 bl_wait_got subB 1 10 && pass "message before the cut" || fail "no message before the cut"

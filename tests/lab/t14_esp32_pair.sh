@@ -11,11 +11,7 @@ HERE=$(dirname "$0")
 . "$HERE/sites.sh"
 . "$HERE/esp32.sh"
 
-lab_up 2 cone
-esp_check
-lab_start_pub_broker
-lab_start_coturn
-bl_sites 2
+esp_lab 2
 esp_config 1 "$(esp_peer_section cabin peer2 'test/# both 1')" nosignal
 bl_start 1
 if grep -q "insecure: mode = esp32-example has no encryption" "$(bl_log 1)" 2>/dev/null ||
@@ -32,12 +28,7 @@ if bl_wait_open 1 cabin 60 && esp_wait board 'boot 1: ice connected' 30; then
 else
   fail "no link to the board within 60 s"
 fi
-path=$(bl_path 1 cabin)
-if [[ $path == srflx || $path == prflx || $path == host ]]; then
-  pass "direct path through both NATs ($path)"
-else
-  fail "expected a direct path, got '$path'"
-fi
+bl_assert_direct 1 cabin # through both NATs
 st=$(lab_exec 1 timeout -s KILL 7 mosquitto_sub -h 127.0.0.1 -t brokerless/alpha/peers/cabin -C 1 -W 5 || true)
 if grep -q '"state":"open"' <<<"$st" && grep -q '"insecure":"plaintext, unauthenticated"' <<<"$st"; then
   pass "the status says the link is open and insecure: $st"

@@ -10,11 +10,7 @@ HERE=$(dirname "$0")
 . "$HERE/sites.sh"
 . "$HERE/esp32.sh"
 
-lab_up 3 cone
-esp_check
-lab_start_pub_broker
-lab_start_coturn
-bl_sites 3
+esp_lab 3
 esp_config 1 "$(esp_site_section 2 'test/# both 1')$(esp_peer_section cabin peer2 'test/# both 1')"
 esp_config 2 "$(esp_site_section 1 'test/# both 1')"
 bl_start 1

@@ -10,11 +10,7 @@ HERE=$(dirname "$0")
 . "$HERE/sites.sh"
 . "$HERE/esp32.sh"
 
-lab_up 2 cone
-esp_check
-lab_start_pub_broker
-lab_start_coturn
-bl_sites 2
+esp_lab 2
 esp_config 1 "$(esp_peer_section cabin peer1 'test/# both 1')" nosignal
 
 # What the daemon says on the broker, as anyone there sees it.

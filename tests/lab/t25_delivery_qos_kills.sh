@@ -43,17 +43,11 @@ kill_loop() {
 
 # expect_exact SUB QOS WHAT: subscriber SUB has 1..N once each, in order, at QOS.
 expect_exact() {
-  bl_wait_seq "$1" "$N" 180 || true
-  sleep 2
-  assert_eq "$(bl_seq_report "$1" 1 "$N")" \
-    "received $N unique $N duplicates 0 missing 0 out_of_order 0" "$3"
+  bl_expect_seq "$1" "$N" 180 2 "$3"
   assert_eq "$(bl_got "$1" | awk -v q="$2" '$2 != q' | wc -l)" 0 "every one arrives at QoS $2"
 }
 
-lab_up 2 cone
-lab_start_pub_broker
-lab_start_coturn
-bl_sites 2
+bl_lab_sites 2 cone
 # bravo's broker keeps mosquitto's default in-flight window (20): with
 # max_inflight_messages 0, mosquitto 2.0.11 restores every in-flight QoS 2 message of a
 # session into its queue at start (persist_read.c: an unlimited window has a quota of
@@ -85,40 +79,21 @@ pubpid=$!
 kill_loop 2 5 1.0 2.0
 kill_loop 1 5 1.0 2.0
 wait "$pubpid" && pass "alpha's broker took all $N at QoS 1" || fail "publisher failed"
-bl_wait_seq sub1 "$N" 180 || true
-sleep 2
-r=$(bl_seq_report sub1 1 "$N")
-echo "QoS 1 subscriber: $r"
-assert_eq "$(sed -E 's/.* missing ([0-9]+).*/\1/' <<<"$r")" 0 "QoS 1: none of $N lost across 10 kills"
-dups=$(sed -E 's/.* duplicates ([0-9]+).*/\1/' <<<"$r")
-echo "note: QoS 1 duplicates across 10 kills: $dups (allowed: what was in flight to a broker)"
-assert_ok "QoS 1 duplicates stay within 10 kills x Receive Maximum 1000" test "$dups" -le 10000
+bl_assert_none_lost sub1 "$N" "QoS 1: none of $N lost across 10 kills" 180
+echo "note: QoS 1 duplicates across 10 kills: $BL_DUPS (allowed: what was in flight to a broker)"
+assert_ok "QoS 1 duplicates stay within 10 kills x Receive Maximum 1000" test "$BL_DUPS" -le 10000
 
 # ---- 3. QoS 2 across a restart of bravo's broker
-bl_pub_seq_paced 1 test/q2b 1 "$N" 20 2 &
-pubpid=$!
-bl_wait_got sub3 $((N / 3)) 60 || true
-lab_restart_site_broker 2 && pass "bravo's broker restarted after $(bl_got sub3 | wc -l) messages" ||
-  fail "bravo's broker did not restart"
-wait "$pubpid" && pass "alpha's broker took all $N at QoS 2" || fail "publisher failed"
+bl_flood sub3 test/q2b "$N" 2 20 3 bl_broker_restart 2 sub3
 expect_exact sub3 2 "QoS 2: all $N arrive exactly once, in order, across a restart of bravo's broker"
 
 # ---- 4. the sender's window
-bl_pub_seq_paced 1 test/q2w 1 "$N" 10 2 &
-pubpid=$!
-bl_wait_got sub4 1000 30 || true
-kill_loop 1 5 0.1 0.8
-wait "$pubpid" && pass "alpha's broker took all $N at QoS 2" || fail "publisher failed"
+bl_flood sub4 test/q2w "$N" 2 10 20 kill_loop 1 5 0.1 0.8 # the kills once 1000 of 20,000 are in
 expect_exact sub4 2 "QoS 2: all $N arrive exactly once across 5 quick kills of the sender"
 
 # ---- 5. a full window at reconnect
 N5=5000
-bl_pub_seq 1 test/q2r 1 "$N5" 2 &
-pubpid=$!
-bl_wait_got sub5 500 30 || true
-bl_stop 1 KILL
-wait "$pubpid" && pass "alpha's broker took all $N5 at QoS 2, most while alpha's daemon was down" ||
-  fail "publisher failed"
+bl_flood sub5 test/q2r "$N5" 2 0 10 bl_stop 1 KILL # most published while alpha's daemon is down
 bl_start 1
 N=$N5 expect_exact sub5 2 "QoS 2: all $N5 arrive exactly once after a restart into a full window"
 

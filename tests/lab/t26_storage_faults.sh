@@ -36,8 +36,7 @@ start_faulty() {
     '"$0" run -c "$1"; echo "exit status $?"' "$BL_BIN" "$LAB_DIR/site$1.conf"
 }
 
-bl_lab 2 cone "test/# both 2" both
-bl_up 2
+bl_lab_up 2
 BL_SUB_PROTO="-V 311" bl_sub 2 sub 'test/#' -F '%t %p' -c -i t26-sub
 
 k=0

@@ -19,10 +19,7 @@ N=${BL_TEST_N:-3000}
 LAB_BROKER_EXTRA="max_queued_messages 0
 max_inflight_messages 0"
 
-lab_up 2 cone
-lab_start_pub_broker
-lab_start_coturn
-bl_sites 2
+bl_lab_sites 2 cone
 for mode in qos exactly-once; do
   for i in 1 2; do BL_DELIVERY=$mode bl_config "$i" "test/# both 2" both; done
   bl_up 2

@@ -11,8 +11,7 @@ HERE=$(dirname "$0")
 N=${BL_TEST_N:-30000}
 export LAB_BROKER_EXTRA="max_queued_messages 0"
 
-bl_lab 2 cone "test/# both 2" both
-bl_up 2
+bl_lab_up 2
 bl_sub 2 subB 'test/burst' -F '%p'
 t0=$(_lab_now_us)
 # 200-byte payloads ("SEQ 000..."): big enough that one turn of the loop fills the

@@ -24,8 +24,7 @@ frozen() { [[ $(awk '{ print $3 }' "/proc/$(lab_pid "bl$1")/stat" 2>/dev/null) =
 # a stopped process would not act on the TERM that stops it cleanly).
 charlie_cont() { kill -CONT "$(lab_pid bl3)" 2>/dev/null || true; }
 
-bl_lab 3 cone "test/# both 2" both
-bl_up 3
+bl_lab_up 3
 bl_wait_open 1 charlie 30 && pass "alpha's link to charlie is open" || fail "alpha-charlie link did not open"
 bl_sub 2 subB 'test/slow' -F '%p'
 bl_sub 3 subC 'test/slow' -F '%p'

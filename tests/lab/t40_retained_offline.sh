@@ -12,8 +12,7 @@ HERE=$(dirname "$0")
 . "$HERE/lab.sh"
 . "$HERE/sites.sh"
 
-bl_lab 2 cone "test/# both 2" both
-bl_up 2
+bl_lab_up 2
 
 bl_pub 1 -q 1 -r -t test/ret/a -m zero
 lab_wait_for 15 bash -c "[[ \$(ip netns exec $LAB_PREFIX-h2 timeout -s KILL 4 mosquitto_sub -h 127.0.0.1 -t test/ret/a --retained-only -C 1 -W 2 2>/dev/null) == zero ]]" &&

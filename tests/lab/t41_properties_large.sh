@@ -21,8 +21,7 @@ log_type subscribe"
 # retained_match SITE TOPIC PATTERN: the retained value of TOPIC at SITE matches PATTERN.
 retained_match() { grep -qE "$3" <<<"$(bl_retained "$1" "$2")"; }
 
-bl_lab 2 cone "test/# both 2" both
-bl_up 2
+bl_lab_up 2
 
 # ---- properties
 bl_sub 2 subP 'test/props' -F '%t|%C|%R|%D|%F|%E|%P|%p'

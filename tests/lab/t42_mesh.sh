@@ -12,11 +12,7 @@ HERE=$(dirname "$0")
 N=${BL_TEST_N:-1000}
 S=3
 
-lab_up "$S" cone
-lab_start_pub_broker
-lab_start_coturn
-bl_sites "$S"
-for ((i = 1; i <= S; i++)); do bl_config "$i" "test/# both 2" both; done
+bl_lab "$S" cone "test/# both 2" both
 for ((i = 1; i <= S; i++)); do bl_start "$i"; done
 # The smaller name offers: alpha to bravo and charlie, bravo to charlie.
 bl_wait_open 1 bravo 30 && bl_wait_open 1 charlie 30 && bl_wait_open 2 charlie 30 &&

@@ -23,13 +23,9 @@ HERE=$(dirname "$0")
 . "$HERE/lab.sh"
 . "$HERE/sites.sh"
 FORGE=$(bl_tool blforge)
-[[ -x $FORGE ]] || { echo "no blforge at $FORGE (build the tests)"; exit 1; }
 forge() { BL_SECRET=$BL_SECRET "$FORGE" "$@"; }
 
-lab_up 2 cone
-lab_start_pub_broker
-lab_start_coturn
-bl_sites 2
+bl_lab_sites 2 cone
 BL_LOG_LEVEL=debug bl_config 1 "test/# both 2" stun
 bl_config 2 "test/# both 2" stun
 INBOX=$(forge inbox alpha)

@@ -84,42 +84,40 @@ int link_send_frame(link_t *l, const uint8_t *frame, size_t len)
     return 0;
 }
 
+/* A frame encoded (rc: its encoder's result) sent as link_send_frame sends it, then freed. */
+static int send_encoded(link_t *l, int rc, uint8_t *f, size_t len)
+{
+    if (rc)
+        return rc;
+    rc = link_send_frame(l, f, len);
+    free(f);
+    return rc;
+}
+
 /* The real link encodes in its framing (brokerless frames for these peers): so does
  * this one, and records the frame. */
 int link_send_msg(link_t *l, const bl_msg_t *m)
 {
-    uint8_t *f;
-    size_t n;
-    int rc = l->state != LINK_OPEN ? BL_ESTATE : wire_encode_msg(m, &f, &n);
-    if (rc)
-        return rc;
-    rc = link_send_frame(l, f, n);
-    free(f);
-    return rc;
+    uint8_t *f = NULL;
+    size_t len = 0;
+    int rc = l->state != LINK_OPEN ? BL_ESTATE : wire_encode_msg(m, &f, &len);
+    return send_encoded(l, rc, f, len);
 }
 
 int link_send_ack(link_t *l, const uint64_t *seqs, size_t n)
 {
-    uint8_t *f;
-    size_t len;
+    uint8_t *f = NULL;
+    size_t len = 0;
     int rc = l->state != LINK_OPEN ? BL_ESTATE : wire_encode_ack(seqs, n, &f, &len);
-    if (rc)
-        return rc;
-    rc = link_send_frame(l, f, len);
-    free(f);
-    return rc;
+    return send_encoded(l, rc, f, len);
 }
 
 int link_send_hello(link_t *l, const wire_hello_t *h)
 {
-    uint8_t *f;
-    size_t len;
+    uint8_t *f = NULL;
+    size_t len = 0;
     int rc = l->state != LINK_OPEN ? BL_ESTATE : wire_encode_hello(h, &f, &len);
-    if (rc)
-        return rc;
-    rc = link_send_frame(l, f, len);
-    free(f);
-    return rc;
+    return send_encoded(l, rc, f, len);
 }
 
 void link_start(link_t *l)

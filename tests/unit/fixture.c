@@ -58,6 +58,13 @@ void fixture_check_full(const bl_msg_t *m, uint32_t expiry_slack)
     }
 }
 
+void fixture_assert_contains(const char *text, const char *const *want)
+{
+    for (; *want; want++)
+        if (!strstr(text, *want))
+            fail_msg("\"%s\" not in:\n%s", *want, text);
+}
+
 static gboolean on_deadline(gpointer flag)
 {
     *(bool *)flag = true;

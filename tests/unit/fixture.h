@@ -24,6 +24,12 @@ void fixture_full_msg(bl_msg_t *m, const char *topic);
  * counted down by up to expiry_slack seconds. */
 void fixture_check_full(const bl_msg_t *m, uint32_t expiry_slack);
 
+/* Each string of the NULL-terminated list `want` occurs in text; the first that does not
+ * fails the test, named. FIXTURE_CONTAINS(text, "a", "b") writes the list. */
+void fixture_assert_contains(const char *text, const char *const *want);
+#define FIXTURE_CONTAINS(text, ...)                                                                \
+    fixture_assert_contains((text), (const char *const[]){__VA_ARGS__, NULL})
+
 typedef bool (*fixture_cond_t)(void *arg);
 /* Run ctx (NULL: the default context) until cond(arg) holds or ms have passed; returns
  * cond's final value. Blocks in the loop between checks, so cond must change only from

@@ -30,15 +30,23 @@ static void test_key(void **state)
     free(a), free(b), free(c), free(d), free(e);
 }
 
+/* Three identical messages in flight (their key in *k), published from origin[i] as
+ * seq[i] with the tokens 11, 12 and 13. */
+static echo_t *three_same(char **k, const char *const origin[3], const uint64_t seq[3])
+{
+    echo_t *e = echo_new();
+    *k = echo_key("t", (const uint8_t *)"same", 4);
+    for (int i = 0; i < 3; i++)
+        echo_add(e, *k, origin[i], seq[i], 11 + (uint64_t)i, NULL, false);
+    return e;
+}
+
 /* Identical messages in flight at once are matched oldest first. */
 static void test_fifo_and_token(void **state)
 {
     (void)state;
-    echo_t *e = echo_new();
-    char *k = echo_key("t", (const uint8_t *)"same", 4);
-    echo_add(e, k, "alpha", 1, 11, NULL, false);
-    echo_add(e, k, "alpha", 2, 12, NULL, false);
-    echo_add(e, k, "bravo", 7, 13, NULL, false);
+    char *k;
+    echo_t *e = three_same(&k, (const char *[]){"alpha", "alpha", "bravo"}, (uint64_t[]){1, 2, 7});
     assert_int_equal(echo_count(e), 3);
     assert_int_equal(echo_by_token(e, 12)->seq, 2);
     assert_null(echo_by_token(e, 99));
@@ -106,11 +114,8 @@ static void test_sweep(void **state)
 static void test_take_token(void **state)
 {
     (void)state;
-    echo_t *e = echo_new();
-    char *k = echo_key("t", (const uint8_t *)"same", 4);
-    echo_add(e, k, "a", 1, 11, NULL, false);
-    echo_add(e, k, "a", 2, 12, NULL, false);
-    echo_add(e, k, "a", 3, 13, NULL, false);
+    char *k;
+    echo_t *e = three_same(&k, (const char *[]){"a", "a", "a"}, (uint64_t[]){1, 2, 3});
     echo_rec_t *r = echo_take_token(e, 12);
     assert_non_null(r);
     assert_int_equal(r->seq, 2);

@@ -30,6 +30,18 @@ static int parse(const char *text, espmsg_desc_t *d)
     return espmsg_desc_parse((const uint8_t *)text, strlen(text), d, NULL);
 }
 
+/* text parses into d (espmsg_desc_clear is the caller's) with these credentials, n
+ * candidates and the first one cand0. */
+static void parse_expect(const char *text, espmsg_desc_t *d, const char *ufrag, const char *pwd,
+                         size_t n, const char *cand0)
+{
+    assert_int_equal(parse(text, d), 0);
+    assert_string_equal(d->ufrag, ufrag);
+    assert_string_equal(d->pwd, pwd);
+    assert_int_equal(d->n_cands, n);
+    assert_string_equal(d->cands[0], cand0);
+}
+
 static void test_handshake(void **state)
 {
     (void)state;
@@ -47,11 +59,8 @@ static void test_board_description(void **state)
 {
     (void)state;
     espmsg_desc_t d;
-    assert_int_equal(parse(board_desc, &d), 0);
-    assert_string_equal(d.ufrag, "T5bL");
-    assert_string_equal(d.pwd, "6mr8PB1QH3hkQyK0TSy8ZC");
-    assert_int_equal(d.n_cands, 2);
-    assert_string_equal(d.cands[0], "a=candidate:1 1 UDP 2122317823 198.19.0.2 62703 typ host");
+    parse_expect(board_desc, &d, "T5bL", "6mr8PB1QH3hkQyK0TSy8ZC", 2,
+                 "a=candidate:1 1 UDP 2122317823 198.19.0.2 62703 typ host");
     assert_int_equal(d.dropped, 0);
     espmsg_desc_clear(&d);
 }
@@ -67,11 +76,8 @@ static void test_tolerant(void **state)
         "\"desc\": \"v=0\\na=ice-ufrag:abcd\\na=ice-pwd:0123456789abcdefghijkl  \\n"
         "a=end-of-candidates\", \"candX\": \"a=candidate:9 1 UDP 1 1.1.1.1 1 typ host\"}";
     espmsg_desc_t d;
-    assert_int_equal(parse(text, &d), 0);
-    assert_string_equal(d.ufrag, "abcd");
-    assert_string_equal(d.pwd, "0123456789abcdefghijkl");
-    assert_int_equal(d.n_cands, 2);
-    assert_string_equal(d.cands[0], "a=candidate:1 1 UDP 5 198.19.0.2 1 typ host");
+    parse_expect(text, &d, "abcd", "0123456789abcdefghijkl", 2,
+                 "a=candidate:1 1 UDP 5 198.19.0.2 1 typ host");
     assert_string_equal(d.cands[1],
                         "a=candidate:8 1 UDP 1 198.18.0.12 2 typ relay raddr 1.2.3.4 rport 5");
     espmsg_desc_clear(&d);

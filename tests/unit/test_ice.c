@@ -191,6 +191,42 @@ static void exchange_credentials(peer_t *a, peer_t *b)
     assert_int_equal(ice_set_remote_credentials(b->ice, ice_ufrag(a->ice), ice_pwd(a->ice)), 0);
 }
 
+/* A (controlling) and B, each the other's peer. */
+static void peers_init(peer_t *a, peer_t *b)
+{
+    peer_init(a, "peer A", true, b);
+    peer_init(b, "peer B", false, a);
+}
+
+static void peers_clear(peer_t *a, peer_t *b)
+{
+    peer_clear(a);
+    peer_clear(b);
+}
+
+static void gather_both(peer_t *a, peer_t *b)
+{
+    assert_int_equal(ice_gather(a->ice), 0);
+    assert_int_equal(ice_gather(b->ice), 0);
+}
+
+/* A and B made, each holding back its candidates when queue_a / queue_b (flush() lets
+ * them go), and gathering. */
+static void peers_start(peer_t *a, peer_t *b, bool queue_a, bool queue_b)
+{
+    peers_init(a, b);
+    a->queue = queue_a;
+    b->queue = queue_b;
+    gather_both(a, b);
+}
+
+/* Each side given the other's credentials: both connect within 5 s. */
+static void connect_both(peer_t *a, peer_t *b)
+{
+    exchange_credentials(a, b);
+    assert_true(run_until(both_connected, a, b, 5000));
+}
+
 static void send_both_ways(peer_t *a, peer_t *b, const char *tag)
 {
     char ma[64], mb[64];
@@ -243,8 +279,7 @@ static void test_connect_send_restart(void **state)
 {
     (void)state;
     peer_t a, b;
-    peer_init(&a, "peer A", true, &b);
-    peer_init(&b, "peer B", false, &a);
+    peers_init(&a, &b);
     uint8_t x = 1;
     assert_int_equal(ice_send(a.ice, &x, 1), BL_EAGAIN); /* not connected yet */
     assert_int_equal(ice_add_remote_candidate(a.ice, "a=candidate:garbage"), BL_EINVAL);
@@ -254,11 +289,9 @@ static void test_connect_send_restart(void **state)
                      BL_EINVAL); /* TCP without tcptype */
     assert_int_equal(ice_set_remote_credentials(a.ice, "", "x"), BL_EINVAL);
 
-    assert_int_equal(ice_gather(a.ice), 0);
-    assert_int_equal(ice_gather(b.ice), 0);
+    gather_both(&a, &b);
     assert_int_equal(ice_gather(a.ice), BL_ESTATE);
-    exchange_credentials(&a, &b);
-    assert_true(run_until(both_connected, &a, &b, 5000));
+    connect_both(&a, &b);
     assert_host_path(&a);
     assert_host_path(&b);
     send_both_ways(&a, &b, "first");
@@ -287,8 +320,7 @@ static void test_connect_send_restart(void **state)
     /* Nothing may fail in a healthy session; run a little longer to see it stay up. */
     run_until(never, &a, &b, 500);
     assert_int_equal(a.n_failed + b.n_failed, 0);
-    peer_clear(&a);
-    peer_clear(&b);
+    peers_clear(&a, &b);
 }
 
 /* A side given the wrong remote password can never authenticate its checks
@@ -300,10 +332,7 @@ static void test_wrong_password_fails_then_restart(void **state)
 {
     (void)state;
     peer_t a, b;
-    peer_init(&a, "peer A", true, &b);
-    peer_init(&b, "peer B", false, &a);
-    assert_int_equal(ice_gather(a.ice), 0);
-    assert_int_equal(ice_gather(b.ice), 0);
+    peers_start(&a, &b, false, false);
     assert_int_equal(
         ice_set_remote_credentials(a.ice, ice_ufrag(b.ice), "wrongwrongwrongwrongwrong"), 0);
     assert_int_equal(ice_set_remote_credentials(b.ice, ice_ufrag(a.ice), ice_pwd(a.ice)), 0);
@@ -330,8 +359,7 @@ static void test_wrong_password_fails_then_restart(void **state)
     flush(&b);
     assert_true(run_until(both_connected, &a, &b, 5000));
     send_both_ways(&a, &b, "recovered");
-    peer_clear(&a);
-    peer_clear(&b);
+    peers_clear(&a, &b);
 }
 
 /* Nomination choice (see ice.c): a higher-priority remote candidate that never answers
@@ -356,11 +384,7 @@ static void test_connects_fast_despite_dead_candidate(void **state)
     peer_t a, b;
     int fd;
     int port = blackhole_port(&fd);
-    peer_init(&a, "peer A", true, &b);
-    peer_init(&b, "peer B", false, &a);
-    b.queue = true;
-    assert_int_equal(ice_gather(a.ice), 0);
-    assert_int_equal(ice_gather(b.ice), 0);
+    peers_start(&a, &b, false, true);
     run_until(never, &a, &b, 50);
     assert_true(b.out->len == 1);
 
@@ -378,8 +402,7 @@ static void test_connects_fast_despite_dead_candidate(void **state)
     flush(&b);
 
     int64_t t0 = bl_now_ms();
-    exchange_credentials(&a, &b);
-    assert_true(run_until(both_connected, &a, &b, 5000));
+    connect_both(&a, &b);
     int64_t took = a.connected_at - t0;
     print_message("connected after %lld ms with a dead higher-priority candidate\n",
                   (long long)took);
@@ -388,8 +411,7 @@ static void test_connects_fast_despite_dead_candidate(void **state)
     assert_string_equal(ice_path_type(a.ice), "srflx");
     send_both_ways(&a, &b, "fast");
     close(fd);
-    peer_clear(&a);
-    peer_clear(&b);
+    peers_clear(&a, &b);
 }
 
 /* The peer vanishes after connecting: consent freshness (RFC 7675 5.1) must turn the
@@ -400,12 +422,8 @@ static void test_consent_lost_reports_failed(void **state)
 {
     (void)state;
     peer_t a, b;
-    peer_init(&a, "peer A", true, &b);
-    peer_init(&b, "peer B", false, &a);
-    assert_int_equal(ice_gather(a.ice), 0);
-    assert_int_equal(ice_gather(b.ice), 0);
-    exchange_credentials(&a, &b);
-    assert_true(run_until(both_connected, &a, &b, 5000));
+    peers_start(&a, &b, false, false);
+    connect_both(&a, &b);
     send_both_ways(&a, &b, "before");
     ice_free(b.ice);
     b.ice = NULL;
@@ -417,8 +435,7 @@ static void test_consent_lost_reports_failed(void **state)
     assert_int_equal(a.last_reported, ICE_ST_FAILED);
     uint8_t x = 1;
     assert_int_equal(ice_send(a.ice, &x, 1), BL_EIO);
-    peer_clear(&a);
-    peer_clear(&b);
+    peers_clear(&a, &b);
 }
 
 /* A lossy path (RFC 7675 5.1 wants 30 s without a response before consent expires; libnice
@@ -505,11 +522,7 @@ static void test_consent_survives_short_blackout(void **state)
     peer_t a, b;
     relay_t r = {.fa = relay_socket(), .fb = relay_socket(), .drop_until = 0};
     GSource *wa = relay_watch(&r, r.fa), *wb = relay_watch(&r, r.fb);
-    peer_init(&a, "peer A", true, &b);
-    peer_init(&b, "peer B", false, &a);
-    a.queue = b.queue = true;
-    assert_int_equal(ice_gather(a.ice), 0);
-    assert_int_equal(ice_gather(b.ice), 0);
+    peers_start(&a, &b, true, true);
     run_until(never, &a, &b, 50);
     host_address(&a, &r.a);
     host_address(&b, &r.b);
@@ -525,8 +538,7 @@ static void test_consent_survives_short_blackout(void **state)
     assert_int_equal(ice_add_remote_candidate(b.ice, cand), 0);
     ice_remote_gathering_done(a.ice);
     ice_remote_gathering_done(b.ice);
-    exchange_credentials(&a, &b);
-    assert_true(run_until(both_connected, &a, &b, 5000));
+    connect_both(&a, &b);
     send_both_ways(&a, &b, "via relay");
     run_until(never, &a, &b, 3000); /* checks settled: what A gets now answers its consent */
     r.arm = true;
@@ -549,8 +561,7 @@ static void test_consent_survives_short_blackout(void **state)
     g_source_unref(wb);
     close(r.fa);
     close(r.fb);
-    peer_clear(&a);
-    peer_clear(&b);
+    peers_clear(&a, &b);
 }
 
 /* ice_free from inside a callback, in every state, never calls back afterwards. */
@@ -568,8 +579,7 @@ static void test_free_inside_callback(void **state)
 {
     (void)state;
     peer_t a, b;
-    peer_init(&a, "peer A", true, &b);
-    peer_init(&b, "peer B", false, &a);
+    peers_init(&a, &b);
     /* Swap A's events for ones that free A as soon as it connects. */
     ice_free(a.ice);
     static const ice_events_t ev = {on_candidate, on_gathering_done, free_in_callback_state,
@@ -580,16 +590,13 @@ static void test_free_inside_callback(void **state)
                     .local_addrs = loopback};
     a.ice = ice_new(ctx, &o, &ev, &a);
     assert_non_null(a.ice);
-    assert_int_equal(ice_gather(a.ice), 0);
-    assert_int_equal(ice_gather(b.ice), 0);
-    exchange_credentials(&a, &b);
-    assert_true(run_until(both_connected, &a, &b, 5000));
+    gather_both(&a, &b);
+    connect_both(&a, &b);
     assert_null(a.ice);
     int changes = a.n_changes;
     run_until(never, &a, &b, 300);
     assert_int_equal(a.n_changes, changes); /* nothing after the free */
-    peer_clear(&a);
-    peer_clear(&b);
+    peers_clear(&a, &b);
 
     /* Free in every early state without running the loop. */
     ice_opts_t o2 = {.who = "peer C", .local_addrs = loopback};

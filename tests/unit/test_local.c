@@ -226,6 +226,16 @@ static bool acks_at_least(void *arg)
     return (guint)w->h->acks >= w->n;
 }
 
+/* The n-th token local reports is `token`, and sub gets its n-th message: returned. */
+static const rx_t *expect_nth(helper_t *sub, guint n, uint64_t token)
+{
+    assert_true(run_until(tokens_at_least, &n));
+    assert_int_equal(g_array_index(g_seen.tokens, uint64_t, n - 1), token);
+    want_t w = {sub, n};
+    assert_true(run_until(rx_at_least, &w));
+    return g_ptr_array_index(sub->rx, n - 1);
+}
+
 /* A plain v5 client; subscribes `filter` (No Local off, Retain As Published on). */
 static helper_t *helper_new(const char *id, const char *filter)
 {
@@ -362,6 +372,16 @@ static void simple_msg(bl_msg_t *m, const char *topic, const char *payload, int 
     assert_int_equal(msg_set_topic(m, topic), 0);
     assert_int_equal(msg_set_payload(m, payload, strlen(payload)), 0);
     m->qos = (uint8_t)qos;
+}
+
+/* A simple_msg handed to local by send (local_publish or local_inject) with token. */
+static void send_simple(int (*send)(local_t *, const bl_msg_t *, uint64_t), const char *topic,
+                        const char *payload, int qos, uint64_t token)
+{
+    bl_msg_t m;
+    simple_msg(&m, topic, payload, qos);
+    assert_int_equal(send(g_local, &m, token), 0);
+    msg_clear(&m);
 }
 
 /* libmosquitto 2.0.11, the helpers' library, crashes copying a user property whose name
@@ -519,10 +539,7 @@ static void test_message_from_local_client_keeps_everything(void **state)
         g_usleep(1000);
     }
     assert_int_equal(g_seen.acked_upto, 0);
-    bl_msg_t later;
-    simple_msg(&later, "t1/later", "after", 1);
-    assert_int_equal(local_publish(g_local, &later, 7), 0);
-    msg_clear(&later);
+    send_simple(local_publish, "t1/later", "after", 1, 7);
     uint64_t one = 1;
     assert_true(run_until(acked_at_least, &one));
 }
@@ -585,16 +602,8 @@ static void test_inject(void **state)
     NEED_BROKER();
     helper_t *sub = helper_new("sub5", "t5/#");
     local_up("t5/#");
-    bl_msg_t m;
-    simple_msg(&m, "t5/x", "injected", 2);
-    assert_int_equal(local_inject(g_local, &m, 77), 0);
-    msg_clear(&m);
-    guint one = 1;
-    assert_true(run_until(tokens_at_least, &one));
-    assert_int_equal(g_array_index(g_seen.tokens, uint64_t, 0), 77);
-    want_t w = {sub, 1};
-    assert_true(run_until(rx_at_least, &w));
-    const rx_t *r = g_ptr_array_index(sub->rx, 0);
+    send_simple(local_inject, "t5/x", "injected", 2, 77);
+    const rx_t *r = expect_nth(sub, 1, 77);
     assert_string_equal(r->topic, "t5/x");
     assert_int_equal(r->qos, 2);
     want_t back = {NULL, 1};
@@ -609,10 +618,7 @@ static void publish_numbered(const char *topic, const char *fmt, int from, int t
     for (int i = from; i < to; i++) {
         char payload[32];
         snprintf(payload, sizeof(payload), fmt, i);
-        bl_msg_t m;
-        simple_msg(&m, topic, payload, qos);
-        assert_int_equal(local_publish(g_local, &m, token0 + (uint64_t)i), 0);
-        msg_clear(&m);
+        send_simple(local_publish, topic, payload, qos, token0 + (uint64_t)i);
     }
 }
 
@@ -636,6 +642,27 @@ static void expect_numbered(helper_t *sub, const char *fmt, int n, uint64_t toke
     assert_int_equal(local_pending(g_local), 0);
 }
 
+/* The broker killed: local sees its (first) connection drop. */
+static void broker_gone(void)
+{
+    int one = 1;
+    broker_kill();
+    assert_true(run_until(disconnects_at_least, &one));
+}
+
+/* The broker back, with a new subscriber sub_id to topic: local connects again (its
+ * second connection) and the subscriber gets n numbered messages (expect_numbered). */
+static helper_t *broker_back(const char *sub_id, const char *topic, const char *fmt, int n,
+                             uint64_t token0)
+{
+    int two = 2;
+    broker_start();
+    helper_t *sub = helper_new(sub_id, topic);
+    assert_true(run_until(connects_at_least, &two));
+    expect_numbered(sub, fmt, n, token0);
+    return sub;
+}
+
 /* 3. The broker dies; what is published meanwhile waits, in order; local reconnects by
  *    itself, delivers it, and its subscription works again. */
 static void test_broker_restart(void **state)
@@ -643,18 +670,13 @@ static void test_broker_restart(void **state)
     (void)state;
     NEED_BROKER();
     local_up("t3/#");
-    broker_kill();
-    int one = 1, two = 2;
-    assert_true(run_until(disconnects_at_least, &one));
+    broker_gone();
     assert_false(local_connected(g_local));
     publish_numbered("t3/q", "m%d", 0, 5, 1, 100);
     assert_int_equal(local_pending(g_local), 5);
 
     /* The local client does not run until the subscriber is ready. */
-    broker_start();
-    helper_t *sub = helper_new("sub3", "t3/q");
-    assert_true(run_until(connects_at_least, &two));
-    expect_numbered(sub, "m%d", 5, 100);
+    broker_back("sub3", "t3/q", "m%d", 5, 100);
 
     helper_t *pub = helper_new("pub3", NULL);
     helper_publish(pub, "t3/after", "a", 1, 1, false, NULL);
@@ -694,16 +716,11 @@ static void test_inflight_survives_broker_crash(void **state)
     run_for(300);
     assert_int_equal(g_seen.tokens->len, 0);
     assert_int_equal(local_pending(g_local), 3);
-    broker_kill();
-    int one = 1, two = 2;
-    assert_true(run_until(disconnects_at_least, &one));
+    broker_gone();
     publish_numbered("t5/q", "i%d", 3, 5, 2, 200);
     assert_int_equal(local_pending(g_local), 5);
 
-    broker_start();
-    helper_t *sub = helper_new("sub5", "t5/q");
-    assert_true(run_until(connects_at_least, &two));
-    expect_numbered(sub, "i%d", 5, 200);
+    helper_t *sub = broker_back("sub5", "t5/q", "i%d", 5, 200);
     for (int i = 0; i < 5; i++)
         assert_int_equal(((rx_t *)g_ptr_array_index(sub->rx, i))->qos, 2);
 }
@@ -741,16 +758,22 @@ static void m_on_connect(void *ud)
     g_seen.connects++;
 }
 
+/* A client of the test broker that keeps its session (clean_start false). */
+static mqtt_opts_t persistent_opts(const char *name, const char *client_id)
+{
+    return (mqtt_opts_t){.name = name,
+                         .host = "127.0.0.1",
+                         .port = g_port,
+                         .client_id = client_id,
+                         .keepalive = 10,
+                         .clean_start = false};
+}
+
 static void test_persistent_session(void **state)
 {
     (void)state;
     NEED_BROKER();
-    mqtt_opts_t o = {.name = "persist",
-                     .host = "127.0.0.1",
-                     .port = g_port,
-                     .client_id = "bl-test-persist",
-                     .keepalive = 10,
-                     .clean_start = false};
+    mqtt_opts_t o = persistent_opts("persist", "bl-test-persist");
     mqtt_events_t ev = {.on_connect = m_on_connect, .on_message = m_on_message};
     mqtt_t *c = mqtt_new(NULL, &o, &ev, NULL);
     assert_non_null(c);
@@ -816,31 +839,22 @@ static void test_big_message(void **state)
 
 static GString *g_store; /* the store calls, in order: "reset", "in+7", "out+5:7", ... */
 
-static void st_in_add(void *ud, uint16_t pid)
-{
-    (void)ud;
-    g_string_append_printf(g_store, "in+%u ", pid);
-}
-static void st_in_del(void *ud, uint16_t pid)
-{
-    (void)ud;
-    g_string_append_printf(g_store, "in-%u ", pid);
-}
+/* The store calls that take a packet id alone, each noted as fmt says. */
+#define ST_PID_CALL(name, fmt)                                                                     \
+    static void name(void *ud, uint16_t pid)                                                       \
+    {                                                                                              \
+        (void)ud;                                                                                  \
+        g_string_append_printf(g_store, fmt, pid);                                                 \
+    }
+ST_PID_CALL(st_in_add, "in+%u ")
+ST_PID_CALL(st_in_del, "in-%u ")
+ST_PID_CALL(st_out_rec, "rec%u ")
+ST_PID_CALL(st_out_del, "out-%u ")
 static void st_out_add(void *ud, uint64_t token, uint16_t pid, const bl_msg_t *m)
 {
     (void)ud;
     assert_non_null(m);
     g_string_append_printf(g_store, "out+%llu:%u ", (unsigned long long)token, pid);
-}
-static void st_out_rec(void *ud, uint16_t pid)
-{
-    (void)ud;
-    g_string_append_printf(g_store, "rec%u ", pid);
-}
-static void st_out_del(void *ud, uint16_t pid)
-{
-    (void)ud;
-    g_string_append_printf(g_store, "out-%u ", pid);
 }
 static void st_reset(void *ud)
 {
@@ -868,12 +882,7 @@ static void test_qos2_session_state(void **state)
     (void)state;
     NEED_BROKER();
     g_store = g_string_new("");
-    mqtt_opts_t o = {.name = "persist2",
-                     .host = "127.0.0.1",
-                     .port = g_port,
-                     .client_id = "bl-test-qos2",
-                     .keepalive = 10,
-                     .clean_start = false};
+    mqtt_opts_t o = persistent_opts("persist2", "bl-test-qos2");
     mqtt_events_t ev = {
         .on_connect = m_on_connect, .on_message = m_on_message, .on_published = l_on_delivered};
     mqtt_t *c = mqtt_new(NULL, &o, &ev, NULL);
@@ -905,11 +914,7 @@ static void test_qos2_session_state(void **state)
     assert_int_equal(sscanf(g_store->str, "out+5:%u", &pid_out), 1);
     snprintf(want, sizeof want, "out+5:%u rec%u out-%u ", pid_out, pid_out, pid_out);
     assert_string_equal(g_store->str, want);
-    guint tok = 1;
-    assert_true(run_until(tokens_at_least, &tok));
-    assert_int_equal(g_array_index(g_seen.tokens, uint64_t, 0), 5);
-    want_t w = {sub, 1};
-    assert_true(run_until(rx_at_least, &w));
+    expect_nth(sub, 1, 5);
     mqtt_free(c);
 
     /* The next run restores a publish whose PUBREC the last one recorded: it sends the
@@ -928,12 +933,7 @@ static void test_qos2_session_state(void **state)
     assert_true(run_until(store_has, "out-4242"));
     assert_true(run_until(store_has, "out-4343"));
     assert_string_equal(g_store->str, "out-4242 rec4343 out-4343 "); /* session kept: no reset */
-    guint two_tokens = 2;
-    assert_true(run_until(tokens_at_least, &two_tokens));
-    assert_int_equal(g_array_index(g_seen.tokens, uint64_t, 1), 77);
-    want_t w2 = {sub, 2};
-    assert_true(run_until(rx_at_least, &w2));
-    const rx_t *again = g_ptr_array_index(sub->rx, 1);
+    const rx_t *again = expect_nth(sub, 2, 77);
     assert_int_equal(again->len, 5);
     assert_memory_equal(again->payload, "again", 5);
     run_for(200);

@@ -15,7 +15,8 @@
 #include "mqtt.h"
 #include "mqttpkt.h"
 
-/* Encode in as a PUBLISH, parse it back into out (owned by the caller). */
+/* Encode in as a PUBLISH, parse it back into out (owned by the caller), which must be
+ * equal to in (msg_equal). */
 static void round_trip(const bl_msg_t *in, bl_msg_t *out)
 {
     GByteArray *b = g_byte_array_new();
@@ -31,6 +32,7 @@ static void round_trip(const bl_msg_t *in, bl_msg_t *out)
     msg_init(&k.msg);
     mqttpkt_clear(&k);
     g_byte_array_free(b, TRUE);
+    assert_true(msg_equal(in, out));
 }
 
 /* Parse raw bytes that must be refused as malformed. */
@@ -50,7 +52,6 @@ static void test_every_property_round_trips(void **state)
     bl_msg_t in, out;
     fixture_full_msg(&in, "a/b");
     round_trip(&in, &out);
-    assert_true(msg_equal(&in, &out));
     fixture_check_full(&out, 0);
     msg_clear(&in);
     msg_clear(&out);
@@ -71,7 +72,6 @@ static void test_absence_round_trips(void **state)
     assert_null(out.response_topic);
     assert_null(out.correlation);
     assert_int_equal(out.n_user_props, 0);
-    assert_true(msg_equal(&in, &out));
     msg_clear(&in);
     msg_clear(&out);
 }
@@ -101,7 +101,6 @@ static void test_empty_and_zero_values_stay_present(void **state)
     assert_null(out.response_topic);
     assert_int_equal(out.n_user_props, 1);
     assert_string_equal(out.user_props[0].key, "");
-    assert_true(msg_equal(&in, &out));
     msg_clear(&in);
     msg_clear(&out);
 }

@@ -387,6 +387,20 @@ static void test_failed_statement_poisons_commit(void **state)
     queue_close(q);
 }
 
+/* For crash_child: m (freed here) under the next seq, pushed for peer "p" and marked seen
+ * from origin "o". Not 0 when any of it failed. */
+static int push_seen(queue_t *q, bl_msg_t *m)
+{
+    uint64_t s;
+    int rc = queue_next_seq(q, &s);
+    if (!rc) {
+        m->seq = s;
+        rc = queue_push(q, "p", m, 0, 0) || queue_mark_seen(q, "o", s);
+    }
+    msg_free(m);
+    return rc;
+}
+
 /* The child pushes in committed transactions, then leaves one open and dies without
  * closing anything, as under kill -9. Large uncommitted payloads make SQLite spill
  * pages of the open transaction into the WAL before the "crash". */
@@ -398,16 +412,9 @@ static int crash_child(const char *path)
     for (int t = 0; t < 10; t++) {
         if (queue_begin(q))
             return 2;
-        for (int i = 0; i < 10; i++) {
-            uint64_t s;
-            bl_msg_t *m = mk(0, "t/x", "committed");
-            if (queue_next_seq(q, &s))
+        for (int i = 0; i < 10; i++)
+            if (push_seen(q, mk(0, "t/x", "committed")))
                 return 3;
-            m->seq = s;
-            if (queue_push(q, "p", m, 0, 0) || queue_mark_seen(q, "o", s))
-                return 4;
-            msg_free(m);
-        }
         if (queue_commit(q))
             return 5;
     }
@@ -416,15 +423,10 @@ static int crash_child(const char *path)
     if (queue_begin(q))
         return 6;
     for (int i = 0; i < 8; i++) {
-        uint64_t s;
         bl_msg_t *m = mk(0, "t/x", "");
         msg_set_payload(m, big, sizeof(big));
-        if (queue_next_seq(q, &s))
+        if (push_seen(q, m))
             return 7;
-        m->seq = s;
-        if (queue_push(q, "p", m, 0, 0) || queue_mark_seen(q, "o", s))
-            return 8;
-        msg_free(m);
     }
     _exit(0); /* no commit, no close */
 }
@@ -485,6 +487,32 @@ static void test_cap(void **state)
     queue_close(q);
 }
 
+/* A list of seqs for mark_seen and expect_seen: the array and its length. */
+#define SEQS(...)                                                                                  \
+    (const uint64_t[]){__VA_ARGS__}, sizeof((const uint64_t[]){__VA_ARGS__}) / sizeof(uint64_t)
+
+/* Origin "o"'s messages seqs[0..n) marked seen, each successfully. */
+static void mark_seen(queue_t *q, const uint64_t *seqs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(queue_mark_seen(q, "o", seqs[i]), 0);
+}
+
+/* queue_seen says `want` for each of origin "o"'s seqs[0..n). */
+static void expect_seen(queue_t *q, int want, const uint64_t *seqs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(queue_seen(q, "o", seqs[i]), want);
+}
+
+/* Origin "o"'s messages 1..upto are seen, upto + 1 is not. */
+static void expect_seen_upto(queue_t *q, uint64_t upto)
+{
+    for (uint64_t s = 1; s <= upto; s++)
+        assert_int_equal(queue_seen(q, "o", s), 1);
+    assert_int_equal(queue_seen(q, "o", upto + 1), 0);
+}
+
 static void test_dedupe(void **state)
 {
     fx_t *fx = *state;
@@ -492,17 +520,10 @@ static void test_dedupe(void **state)
     assert_int_equal(queue_seen(q, "o", 1), 0);
     assert_int_equal(queue_seen(q, "bad origin", 1), BL_EINVAL);
     assert_int_equal(queue_mark_seen(q, "o", 0), BL_EINVAL);
-    /* out of order with gaps: 3, 5, 1 */
-    assert_int_equal(queue_mark_seen(q, "o", 3), 0);
-    assert_int_equal(queue_mark_seen(q, "o", 5), 0);
-    assert_int_equal(queue_mark_seen(q, "o", 1), 0);
-    assert_int_equal(queue_mark_seen(q, "o", 3), 0); /* again: harmless */
-    assert_int_equal(queue_seen(q, "o", 1), 1);
-    assert_int_equal(queue_seen(q, "o", 2), 0);
-    assert_int_equal(queue_seen(q, "o", 3), 1);
-    assert_int_equal(queue_seen(q, "o", 4), 0);
-    assert_int_equal(queue_seen(q, "o", 5), 1);
-    assert_int_equal(queue_seen(q, "o", 6), 0);
+    /* out of order with gaps: 3, 5, 1; then 3 again: harmless */
+    mark_seen(q, SEQS(3, 5, 1, 3));
+    expect_seen(q, 1, SEQS(1, 3, 5));
+    expect_seen(q, 0, SEQS(2, 4, 6));
     assert_int_equal(queue_seen(q, "x", 1), 0); /* origins are independent */
     assert_int_equal(on_disk(fx, &q, "SELECT floor FROM seen_floor WHERE origin='o'"), 1);
     /* filling the gaps moves the floor over them and prunes their rows */
@@ -515,9 +536,7 @@ static void test_dedupe(void **state)
     queue_close(q);
 
     q = open_q(fx);
-    for (uint64_t s = 1; s <= 5; s++)
-        assert_int_equal(queue_seen(q, "o", s), 1);
-    assert_int_equal(queue_seen(q, "o", 6), 0);
+    expect_seen_upto(q, 5);
     assert_int_equal(queue_seen(q, "o", 9), 1);
     assert_int_equal(queue_seen(q, "o", 10), 0);
     queue_close(q);
@@ -890,15 +909,10 @@ static void test_dedupe_floor_commit(void **state)
     assert_int_equal(queue_seen(q, "o", 51), 1);
     assert_int_equal(queue_seen(q, "o", 52), 0);
     /* Out of order, then the gap filled: the floor moves over the rows. */
-    assert_int_equal(queue_mark_seen(q, "o", 54), 0);
-    assert_int_equal(queue_mark_seen(q, "o", 52), 0);
-    assert_int_equal(queue_mark_seen(q, "o", 53), 0);
-    assert_int_equal(queue_mark_seen(q, "o", 55), 0);
+    mark_seen(q, SEQS(54, 52, 53, 55));
     queue_close(q);
     q = open_q(fx);
-    for (uint64_t s = 1; s <= 55; s++)
-        assert_int_equal(queue_seen(q, "o", s), 1);
-    assert_int_equal(queue_seen(q, "o", 56), 0);
+    expect_seen_upto(q, 55);
     assert_int_equal(queue_seen_reset(q, "o"), 0);
     assert_int_equal(queue_seen(q, "o", 1), 0);
     queue_close(q);

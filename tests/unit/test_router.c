@@ -83,31 +83,37 @@ static void test_parse_prefixes(void **state)
 static void test_parse_errors(void **state)
 {
     (void)state;
-    parse_bad("", "empty rule");
-    parse_bad("   ", "empty rule");
-    parse_bad("a sideways", "direction \"sideways\" is not in, out or both");
-    parse_bad("a in 3", "QoS \"3\" is not 0, 1 or 2");
-    parse_bad("a in -1", "QoS \"-1\"");
-    parse_bad("a in 01", "QoS \"01\"");
-    parse_bad("a in x", "QoS \"x\"");
-    parse_bad("a in 1 lp/", "given without a remote prefix");
-    parse_bad("a in 1 lp/ rp/ extra", "too many fields");
-    parse_bad("a in 1 lp/ rp/ extra", "containing spaces is not supported");
-    parse_bad("\"a b\" in", "containing spaces is not supported");
-    parse_bad("a in 1 \"x y\" z", "unbalanced quote");
-    parse_bad("\"\" in", "pattern \"\" is empty");
-    parse_bad("a/#/b", "'#' that is not the whole last level");
-    parse_bad("a#", "'#' that is not the whole last level");
-    parse_bad("a/b+", "'+' that is not a whole level");
-    parse_bad("+a/b", "'+' that is not a whole level");
-    parse_bad("# in 1 a/+/ b/", "local prefix \"a/+/\" must not contain '+' or '#'");
-    parse_bad("# in 1 a/ b/#", "remote prefix \"b/#\" must not contain '+' or '#'");
-    parse_bad("# in 1 home site/", "local prefix \"home\" followed by pattern \"#\"");
-    parse_bad("+ in 1 a/ b", "remote prefix \"b\" followed by pattern \"+\"");
-    parse_bad("a\x01"
-              "b",
-              "control characters");
-    parse_bad("\xff", "UTF-8");
+    static const struct {
+        const char *line, *want; /* refused, with `want` in the reason */
+    } bad[] = {
+        {"", "empty rule"},
+        {"   ", "empty rule"},
+        {"a sideways", "direction \"sideways\" is not in, out or both"},
+        {"a in 3", "QoS \"3\" is not 0, 1 or 2"},
+        {"a in -1", "QoS \"-1\""},
+        {"a in 01", "QoS \"01\""},
+        {"a in x", "QoS \"x\""},
+        {"a in 1 lp/", "given without a remote prefix"},
+        {"a in 1 lp/ rp/ extra", "too many fields"},
+        {"a in 1 lp/ rp/ extra", "containing spaces is not supported"},
+        {"\"a b\" in", "containing spaces is not supported"},
+        {"a in 1 \"x y\" z", "unbalanced quote"},
+        {"\"\" in", "pattern \"\" is empty"},
+        {"a/#/b", "'#' that is not the whole last level"},
+        {"a#", "'#' that is not the whole last level"},
+        {"a/b+", "'+' that is not a whole level"},
+        {"+a/b", "'+' that is not a whole level"},
+        {"# in 1 a/+/ b/", "local prefix \"a/+/\" must not contain '+' or '#'"},
+        {"# in 1 a/ b/#", "remote prefix \"b/#\" must not contain '+' or '#'"},
+        {"# in 1 home site/", "local prefix \"home\" followed by pattern \"#\""},
+        {"+ in 1 a/ b", "remote prefix \"b\" followed by pattern \"+\""},
+        {"a\x01"
+         "b",
+         "control characters"},
+        {"\xff", "UTF-8"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        parse_bad(bad[i].line, bad[i].want);
 
     char *big = malloc(70000);
     memset(big, 'a', 69999);
@@ -126,27 +132,39 @@ static void test_parse_errors(void **state)
 static void test_filter_and_topic_valid(void **state)
 {
     (void)state;
-    assert_true(router_filter_valid("#"));
-    assert_true(router_filter_valid("+"));
-    assert_true(router_filter_valid("+/+/#"));
-    assert_true(router_filter_valid("/"));
-    assert_true(router_filter_valid("a//b"));
-    assert_false(router_filter_valid(""));
-    assert_false(router_filter_valid(NULL));
-    assert_false(router_filter_valid("a/#/"));
-    assert_false(router_filter_valid("##"));
-    assert_false(router_filter_valid("a++"));
+    static const struct {
+        bool (*valid)(const char *);
+        const char *s;
+        bool ok;
+    } t[] = {
+        {router_filter_valid, "#", true},
+        {router_filter_valid, "+", true},
+        {router_filter_valid, "+/+/#", true},
+        {router_filter_valid, "/", true},
+        {router_filter_valid, "a//b", true},
+        {router_filter_valid, "", false},
+        {router_filter_valid, NULL, false},
+        {router_filter_valid, "a/#/", false},
+        {router_filter_valid, "##", false},
+        {router_filter_valid, "a++", false},
 
-    assert_true(router_topic_valid("a/b"));
-    assert_true(router_topic_valid("/"));
-    assert_true(router_topic_valid("$SYS/x"));
-    assert_true(router_topic_valid("caf\xc3\xa9"));
-    assert_false(router_topic_valid(""));
-    assert_false(router_topic_valid("a/+"));
-    assert_false(router_topic_valid("a/#"));
-    assert_false(router_topic_valid("a\x7f"));
-    assert_false(router_topic_valid("\xc0\xaf"));     /* overlong '/' */
-    assert_false(router_topic_valid("\xed\xa0\x80")); /* UTF-16 surrogate */
+        {router_topic_valid, "a/b", true},
+        {router_topic_valid, "/", true},
+        {router_topic_valid, "$SYS/x", true},
+        {router_topic_valid, "caf\xc3\xa9", true},
+        {router_topic_valid, "", false},
+        {router_topic_valid, "a/+", false},
+        {router_topic_valid, "a/#", false},
+        {router_topic_valid, "a\x7f", false},
+        {router_topic_valid, "\xc0\xaf", false},     /* overlong '/' */
+        {router_topic_valid, "\xed\xa0\x80", false}, /* UTF-16 surrogate */
+    };
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+        if (t[i].valid(t[i].s) != t[i].ok)
+            fail_msg("%s(\"%s\") should be %s",
+                     t[i].valid == router_filter_valid ? "router_filter_valid"
+                                                       : "router_topic_valid",
+                     t[i].s ? t[i].s : "(null)", t[i].ok ? "true" : "false");
 }
 
 static void test_matching_table(void **state)
@@ -220,41 +238,29 @@ static void rules_free(route_rule_t *r, size_t n)
     free(r);
 }
 
-static void expect_out(const route_rule_t *r, size_t n, const char *local, int qin,
-                       const char *wire, int qos)
+/* map (router_map_out or router_map_in, named dir) takes `from` at QoS qin to `to` at
+ * qos; to NULL: the rules do not carry it. */
+typedef int (*map_fn_t)(const route_rule_t *, size_t, const char *, int, char **, int *);
+static void expect_map(const char *dir, map_fn_t map, const route_rule_t *r, size_t n,
+                       const char *from, int qin, const char *to, int qos)
 {
     char *got = NULL;
     int q = -1;
-    int rc = router_map_out(r, n, local, qin, &got, &q);
-    if (!wire) {
+    int rc = map(r, n, from, qin, &got, &q);
+    if (!to) {
         assert_int_equal(rc, 0);
         assert_null(got);
         return;
     }
     if (rc != 1)
-        fail_msg("out \"%s\": rc %d, expected \"%s\"", local, rc, wire);
-    assert_string_equal(got, wire);
+        fail_msg("%s \"%s\": rc %d, expected \"%s\"", dir, from, rc, to);
+    assert_string_equal(got, to);
     assert_int_equal(q, qos);
     free(got);
 }
-
-static void expect_in(const route_rule_t *r, size_t n, const char *wire, int qin, const char *local,
-                      int qos)
-{
-    char *got = NULL;
-    int q = -1;
-    int rc = router_map_in(r, n, wire, qin, &got, &q);
-    if (!local) {
-        assert_int_equal(rc, 0);
-        assert_null(got);
-        return;
-    }
-    if (rc != 1)
-        fail_msg("in \"%s\": rc %d, expected \"%s\"", wire, rc, local);
-    assert_string_equal(got, local);
-    assert_int_equal(q, qos);
-    free(got);
-}
+/* expect_out(r, n, local, qin, wire, qos), expect_in(r, n, wire, qin, local, qos) */
+#define expect_out(...) expect_map("out", router_map_out, __VA_ARGS__)
+#define expect_in(...) expect_map("in", router_map_in, __VA_ARGS__)
 
 static void test_remap_both_ways(void **state)
 {

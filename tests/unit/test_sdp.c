@@ -57,47 +57,37 @@ static void test_browser_offer(void **state)
     sdp_desc_clear(&d);
 }
 
-static void expect_refused(const char *text)
-{
-    sdp_desc_t d;
-    assert_int_equal(sdp_parse(text, strlen(text), &d), BL_EINVAL);
-}
+/* The parts of a valid description, for the refusals below to leave out or spoil. */
+#define SDP_M "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\n"
+#define SDP_U "a=ice-ufrag:abcd\n"
+#define SDP_P "a=ice-pwd:0123456789abcdefghijkl\n"
+#define SDP_F "a=fingerprint:sha-256 " FP "\n"
 
 static void test_refusals(void **state)
 {
     (void)state;
-    const char *m = "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\n";
-    const char *u = "a=ice-ufrag:abcd\n";
-    const char *p = "a=ice-pwd:0123456789abcdefghijkl\n";
-    const char *f = "a=fingerprint:sha-256 " FP "\n";
-    char buf[1024];
-    /* each of the four required parts missing */
-    snprintf(buf, sizeof(buf), "%s%s%s", u, p, f);
-    expect_refused(buf);
-    snprintf(buf, sizeof(buf), "%s%s%s", m, p, f);
-    expect_refused(buf);
-    snprintf(buf, sizeof(buf), "%s%s%s", m, u, f);
-    expect_refused(buf);
-    snprintf(buf, sizeof(buf), "%s%s%s", m, u, p);
-    expect_refused(buf);
-    /* short ufrag, short pwd, bad chars */
-    snprintf(buf, sizeof(buf), "%sa=ice-ufrag:abc\n%s%s", m, p, f);
-    expect_refused(buf);
-    snprintf(buf, sizeof(buf), "%s%sa=ice-pwd:short\n%s", m, u, f);
-    expect_refused(buf);
-    snprintf(buf, sizeof(buf), "%sa=ice-ufrag:ab cd\n%s%s", m, p, f);
-    expect_refused(buf);
-    /* sha-1 only, truncated fingerprint */
-    snprintf(buf, sizeof(buf), "%s%s%sa=fingerprint:sha-1 AB:CD\n", m, u, p);
-    expect_refused(buf);
-    snprintf(buf, sizeof(buf), "%s%s%sa=fingerprint:sha-256 AB:CD:EF\n", m, u, p);
-    expect_refused(buf);
-    /* bad sctp port and max size */
-    snprintf(buf, sizeof(buf), "%s%s%s%sa=sctp-port:70000\n", m, u, p, f);
-    expect_refused(buf);
-    snprintf(buf, sizeof(buf), "%s%s%s%sa=max-message-size:-1\n", m, u, p, f);
-    expect_refused(buf);
-    expect_refused("");
+    static const char *const refused[] = {
+        /* each of the four required parts missing */
+        SDP_U SDP_P SDP_F,
+        SDP_M SDP_P SDP_F,
+        SDP_M SDP_U SDP_F,
+        SDP_M SDP_U SDP_P,
+        /* short ufrag, short pwd, bad chars */
+        SDP_M "a=ice-ufrag:abc\n" SDP_P SDP_F,
+        SDP_M SDP_U "a=ice-pwd:short\n" SDP_F,
+        SDP_M "a=ice-ufrag:ab cd\n" SDP_P SDP_F,
+        /* sha-1 only, truncated fingerprint */
+        SDP_M SDP_U SDP_P "a=fingerprint:sha-1 AB:CD\n",
+        SDP_M SDP_U SDP_P "a=fingerprint:sha-256 AB:CD:EF\n",
+        /* bad sctp port and max size */
+        SDP_M SDP_U SDP_P SDP_F "a=sctp-port:70000\n",
+        SDP_M SDP_U SDP_P SDP_F "a=max-message-size:-1\n",
+        "",
+    };
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        sdp_desc_t d;
+        assert_int_equal(sdp_parse(refused[i], strlen(refused[i]), &d), BL_EINVAL);
+    }
 }
 
 /* A NUL inside the text ends it: nothing after it is read. */

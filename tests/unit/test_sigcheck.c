@@ -17,6 +17,7 @@
 #include <openssl/x509.h>
 
 #include "sigcheck.h"
+#include "../lab/ecdsa_high_s.h"
 
 #define SECRET "a network secret for the unit test"
 #define NOW 1700000000000LL
@@ -131,35 +132,21 @@ static sigcheck_verdict_t accept_msg(fx_t *fx, const seal_msg_t *m, int64_t now)
     return v;
 }
 
+/* A message made as make() makes it, offered at `now`: the verdict. */
+static sigcheck_verdict_t offer(fx_t *fx, const char *from, const cert_t *signer, const char *type,
+                                const char *sid, int64_t ts, const char *body, int64_t now)
+{
+    seal_msg_t m;
+    make(&m, from, signer, type, sid, ts, body);
+    sigcheck_verdict_t v = accept_msg(fx, &m, now);
+    drop(&m);
+    return v;
+}
+
 /* The same signature, its base64 text re-encoded: GLib's decoder skips a line break. */
 static char *b64_with_newline(const char *b64)
 {
     return g_strdup_printf("%.8s\n%s", b64, b64 + 8);
-}
-
-/* The other valid ECDSA signature of the same bytes: (r, n - s). */
-static char *high_s(const char *b64)
-{
-    gsize len;
-    guchar *der = g_base64_decode(b64, &len);
-    const unsigned char *p = der;
-    ECDSA_SIG *sig = d2i_ECDSA_SIG(NULL, &p, (long)len);
-    assert_non_null(sig);
-    const BIGNUM *r, *s;
-    ECDSA_SIG_get0(sig, &r, &s);
-    EC_GROUP *g = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
-    BIGNUM *ns = BN_new();
-    assert_int_equal(BN_sub(ns, EC_GROUP_get0_order(g), s), 1);
-    assert_int_equal(ECDSA_SIG_set0(sig, BN_dup(r), ns), 1);
-    unsigned char *out = NULL;
-    int n = i2d_ECDSA_SIG(sig, &out);
-    assert_true(n > 0);
-    char *res = g_base64_encode(out, (gsize)n);
-    OPENSSL_free(out);
-    ECDSA_SIG_free(sig);
-    EC_GROUP_free(g);
-    g_free(der);
-    return res;
 }
 
 /* Issue 12 item 8: a captured message re-sealed under a new nonce, with its signature
@@ -178,7 +165,8 @@ static void test_replays(void **state)
     m.sig = b64_with_newline(sig);
     assert_int_equal(accept_msg(fx, &m, NOW + 40), SIGCHECK_REPLAYED);
     g_free(m.sig);
-    m.sig = high_s(sig);
+    m.sig = ecdsa_high_s(sig);
+    assert_non_null(m.sig);
     assert_string_not_equal(m.sig, sig);
     assert_int_equal(accept_msg(fx, &m, NOW + 50), SIGCHECK_REPLAYED);
     g_free(m.sig);
@@ -278,14 +266,11 @@ static void test_junk_is_not_remembered(void **state)
     }
     /* Nothing of it was kept: bravo can still send MAX_SEEN - 1 more messages. */
     for (int i = 0; i < MAX_SEEN - 1; i++) {
-        seal_msg_t c;
         char sid[17];
         snprintf(sid, sizeof(sid), "c%x", i);
-        make(&c, "bravo", fx->bravo, "cand", sid, NOW + i % 1000,
-             "a=candidate:1 1 UDP 1 x 1 typ host");
-        if (accept_msg(fx, &c, NOW + 1000) != SIGCHECK_OK)
+        if (offer(fx, "bravo", fx->bravo, "cand", sid, NOW + i % 1000,
+                  "a=candidate:1 1 UDP 1 x 1 typ host", NOW + 1000) != SIGCHECK_OK)
             fail_msg("genuine message %d refused", i);
-        drop(&c);
     }
     drop(&genuine);
 }
@@ -295,48 +280,44 @@ static void test_junk_is_not_remembered(void **state)
 static void test_flood_capped_per_peer(void **state)
 {
     fx_t *fx = *state;
-    seal_msg_t c;
     for (int i = 0; i <= MAX_SEEN; i++) {
         char sid[17];
         snprintf(sid, sizeof(sid), "%x", i + 1);
-        make(&c, "bravo", fx->bravo, "eoc", sid, NOW, NULL);
-        sigcheck_verdict_t v = accept_msg(fx, &c, NOW);
-        drop(&c);
+        sigcheck_verdict_t v = offer(fx, "bravo", fx->bravo, "eoc", sid, NOW, NULL, NOW);
         if (v != (i < MAX_SEEN ? SIGCHECK_OK : SIGCHECK_FLOOD))
             fail_msg("message %d: verdict %d", i, v);
     }
-    make(&c, "charlie", fx->charlie, "eoc", "1", NOW, NULL);
-    assert_int_equal(accept_msg(fx, &c, NOW), SIGCHECK_OK);
-    drop(&c);
+    assert_int_equal(offer(fx, "charlie", fx->charlie, "eoc", "1", NOW, NULL, NOW), SIGCHECK_OK);
     int64_t later = NOW + SEAL_MAX_AGE_MS + 1;
-    make(&c, "bravo", fx->bravo, "eoc", "ffff", later, NULL);
-    assert_int_equal(accept_msg(fx, &c, later), SIGCHECK_OK);
-    drop(&c);
+    assert_int_equal(offer(fx, "bravo", fx->bravo, "eoc", "ffff", later, NULL, later), SIGCHECK_OK);
 }
 
 /* An offer or restart must be newer than the last one accepted from that peer. */
 static void test_session_changes_in_order(void **state)
 {
     fx_t *fx = *state;
-    seal_msg_t m;
-    make(&m, "bravo", fx->bravo, "restart", "00", NOW, NULL);
-    assert_int_equal(accept_msg(fx, &m, NOW), SIGCHECK_OK);
-    drop(&m);
-    make(&m, "bravo", fx->bravo, "restart", "01", NOW, NULL); /* same ms, other bytes */
-    assert_int_equal(accept_msg(fx, &m, NOW), SIGCHECK_LATE);
-    drop(&m);
-    make(&m, "bravo", fx->bravo, "offer", "02", NOW - 5, "v=0");
-    assert_int_equal(accept_msg(fx, &m, NOW), SIGCHECK_LATE);
-    drop(&m);
-    make(&m, "bravo", fx->bravo, "cand", "02", NOW - 5, "a=candidate:x"); /* not ordered */
-    assert_int_equal(accept_msg(fx, &m, NOW), SIGCHECK_OK);
-    drop(&m);
-    make(&m, "bravo", fx->bravo, "offer", "03", NOW + 1, "v=0");
-    assert_int_equal(accept_msg(fx, &m, NOW), SIGCHECK_OK);
-    drop(&m);
-    make(&m, "charlie", fx->charlie, "restart", "00", NOW - 5, NULL); /* per peer */
-    assert_int_equal(accept_msg(fx, &m, NOW), SIGCHECK_OK);
-    drop(&m);
+    static const struct {
+        bool charlie; /* else bravo */
+        const char *type, *sid;
+        int64_t ts;
+        const char *body;
+        sigcheck_verdict_t want; /* offered at NOW */
+    } seq[] = {
+        {false, "restart", "00", NOW, NULL, SIGCHECK_OK},
+        {false, "restart", "01", NOW, NULL, SIGCHECK_LATE}, /* same ms, other bytes */
+        {false, "offer", "02", NOW - 5, "v=0", SIGCHECK_LATE},
+        {false, "cand", "02", NOW - 5, "a=candidate:x", SIGCHECK_OK}, /* not ordered */
+        {false, "offer", "03", NOW + 1, "v=0", SIGCHECK_OK},
+        {true, "restart", "00", NOW - 5, NULL, SIGCHECK_OK}, /* per peer */
+    };
+    for (size_t i = 0; i < sizeof(seq) / sizeof(seq[0]); i++) {
+        sigcheck_verdict_t v = offer(fx, seq[i].charlie ? "charlie" : "bravo",
+                                     seq[i].charlie ? fx->charlie : fx->bravo, seq[i].type,
+                                     seq[i].sid, seq[i].ts, seq[i].body, NOW);
+        if (v != seq[i].want)
+            fail_msg("message %zu (%s %s): verdict %d, want %d", i, seq[i].type, seq[i].sid, v,
+                     seq[i].want);
+    }
 }
 
 static void test_other_refusals(void **state)

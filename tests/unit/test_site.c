@@ -463,19 +463,26 @@ static void test_backpressure_by_bytes(void **state)
 
 /* ---- the QoS 0 spill ------------------------------------------------------------ */
 
+/* A message from a local client, as the broker hands it to the site. */
+static void local_msg(fx_t *fx, const char *topic, const char *payload, int qos)
+{
+    bl_msg_t m;
+    msg_init(&m);
+    m.qos = (uint8_t)qos;
+    assert_int_equal(msg_set_topic(&m, topic), 0);
+    assert_int_equal(msg_set_payload(&m, payload, strlen(payload)), 0);
+    fake_local_message(fx->local, &m);
+    msg_clear(&m);
+}
+
 /* A local client publishes n QoS 0 messages on t/burst in one turn of the loop, their
  * payloads "0", "1", ... */
 static void local_burst(fx_t *fx, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        bl_msg_t m;
-        msg_init(&m);
-        char payload[16];
-        int len = snprintf(payload, sizeof(payload), "%zu", i);
-        assert_int_equal(msg_set_topic(&m, "t/burst"), 0);
-        assert_int_equal(msg_set_payload(&m, payload, (size_t)len), 0);
-        fake_local_message(fx->local, &m);
-        msg_clear(&m);
+        char payload[24];
+        snprintf(payload, sizeof(payload), "%zu", i);
+        local_msg(fx, "t/burst", payload, 0);
     }
 }
 
@@ -606,17 +613,6 @@ static bool has_sub(fx_t *fx, const char *filter)
     return false;
 }
 
-static void local_qos1(fx_t *fx, const char *topic)
-{
-    bl_msg_t m;
-    msg_init(&m);
-    m.qos = 1;
-    assert_int_equal(msg_set_topic(&m, topic), 0);
-    assert_int_equal(msg_set_payload(&m, "x", 1), 0);
-    fake_local_message(fx->local, &m);
-    msg_clear(&m);
-}
-
 /* A reload keeps bravo's open link (its rules change to a/#), closes charlie's while
  * what is queued for it stays until it is forgotten, adds delta, and the local
  * subscriptions follow the rules; a change a reload cannot apply is refused. */
@@ -625,7 +621,7 @@ static void test_reload(void **state)
     fx_t *fx = *state;
     site_up(fx, CONFIG_DELIVERY_QOS);
     assert_true(peer_up(fx, fx->bravo));
-    local_qos1(fx, "z/1"); /* for bravo (sent) and charlie (down: queued) */
+    local_msg(fx, "z/1", "x", 1); /* for bravo (sent) and charlie (down: queued) */
     assert_true(settle(fx));
     assert_int_equal(fake_link_n_sent(fx->bravo), 2); /* HELLO, MSG */
 
@@ -651,8 +647,8 @@ static void test_reload(void **state)
     assert_true(has_sub(fx, "a/#") && has_sub(fx, "d/#"));
     assert_false(has_sub(fx, "#"));
 
-    local_qos1(fx, "a/1"); /* bravo's new rule takes it */
-    local_qos1(fx, "z/2"); /* no rule of bravo's any more */
+    local_msg(fx, "a/1", "x", 1); /* bravo's new rule takes it */
+    local_msg(fx, "z/2", "x", 1); /* no rule of bravo's any more */
     assert_true(settle(fx));
     sent_t s;
     sent_read(fx->bravo, &s);

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 #include <glib.h>
 
+#include "fixture.h"
 #include "metrics.h"
 #include "status.h"
 
@@ -64,30 +65,20 @@ static void test_json(void **st)
     sample(&s);
     cJSON *j = status_json(&s);
     char *text = cJSON_PrintUnformatted(j);
-    assert_non_null(strstr(text, "\"site\":\"home\""));
-    assert_non_null(strstr(text, "\"local\":\"198.19.0.2:5000\",\"remote\":\"198.18.0.12:40001\""));
-    assert_non_null(strstr(text, "\"queue_full\":3"));
-    assert_non_null(strstr(text, "\"last_error\":\"consent \\\"lost\\\"\""));
+    FIXTURE_CONTAINS(text, "\"site\":\"home\"",
+                     "\"local\":\"198.19.0.2:5000\",\"remote\":\"198.18.0.12:40001\"",
+                     "\"queue_full\":3", "\"last_error\":\"consent \\\"lost\\\"\"");
     cJSON_free(text);
     char *table = status_table(j);
-    assert_non_null(strstr(table, "site home (brokerless "));
-    assert_non_null(strstr(table, "up 1h02m"));
-    assert_non_null(strstr(table, "cabin"));
-    assert_non_null(strstr(table, "open 1m05s"));
-    assert_non_null(strstr(table, "srflx 198.19.0.2:5000 <-> 198.18.0.12:40001"));
-    assert_non_null(strstr(table, "12 ms"));
-    assert_non_null(strstr(table, "1203 / 3.0 MiB"));
-    assert_non_null(strstr(table, "queue_full 3"));
-    assert_non_null(strstr(table, "last error: consent \"lost\""));
-    assert_non_null(strstr(table, "office"));
+    FIXTURE_CONTAINS(table, "site home (brokerless ", "up 1h02m", "cabin", "open 1m05s",
+                     "srflx 198.19.0.2:5000 <-> 198.18.0.12:40001", "12 ms", "1203 / 3.0 MiB",
+                     "queue_full 3", "last error: consent \"lost\"", "office");
     g_free(table);
     cJSON_Delete(j);
     /* a peer topic keeps the keys it always had */
     cJSON *pj = status_peer_json(&s.peers[0]);
     text = cJSON_PrintUnformatted(pj);
-    assert_non_null(strstr(text, "\"state\":\"open\""));
-    assert_non_null(strstr(text, "\"path\":\"srflx\""));
-    assert_non_null(strstr(text, "\"queued\":7"));
+    FIXTURE_CONTAINS(text, "\"state\":\"open\"", "\"path\":\"srflx\"", "\"queued\":7");
     cJSON_free(text);
     cJSON_Delete(pj);
     status_site_clear(&s);
@@ -105,15 +96,15 @@ static void test_metrics(void **st)
     status_site_t s;
     sample(&s);
     char *m = metrics_render(&s);
-    assert_non_null(strstr(m, "# TYPE brokerless_peer_messages_sent_total counter\n"));
-    assert_non_null(strstr(m, "brokerless_peer_messages_sent_total{peer=\"cabin\"} 1203\n"));
-    assert_non_null(strstr(m, "brokerless_peer_rtt_seconds{peer=\"cabin\"} 0.012000\n"));
-    assert_non_null(strstr(m, "brokerless_peer_up{peer=\"office\"} 0\n"));
-    assert_non_null(strstr(m, "brokerless_peer_state{peer=\"office\",state=\"signalling\"} 1\n"));
-    assert_non_null(strstr(m, "brokerless_peer_path{peer=\"cabin\",path=\"srflx\"} 1\n"));
-    assert_non_null(strstr(
-        m, "brokerless_peer_dropped_messages_total{peer=\"cabin\",reason=\"queue_full\"} 3\n"));
-    assert_non_null(strstr(m, "brokerless_local_messages_total 42\n"));
+    FIXTURE_CONTAINS(
+        m, "# TYPE brokerless_peer_messages_sent_total counter\n",
+        "brokerless_peer_messages_sent_total{peer=\"cabin\"} 1203\n",
+        "brokerless_peer_rtt_seconds{peer=\"cabin\"} 0.012000\n",
+        "brokerless_peer_up{peer=\"office\"} 0\n",
+        "brokerless_peer_state{peer=\"office\",state=\"signalling\"} 1\n",
+        "brokerless_peer_path{peer=\"cabin\",path=\"srflx\"} 1\n",
+        "brokerless_peer_dropped_messages_total{peer=\"cabin\",reason=\"queue_full\"} 3\n",
+        "brokerless_local_messages_total 42\n");
     /* every line is a comment or "name{labels} value" */
     char **lines = g_strsplit(m, "\n", -1);
     for (char **l = lines; *l && **l; l++)

@@ -11,11 +11,19 @@
 
 #include "subs.h"
 
-static GPtrArray *lines(const char *const *l, size_t n)
+/* A subscription: the filter, its QoS and No Local. */
+typedef struct sub {
+    const char *filter;
+    int qos;
+    bool no_local;
+} sub_t;
+
+/* The record lines (subs_line) of s[0..n), as subs_plan wants them. */
+static GPtrArray *want_of(const sub_t *s, size_t n)
 {
     GPtrArray *a = g_ptr_array_new_with_free_func(g_free);
     for (size_t i = 0; i < n; i++)
-        g_ptr_array_add(a, g_strdup(l[i]));
+        g_ptr_array_add(a, subs_line(s[i].filter, s[i].qos, s[i].no_local));
     return a;
 }
 
@@ -57,9 +65,8 @@ static void test_local_filters(void **state)
 static void test_plan_unchanged(void **state)
 {
     (void)state;
-    char *a = subs_line("t/#", 2, false), *b = subs_line("brokerless/x/sync", 1, false);
-    const char *w[] = {a, b};
-    GPtrArray *want = lines(w, 2);
+    static const sub_t w[] = {{"t/#", 2, false}, {"brokerless/x/sync", 1, false}};
+    GPtrArray *want = want_of(w, 2);
     subs_plan_t p;
     subs_plan("2 0 t/#\n1 0 brokerless/x/sync\n", want, &p);
     assert_int_equal(p.unsubscribe->len, 0);
@@ -67,7 +74,6 @@ static void test_plan_unchanged(void **state)
     assert_string_equal(p.record_both, p.record_now);
     subs_plan_clear(&p);
     g_ptr_array_unref(want);
-    g_free(a), g_free(b);
 }
 
 /* delivery switched to at-least-once: the filter is dropped and subscribed again with
@@ -75,9 +81,8 @@ static void test_plan_unchanged(void **state)
 static void test_plan_changed(void **state)
 {
     (void)state;
-    char *a = subs_line("t/#", 2, true);
-    const char *w[] = {a};
-    GPtrArray *want = lines(w, 1);
+    static const sub_t w[] = {{"t/#", 2, true}};
+    GPtrArray *want = want_of(w, 1);
     subs_plan_t p;
     subs_plan("2 0 t/#\n2 0 old/+\n", want, &p);
     assert_int_equal(p.unsubscribe->len, 2);
@@ -91,16 +96,14 @@ static void test_plan_changed(void **state)
     assert_int_equal(p.unsubscribe->len, 2);
     subs_plan_clear(&p);
     g_ptr_array_unref(want);
-    g_free(a);
 }
 
 /* No record (first run of this version, a new state dir): every filter is renewed. */
 static void test_plan_no_record(void **state)
 {
     (void)state;
-    char *a = subs_line("t/#", 2, false), *b = subs_line("s", 1, false);
-    const char *w[] = {a, b};
-    GPtrArray *want = lines(w, 2);
+    static const sub_t w[] = {{"t/#", 2, false}, {"s", 1, false}};
+    GPtrArray *want = want_of(w, 2);
     subs_plan_t p;
     subs_plan(NULL, want, &p);
     assert_int_equal(p.unsubscribe->len, 2);
@@ -109,7 +112,6 @@ static void test_plan_no_record(void **state)
     assert_string_equal(p.record_now, "2 0 t/#\n1 0 s\n");
     subs_plan_clear(&p);
     g_ptr_array_unref(want);
-    g_free(a), g_free(b);
 }
 
 /* Filters may hold spaces, newlines and backslashes: a record line keeps them whole. */

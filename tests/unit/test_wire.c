@@ -69,6 +69,14 @@ static int decode_rc(const uint8_t *buf, size_t len)
     return rc;
 }
 
+/* decode_rc of buf, which is freed. */
+static int decode_rc_free(uint8_t *buf, size_t len)
+{
+    int rc = decode_rc(buf, len);
+    free(buf);
+    return rc;
+}
+
 static void put_be(uint8_t *p, uint64_t v, size_t n)
 {
     for (size_t i = n; i > 0; i--, v >>= 8)
@@ -98,9 +106,7 @@ static int raw_msg_rc(const void *props, size_t plen)
 {
     size_t len;
     uint8_t *b = raw_msg(props, plen, &len);
-    int rc = decode_rc(b, len);
-    free(b);
-    return rc;
+    return decode_rc_free(b, len);
 }
 
 /* ---- MSG round trips ---------------------------------------------------------------- */
@@ -425,9 +431,7 @@ static int patched_rc(const bl_msg_t *m, size_t off, uint64_t v, size_t n)
     size_t len;
     assert_int_equal(wire_encode_msg(m, &buf, &len), 0);
     put_be(buf + off, v, n);
-    int rc = decode_rc(buf, len);
-    free(buf);
-    return rc;
+    return decode_rc_free(buf, len);
 }
 
 static void test_bad_lengths(void **state)
