@@ -28,6 +28,9 @@ int cli_status(int argc, char **argv);
 int cli_ping(int argc, char **argv);
 int cli_reload(int argc, char **argv);
 
+/* cli_web.c */
+int cli_web(int argc, char **argv);
+
 /* cli.c: parse options (0, or 2 after printing the error); GOptionContext freed. */
 int cli_parse(GOptionContext *oc, int *argc, char ***argv);
 /* Load the config at path into cfg (0), or print "brokerless CMD: the error" (1). */
