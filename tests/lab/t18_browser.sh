@@ -4,7 +4,8 @@
 # in site 2's host behind its own NAT; the site "alpha" in site 1's host behind another.
 # The signalling broker (mosquitto on the public host) has an MQTT listener for the
 # daemon and a WebSockets one for the page. In order: the page makes its key, the site
-# pins it (a [peer browser1] with profile = browser, added by `brokerless reload`), the
+# pins it (`brokerless peer add` with the line the page shows: a [peer browser1] with
+# profile = browser, applied by the running daemon), the
 # page pairs and links; N messages each way, counted exactly at both ends; signalling
 # signed with a wrong key is refused and counted, message for message; an answer whose
 # signed SDP names another DTLS certificate is refused in the handshake, session for
@@ -98,19 +99,18 @@ driver_line() { grep -m1 "^driver: $1" "$DLOG"; }
 stat_of() { driver_line "$1" | sed -E "s/.*\"$2\":([0-9]+).*/\\1/"; }
 go() { touch "$LAB_DIR/ctl/go-$1"; }
 
-# 1. Pairing: the page made its key; the site pins it as a browser peer, live.
+# 1. Pairing: the page made its key; the site pins it as a browser peer, live, with the
+# line the page shows.
 driver_wait fingerprint 60 || stop
 FP=$(driver_line fingerprint | awk '{ print $3 }')
 if [[ $FP =~ ^([0-9A-F]{2}:){31}[0-9A-F]{2}$ ]]; then pass "the page shows its key's fingerprint"; else fail "fingerprint: '$FP'"; fi
-cat >>"$CONF" <<CONF
-
-[peer browser1]
-profile = browser
-fingerprint = $FP
-topic = sensors/# out 1
-topic = web/# in 1
-CONF
-reload=$("$BL_BIN" reload -c "$CONF" 2>&1) || fail "reload: $reload"
+driver_wait pairline 10 || stop
+PAIRLINE=$(driver_line pairline | sed 's/^driver: pairline //')
+assert_eq "$PAIRLINE" "brokerless-peer name=browser1 fingerprint=$FP profile=browser" "the page shows its pairing line"
+# As the page says: peer add with the rules, which the running daemon applies at once.
+added=$("$BL_BIN" peer add -c "$CONF" "$PAIRLINE" --rule 'sensors/# out 1' --rule 'web/# in 1' 2>&1) ||
+  fail "peer add: $added"
+if grep -q '^profile = browser$' "$CONF"; then pass "peer add wrote a [peer browser1] with profile = browser"; else fail "no profile = browser in $CONF"; fi
 bl_sub 1 sitesub 'web/#' -F '%t %p %q'
 go pair
 if driver_wait open 90 && bl_wait_open 1 browser1 30; then

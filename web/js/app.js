@@ -32,9 +32,12 @@ function parsePeerLine(line) {
 
 function showPeerSection() {
   const name = $("my-name").value || "NAME";
+  const line = `brokerless-peer name=${name} fingerprint=${identity?.fingerprint ?? "…"} profile=browser`;
+  $("pair-line").textContent = line;
+  $("peer-add").textContent = `brokerless peer add -c /etc/brokerless/brokerless.conf '${line}' \\\n  --rule 'sensors/# out 1' --rule 'commands/# in 1'`;
   $("peer-section").textContent =
     `[peer ${name}]\nprofile = browser\nfingerprint = ${identity?.fingerprint ?? "…"}\n` +
-    `topic = # both 1        # or narrower rules: what this browser may see and publish`;
+    `topic = sensors/# out 1     # what this browser may see\ntopic = commands/# in 1     # and publish`;
 }
 
 function render() {

@@ -65,10 +65,13 @@ async function main() {
   await page.goto(args.url, { waitUntil: "load" });
   const fp = await until(page, "the browser's key", () => window.blPage?.fingerprint());
   say(`fingerprint ${fp}`);
+  // The user names this browser; the page shows its pairing line for the site.
+  await page.$eval("#my-name", (el, v) => { el.value = v; el.dispatchEvent(new Event("input")); }, args.name);
+  say(`pairline ${await page.$eval("#pair-line", (el) => el.textContent)}`);
 
   // 1. Pairing: the shell pins fp at the site, then the user fills the form.
   await waitFile("pair");
-  await page.$eval("#my-name", (el, v) => { el.value = v; el.dispatchEvent(new Event("input")); }, args.name);
+
   await page.type("#site-line", args["site-line"]);
   await page.type("#secret", args.secret);
   await page.type("#broker", args.broker);
