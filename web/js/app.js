@@ -97,6 +97,7 @@ async function connect(p) {
     $("state").textContent = e.detail.state;
     $("state").className = "state " + e.detail.state;
     $("why").textContent = e.detail.why ?? "";
+    if (e.detail.state === "open") document.body.classList.add("paired");
     log(`link: ${e.detail.state}${e.detail.why ? " — " + e.detail.why : ""}`);
   });
   link.addEventListener("hello", (e) => log(`link: HELLO from ${e.detail.site}`));

@@ -91,7 +91,7 @@ async function main() {
   await until(page, "the tree", (n) => document.querySelectorAll("#tree li[data-topic]").length >= n, N);
   await page.$eval("#filter", (el) => (el.value = "sensors/#"));
   await page.click("#sub-apply");
-  await page.screenshot({ path: args.shot, fullPage: false });
+  await page.screenshot({ path: args.shot, fullPage: true });
   say(`received ${JSON.stringify(await stats(page))} topics ${Object.keys(await page.evaluate(() => window.blPage.topics())).length}`);
 
   // 4. A wrong signing key: two restarts signed by a key that is not the pinned one.
