@@ -118,6 +118,12 @@ if driver_wait open 90 && bl_wait_open 1 browser1 30; then
 else
   stop
 fi
+st=$("$BL_BIN" status --json -c "$CONF" 2>&1 | tr -d ' \t\n' || true)
+if grep -qE '"name":"browser1".*"state":"open"|"state":"open".*"name":"browser1"' <<<"$st" && grep -q '"profile":"browser"' <<<"$st"; then
+  pass "brokerless status shows the browser peer open, with its profile"
+else
+  fail "status: $st"
+fi
 assert_eq "$(bl_count 1 'signal: .* from browser1 \(session [0-9a-f]+\), envelope v2')" \
   "$(bl_count 1 'signal: .* from browser1 \(session')" "everything the browser sent came in envelope v2"
 
