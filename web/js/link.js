@@ -7,7 +7,7 @@
 import { hex } from "./bytes.js";
 import { throwawayKey } from "./identity.js";
 import { inboxTopic, seal, sealKey, unseal } from "./seal.js";
-import { checkMessage, signMessage } from "./signal.js";
+import { checkMessage, digestOf, MAX_AGE_MS, signMessage } from "./signal.js";
 import * as wire from "./wire.js";
 
 const MAX_MESSAGE = 262144;
@@ -35,6 +35,7 @@ export class Link extends EventTarget {
     this.unacked = new Set();
     this.stats = { sent: 0, sentWrongKey: 0, badFpAnswers: 0, refused: 0, msgIn: 0, msgOut: 0, acked: 0, sessions: 0, opens: 0 };
     this.queue = Promise.resolve();
+    this.seen = new Map(); // digest of an accepted message's signed bytes -> its ts
   }
 
   log(text) { this.dispatchEvent(new CustomEvent("log", { detail: text })); }
@@ -92,6 +93,12 @@ export class Link extends EventTarget {
     if (m instanceof Error) return this.refuse(m.message);
     const why = await checkMessage(m, { me: this.cfg.me, site: this.cfg.site, pinned: this.cfg.sitePin, now: Date.now() });
     if (why) return this.refuse(why);
+    // A replay within the freshness window is refused; older ones are stale anyway.
+    const now = Date.now();
+    for (const [d, ts] of this.seen) if (now - ts > MAX_AGE_MS) this.seen.delete(d);
+    const digest = await digestOf(m);
+    if (this.seen.has(digest)) return this.refuse(`a replay of a ${m.type} of ${m.ts}`);
+    this.seen.set(digest, m.ts);
     switch (m.type) {
       case "offer":
         if (m.ts <= this.lastOfferTs) return this.refuse("an offer not newer than the last");

@@ -2,7 +2,7 @@
 // signal.js - what the page signs and what it accepts (docs/PROTOCOL.md "Signatures",
 // "Browser peers"): its own messages signed with its WebCrypto key, the site's checked
 // against the site's pinned certificate fingerprint.
-import { b64, concat, enc, fingerprint, sameFingerprint, unb64 } from "./bytes.js";
+import { b64, concat, enc, fingerprint, hex, sameFingerprint, unb64 } from "./bytes.js";
 import { sigDerToRaw, sigRawToDer, spkiOfCert } from "./der.js";
 
 const ECDSA = { name: "ECDSA", hash: "SHA-256" };
@@ -12,6 +12,11 @@ const TYPES = ["offer", "answer", "cand", "eoc", "bye", "restart"];
 function signedBytes(m) {
   const parts = ["brokerless-signal-v1", m.from, m.to, m.sid, String(m.ts), m.type, m.body ?? ""];
   return concat(...parts.map((p) => concat(enc.encode(p), Uint8Array.of(0))));
+}
+
+// The SHA-256 of m's signed bytes, hex: the page's replay cache key (as sigcheck.c's).
+export async function digestOf(m) {
+  return hex(new Uint8Array(await crypto.subtle.digest("SHA-256", signedBytes(m))));
 }
 
 // Sign m with key; m.cert is our public key (SPKI, base64).
