@@ -50,10 +50,10 @@ async function main() {
     executablePath: "/usr/bin/chromium",
     headless: true,
     userDataDir: args.profile,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-      // No mDNS names for host candidates: the lab has no mDNS (a real network has a STUN server
-      // and the srflx candidates, which are never hidden).
-      "--disable-features=WebRtcHideLocalIpsWithMdns"],
+    // As root, chromium needs --no-sandbox. Host candidates keep chromium's default mDNS
+    // names (.local), which the daemon cannot resolve and ignores, as with any browser:
+    // the link goes through the srflx candidates that STUN gives the page.
+    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"],
   });
   const page = await browser.newPage();
   await page.setViewport({ width: 1280, height: 900 });
