@@ -10,7 +10,8 @@
 # signed with a wrong key is refused and counted, message for message; an answer whose
 # signed SDP names another DTLS certificate is refused in the handshake, session for
 # session; the site's daemon restarts and the page links again by itself, and messages
-# cross both ways again. The page asks nothing of any other origin.
+# cross both ways again; allowed only the TURN relay, the page links through the lab's
+# coturn. The page asks nothing of any other origin.
 # BL_UPDATE_SCREENSHOT=1 copies the page's screenshot to docs/browser-peer.png.
 set -euo pipefail
 HERE=$(dirname "$0")
@@ -83,7 +84,8 @@ mkdir -p "$LAB_DIR/ctl"
 lab_bg driver h2 node "$WEBDRIVER/driver.mjs" --url http://127.0.0.1:8089/ --ctl "$LAB_DIR/ctl" \
   --shot "$LAB_DIR/browser-peer.png" --profile "$LAB_DIR/chromium" --name browser1 --n "$N" \
   --site-line "brokerless-peer name=alpha fingerprint=${BL_FP[1]} signal=mqtt://$LAB_PUB_IP:1883" \
-  --secret "$BL_SECRET" --broker "ws://$LAB_PUB_IP:$WS_PORT" --stun "$LAB_PUB_IP:3478"
+  --secret "$BL_SECRET" --broker "ws://$LAB_PUB_IP:$WS_PORT" --stun "$LAB_PUB_IP:3478" \
+  --turn "$LAB_PUB_IP:3478" --turn-user "$LAB_TURN_USER" --turn-pass "$LAB_TURN_PASS"
 DLOG=$LAB_DIR/driver.log
 # driver_wait STEP TIMEOUT: wait for the driver's "driver: STEP" line (or its error).
 driver_wait() {
@@ -191,6 +193,13 @@ for ((i = 1; i <= N; i++)); do bl_pub 1 -t "sensors/after/$i" -m "after $i" -q 1
 go site-published-after
 driver_wait received-after 60 || stop
 assert_eq "$(stat_of received-after msgIn)" "$((2 * N))" "the page got the site's $N messages after the restart, once each"
+# 7. The page allowed only the TURN relay: it links through the lab's coturn.
+opens_before=$(bl_count 1 'peer browser1: link open via')
+if driver_wait relayed 90 && bl_wait_open 1 browser1 30 $((opens_before + 1)) && [[ $(bl_path 1 browser1) == relay ]]; then
+  pass "with only the TURN relay allowed, the page links through it (path relay at the site)"
+else
+  fail "no relayed link (last path: $(bl_path 1 browser1))"
+fi
 driver_wait done 30 || true
 assert_eq "$(driver_line 'foreign requests' | awk '{ print $4 }')" 0 "the page asked nothing of any other origin"
 assert_ok "the daemon is still running" lab_running bl1

@@ -91,7 +91,7 @@ function savedPairing() {
 
 async function connect(p) {
   if (link) return;
-  link = new Link({ me: p.me, site: p.site, sitePin: p.sitePin, secret: p.secret, broker: p.broker, stun: p.stun }, identity, test);
+  link = new Link({ me: p.me, site: p.site, sitePin: p.sitePin, secret: p.secret, broker: p.broker, stun: p.stun, turn: p.turn, turnUser: p.turnUser, turnPass: p.turnPass }, identity, test);
   link.addEventListener("log", (e) => log(e.detail));
   link.addEventListener("state", (e) => {
     $("state").textContent = e.detail.state;
@@ -110,14 +110,16 @@ $("connect").addEventListener("click", async () => {
   $("pair-error").textContent = "";
   const me = $("my-name").value.trim(), site = parsePeerLine($("site-line").value);
   const secret = $("secret").value, broker = $("broker").value.trim(), stun = $("stun").value.trim();
+  const turn = $("turn").value.trim(), turnUser = $("turn-user").value, turnPass = $("turn-pass").value;
   const error = !NAME_RE.test(me) ? "the peer name: 1 to 64 of A-Z a-z 0-9 . _ -"
     : !site ? "the pairing line: brokerless-peer name=… fingerprint=AB:CD:…"
     : site.name === me ? "this browser's name must differ from the site's"
     : secret.length < 16 ? "the network secret: at least 16 characters"
     : !/^wss?:\/\/[^/\s]+/.test(broker) ? "the broker: ws://HOST:PORT or wss://HOST:PORT"
-    : stun && !/^[^\s:]+:\d+$/.test(stun) ? "the STUN server: HOST:PORT" : null;
+    : stun && !/^[^\s:]+:\d+$/.test(stun) ? "the STUN server: HOST:PORT"
+    : turn && !/^[^\s:]+:\d+$/.test(turn) ? "the TURN server: HOST:PORT" : null;
   if (error) { $("pair-error").textContent = "Check " + error; return; }
-  const p = { me, site: site.name, sitePin: site.fingerprint, siteLine: $("site-line").value.trim(), secret, broker, stun };
+  const p = { me, site: site.name, sitePin: site.fingerprint, siteLine: $("site-line").value.trim(), secret, broker, stun, turn, turnUser, turnPass };
   localStorage.setItem(STORE, JSON.stringify(p));
   await connect(p);
 });
@@ -171,6 +173,9 @@ window.blPage = {
     $("secret").value = p.secret;
     $("broker").value = p.broker;
     $("stun").value = p.stun ?? "";
+    $("turn").value = p.turn ?? "";
+    $("turn-user").value = p.turnUser ?? "";
+    $("turn-pass").value = p.turnPass ?? "";
     await connect(p);
   }
   log("ready");

@@ -24,7 +24,7 @@ export class Link extends EventTarget {
     super();
     this.cfg = cfg;
     this.id = identity;
-    this.test = test; // lab hooks: wrongKey, badDtlsFingerprint
+    this.test = test; // lab hooks: wrongKey, badDtlsFingerprint, relayOnly
     this.state = "idle";
     this.sid = null;
     this.lastTs = 0;
@@ -133,7 +133,10 @@ export class Link extends EventTarget {
     this.stats.sessions++;
     this.setState("connecting", `session ${sid}`);
     const ice = this.cfg.stun ? [{ urls: `stun:${this.cfg.stun}` }] : [];
-    const pc = (this.pc = new RTCPeerConnection({ iceServers: ice }));
+    if (this.cfg.turn)
+      ice.push({ urls: `turn:${this.cfg.turn}?transport=udp`, username: this.cfg.turnUser, credential: this.cfg.turnPass });
+    // Lab hook relayOnly: only the TURN relay (as [ice] force_relay does for a site).
+    const pc = (this.pc = new RTCPeerConnection({ iceServers: ice, iceTransportPolicy: this.test.relayOnly ? "relay" : "all" }));
     let answered = false;
     const early = [];
     pc.onicecandidate = (e) => {

@@ -76,6 +76,11 @@ async function main() {
   await page.type("#secret", args.secret);
   await page.type("#broker", args.broker);
   if (args.stun) await page.type("#stun", args.stun);
+  if (args.turn) {
+    await page.type("#turn", args.turn);
+    await page.type("#turn-user", args["turn-user"]);
+    await page.type("#turn-pass", args["turn-pass"]);
+  }
   await page.click("#connect");
   await until(page, "the link to open", () => window.blPage.state() === "open");
   say(`open ${JSON.stringify(await stats(page))}`);
@@ -135,6 +140,11 @@ async function main() {
   await waitFile("site-published-after");
   await until(page, "the site's messages after the restart", (n) => Object.keys(window.blPage.topics()).filter((t) => t.startsWith("sensors/after/")).length >= n, N);
   say(`received-after ${JSON.stringify(await stats(page))}`);
+  // 7. Only the TURN relay (a network without a direct path): the page links through it.
+  const o7 = (await stats(page)).opens;
+  await page.evaluate(() => { window.blPage.test.relayOnly = true; window.blPage.reconnect("lab: relay only"); });
+  await until(page, "the link through the relay", (o) => window.blPage.state() === "open" && window.blPage.stats().opens > o, o7, 90000);
+  say(`relayed ${JSON.stringify(await stats(page))}`);
   say(`foreign requests ${foreign}`);
   await browser.close();
   say("done");
