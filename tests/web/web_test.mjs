@@ -27,8 +27,8 @@ test("MSG with properties, ACK and HELLO decode; malformed frames are refused", 
   assert.equal(d.topic, "a/b");
   assert.equal(Buffer.from(d.payload).toString(), "xy");
   assert.deepEqual(wire.decode(wire.encodeAck([1n, 2n])).seqs, [1n, 2n]);
-  const h = wire.decode(wire.encodeHello("browser1", 262144, new Uint8Array(8)));
-  assert.deepEqual([h.site, h.features, h.maxMessage], ["browser1", 0, 262144]);
+  const h = wire.decode(wire.encodeHello("browser1", 262144, Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 0xff)));
+  assert.deepEqual([h.site, h.features, h.maxMessage, h.epoch], ["browser1", 0, 262144, "01020304050607ff"]);
   assert.ok(wire.decode(Uint8Array.of(2, 1, 0, 0)) instanceof Error);
   assert.ok(wire.decode(Uint8Array.of(1, 9, 0, 0)) instanceof Error);
   assert.ok(wire.decode(Uint8Array.of(1, 1, 3, 0)) instanceof Error);

@@ -12,6 +12,7 @@ import * as wire from "./wire.js";
 
 const MAX_MESSAGE = 262144;
 const RETRY_MS = [1000, 2000, 4000, 8000];
+const SEEN_MAX = 65536;
 
 function sdpFingerprint(sdp) {
   const m = /^a=fingerprint:sha-256 ([0-9A-Fa-f:]{95})\s*$/m.exec(sdp);
@@ -32,8 +33,10 @@ export class Link extends EventTarget {
     this.retries = 0;
     this.seq = 0; // our messages' sequence numbers, with this epoch (HELLO)
     this.epoch = crypto.getRandomValues(new Uint8Array(8));
-    this.unacked = new Set();
-    this.stats = { sent: 0, sentWrongKey: 0, badFpAnswers: 0, refused: 0, msgIn: 0, msgOut: 0, acked: 0, sessions: 0, opens: 0 };
+    this.pending = new Map(); // seq -> our MSG frame of QoS 1 or 2, until its ACK
+    this.seenIn = new Map(); // "origin/seq" of the MSGs taken in (the last SEEN_MAX)
+    this.siteEpoch = null; // of the site's last HELLO
+    this.stats = { sent: 0, sentWrongKey: 0, badFpAnswers: 0, refused: 0, msgIn: 0, dupIn: 0, msgOut: 0, resent: 0, acked: 0, sessions: 0, opens: 0 };
     this.queue = Promise.resolve();
     this.seen = new Map(); // digest of an accepted message's signed bytes -> its ts
   }
@@ -183,6 +186,13 @@ export class Link extends EventTarget {
       this.retries = 0;
       this.stats.opens++;
       dc.send(wire.encodeHello(this.cfg.me, MAX_MESSAGE, this.epoch));
+      // What the site had not acknowledged goes again, marked dup: the site recognises
+      // a resend by (origin, seq) under our unchanged epoch and only acknowledges it.
+      for (const frame of this.pending.values()) {
+        frame[2] |= 8;
+        dc.send(frame);
+        this.stats.resent++;
+      }
       this.setState("open", `session ${this.sid}`);
     };
     dc.onclose = () => { if (dc === this.dc) this.fail("channel closed"); };
@@ -194,13 +204,24 @@ export class Link extends EventTarget {
     if (f instanceof Error) return this.log(`link: dropped a frame: ${f.message}`);
     if (f.type === wire.T_HELLO) {
       if (f.site !== this.cfg.site) this.log(`link: HELLO from "${f.site}", expected "${this.cfg.site}"`);
+      if (this.siteEpoch !== null && f.epoch !== this.siteEpoch) this.seenIn.clear(); // the site lost its state
+      this.siteEpoch = f.epoch;
       this.dispatchEvent(new CustomEvent("hello", { detail: f }));
     } else if (f.type === wire.T_MSG) {
-      this.stats.msgIn++;
-      this.dispatchEvent(new CustomEvent("message", { detail: f }));
+      const id = `${f.origin}/${f.seq}`;
+      if (f.seq > 0n && this.seenIn.has(id)) {
+        this.stats.dupIn++; // a resend of one we took in: acknowledged again, not shown again
+      } else {
+        if (f.seq > 0n) {
+          this.seenIn.set(id, true);
+          if (this.seenIn.size > SEEN_MAX) this.seenIn.delete(this.seenIn.keys().next().value);
+        }
+        this.stats.msgIn++;
+        this.dispatchEvent(new CustomEvent("message", { detail: f }));
+      }
       if (f.qos > 0 && f.seq > 0n) this.dc.send(wire.encodeAck([f.seq]));
     } else if (f.type === wire.T_ACK) {
-      for (const s of f.seqs) if (this.unacked.delete(s)) this.stats.acked++;
+      for (const s of f.seqs) if (this.pending.delete(s)) this.stats.acked++;
       this.dispatchEvent(new CustomEvent("acked", { detail: f.seqs.length }));
     }
   }
@@ -209,8 +230,9 @@ export class Link extends EventTarget {
   publish(topic, payload, qos = 1, retain = false) {
     if (!this.dc || this.dc.readyState !== "open") return false;
     const seq = BigInt(++this.seq);
-    this.dc.send(wire.encodeMsg({ origin: this.cfg.me, seq, topic, payload, qos, retain }));
-    if (qos > 0) this.unacked.add(seq);
+    const frame = wire.encodeMsg({ origin: this.cfg.me, seq, topic, payload, qos, retain });
+    this.dc.send(frame);
+    if (qos > 0) this.pending.set(seq, frame);
     this.stats.msgOut++;
     return true;
   }

@@ -61,7 +61,8 @@ export function decode(buf) {
         need(5 + n + 16);
         const site = dec.decode(buf.subarray(5, 5 + n));
         if (!SITE_RE.test(site)) return new Error("HELLO: bad site name");
-        return { type: T_HELLO, site, features: view.getUint32(5 + n), maxMessage: view.getUint32(9 + n) };
+        const epoch = Array.from(buf.subarray(13 + n, 21 + n), (b) => b.toString(16).padStart(2, "0")).join("");
+        return { type: T_HELLO, site, features: view.getUint32(5 + n), maxMessage: view.getUint32(9 + n), epoch };
       }
       case T_MSG: {
         const flags = buf[2];
