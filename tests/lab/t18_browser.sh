@@ -11,7 +11,9 @@
 # signed SDP names another DTLS certificate is refused in the handshake, session for
 # session; the site's daemon restarts and the page links again by itself, and messages
 # cross both ways again; allowed only the TURN relay, the page links through the lab's
-# coturn. The page asks nothing of any other origin.
+# coturn; with the site's broker away, the page's messages wait unacknowledged, go again
+# on the next channel and reach the broker once each when it is back. The page asks
+# nothing of any other origin.
 # BL_UPDATE_SCREENSHOT=1 copies the page's screenshot to docs/browser-peer.png.
 set -euo pipefail
 HERE=$(dirname "$0")
@@ -56,6 +58,8 @@ else
 fi
 lab_start_coturn
 bl_sites 1
+# A broker that keeps sessions across its own restarts (step 8).
+bl_persistent_broker 1
 CONF=$LAB_DIR/site1.conf
 cat >"$CONF" <<CONF
 [site]
@@ -200,6 +204,28 @@ if driver_wait relayed 90 && bl_wait_open 1 browser1 30 $((opens_before + 1)) &&
 else
   fail "no relayed link (last path: $(bl_path 1 browser1))"
 fi
+# 8. The site's broker is away while the page publishes: nothing is acknowledged; the
+# page links again and sends them again, marked dup; once the broker is back, each
+# reaches it exactly once and is acknowledged.
+# A subscriber with a session that outlives it: it subscribes, leaves, and comes back
+# after the broker to what the broker kept for it.
+bl_sub 1 sitesub8 'web/while-down/#' -c -i t18-sitesub8 -F '%t %p'
+lab_kill sitesub8
+lab_stop_site_broker 1
+go broker-down
+driver_wait resent 120 || stop
+# The site acknowledges only what its broker has: none of the N was, so all N go again.
+assert_eq "$(stat_of resent resent)" "$N" "on its next channel the page sent its $N unacknowledged messages again"
+lab_restart_site_broker 1
+lab_bg sitesub8b h1 mosquitto_sub -h 127.0.0.1 -V 5 -q 2 -c -i t18-sitesub8 -t 'web/while-down/#' -F '%t %p'
+go broker-up
+driver_wait acked-after-broker 120 || stop
+lab_wait_for 30 bash -c "(( \$(cat '$LAB_DIR/sitesub8.log' '$LAB_DIR/sitesub8b.log' 2>/dev/null | grep -c '^web/while-down/') >= $N ))" || true
+got8=$(cat "$LAB_DIR/sitesub8.log" "$LAB_DIR/sitesub8b.log" 2>/dev/null | grep '^web/while-down/' || true)
+echo "site: $(grep -c . <<<"$got8") messages of web/while-down; its duplicates counter: $("$BL_BIN" status --json -c "$CONF" 2>/dev/null | tr -d ' \t\n' | grep -o '"duplicates":[0-9]*' | head -1)"
+assert_eq "$(grep -c . <<<"$got8")" "$N" "once the broker was back, it got the page's $N messages"
+assert_eq "$(sort -u <<<"$got8" | grep -c .)" "$N" "each exactly once, resends included"
+assert_eq "$(stat_of acked-after-broker acked)" "$(($(stat_of relayed acked) + N))" "and the site acknowledged each of them"
 driver_wait done 30 || true
 assert_eq "$(driver_line 'foreign requests' | awk '{ print $4 }')" 0 "the page asked nothing of any other origin"
 assert_ok "the daemon is still running" lab_running bl1

@@ -145,6 +145,19 @@ async function main() {
   await page.evaluate(() => { window.blPage.test.relayOnly = true; window.blPage.reconnect("lab: relay only"); });
   await until(page, "the link through the relay", (o) => window.blPage.state() === "open" && window.blPage.stats().opens > o, o7, 90000);
   say(`relayed ${JSON.stringify(await stats(page))}`);
+
+  // 8. The site's broker is away: the site takes the page's messages but acknowledges
+  // none; the page drops the link and, on the next channel, sends them again (dup).
+  await waitFile("broker-down");
+  const s8 = await stats(page);
+  await publishViaForm(page, "web/while-down", N);
+  say(`published-while-down ${JSON.stringify(await stats(page))}`);
+  await page.evaluate(() => window.blPage.reconnect("lab: while the site's broker is away"));
+  await until(page, "the next channel", (o) => window.blPage.state() === "open" && window.blPage.stats().opens > o, s8.opens, 90000);
+  say(`resent ${JSON.stringify(await stats(page))}`);
+  await waitFile("broker-up");
+  await until(page, "every ACK", (n) => window.blPage.stats().acked >= n, s8.acked + N, 90000);
+  say(`acked-after-broker ${JSON.stringify(await stats(page))}`);
   say(`foreign requests ${foreign}`);
   await browser.close();
   say("done");
