@@ -218,23 +218,45 @@ static void parse(int argc, char **argv, opts_t *o)
 {
     if (argc < 2)
         usage();
-    *o = (opts_t){.mode = argv[1], .host = "127.0.0.1", .port = 1883, .topic = "bench/load",
-                  .n = 1000, .size = 64, .timeout_s = 10};
+    *o = (opts_t){.mode = argv[1],
+                  .host = "127.0.0.1",
+                  .port = 1883,
+                  .topic = "bench/load",
+                  .n = 1000,
+                  .size = 64,
+                  .timeout_s = 10};
     if (strcmp(o->mode, "pub") != 0 && strcmp(o->mode, "sub") != 0)
         usage();
     int c;
     optind = 2;
     while ((c = getopt(argc, argv, "h:p:t:n:q:s:r:T:")) != -1) {
         switch (c) {
-        case 'h': o->host = optarg; break;
-        case 'p': o->port = atoi(optarg); break;
-        case 't': o->topic = optarg; break;
-        case 'n': o->n = atol(optarg); break;
-        case 'q': o->qos = atoi(optarg); break;
-        case 's': o->size = atoi(optarg); break;
-        case 'r': o->rate = atof(optarg); break;
-        case 'T': o->timeout_s = atof(optarg); break;
-        default: usage();
+        case 'h':
+            o->host = optarg;
+            break;
+        case 'p':
+            o->port = atoi(optarg);
+            break;
+        case 't':
+            o->topic = optarg;
+            break;
+        case 'n':
+            o->n = atol(optarg);
+            break;
+        case 'q':
+            o->qos = atoi(optarg);
+            break;
+        case 's':
+            o->size = atoi(optarg);
+            break;
+        case 'r':
+            o->rate = atof(optarg);
+            break;
+        case 'T':
+            o->timeout_s = atof(optarg);
+            break;
+        default:
+            usage();
         }
     }
     if (o->n < 1 || o->qos < 0 || o->qos > 2 || o->port < 1 || o->port > 65535 ||

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* fuzz_mqttpkt.c - libFuzzer target for the MQTT 5 packet parser (src/mqttpkt.c), which
+/* fuzz_mqttpkt.c - libFuzzer target for the MQTT 5 packet parser (src/mqttpkt_parse.c), which
  * reads whatever the local and the signalling broker send.
  *
  * The input is a stream of packets, parsed one after the other as the client does,

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* fuzz_wire.c - libFuzzer target for the frame codec (src/wire.c).
+/* fuzz_wire.c - libFuzzer target for the frame codec (src/wire.c, src/wire_msg.c).
  *
  * 1. The whole input is one frame: decode it; a decoded MSG, ACK or HELLO must encode
  *    again, decode to the same thing, and its encoding must be stable (canonical).

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PKGS=(
-  build-essential cmake pkg-config clang libclang-rt-14-dev llvm
+  build-essential cmake pkg-config clang clang-format libclang-rt-14-dev llvm
   libglib2.0-dev libnice-dev libssl-dev libusrsctp-dev libmosquitto-dev
   libsqlite3-dev libcjson-dev libcmocka-dev libnetfilter-queue-dev
   libsoup-3.0-dev libsystemd-dev

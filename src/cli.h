@@ -31,14 +31,20 @@ int cli_reload(int argc, char **argv);
 /* cli_web.c */
 int cli_web(int argc, char **argv);
 
-/* cli.c: parse options (0, or 2 after printing the error); GOptionContext freed. */
-int cli_parse(GOptionContext *oc, int *argc, char ***argv);
+/* cli.c: parse the command's options, entries (NULL-terminated), with params and summary
+ * for its --help: 0, or 2 after printing the error. */
+int cli_parse(const char *params, const char *summary, const GOptionEntry *entries, int *argc,
+              char ***argv);
+/* The same with -c FILE first, then extra (NULL or NULL-terminated): *path is the config
+ * file, CLI_DEFAULT_CONFIG when not given (g_free). */
+int cli_parse_config(const char *params, const char *summary, const GOptionEntry *extra,
+                     char **path, int *argc, char ***argv);
 /* Load the config at path into cfg (0), or print "brokerless CMD: the error" (1). */
 int cli_load(const char *cmd, const char *path, config_t *cfg);
-/* One request to the daemon of cfg: 0 with its answer (ok or not), else the error in err
- * (BL_ENOTFOUND when no daemon runs). */
-int cli_ask(const config_t *cfg, const ctl_req_t *req, int timeout_ms, cJSON **answer, char *err,
-            size_t errlen);
+/* One request to the daemon of cfg, cmd (about peer, or NULL): 0 with its answer (ok or
+ * not), else the error in err (BL_ENOTFOUND when no daemon runs). */
+int cli_ask(const config_t *cfg, ctl_cmd_t cmd, const char *peer, int timeout_ms, cJSON **answer,
+            char *err, size_t errlen);
 /* Run as root in a state directory that belongs to another user (the package's
  * "brokerless", as whom the daemon runs), the files named that root made or touched
  * there are given to that user. */

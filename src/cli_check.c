@@ -36,25 +36,21 @@ static int check_identity(const config_t *c)
 
 int cli_check(int argc, char **argv)
 {
-    char *path = NULL;
+    char *conf = NULL;
     gboolean net = FALSE;
-    GOptionEntry entries[] = {{"config", 'c', 0, G_OPTION_ARG_FILENAME, &path,
-                               "the site's config file (default " CLI_DEFAULT_CONFIG ")", "FILE"},
-                              {"net", 0, 0, G_OPTION_ARG_NONE, &net,
-                               "also check the network: brokers, their ACLs, NAT mapping, TURN",
-                               NULL},
-                              {NULL, 0, 0, 0, NULL, NULL, NULL}};
-    GOptionContext *oc = g_option_context_new("- check a config without running it");
-    g_option_context_set_summary(
-        oc, "Loads the config and the identity as run would, and says what is wrong,\n"
-            "without starting anything (like nginx -t). With --net it goes on, like\n"
-            "tailscale netcheck: is the local broker reachable and MQTT 5, does it let both\n"
-            "client ids in and grant the subscriptions, is the signalling broker reachable,\n"
-            "what mapping the NAT gives (STUN), does a TURN allocation with the configured\n"
-            "credentials succeed. Exit status 0 when everything checked is fine, else 1.");
-    g_option_context_add_main_entries(oc, entries, NULL);
-    int rc = cli_parse(oc, &argc, &argv);
-    const char *conf = path ? path : CLI_DEFAULT_CONFIG;
+    GOptionEntry extra[] = {{"net", 0, 0, G_OPTION_ARG_NONE, &net,
+                             "also check the network: brokers, their ACLs, NAT mapping, TURN",
+                             NULL},
+                            {NULL, 0, 0, 0, NULL, NULL, NULL}};
+    int rc = cli_parse_config(
+        "- check a config without running it",
+        "Loads the config and the identity as run would, and says what is wrong,\n"
+        "without starting anything (like nginx -t). With --net it goes on, like\n"
+        "tailscale netcheck: is the local broker reachable and MQTT 5, does it let both\n"
+        "client ids in and grant the subscriptions, is the signalling broker reachable,\n"
+        "what mapping the NAT gives (STUN), does a TURN allocation with the configured\n"
+        "credentials succeed. Exit status 0 when everything checked is fine, else 1.",
+        extra, &conf, &argc, &argv);
     config_t c;
     if (!rc && (rc = cli_load("check", conf, &c)) == 0) {
         printf("ok   config: %s, site %s, %zu peers\n", conf, c.site_name, c.n_peers);
@@ -68,6 +64,6 @@ int cli_check(int argc, char **argv)
             rc = 1;
         config_free(&c);
     }
-    g_free(path);
+    g_free(conf);
     return rc;
 }

@@ -8,31 +8,23 @@
 #include "status.h"
 
 /* -c FILE and whatever else the command takes; loads the config. */
-static int prepare(const char *cmd, const char *summary, GOptionEntry *extra, int *argc,
+static int prepare(const char *cmd, const char *summary, const GOptionEntry *extra, int *argc,
                    char ***argv, const char *params, config_t *cfg)
 {
     char *path = NULL;
-    GOptionEntry entries[] = {{"config", 'c', 0, G_OPTION_ARG_FILENAME, &path,
-                               "the site's config file (default " CLI_DEFAULT_CONFIG ")", "FILE"},
-                              {NULL, 0, 0, 0, NULL, NULL, NULL}};
-    GOptionContext *oc = g_option_context_new(params);
-    g_option_context_set_summary(oc, summary);
-    g_option_context_add_main_entries(oc, entries, NULL);
-    if (extra)
-        g_option_context_add_main_entries(oc, extra, NULL);
-    int rc = cli_parse(oc, argc, argv);
+    int rc = cli_parse_config(params, summary, extra, &path, argc, argv);
     if (!rc)
-        rc = cli_load(cmd, path ? path : CLI_DEFAULT_CONFIG, cfg);
+        rc = cli_load(cmd, path, cfg);
     g_free(path);
     return rc;
 }
 
 /* Ask; 0 with an ok answer, else the message printed and the exit status. */
-static int ask(const char *cmd, const config_t *cfg, const ctl_req_t *req, int timeout_ms,
+static int ask(const char *cmd, const config_t *cfg, ctl_cmd_t c, const char *peer, int timeout_ms,
                cJSON **answer)
 {
     char err[512];
-    if (cli_ask(cfg, req, timeout_ms, answer, err, sizeof(err))) {
+    if (cli_ask(cfg, c, peer, timeout_ms, answer, err, sizeof(err))) {
         fprintf(stderr, "brokerless %s: %s\n", cmd, err);
         return 1;
     }
@@ -61,9 +53,8 @@ int cli_status(int argc, char **argv)
                      extra, &argc, &argv, "- what the running daemon is doing", &cfg);
     if (rc)
         return rc;
-    ctl_req_t req = {.cmd = CTL_STATUS};
     cJSON *a = NULL;
-    rc = ask("status", &cfg, &req, 5000, &a);
+    rc = ask("status", &cfg, CTL_STATUS, NULL, 5000, &a);
     config_free(&cfg);
     if (rc)
         return rc;
@@ -96,15 +87,13 @@ int cli_ping(int argc, char **argv)
         config_free(&cfg);
         return 2;
     }
-    ctl_req_t req = {.cmd = CTL_PING};
-    snprintf(req.peer, sizeof(req.peer), "%s", argv[1]);
     for (int i = 0; i < count && !rc; i++) {
         cJSON *a = NULL;
-        rc = ask("ping", &cfg, &req, 10000, &a);
+        rc = ask("ping", &cfg, CTL_PING, argv[1], 10000, &a);
         if (rc)
             break;
         const cJSON *ms = cJSON_GetObjectItemCaseSensitive(a, "rtt_ms");
-        printf("answer from %s: %.3f ms\n", req.peer, cJSON_IsNumber(ms) ? ms->valuedouble : -1.0);
+        printf("answer from %s: %.3f ms\n", argv[1], cJSON_IsNumber(ms) ? ms->valuedouble : -1.0);
         cJSON_Delete(a);
     }
     config_free(&cfg);
@@ -123,9 +112,8 @@ int cli_reload(int argc, char **argv)
                      NULL, &argc, &argv, "- read the config again", &cfg);
     if (rc)
         return rc;
-    ctl_req_t req = {.cmd = CTL_RELOAD};
     cJSON *a = NULL;
-    rc = ask("reload", &cfg, &req, 10000, &a);
+    rc = ask("reload", &cfg, CTL_RELOAD, NULL, 10000, &a);
     if (!rc)
         printf("reloaded %s\n", cfg.path);
     cJSON_Delete(a);

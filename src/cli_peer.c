@@ -74,10 +74,9 @@ static int reload(const char *path)
     config_t c;
     if (cli_load("peer", path, &c))
         return 1;
-    ctl_req_t req = {.cmd = CTL_RELOAD};
     cJSON *a = NULL;
     char err[512];
-    int rc = cli_ask(&c, &req, 10000, &a, err, sizeof(err));
+    int rc = cli_ask(&c, CTL_RELOAD, NULL, 10000, &a, err, sizeof(err));
     config_free(&c);
     if (rc == BL_ENOTFOUND) {
         printf("no daemon runs with %s: the change applies when it starts\n", path);
@@ -186,10 +185,10 @@ static int peer_list(const char *path)
     config_t c;
     if (cli_load("peer list", path, &c))
         return 1;
-    ctl_req_t req = {.cmd = CTL_STATUS};
     cJSON *a = NULL;
     char err[512];
-    bool running = cli_ask(&c, &req, 5000, &a, err, sizeof(err)) == 0 && !cli_refusal(a);
+    bool running =
+        cli_ask(&c, CTL_STATUS, NULL, 5000, &a, err, sizeof(err)) == 0 && !cli_refusal(a);
     const cJSON *peers = running ? cJSON_GetObjectItemCaseSensitive(a, "peers") : NULL;
     printf("%-20s %-11s %-24s %s\n", "PEER", "STATE", "FINGERPRINT", "TOPIC RULES");
     for (size_t i = 0; i < c.n_peers; i++) {
@@ -259,15 +258,14 @@ static int peer_forget(const char *path, int argc, char **argv)
     if (cli_load("peer forget", path, &c))
         return 1;
     int rc = 1;
-    ctl_req_t req = {.cmd = CTL_FORGET};
-    snprintf(req.peer, sizeof(req.peer), "%s", argv[1]);
     cJSON *a = NULL;
     char err[512];
     const char *why;
     if (config_find_peer(&c, argv[1])) {
         fprintf(stderr, "brokerless peer forget: %s is in %s: remove it first (peer remove %s)\n",
                 argv[1], path, argv[1]);
-    } else if ((rc = cli_ask(&c, &req, 10000, &a, err, sizeof(err))) == BL_ENOTFOUND) {
+    } else if ((rc = cli_ask(&c, CTL_FORGET, argv[1], 10000, &a, err, sizeof(err))) ==
+               BL_ENOTFOUND) {
         rc = forget_offline(&c, argv[1]);
     } else if (rc) {
         fprintf(stderr, "brokerless peer forget: %s\n", err);
@@ -292,20 +290,14 @@ int cli_peer(int argc, char **argv)
         fputs(usage, stdout);
         return 0;
     }
-    char *path = NULL, **rules = NULL;
+    char *conf = NULL, **rules = NULL;
     gboolean no_reload = FALSE;
-    GOptionEntry entries[] = {
-        {"config", 'c', 0, G_OPTION_ARG_FILENAME, &path,
-         "the site's config file (default " CLI_DEFAULT_CONFIG ")", "FILE"},
+    GOptionEntry extra[] = {
         {"rule", 'r', 0, G_OPTION_ARG_STRING_ARRAY, &rules,
          "add: a topic rule for the new peer (repeatable)", "RULE"},
         {"no-reload", 0, 0, G_OPTION_ARG_NONE, &no_reload, "do not ask the daemon to reload", NULL},
         {NULL, 0, 0, 0, NULL, NULL, NULL}};
-    GOptionContext *oc = g_option_context_new("add|list|remove|forget ...");
-    g_option_context_set_summary(oc, usage);
-    g_option_context_add_main_entries(oc, entries, NULL);
-    int rc = cli_parse(oc, &argc, &argv);
-    const char *conf = path ? path : CLI_DEFAULT_CONFIG;
+    int rc = cli_parse_config("add|list|remove|forget ...", usage, extra, &conf, &argc, &argv);
     if (rc)
         ;
     else if (!strcmp(sub, "add"))
@@ -320,7 +312,7 @@ int cli_peer(int argc, char **argv)
         fputs(usage, stderr);
         rc = 2;
     }
-    g_free(path);
+    g_free(conf);
     g_strfreev(rules);
     return rc;
 }

@@ -57,15 +57,14 @@ int cli_init(int argc, char **argv)
         {"config", 'c', 0, G_OPTION_ARG_FILENAME, &conf,
          "take the name, state_dir and signalling broker from this config", "FILE"},
         {NULL, 0, 0, 0, NULL, NULL, NULL}};
-    GOptionContext *oc = g_option_context_new("- create this site's identity");
-    g_option_context_set_summary(
-        oc, "Creates DIR (mode 0700) with key.pem and cert.pem, an ECDSA P-256 identity whose\n"
-            "SHA-256 fingerprint the other sites pin, and prints the pairing line that\n"
-            "`brokerless peer add` takes at the other site (and the [peer] section it\n"
-            "writes). Running it again keeps the existing identity and prints the same.\n"
-            "Only init creates an identity: run refuses to start without one.");
-    g_option_context_add_main_entries(oc, entries, NULL);
-    int rc = cli_parse(oc, &argc, &argv);
+    int rc = cli_parse(
+        "- create this site's identity",
+        "Creates DIR (mode 0700) with key.pem and cert.pem, an ECDSA P-256 identity whose\n"
+        "SHA-256 fingerprint the other sites pin, and prints the pairing line that\n"
+        "`brokerless peer add` takes at the other site (and the [peer] section it\n"
+        "writes). Running it again keeps the existing identity and prints the same.\n"
+        "Only init creates an identity: run refuses to start without one.",
+        entries, &argc, &argv);
     if (!rc)
         rc = init_settings(&name, &dir, &signal, conf);
     if (!rc && (!name || !bl_site_name_valid(name))) {
@@ -118,14 +117,13 @@ int cli_secret(int argc, char **argv)
                                "instead of printing it",
                                "FILE"},
                               {NULL, 0, 0, 0, NULL, NULL, NULL}};
-    GOptionContext *oc = g_option_context_new("- make a new network secret");
-    g_option_context_set_summary(
-        oc, "Draws 256 random bits and writes them as 43 characters of base64url: the\n"
-            "[signal] secret every site of a network shares. A secret that is guessable can\n"
-            "be searched for offline by whoever sees the signalling broker's traffic.\n"
-            "Copy it to every site over a channel you trust, e.g. as secret_file.");
-    g_option_context_add_main_entries(oc, entries, NULL);
-    int rc = cli_parse(oc, &argc, &argv);
+    int rc =
+        cli_parse("- make a new network secret",
+                  "Draws 256 random bits and writes them as 43 characters of base64url: the\n"
+                  "[signal] secret every site of a network shares. A secret that is guessable can\n"
+                  "be searched for offline by whoever sees the signalling broker's traffic.\n"
+                  "Copy it to every site over a channel you trust, e.g. as secret_file.",
+                  entries, &argc, &argv);
     if (rc)
         return rc;
     char secret[SECRET_NEW_LEN + 2];
@@ -157,27 +155,24 @@ int cli_secret(int argc, char **argv)
 int cli_run(int argc, char **argv)
 {
     char *path = NULL, *level = NULL;
-    GOptionEntry entries[] = {{"config", 'c', 0, G_OPTION_ARG_FILENAME, &path,
-                               "the site's config file (default " CLI_DEFAULT_CONFIG ")", "FILE"},
-                              {"log-level", 'l', 0, G_OPTION_ARG_STRING, &level,
-                               "debug, info, warn or error (overrides [site] log_level)", "LEVEL"},
-                              {NULL, 0, 0, 0, NULL, NULL, NULL}};
-    GOptionContext *oc = g_option_context_new("- run this site");
-    g_option_context_set_summary(
-        oc, "Connects to the local broker and the signalling broker, opens a link to every\n"
-            "[peer] and keeps the brokers in sync until SIGINT or SIGTERM. SIGHUP (or\n"
-            "`brokerless reload`) reads the config again. Logs go to stderr, one line per\n"
-            "event (to journald with their priority under systemd); status is published\n"
-            "retained under brokerless/<site>/ on the local broker, and `brokerless status`\n"
-            "asks the daemon over its control socket (state_dir/control.sock).\n"
-            "\n"
-            "Exit status: 0 after SIGINT/SIGTERM, 1 when it cannot start (config,\n"
-            "identity, another daemon on the state directory, database), 2 for a usage\n"
-            "error, 3 when the queue database failed a write (disk full or failing): it\n"
-            "then stops at once, as a crash would, so that nothing unstored is\n"
-            "acknowledged. Start it again once the disk is fixed.");
-    g_option_context_add_main_entries(oc, entries, NULL);
-    int rc = cli_parse(oc, &argc, &argv);
+    GOptionEntry extra[] = {{"log-level", 'l', 0, G_OPTION_ARG_STRING, &level,
+                             "debug, info, warn or error (overrides [site] log_level)", "LEVEL"},
+                            {NULL, 0, 0, 0, NULL, NULL, NULL}};
+    int rc = cli_parse_config(
+        "- run this site",
+        "Connects to the local broker and the signalling broker, opens a link to every\n"
+        "[peer] and keeps the brokers in sync until SIGINT or SIGTERM. SIGHUP (or\n"
+        "`brokerless reload`) reads the config again. Logs go to stderr, one line per\n"
+        "event (to journald with their priority under systemd); status is published\n"
+        "retained under brokerless/<site>/ on the local broker, and `brokerless status`\n"
+        "asks the daemon over its control socket (state_dir/control.sock).\n"
+        "\n"
+        "Exit status: 0 after SIGINT/SIGTERM, 1 when it cannot start (config,\n"
+        "identity, another daemon on the state directory, database), 2 for a usage\n"
+        "error, 3 when the queue database failed a write (disk full or failing): it\n"
+        "then stops at once, as a crash would, so that nothing unstored is\n"
+        "acknowledged. Start it again once the disk is fixed.",
+        extra, &path, &argc, &argv);
     int lvl = -1;
     if (!rc && level && (lvl = log_level_parse(level)) < 0) {
         fprintf(stderr, "brokerless run: unknown log level \"%s\"\n", level);
@@ -188,7 +183,7 @@ int cli_run(int argc, char **argv)
         rc = 2;
     }
     if (!rc)
-        rc = daemon_run(path ? path : CLI_DEFAULT_CONFIG, lvl);
+        rc = daemon_run(path, lvl);
     g_free(path);
     g_free(level);
     return rc;

@@ -34,14 +34,13 @@ int cli_web(int argc, char **argv)
          "the page's directory, with node_modules/mqtt from npm (default " BL_WEB_DIR ")", "DIR"},
         {"verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "log every request", NULL},
         {NULL, 0, 0, 0, NULL, NULL, NULL}};
-    GOptionContext *oc = g_option_context_new("- serve the browser peer's page on localhost");
-    g_option_context_set_summary(
-        oc, "Serves the page that lets a browser be a peer of a site (docs/CONFIG.md,\n"
-            "\"Browser peers\"): static files from DIR, on a loopback address only, where the\n"
-            "browser gives the page WebCrypto. The page loads nothing from elsewhere. Stop\n"
-            "it with Ctrl-C.");
-    g_option_context_add_main_entries(oc, entries, NULL);
-    int rc = cli_parse(oc, &argc, &argv);
+    int rc = cli_parse(
+        "- serve the browser peer's page on localhost",
+        "Serves the page that lets a browser be a peer of a site (docs/CONFIG.md,\n"
+        "\"Browser peers\"): static files from DIR, on a loopback address only, where the\n"
+        "browser gives the page WebCrypto. The page loads nothing from elsewhere. Stop\n"
+        "it with Ctrl-C.",
+        entries, &argc, &argv);
     if (rc)
         return rc;
     char *host = NULL;

@@ -120,6 +120,21 @@ static int load_site(confscan_t *L, config_t *c)
     return 0;
 }
 
+/* A broker's username, password and cafile in section S: a password needs a username, a
+ * cafile needs TLS (no_tls: how the section turns it on). */
+static int load_login(confscan_t *L, const char *S, bool tls, const char *no_tls, char **user,
+                      char **pass, char **cafile)
+{
+    *user = confscan_str(L, S, "username");
+    *pass = confscan_str(L, S, "password");
+    if (*pass && !*user)
+        return fail(L, S, "password", "given without a username");
+    *cafile = confscan_str(L, S, "cafile");
+    if (*cafile && !tls)
+        return fail(L, S, "cafile", "given but %s", no_tls);
+    return 0;
+}
+
 static int load_local(confscan_t *L, config_t *c)
 {
     const char *S = "local";
@@ -131,13 +146,9 @@ static int load_local(confscan_t *L, config_t *c)
     c->local_port = c->local_tls ? 8883 : 1883;
     if (confscan_int(L, S, "port", 1, 65535, &c->local_port))
         return BL_EINVAL;
-    c->local_username = confscan_str(L, S, "username");
-    c->local_password = confscan_str(L, S, "password");
-    if (c->local_password && !c->local_username)
-        return fail(L, S, "password", "given without a username");
-    c->local_cafile = confscan_str(L, S, "cafile");
-    if (c->local_cafile && !c->local_tls)
-        return fail(L, S, "cafile", "given but tls is false (set tls = true)");
+    if (load_login(L, S, c->local_tls, "tls is false (set tls = true)", &c->local_username,
+                   &c->local_password, &c->local_cafile))
+        return BL_EINVAL;
     c->local_client_id = confscan_str(L, S, "client_id");
     if (!c->local_client_id)
         c->local_client_id = g_strconcat("brokerless-", c->site_name, NULL);
@@ -244,13 +255,9 @@ static int load_signal(confscan_t *L, config_t *c, bool need)
     const char *S = "signal";
     if (load_url(L, c, need))
         return BL_EINVAL;
-    c->signal_username = confscan_str(L, S, "username");
-    c->signal_password = confscan_str(L, S, "password");
-    if (c->signal_password && !c->signal_username)
-        return fail(L, S, "password", "given without a username");
-    c->signal_cafile = confscan_str(L, S, "cafile");
-    if (c->signal_cafile && !c->signal_tls)
-        return fail(L, S, "cafile", "given but the url is mqtt:// (use mqtts:// for TLS)");
+    if (load_login(L, S, c->signal_tls, "the url is mqtt:// (use mqtts:// for TLS)",
+                   &c->signal_username, &c->signal_password, &c->signal_cafile))
+        return BL_EINVAL;
     char *file = confscan_str(L, S, "secret_file");
     c->network_secret = confscan_str(L, S, "secret");
     int rc = 0;
@@ -498,8 +505,11 @@ static int check_names(confscan_t *L)
     static const struct {
         const char *name;
         const char *const *keys;
-    } known[] = {{"site", site_keys}, {"local", local_keys}, {"signal", signal_keys},
-                 {"ice", ice_keys},   {"metrics", metrics_keys}};
+    } known[] = {{"site", site_keys},
+                 {"local", local_keys},
+                 {"signal", signal_keys},
+                 {"ice", ice_keys},
+                 {"metrics", metrics_keys}};
     const char *const **keys = g_new0(const char *const *, L->sects->len + 1);
     int rc = 0;
     for (guint i = 0; i < L->sects->len && !rc; i++) {
@@ -667,10 +677,20 @@ void config_free(config_t *c)
         g_free(p->esp_sync_topic);
     }
     g_free(c->peers);
-    char *strs[] = {
-        c->path,         c->site_name,       c->state_dir,    c->local_host,      c->local_username,
-        c->local_cafile, c->local_client_id, c->signal_host,  c->signal_username, c->signal_cafile,
-        c->stun_host,    c->turn_host,       c->turn_username, c->metrics_host};
+    char *strs[] = {c->path,
+                    c->site_name,
+                    c->state_dir,
+                    c->local_host,
+                    c->local_username,
+                    c->local_cafile,
+                    c->local_client_id,
+                    c->signal_host,
+                    c->signal_username,
+                    c->signal_cafile,
+                    c->stun_host,
+                    c->turn_host,
+                    c->turn_username,
+                    c->metrics_host};
     for (size_t i = 0; i < BL_ARRAY_LEN(strs); i++)
         g_free(strs[i]);
     wipe_free(c->local_password);

@@ -104,17 +104,23 @@ static void synced(espsig_t *s)
 
 /* ---- what the board says ---- */
 
+/* True when our role is role, which the board's words (the other role's) say it has too:
+ * a warning the first time. */
+static bool same_role(espsig_t *s, int role, const char *says)
+{
+    if (s->role != role)
+        return false;
+    if (!s->warned_role)
+        LOG_WARN(s->who, "the board %s on %s: is it peer%d too? (we are role = peer%d)", says,
+                 s->sub_topic, role, role);
+    s->warned_role = true;
+    return true;
+}
+
 static void on_step0(espsig_t *s)
 {
-    if (s->role == 1) {
-        if (!s->warned_role)
-            LOG_WARN(s->who,
-                     "the board also says \"0\" on %s: is it peer1 too? (we are "
-                     "role = peer1)",
-                     s->sub_topic);
-        s->warned_role = true;
+    if (same_role(s, 1, "also says \"0\""))
         return;
-    }
     if (s->synced) {
         /* It says "0" only from the start: it rebooted (it does on any ICE failure). */
         failed(s, "the board started the handshake again (it restarted)");
@@ -129,15 +135,8 @@ static void on_step0(espsig_t *s)
 
 static void on_step1(espsig_t *s)
 {
-    if (s->role == 2) {
-        if (!s->warned_role)
-            LOG_WARN(s->who,
-                     "the board says \"1\" on %s: is it peer2 too? (we are role = "
-                     "peer2)",
-                     s->sub_topic);
-        s->warned_role = true;
+    if (same_role(s, 2, "says \"1\""))
         return;
-    }
     if (s->synced)
         return; /* an answer to one of our earlier "0"s */
     LOG_INFO(s->who, "the board answered the handshake on %s", s->sub_topic);

@@ -9,7 +9,11 @@
  * signal emissions or receive callbacks, so while a callback of ours is running
  * ice_free only disconnects every handler (nothing is called back after ice_free
  * returns) and the teardown happens when the outermost handler returns; the agent
- * reference itself is then dropped from an idle source on the context. */
+ * reference itself is then dropped from an idle source on the context.
+ *
+ * Over 600 lines: libnice's signal handlers, candidate gathering and the socket buffers
+ * all work on one agent under the re-entrancy rule above; apart they would each need it
+ * restated. The pure part (SDP candidate lines) is sdp.c. */
 #include "ice.h"
 
 #include <arpa/inet.h>
@@ -418,27 +422,30 @@ static int ice_open_stream(ice_t *ice)
     return 0;
 }
 
+/* A STUN or TURN server (what) given as host and port: its address in *ip. None given is
+ * no error (*ip stays NULL). */
+static int resolve_server(ice_t *ice, const char *what, const char *host, int port, char **ip)
+{
+    if (!host || !*host)
+        return 0;
+    if (port <= 0 || port > 65535) {
+        LOG_ERROR(ice->who, "bad %s port %d", what, port);
+        return BL_EINVAL;
+    }
+    *ip = ice_resolve(ice->who, host);
+    return *ip ? 0 : BL_EINVAL;
+}
+
 static int ice_copy_opts(ice_t *ice, const ice_opts_t *o)
 {
     ice->opts = *o;
     ice->who = g_strdup(o->who ? o->who : "ice");
     ice->opts.who = ice->who;
     ice->opts.local_addrs = NULL; /* only used during ice_new */
-    if (o->stun_host && *o->stun_host) {
-        if (o->stun_port <= 0 || o->stun_port > 65535) {
-            LOG_ERROR(ice->who, "bad STUN port %d", o->stun_port);
-            return BL_EINVAL;
-        }
-        if (!(ice->stun_ip = ice_resolve(ice->who, o->stun_host)))
-            return BL_EINVAL;
-    }
-    if (o->turn_host && *o->turn_host) {
-        if (o->turn_port <= 0 || o->turn_port > 65535) {
-            LOG_ERROR(ice->who, "bad TURN port %d", o->turn_port);
-            return BL_EINVAL;
-        }
-        if (!(ice->turn_ip = ice_resolve(ice->who, o->turn_host)))
-            return BL_EINVAL;
+    if (resolve_server(ice, "STUN", o->stun_host, o->stun_port, &ice->stun_ip) ||
+        resolve_server(ice, "TURN", o->turn_host, o->turn_port, &ice->turn_ip))
+        return BL_EINVAL;
+    if (ice->turn_ip) {
         ice->turn_user = g_strdup(o->turn_username ? o->turn_username : "");
         ice->turn_pass = g_strdup(o->turn_password ? o->turn_password : "");
     }

@@ -2,6 +2,7 @@
 /* metrics.c - see metrics.h. */
 #include "metrics.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -62,70 +63,52 @@ static double v_rtt(const status_peer_t *p)
 {
     return p->rtt_ms / 1000.0;
 }
-static double v_queued(const status_peer_t *p)
-{
-    return (double)p->queued;
-}
-static double v_msgs_out(const status_peer_t *p)
-{
-    return (double)p->msgs_out;
-}
-static double v_msgs_in(const status_peer_t *p)
-{
-    return (double)p->msgs_in;
-}
-static double v_bytes_out(const status_peer_t *p)
-{
-    return (double)p->bytes_out;
-}
-static double v_bytes_in(const status_peer_t *p)
-{
-    return (double)p->bytes_in;
-}
-static double v_dups(const status_peer_t *p)
-{
-    return (double)p->duplicates;
-}
-static double v_opens(const status_peer_t *p)
-{
-    return (double)p->link_opens;
-}
-static double v_failures(const status_peer_t *p)
-{
-    return (double)p->link_failures;
-}
 static double v_since(const status_peer_t *p)
 {
     return p->since_ms / 1000.0;
 }
 
+/* A peer's series: its value computed by fn, or else the uint64_t at offset u64. */
 static const struct {
     const char *name, *type, *help;
     peer_value_fn fn;
+    size_t u64;
 } peer_series[] = {
-    {"brokerless_peer_up", "gauge", "1 while the link to the peer is open.", v_up},
+    {"brokerless_peer_up", "gauge", "1 while the link to the peer is open.", v_up, 0},
     {"brokerless_peer_state_change_time_seconds", "gauge",
-     "When the link last changed state (Unix time).", v_since},
+     "When the link last changed state (Unix time).", v_since, 0},
     {"brokerless_peer_rtt_seconds", "gauge",
-     "Smoothed round trip of the open link (0 when unknown).", v_rtt},
+     "Smoothed round trip of the open link (0 when unknown).", v_rtt, 0},
     {"brokerless_peer_queue_messages", "gauge",
-     "Messages in the durable queue for the peer, not yet acknowledged.", v_queued},
+     "Messages in the durable queue for the peer, not yet acknowledged.", NULL,
+     offsetof(status_peer_t, queued)},
     {"brokerless_peer_messages_sent_total", "counter",
-     "Messages sent to the peer (resends after a reconnect included).", v_msgs_out},
+     "Messages sent to the peer (resends after a reconnect included).", NULL,
+     offsetof(status_peer_t, msgs_out)},
     {"brokerless_peer_messages_received_total", "counter",
-     "Messages from the peer delivered to the local broker.", v_msgs_in},
-    {"brokerless_peer_bytes_sent_total", "counter", "Bytes of frames sent on the link.",
-     v_bytes_out},
+     "Messages from the peer delivered to the local broker.", NULL,
+     offsetof(status_peer_t, msgs_in)},
+    {"brokerless_peer_bytes_sent_total", "counter", "Bytes of frames sent on the link.", NULL,
+     offsetof(status_peer_t, bytes_out)},
     {"brokerless_peer_bytes_received_total", "counter", "Bytes of frames received on the link.",
-     v_bytes_in},
+     NULL, offsetof(status_peer_t, bytes_in)},
     {"brokerless_peer_duplicate_messages_total", "counter",
-     "Resends from the peer recognised as delivered and only acknowledged.", v_dups},
-    {"brokerless_peer_link_opens_total", "counter", "Times the link to the peer opened.", v_opens},
+     "Resends from the peer recognised as delivered and only acknowledged.", NULL,
+     offsetof(status_peer_t, duplicates)},
+    {"brokerless_peer_link_opens_total", "counter", "Times the link to the peer opened.", NULL,
+     offsetof(status_peer_t, link_opens)},
     {"brokerless_peer_link_failures_total", "counter",
      "Connection attempts that failed and open links that went down (each restarts the "
      "link).",
-     v_failures},
+     NULL, offsetof(status_peer_t, link_failures)},
 };
+
+static double peer_value(size_t k, const status_peer_t *p)
+{
+    if (peer_series[k].fn)
+        return peer_series[k].fn(p);
+    return (double)*(const uint64_t *)((const char *)p + peer_series[k].u64);
+}
 
 static void peers(GString *g, const status_site_t *s)
 {
@@ -133,7 +116,7 @@ static void peers(GString *g, const status_site_t *s)
         head(g, peer_series[k].name, peer_series[k].type, peer_series[k].help);
         for (size_t i = 0; i < s->n_peers; i++)
             peer_line(g, peer_series[k].name, &s->peers[i], NULL, NULL,
-                      peer_series[k].fn(&s->peers[i]));
+                      peer_value(k, &s->peers[i]));
     }
     head(g, "brokerless_peer_state", "gauge", "The link's state: 1 for the current one.");
     for (size_t i = 0; i < s->n_peers; i++)

@@ -16,7 +16,11 @@
  * Receive Maximum) publishes in flight, each remembered by packet identifier until the
  * broker acknowledges it. Nothing is written from inside a callback or the parse of a
  * packet: bytes collect in one output buffer and leave once the layer above has
- * committed (can_write), in one write() per turn of the loop. */
+ * committed (can_write), in one write() per turn of the loop.
+ *
+ * Over 600 lines: connect, reconnect, keep-alive and the read loop share one connection's
+ * state and each other's error paths; the parts that stand alone (packets, socket,
+ * in-flight window) are already their own files. */
 #include "mqtt_int.h"
 
 #include <signal.h>

@@ -192,18 +192,14 @@ static gboolean io_dispatch(GSource *src, GSourceFunc cb, gpointer ud)
         break;
     case IO_UP:
         /* Each callback may free io: after one, return at once. */
-        if ((rev & G_IO_OUT) && io->read_wants_write) {
-            io->read_wants_write = false;
+        if ((rev & G_IO_OUT) && (io->read_wants_write || io->want_write)) {
+            /* A read that waited for the socket to be writable goes first. */
+            bool reading = io->read_wants_write;
+            *(reading ? &io->read_wants_write : &io->want_write) = false;
             watch_up(io);
-            if (io->ev.on_readable)
-                io->ev.on_readable(io->ud);
-            break;
-        }
-        if ((rev & G_IO_OUT) && io->want_write) {
-            io->want_write = false;
-            watch_up(io);
-            if (io->ev.on_writable)
-                io->ev.on_writable(io->ud);
+            void (*cb)(void *ud) = reading ? io->ev.on_readable : io->ev.on_writable;
+            if (cb)
+                cb(io->ud);
             break;
         }
         if ((rev & (G_IO_IN | G_IO_HUP | G_IO_ERR)) && io->ev.on_readable)
@@ -320,6 +316,34 @@ error:
     return NULL;
 }
 
+/* A plain recv or send failed: true when it only would block, else false with errno's
+ * message in *why. */
+static bool would_block(mqttio_t *io, const char **why)
+{
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        return true;
+    snprintf(io->why, sizeof io->why, "%s", strerror(errno));
+    *why = io->why;
+    return false;
+}
+
+/* A write must wait until the socket is writable. */
+static ssize_t wait_writable(mqttio_t *io)
+{
+    io->want_write = true;
+    watch_up(io);
+    return BL_EAGAIN;
+}
+
+/* Before SSL_read or SSL_write: nothing left that tls_error could take for their error;
+ * len as the int they take. */
+static int tls_len(size_t len)
+{
+    ERR_clear_error();
+    errno = 0;
+    return (int)BL_MIN(len, (size_t)INT32_MAX);
+}
+
 ssize_t mqttio_read(mqttio_t *io, void *buf, size_t len, const char **why)
 {
     if (io->state != IO_UP)
@@ -328,15 +352,9 @@ ssize_t mqttio_read(mqttio_t *io, void *buf, size_t len, const char **why)
         ssize_t n = recv(io->fd, buf, len, MSG_DONTWAIT);
         if (n >= 0)
             return n;
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-            return BL_EAGAIN;
-        snprintf(io->why, sizeof io->why, "%s", strerror(errno));
-        *why = io->why;
-        return BL_EIO;
+        return would_block(io, why) ? BL_EAGAIN : BL_EIO;
     }
-    ERR_clear_error();
-    errno = 0;
-    int n = SSL_read(io->ssl, buf, (int)BL_MIN(len, (size_t)INT32_MAX));
+    int n = SSL_read(io->ssl, buf, tls_len(len));
     if (n > 0)
         return n;
     switch (SSL_get_error(io->ssl, n)) {
@@ -363,25 +381,14 @@ ssize_t mqttio_write(mqttio_t *io, const void *buf, size_t len, const char **why
         n = send(io->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (n >= 0)
             return n;
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-            io->want_write = true;
-            watch_up(io);
-            return BL_EAGAIN;
-        }
-        snprintf(io->why, sizeof io->why, "%s", strerror(errno));
-        *why = io->why;
-        return BL_EIO;
+        return would_block(io, why) ? wait_writable(io) : BL_EIO;
     }
-    ERR_clear_error();
-    errno = 0;
-    int w = SSL_write(io->ssl, buf, (int)BL_MIN(len, (size_t)INT32_MAX));
+    int w = SSL_write(io->ssl, buf, tls_len(len));
     if (w > 0)
         return w;
     switch (SSL_get_error(io->ssl, w)) {
     case SSL_ERROR_WANT_WRITE:
-        io->want_write = true;
-        watch_up(io);
-        return BL_EAGAIN;
+        return wait_writable(io);
     case SSL_ERROR_WANT_READ:
         return BL_EAGAIN; /* reading is always watched; the next read lets it on */
     default:

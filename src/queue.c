@@ -122,6 +122,27 @@ void queue_bind_name(sqlite3_stmt *s, int i, const char *name)
     sqlite3_bind_text(s, i, name, -1, SQLITE_STATIC);
 }
 
+int queue_bind_frame(sqlite3_stmt *s, int i, const bl_msg_t *m)
+{
+    uint8_t *frame;
+    size_t len;
+    int rc = queue_frame_encode(m, &frame, &len);
+    if (!rc)
+        sqlite3_bind_blob(s, i, frame, (int)len, free);
+    return rc;
+}
+
+void *queue_grow(void *arr, size_t n, size_t *cap, size_t size)
+{
+    if (n < *cap)
+        return arr;
+    size_t c = *cap ? 2 * *cap : 8;
+    void *p = realloc(arr, c * size);
+    if (p)
+        *cap = c;
+    return p;
+}
+
 /* SQLite integers are signed 64-bit; sequences above that cannot be stored. */
 bool queue_seq_ok(uint64_t seq)
 {

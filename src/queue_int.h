@@ -109,6 +109,11 @@ int queue_db_fail(queue_t *q, int src, const char *what);
 sqlite3_stmt *queue_stmt(queue_t *q, int id);
 int queue_run(queue_t *q, sqlite3_stmt *s, const char *what);
 void queue_bind_name(sqlite3_stmt *s, int i, const char *name);
+/* m in its row form bound as the blob at i, freed when the binding is cleared. */
+int queue_bind_frame(sqlite3_stmt *s, int i, const bl_msg_t *m);
+/* arr (of *cap elements of size) with room for more than n: arr itself, or a larger copy
+ * and *cap raised; NULL (arr untouched) when out of memory. */
+void *queue_grow(void *arr, size_t n, size_t *cap, size_t size);
 bool queue_seq_ok(uint64_t seq);
 void queue_cache_reset(queue_t *q);
 int queue_end_internal(queue_t *q, int rc);

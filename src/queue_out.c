@@ -49,14 +49,10 @@ static peer_ent_t *peer_get(queue_t *q, const char *peer)
     for (size_t i = 0; i < q->n_peers; i++)
         if (strcmp(q->peers[i].name, peer) == 0)
             return &q->peers[i];
-    if (q->n_peers == q->cap_peers) {
-        size_t cap = q->cap_peers ? 2 * q->cap_peers : 8;
-        peer_ent_t *np = realloc(q->peers, cap * sizeof(*np));
-        if (!np)
-            return NULL;
-        q->peers = np;
-        q->cap_peers = cap;
-    }
+    peer_ent_t *np = queue_grow(q->peers, q->n_peers, &q->cap_peers, sizeof(*np));
+    if (!np)
+        return NULL;
+    q->peers = np;
     /* First use since open (or since a rollback): count what the file holds. */
     sqlite3_stmt *s = queue_stmt(q, S_COUNT);
     queue_bind_name(s, 1, peer);
@@ -83,20 +79,16 @@ int queue_push(queue_t *q, const char *peer, const bl_msg_t *m, int64_t enq_ms, 
         return BL_EIO;
     if (max_messages && e->count >= max_messages)
         return BL_ETOOBIG;
-    uint8_t *frame;
-    size_t len;
-    int rc = queue_frame_encode(m, &frame, &len);
+    sqlite3_stmt *s = queue_stmt(q, S_PUSH);
+    int rc = queue_bind_frame(s, 4, m);
     if (rc)
         return rc;
-    sqlite3_stmt *s = queue_stmt(q, S_PUSH);
     queue_bind_name(s, 1, peer);
     sqlite3_bind_int64(s, 2, (int64_t)m->seq);
     sqlite3_bind_int64(s, 3, enq_ms);
-    sqlite3_bind_blob(s, 4, frame, (int)len, SQLITE_STATIC);
     int src = sqlite3_step(s);
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
-    free(frame);
     if (src == SQLITE_CONSTRAINT) {
         LOG_WARN(WHO, "peer %s: seq %" PRIu64 " is already queued", peer, m->seq);
         return BL_EINVAL;

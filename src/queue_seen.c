@@ -42,14 +42,10 @@ static int origin_get(queue_t *q, const char *origin, origin_ent_t **out)
             *out = &q->origins[i];
             return 0;
         }
-    if (q->n_origins == q->cap_origins) {
-        size_t cap = q->cap_origins ? 2 * q->cap_origins : 8;
-        origin_ent_t *no = realloc(q->origins, cap * sizeof(*no));
-        if (!no)
-            return BL_ENOMEM;
-        q->origins = no;
-        q->cap_origins = cap;
-    }
+    origin_ent_t *no = queue_grow(q->origins, q->n_origins, &q->cap_origins, sizeof(*no));
+    if (!no)
+        return BL_ENOMEM;
+    q->origins = no;
     origin_ent_t *e = &q->origins[q->n_origins];
     snprintf(e->name, sizeof(e->name), "%s", origin);
     e->floor_dirty = false;

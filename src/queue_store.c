@@ -307,19 +307,15 @@ int queue_mq_out_add(queue_t *q, uint16_t pid, const char *origin, uint64_t seq,
     FAULT(q, "mq_out_add");
     if (!q || !pid || !m || (seq && !queue_seq_ok(seq)))
         return BL_EINVAL;
-    uint8_t *frame;
-    size_t len;
-    int rc = queue_frame_encode(m, &frame, &len);
+    sqlite3_stmt *s = queue_stmt(q, S_MQOUT_ADD);
+    int rc = queue_bind_frame(s, 4, m);
     if (rc)
         return rc;
-    sqlite3_stmt *s = queue_stmt(q, S_MQOUT_ADD);
     sqlite3_bind_int(s, 1, pid);
     queue_bind_name(s, 2, origin ? origin : "");
     sqlite3_bind_int64(s, 3, (int64_t)seq);
-    sqlite3_bind_blob(s, 4, frame, (int)len, SQLITE_STATIC);
     rc = queue_run(q, s, "storing a QoS 2 publish");
     sqlite3_clear_bindings(s);
-    free(frame);
     return rc;
 }
 
@@ -390,16 +386,26 @@ static int in1_counter(queue_t *q)
     return q->in1_n >= 0 ? 0 : queue_db_fail(q, src, "reading the QoS 1 packet ids");
 }
 
-int queue_mq_in1_add(queue_t *q, uint16_t pid, const void *key, size_t key_len)
+/* The statement id with pid bound, once the arguments are checked and the counter known. */
+static int in1_stmt(queue_t *q, int id, uint16_t pid, const void *key, sqlite3_stmt **s)
 {
-    FAULT(q, "mq_in1_add");
     if (!q || !pid || !key)
         return BL_EINVAL;
     int rc = in1_counter(q);
     if (rc)
         return rc;
-    sqlite3_stmt *s = queue_stmt(q, S_MQIN1_ADD);
-    sqlite3_bind_int(s, 1, pid);
+    *s = queue_stmt(q, id);
+    sqlite3_bind_int(*s, 1, pid);
+    return 0;
+}
+
+int queue_mq_in1_add(queue_t *q, uint16_t pid, const void *key, size_t key_len)
+{
+    FAULT(q, "mq_in1_add");
+    sqlite3_stmt *s;
+    int rc = in1_stmt(q, S_MQIN1_ADD, pid, key, &s);
+    if (rc)
+        return rc;
     sqlite3_bind_blob(s, 2, key, (int)key_len, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, ++q->in1_n);
     rc = queue_run(q, s, "storing a QoS 1 packet id");
@@ -414,13 +420,10 @@ int queue_mq_in1_add(queue_t *q, uint16_t pid, const void *key, size_t key_len)
 
 int queue_mq_in1_seen(queue_t *q, uint16_t pid, const void *key, size_t key_len)
 {
-    if (!q || !pid || !key)
-        return BL_EINVAL;
-    int rc = in1_counter(q);
+    sqlite3_stmt *s;
+    int rc = in1_stmt(q, S_MQIN1_GET, pid, key, &s);
     if (rc)
         return rc;
-    sqlite3_stmt *s = queue_stmt(q, S_MQIN1_GET);
-    sqlite3_bind_int(s, 1, pid);
     int src = sqlite3_step(s);
     int seen = 0;
     if (src == SQLITE_ROW)

@@ -46,6 +46,26 @@ static bool is_ice_chars(const char *s, size_t len, size_t min, size_t max)
     return true;
 }
 
+/* An ice-char value of min..256 characters into out. */
+static int ice_value(const char *v, size_t n, size_t min, char out[257])
+{
+    if (!is_ice_chars(v, n, min, 256))
+        return BL_EINVAL;
+    memcpy(out, v, n);
+    out[n] = '\0';
+    return 0;
+}
+
+/* A short value as a string in out (size bytes); false when it does not fit. */
+static bool short_value(const char *v, size_t n, char *out, size_t size)
+{
+    if (n >= size)
+        return false;
+    memcpy(out, v, n);
+    out[n] = '\0';
+    return true;
+}
+
 static bool parse_fingerprint(const char *v, size_t len, char out[96])
 {
     /* "sha-256 AB:CD:..." (RFC 8122 5); other hash functions are ignored. */
@@ -76,51 +96,33 @@ static int parse_line(const char *l, size_t len, sdp_desc_t *d, bool *has_app)
     if (ATTR("m=application ")) {
         *has_app = true;
     } else if (ATTR("a=ice-ufrag:")) {
-        const char *v = l + 12;
-        size_t n = len - 12;
-        if (!is_ice_chars(v, n, 4, 256))
-            return BL_EINVAL;
-        memcpy(d->ufrag, v, n);
-        d->ufrag[n] = '\0';
+        return ice_value(VAL("a=ice-ufrag:"), 4, d->ufrag);
     } else if (ATTR("a=ice-pwd:")) {
-        const char *v = l + 10;
-        size_t n = len - 10;
-        if (!is_ice_chars(v, n, 22, 256))
-            return BL_EINVAL;
-        memcpy(d->pwd, v, n);
-        d->pwd[n] = '\0';
+        return ice_value(VAL("a=ice-pwd:"), 22, d->pwd);
     } else if (ATTR("a=fingerprint:")) {
         char fp[96];
         if (parse_fingerprint(VAL("a=fingerprint:"), fp))
             memcpy(d->fingerprint, fp, sizeof(fp));
     } else if (ATTR("a=setup:")) {
-        char v[16] = {0};
-        size_t n = len - 8;
-        if (n >= sizeof(v))
+        char v[16];
+        if (!short_value(VAL("a=setup:"), v, sizeof(v)))
             return BL_EINVAL;
-        memcpy(v, l + 8, n);
         d->setup = !strcmp(v, "actpass")   ? SDP_SETUP_ACTPASS
                    : !strcmp(v, "active")  ? SDP_SETUP_ACTIVE
                    : !strcmp(v, "passive") ? SDP_SETUP_PASSIVE
                                            : SDP_SETUP_NONE;
     } else if (ATTR("a=sctp-port:")) {
-        char v[8] = {0};
-        size_t n = len - 12;
-        if (n == 0 || n >= sizeof(v))
+        char v[8], *end;
+        if (!short_value(VAL("a=sctp-port:"), v, sizeof(v)) || !v[0])
             return BL_EINVAL;
-        memcpy(v, l + 12, n);
-        char *end;
         long p = strtol(v, &end, 10);
         if (*end || p < 1 || p > 65535)
             return BL_EINVAL;
         d->sctp_port = (int)p;
     } else if (ATTR("a=max-message-size:")) {
-        char v[24] = {0};
-        size_t n = len - 19;
-        if (n == 0 || n >= sizeof(v))
+        char v[24], *end;
+        if (!short_value(VAL("a=max-message-size:"), v, sizeof(v)) || !v[0])
             return BL_EINVAL;
-        memcpy(v, l + 19, n);
-        char *end;
         unsigned long long m = strtoull(v, &end, 10);
         if (*end || v[0] == '-')
             return BL_EINVAL;

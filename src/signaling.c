@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "signaling.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,6 +62,26 @@ static void refuse(uint64_t *counter, const char *what, const char *detail)
            detail ? ": " : "", detail ? detail : "", (unsigned long long)*counter);
 }
 
+/* What each refusal of sigcheck_accept is counted as (a uint64_t of signaling_stats_t) and
+ * logged as. */
+static const struct {
+    size_t counter;
+    const char *what;
+} refusals[] = {
+    [SIGCHECK_BAD] = {offsetof(signaling_stats_t, bad), "cannot open it"},
+    [SIGCHECK_STALE] = {offsetof(signaling_stats_t, stale), "stale timestamp"},
+    [SIGCHECK_MISDIRECTED] = {offsetof(signaling_stats_t, misdirected), "not addressed to us"},
+    [SIGCHECK_UNKNOWN_PEER] = {offsetof(signaling_stats_t, unknown_peer),
+                               "from a site that is not a configured peer"},
+    [SIGCHECK_REPLAYED] = {offsetof(signaling_stats_t, replayed), "replayed"},
+    [SIGCHECK_BAD_SIGNATURE] = {offsetof(signaling_stats_t, bad_signature),
+                                "not signed by the pinned certificate of"},
+    [SIGCHECK_LATE] = {offsetof(signaling_stats_t, late),
+                       "an offer or restart not newer than the last one"},
+    [SIGCHECK_FLOOD] = {offsetof(signaling_stats_t, flood),
+                        "the peer sends more than signalling needs"},
+};
+
 /* The network secret only hides signalling: every message is also signed with the
  * sender's site key and checked against the fingerprint pinned for it (sigcheck.h), so a
  * holder of the secret (or a hostile broker) cannot speak for another site, not even to
@@ -73,40 +94,17 @@ static void on_message(void *ud, const bl_msg_t *m)
     if (strcmp(m->topic, s->inbox) != 0)
         return;
     signaling_stats_t *st = &s->stats;
-    switch (sigcheck_accept(s->check, m->payload, m->payload_len, bl_wall_ms(), &sm, why,
-                            sizeof(why))) {
-    case SIGCHECK_OK:
+    sigcheck_verdict_t res =
+        sigcheck_accept(s->check, m->payload, m->payload_len, bl_wall_ms(), &sm, why, sizeof(why));
+    if (res == SIGCHECK_OK) {
         st->received++;
         LOG_DEBUG("signal", "%s from %s (session %s), envelope v%u", sm.type, sm.from, sm.sid,
                   sm.version);
         g_hash_table_insert(s->versions, g_strdup(sm.from), GUINT_TO_POINTER(sm.version));
         s->ev.on_message(s->ud, &sm);
         seal_msg_clear(&sm);
-        return;
-    case SIGCHECK_BAD:
-        refuse(&st->bad, "cannot open it", why);
-        return;
-    case SIGCHECK_STALE:
-        refuse(&st->stale, "stale timestamp", why);
-        return;
-    case SIGCHECK_MISDIRECTED:
-        refuse(&st->misdirected, "not addressed to us", why);
-        return;
-    case SIGCHECK_UNKNOWN_PEER:
-        refuse(&st->unknown_peer, "from a site that is not a configured peer", why);
-        return;
-    case SIGCHECK_REPLAYED:
-        refuse(&st->replayed, "replayed", why);
-        return;
-    case SIGCHECK_BAD_SIGNATURE:
-        refuse(&st->bad_signature, "not signed by the pinned certificate of", why);
-        return;
-    case SIGCHECK_LATE:
-        refuse(&st->late, "an offer or restart not newer than the last one", why);
-        return;
-    case SIGCHECK_FLOOD:
-        refuse(&st->flood, "the peer sends more than signalling needs", why);
-        return;
+    } else if ((size_t)res < BL_ARRAY_LEN(refusals) && refusals[res].what) {
+        refuse((uint64_t *)((char *)st + refusals[res].counter), refusals[res].what, why);
     }
 }
 

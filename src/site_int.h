@@ -172,10 +172,14 @@ void site_out_local(site_t *s, const bl_msg_t *m);
 void site_sync_retained(peer_ctx_t *p);
 void site_out_transit(site_t *s, peer_ctx_t *from, const bl_msg_t *m);
 
-/* site_in.c */
-bool site_plain_qos0(const bl_msg_t *m);
+/* site_ack.c: an ACK owed for a message that this transaction makes durable; the owed
+ * ACKs after the commit; dropped when the link goes down (the peer resends). */
+void site_ack_add(peer_ctx_t *p, uint64_t seq);
 void site_flush_acks(peer_ctx_t *p, bool publishing);
 void site_drop_acks(peer_ctx_t *p);
+
+/* site_in.c */
+bool site_plain_qos0(const bl_msg_t *m);
 const bl_msg_t *site_remote_message(peer_ctx_t *p, const bl_msg_t *m);
 void site_unpublished(site_t *s, uint64_t token, const char *topic, int rc);
 peer_ctx_t *site_peer_named(site_t *s, const char *name);

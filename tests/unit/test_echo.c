@@ -178,12 +178,9 @@ static void test_waiting(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_key),
-        cmocka_unit_test(test_fifo_and_token),
-        cmocka_unit_test(test_sweep),
-        cmocka_unit_test(test_take_token),
-        cmocka_unit_test(test_keyless),
-        cmocka_unit_test(test_waiting),
+        cmocka_unit_test(test_key),     cmocka_unit_test(test_fifo_and_token),
+        cmocka_unit_test(test_sweep),   cmocka_unit_test(test_take_token),
+        cmocka_unit_test(test_keyless), cmocka_unit_test(test_waiting),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -386,6 +386,11 @@ static void test_acks_gathered(void **state)
     assert_true(fixture_run_until(fx->ctx, pubs_at_least, &w, DEADLINE_MS));
     take_all(fx);
     bravo_sends(fx, n + 2, n + 2, 1);
+    w.n = n + 2;
+    assert_true(fixture_run_until(fx->ctx, pubs_at_least, &w, DEADLINE_MS));
+    sent_read(fx->bravo, &s); /* that commit has published n + 2: the ACK has waited */
+    assert_int_equal(s.ack_frames, (n + ACK_BATCH - 1) / ACK_BATCH);
+    sent_clear(&s);
     wa.n = n + 1;
     assert_true(fixture_run_until(fx->ctx, acks_at_least, &wa, DEADLINE_MS));
     sent_read(fx->bravo, &s);

@@ -135,8 +135,8 @@ static void test_plan_odd_filters(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_local_filters),  cmocka_unit_test(test_plan_unchanged),
-        cmocka_unit_test(test_plan_changed),   cmocka_unit_test(test_plan_no_record),
+        cmocka_unit_test(test_local_filters),    cmocka_unit_test(test_plan_unchanged),
+        cmocka_unit_test(test_plan_changed),     cmocka_unit_test(test_plan_no_record),
         cmocka_unit_test(test_plan_odd_filters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
