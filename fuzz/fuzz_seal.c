@@ -3,7 +3,9 @@
  * arbitrary JSON so the parser behind the AEAD is reached too.
  *
  * First input byte selects the mode: even = the rest is a sealed message as received from
- * the broker; odd = the rest is JSON text, sealed with the fixed key, then unpacked. */
+ * the broker (either envelope version); odd = the rest is JSON text, sealed with the
+ * fixed key, then unpacked: in envelope version 1 (ChaCha20-Poly1305) when bit 1 is
+ * clear, version 2 (AES-256-GCM) when it is set. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,7 +26,9 @@ static void check(const uint8_t *buf, size_t len)
         if (!bl_site_name_valid(m.from) || !bl_site_name_valid(m.to) ||
             (m.body && strlen(m.body) > SEAL_MAX_LEN))
             abort();
-        if (seal_pack(&keys, topic, &m, &out, &out_len) != 0)
+        if (m.version != SEAL_V1_CHACHA && m.version != SEAL_V2_AESGCM)
+            abort();
+        if (seal_pack(&keys, topic, &m, &out, &out_len) != 0 || out[0] != m.version)
             abort();
         free(out);
         seal_msg_clear(&m);
@@ -49,7 +53,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     json[size - 1] = '\0';
     uint8_t *sealed;
     size_t sealed_len;
-    if (seal_pack_raw(&keys, topic, json, &sealed, &sealed_len) == 0) {
+    uint8_t version = (data[0] & 2) ? SEAL_V2_AESGCM : SEAL_V1_CHACHA;
+    if (seal_pack_raw_v(&keys, version, topic, json, &sealed, &sealed_len) == 0) {
         check(sealed, sealed_len);
         free(sealed);
     }

@@ -11,6 +11,7 @@ PKGS=(
   mosquitto mosquitto-clients coturn
   iproute2 iptables iputils-ping procps psmisc xxd
   debhelper dpkg-dev fakeroot lintian man-db systemd python3-prometheus-client
+  chromium chromium-driver curl
 )
 
 missing=()
@@ -39,6 +40,15 @@ if [[ ! -f $ESPPEER/node_modules/.package-lock.json ||
   echo "deps: npm ci in tests/lab/esppeer"
   (cd "$ESPPEER" && npm ci --no-audit --no-fund --loglevel=error)
 fi
+# The browser peer's page (web/: mqtt.js's browser bundle, served by `brokerless web`) and
+# the lab's browser driver (tests/lab/webdriver: puppeteer-core for t18), the same way.
+for dir in web tests/lab/webdriver; do
+  D=$(cd "$(dirname "$0")/../$dir" && pwd)
+  if [[ ! -f $D/node_modules/.package-lock.json || $D/package-lock.json -nt $D/node_modules/.package-lock.json ]]; then
+    echo "deps: npm ci in $dir"
+    (cd "$D" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+done
 # Services the user runs (a mosquitto or coturn of the machine) are left alone: the tests
 # start their own brokers and TURN server inside network namespaces they create, on
 # those namespaces' addresses, and unit tests take free loopback ports.

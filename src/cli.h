@@ -28,6 +28,9 @@ int cli_status(int argc, char **argv);
 int cli_ping(int argc, char **argv);
 int cli_reload(int argc, char **argv);
 
+/* cli_web.c */
+int cli_web(int argc, char **argv);
+
 /* cli.c: parse the command's options, entries (NULL-terminated), with params and summary
  * for its --help: 0, or 2 after printing the error. */
 int cli_parse(const char *params, const char *summary, const GOptionEntry *entries, int *argc,

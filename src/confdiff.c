@@ -73,7 +73,7 @@ int confdiff_needs_restart(const config_t *a, const config_t *b, char *what, siz
 bool confdiff_same_link(const config_peer_t *a, const config_peer_t *b)
 {
     return str_eq(a->name, b->name) && str_eq(a->fingerprint, b->fingerprint) &&
-           str_eq(a->mode, b->mode);
+           str_eq(a->mode, b->mode) && a->browser == b->browser;
 }
 
 static bool rule_eq(const route_rule_t *a, const route_rule_t *b)

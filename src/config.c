@@ -57,6 +57,7 @@ static const char *const ice_keys[] = {
 static const char *const metrics_keys[] = {"listen", NULL};
 static const char *const peer_keys[] = {"fingerprint",
                                         "mode",
+                                        "profile",
                                         "queue_qos0",
                                         "topic",
                                         "retained_max_topics",
@@ -66,8 +67,9 @@ static const char *const peer_keys[] = {"fingerprint",
                                         "broker",
                                         "sync_topic",
                                         NULL};
-/* Keys only an esp32-example peer has. */
+/* Keys only an esp32-example peer has, and one only a webrtc peer has. */
 static const char *const esp_keys[] = {"insecure", "role", "broker", "sync_topic", NULL};
+static const char *const webrtc_keys[] = {"profile", NULL};
 
 /* ---- sections ------------------------------------------------------------------------- */
 
@@ -420,6 +422,9 @@ static int load_peer(confscan_t *L, config_t *c, int sect_idx, config_peer_t *p)
     if (strcmp(p->mode, "webrtc") != 0 && strcmp(p->mode, "esp32-example") != 0)
         return fail(L, sect, "mode", "\"%.100s\" is not webrtc or esp32-example", p->mode);
     if (!strcmp(p->mode, "esp32-example")) {
+        for (const char *const *k = webrtc_keys; *k; k++)
+            if (g_key_file_has_key(L->kf, sect, *k, NULL))
+                return fail(L, sect, *k, "only for mode = webrtc");
         if (load_esp(L, c, sect, p))
             return BL_EINVAL;
         return load_common(L, sect_idx, sect, p);
@@ -427,6 +432,14 @@ static int load_peer(confscan_t *L, config_t *c, int sect_idx, config_peer_t *p)
     for (const char *const *k = esp_keys; *k; k++)
         if (g_key_file_has_key(L->kf, sect, *k, NULL))
             return fail(L, sect, *k, "only for mode = esp32-example");
+    char *profile = confscan_str(L, sect, "profile");
+    p->browser = profile && !strcmp(profile, "browser");
+    bool profile_ok = !profile || p->browser || !strcmp(profile, "site");
+    if (!profile_ok)
+        fail(L, sect, "profile", "\"%.100s\" is not site or browser", profile);
+    g_free(profile);
+    if (!profile_ok)
+        return BL_EINVAL;
     char *fp = confscan_str(L, sect, "fingerprint");
     char norm[96];
     int rc = 0;

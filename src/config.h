@@ -11,7 +11,8 @@
  *   [metrics] listen (HOST:PORT of the Prometheus endpoint; none: no endpoint)
  *   [peer NAME] fingerprint (SHA-256, AB:CD:..), topic = RULE (repeatable: GKeyFile keeps
  *             only the last of a repeated key, so repeats are read from the raw text),
- *             mode (webrtc | esp32-example), queue_qos0 (bool), retained_max_topics,
+ *             mode (webrtc | esp32-example), profile (site | browser: webrtc only),
+ *             queue_qos0 (bool), retained_max_topics,
  *             retained_max_bytes; with mode = esp32-example: insecure (must be true),
  *             role (peer1 | peer2: ours in the example's handshake), broker
  *             (mqtt://HOST[:PORT], default [signal] url), sync_topic (the example's
@@ -32,7 +33,12 @@ typedef struct config_peer {
     char *name;
     char *fingerprint; /* normalised upper-case "AB:CD:..." (95 chars); NULL: none */
     char *mode;        /* "webrtc" (default) or "esp32-example" */
-    bool insecure;     /* insecure = true: the peer's link is plaintext (esp32-example) */
+    /* profile = browser (webrtc only): fingerprint is the SHA-256 of the DER
+     * SubjectPublicKeyInfo of the browser's WebCrypto ECDSA P-256 key, which signs its
+     * signalling; its DTLS certificate is the one its signed SDP names (peerid.h). The
+     * site always offers to it. false: profile = site, the default. */
+    bool browser;
+    bool insecure; /* insecure = true: the peer's link is plaintext (esp32-example) */
     /* esp32-example: our role in the example's handshake (1: we send "0"), its broker
      * (plain MQTT unless it is the [signal] one) and topic base. */
     int esp_role;

@@ -18,6 +18,7 @@ static const struct {
     {"peer", cli_peer, "add (from a pairing line), list, remove or forget peers"},
     {"check", cli_check, "check a config and identity (--net: the network too)"},
     {"secret", cli_secret, "make a new network secret (256 random bits) for [signal]"},
+    {"web", cli_web, "serve the page that makes a browser a peer, on localhost"},
 };
 
 static void usage(FILE *f)

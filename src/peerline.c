@@ -43,8 +43,14 @@ static int field(peerline_t *out, const char *w, char *err, size_t errlen)
             return BL_EINVAL;
         }
         snprintf(out->signal, sizeof(out->signal), "%s", v);
+    } else if (kl == 7 && !strncmp(w, "profile", 7)) {
+        if (strcmp(v, "browser") != 0 && strcmp(v, "site") != 0) {
+            snprintf(err, errlen, "profile \"%.40s\" is not site or browser", v);
+            return BL_EINVAL;
+        }
+        out->browser = !strcmp(v, "browser");
     } else {
-        snprintf(err, errlen, "unknown key \"%.*s\" (name, fingerprint, signal)",
+        snprintf(err, errlen, "unknown key \"%.*s\" (name, fingerprint, signal, profile)",
                  (int)BL_MIN(kl, 40), w);
         return BL_EINVAL;
     }
@@ -87,7 +93,8 @@ char *peerline_section(const peerline_t *p, const char *self, const char *const 
                        size_t n_rules)
 {
     GString *g = g_string_new(NULL);
-    g_string_append_printf(g, "[peer %s]\nfingerprint = %s\n", p->name, p->fingerprint);
+    g_string_append_printf(g, "[peer %s]\n%sfingerprint = %s\n", p->name,
+                           p->browser ? "profile = browser\n" : "", p->fingerprint);
     g_string_append(g, "# What crosses, in mosquitto's bridge words:\n"
                        "#   topic = PATTERN in|out|both QOS [LOCAL_PREFIX REMOTE_PREFIX]\n");
     if (n_rules) {

@@ -7,7 +7,9 @@
  *   brokerless-peer name=home fingerprint=4F:2A:...:9C signal=mqtts://broker.example:8883
  *
  * name and fingerprint are required, signal (the signalling broker this site uses, which
- * the other must share) is told when init knew it; unknown keys are refused. The config
+ * the other must share) is told when init knew it; profile=browser is what the browser
+ * peer's page adds to its line (the section then says profile = browser); unknown keys
+ * are refused. The config
  * file is edited as text, so comments and order stay as the user wrote them. */
 #ifndef BL_PEERLINE_H
 #define BL_PEERLINE_H
@@ -22,6 +24,7 @@ typedef struct peerline {
     char name[BL_SITE_NAME_MAX + 1];
     char fingerprint[96]; /* normalised, AB:CD:... */
     char signal[256];     /* "" when the line has none */
+    bool browser;         /* profile=browser */
 } peerline_t;
 
 /* The line for a site (g_free); signal may be NULL. */

@@ -29,7 +29,9 @@ typedef struct rtc {
     char who[96];
     bool offerer;
     const cert_t *cert;
-    char peer_fp[96];
+    char peer_fp[96];   /* what the DTLS certificate must be (peerid_dtls_fingerprint) */
+    char pinned_fp[96]; /* [peer] fingerprint */
+    peerid_profile_t profile;
     size_t max_message;
     size_t window;
 
@@ -280,11 +282,15 @@ static int take_description(rtc_t *r, const char *body)
         LOG_WARN(r->who, "peer sent a malformed session description");
         return BL_EINVAL;
     }
-    if (strcmp(d.fingerprint, r->peer_fp) != 0) {
+    char dtls_fp[96];
+    peerid_dtls_fingerprint(r->profile, r->pinned_fp, &d, dtls_fp);
+    if (r->profile == PEERID_BROWSER)
+        LOG_INFO(r->who, "browser's signed description names DTLS certificate %s", dtls_fp);
+    else if (strcmp(d.fingerprint, r->pinned_fp) != 0)
         /* DTLS would refuse it anyway; saying so here makes the log clearer. */
         LOG_WARN(r->who, "peer's description announces fingerprint %s, pinned is %s", d.fingerprint,
-                 r->peer_fp);
-    }
+                 r->pinned_fp);
+    snprintf(r->peer_fp, sizeof(r->peer_fp), "%s", dtls_fp);
     int rc = ice_set_remote_credentials(r->ice, d.ufrag, d.pwd);
     for (size_t i = 0; !rc && i < d.n_candidates; i++)
         add_remote_cand(r, d.candidates[i]);
@@ -434,7 +440,9 @@ transport_t *rtc_new(GMainContext *ctx, const rtc_opts_t *opts, const transport_
     snprintf(r->who, sizeof(r->who), "%s", opts->who);
     r->offerer = opts->offerer;
     r->cert = opts->cert;
+    snprintf(r->pinned_fp, sizeof(r->pinned_fp), "%s", opts->peer_fingerprint);
     snprintf(r->peer_fp, sizeof(r->peer_fp), "%s", opts->peer_fingerprint);
+    r->profile = opts->profile;
     r->max_message = opts->max_message ? opts->max_message : RTC_MAX_MESSAGE;
     r->window = opts->window;
     r->stream = -1;

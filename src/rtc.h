@@ -11,13 +11,17 @@
 
 #include "cert.h"
 #include "ice.h"
+#include "peerid.h"
 #include "transport.h"
 
 typedef struct rtc_opts {
     const char *who;
     bool offerer;
     const cert_t *cert;
-    const char *peer_fingerprint;
+    const char *peer_fingerprint; /* pinned (peerid.h) */
+    /* PEERID_BROWSER: the DTLS certificate must be the one the peer's signed
+     * description names, not the pin (peerid.h). */
+    peerid_profile_t profile;
     ice_opts_t ice;     /* controlling is set from offerer */
     size_t max_message; /* SCTP message limit, default WIRE_MAX_CHUNK + header room */
     size_t window;      /* bytes in flight each way (sctp_opts_t.window, UDP buffers) */

@@ -3,7 +3,8 @@
  *
  * Pure: no I/O, no clocks.
  * Keys: HKDF-SHA256 (RFC 5869) through OpenSSL 3's EVP_KDF. AEAD: ChaCha20-Poly1305
- * (RFC 8439) through EVP. Body: JSON through cJSON. */
+ * (RFC 8439, envelope version 1) or AES-256-GCM (version 2) through EVP. Body: JSON
+ * through cJSON. */
 #include "seal.h"
 
 #include <limits.h>
@@ -19,7 +20,7 @@
 #include <openssl/kdf.h>
 #include <openssl/rand.h>
 
-#define SEAL_VERSION 1
+#define SEAL_JSON_VERSION 1 /* the "v" of the JSON body, the same in both envelopes */
 #define SEAL_SALT "brokerless/v1"
 #define SEAL_INBOX_LEN 16
 
@@ -83,20 +84,34 @@ int seal_inbox_topic(const char *secret, const char *site, char *out, size_t out
     return 0;
 }
 
-/* ChaCha20-Poly1305 over pt with AAD = version byte || topic (RFC 8439 2.8). ct receives
- * len bytes, tag SEAL_TAG_LEN. Returns 0, BL_EAUTH (decrypt: tag mismatch) or BL_EIO. */
-static int seal_aead(bool enc, const uint8_t *key, const uint8_t *nonce, const char *topic,
-                     const uint8_t *in, size_t len, uint8_t *out, uint8_t *tag)
+/* The AEAD of an envelope version: ChaCha20-Poly1305 (RFC 8439) for 1, AES-256-GCM
+ * (NIST SP 800-38D, what WebCrypto offers) for 2; NULL for any other. */
+static const EVP_CIPHER *seal_cipher(uint8_t ver)
 {
-    const uint8_t ver = SEAL_VERSION;
+    if (ver == SEAL_V1_CHACHA)
+        return EVP_chacha20_poly1305();
+    if (ver == SEAL_V2_AESGCM)
+        return EVP_aes_256_gcm();
+    return NULL;
+}
+
+/* The AEAD of version ver over pt with AAD = version byte || topic (RFC 8439 2.8). ct
+ * receives len bytes, tag SEAL_TAG_LEN. Returns 0, BL_EAUTH (decrypt: tag mismatch),
+ * BL_EVERSION or BL_EIO. */
+static int seal_aead(bool enc, uint8_t ver, const uint8_t *key, const uint8_t *nonce,
+                     const char *topic, const uint8_t *in, size_t len, uint8_t *out, uint8_t *tag)
+{
+    const EVP_CIPHER *cipher = seal_cipher(ver);
     size_t tlen = strlen(topic);
     int outl = 0, rc = BL_EIO;
+    if (!cipher)
+        return BL_EVERSION;
     if (len > INT_MAX || tlen > INT_MAX)
         return BL_ETOOBIG;
     EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
     if (!c)
         return BL_ENOMEM;
-    if (EVP_CipherInit_ex(c, EVP_chacha20_poly1305(), NULL, NULL, NULL, enc) != 1 ||
+    if (EVP_CipherInit_ex(c, cipher, NULL, NULL, NULL, enc) != 1 ||
         EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_IVLEN, SEAL_NONCE_LEN, NULL) != 1 ||
         EVP_CipherInit_ex(c, NULL, NULL, key, nonce, enc) != 1 ||
         EVP_CipherUpdate(c, NULL, &outl, &ver, 1) != 1 ||
@@ -118,26 +133,29 @@ out:
     return rc;
 }
 
-int seal_pack_raw(const seal_keys_t *k, const char *topic, const char *json, uint8_t **out,
-                  size_t *out_len)
+int seal_pack_raw_v(const seal_keys_t *k, uint8_t version, const char *topic, const char *json,
+                    uint8_t **out, size_t *out_len)
 {
     if (!k || !topic || !json || !out || !out_len)
         return BL_EINVAL;
+    if (!seal_cipher(version))
+        return BL_EVERSION;
     size_t n = strlen(json);
     if (n > SEAL_MAX_JSON)
         return BL_ETOOBIG;
     uint8_t *buf = malloc(SEAL_OVERHEAD + n);
     if (!buf)
         return BL_ENOMEM;
-    buf[0] = SEAL_VERSION;
+    buf[0] = version;
     /* A random 96-bit nonce per message: at signalling rates a collision under one key
-     * is negligible (RFC 8439 4 only asks that a nonce never repeat). */
+     * is negligible (RFC 8439 4 and SP 800-38D 8.2.2 ask that a nonce never repeat; a
+     * random one stays within SP 800-38D's bound far beyond signalling volumes). */
     if (RAND_bytes(buf + 1, SEAL_NONCE_LEN) != 1) {
         free(buf);
         return BL_EIO;
     }
     uint8_t *ct = buf + 1 + SEAL_NONCE_LEN;
-    int rc = seal_aead(true, k->key, buf + 1, topic, (const uint8_t *)json, n, ct, ct + n);
+    int rc = seal_aead(true, version, k->key, buf + 1, topic, (const uint8_t *)json, n, ct, ct + n);
     if (rc) {
         free(buf);
         return rc;
@@ -145,6 +163,12 @@ int seal_pack_raw(const seal_keys_t *k, const char *topic, const char *json, uin
     *out = buf;
     *out_len = SEAL_OVERHEAD + n;
     return 0;
+}
+
+int seal_pack_raw(const seal_keys_t *k, const char *topic, const char *json, uint8_t **out,
+                  size_t *out_len)
+{
+    return seal_pack_raw_v(k, SEAL_V1_CHACHA, topic, json, out, out_len);
 }
 
 static bool seal_sid_valid(const char *s)
@@ -214,7 +238,7 @@ int seal_pack(const seal_keys_t *k, const char *topic, const seal_msg_t *m, uint
     if (rc)
         return rc;
     cJSON *o = cJSON_CreateObject();
-    if (!o || !cJSON_AddNumberToObject(o, "v", SEAL_VERSION) ||
+    if (!o || !cJSON_AddNumberToObject(o, "v", SEAL_JSON_VERSION) ||
         !cJSON_AddStringToObject(o, "from", m->from) || !cJSON_AddStringToObject(o, "to", m->to) ||
         !cJSON_AddStringToObject(o, "sid", m->sid) ||
         !cJSON_AddNumberToObject(o, "ts", (double)m->ts_ms) ||
@@ -229,7 +253,7 @@ int seal_pack(const seal_keys_t *k, const char *topic, const seal_msg_t *m, uint
     cJSON_Delete(o);
     if (!json)
         return BL_ENOMEM;
-    rc = seal_pack_raw(k, topic, json, out, out_len);
+    rc = seal_pack_raw_v(k, m->version ? m->version : SEAL_V1_CHACHA, topic, json, out, out_len);
     OPENSSL_cleanse(json, strlen(json));
     cJSON_free(json);
     return rc;
@@ -252,7 +276,7 @@ static int seal_parse_json(const cJSON *o, seal_msg_t *out)
     const cJSON *body = cJSON_GetObjectItemCaseSensitive(o, "body");
     if (!cJSON_IsObject(o) || !cJSON_IsNumber(v))
         return BL_EINVAL;
-    if (v->valuedouble != SEAL_VERSION)
+    if (v->valuedouble != SEAL_JSON_VERSION)
         return BL_EVERSION;
     if (!cJSON_IsNumber(ts) || !seal_ts_valid(ts->valuedouble))
         return BL_EINVAL;
@@ -284,7 +308,7 @@ int seal_unpack(const seal_keys_t *k, const char *topic, const uint8_t *buf, siz
     memset(out, 0, sizeof(*out));
     if (len < SEAL_OVERHEAD)
         return BL_ETRUNC;
-    if (buf[0] != SEAL_VERSION)
+    if (!seal_cipher(buf[0]))
         return BL_EVERSION;
     size_t n = len - SEAL_OVERHEAD;
     if (n > SEAL_MAX_JSON)
@@ -294,8 +318,8 @@ int seal_unpack(const seal_keys_t *k, const char *topic, const uint8_t *buf, siz
         return BL_ENOMEM;
     uint8_t tag[SEAL_TAG_LEN];
     memcpy(tag, buf + len - SEAL_TAG_LEN, SEAL_TAG_LEN);
-    int rc =
-        seal_aead(false, k->key, buf + 1, topic, buf + 1 + SEAL_NONCE_LEN, n, (uint8_t *)pt, tag);
+    int rc = seal_aead(false, buf[0], k->key, buf + 1, topic, buf + 1 + SEAL_NONCE_LEN, n,
+                       (uint8_t *)pt, tag);
     if (!rc) {
         pt[n] = '\0';
         /* An embedded NUL would hide the rest of the text from the parser. */
@@ -310,6 +334,7 @@ int seal_unpack(const seal_keys_t *k, const char *topic, const uint8_t *buf, siz
         return rc;
     }
     memcpy(out->nonce, buf + 1, SEAL_NONCE_LEN);
+    out->version = buf[0];
     return 0;
 }
 

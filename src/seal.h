@@ -5,8 +5,9 @@
  *   key   = HKDF(secret, salt "brokerless/v1", info "signal key")     32 bytes
  *   inbox = HKDF(secret, salt "brokerless/v1", info "inbox:" + site)  16 bytes, hex
  *           the topic "bl/<32 hex>" where a site receives its signalling
- * A sealed message is: version u8 (1) | nonce 12 bytes | ChaCha20-Poly1305 ciphertext of
- * the JSON body | tag 16 bytes; the AAD is the version byte and the destination topic.
+ * A sealed message is: version u8 | nonce 12 bytes | AEAD ciphertext of the JSON body |
+ * tag 16 bytes; the AAD is the version byte and the destination topic. Version 1 is
+ * ChaCha20-Poly1305, version 2 AES-256-GCM (what a browser's WebCrypto has), same key.
  * The JSON body: {"v":1,"from":S,"to":S,"sid":HEX,"ts":MS,"type":T, ...fields}.
  * Undecryptable or malformed messages are refused here; freshness, replay and the
  * sender's signature are sigcheck.h's. Fuzzed by fuzz/fuzz_seal.c. */
@@ -15,6 +16,8 @@
 
 #include "common.h"
 
+#define SEAL_V1_CHACHA 1 /* envelope version 1: ChaCha20-Poly1305 */
+#define SEAL_V2_AESGCM 2 /* envelope version 2: AES-256-GCM */
 #define SEAL_KEY_LEN 32
 #define SEAL_NONCE_LEN 12
 #define SEAL_TAG_LEN 16
@@ -45,6 +48,9 @@ typedef struct seal_msg {
     char *cert;    /* optional: the sender's certificate, base64 DER (signaling.c) */
     char *sig;     /* optional: the sender's signature, base64 (signaling.c) */
     uint8_t nonce[SEAL_NONCE_LEN];
+    /* The envelope version: seal_unpack says which the message came in; seal_pack seals
+     * in this one (0: SEAL_V1_CHACHA). */
+    uint8_t version;
 } seal_msg_t;
 
 int seal_pack(const seal_keys_t *k, const char *topic, const seal_msg_t *m, uint8_t **out,
@@ -54,6 +60,9 @@ int seal_pack(const seal_keys_t *k, const char *topic, const seal_msg_t *m, uint
  * uses seal_pack. */
 int seal_pack_raw(const seal_keys_t *k, const char *topic, const char *json, uint8_t **out,
                   size_t *out_len);
+/* The same in envelope `version` (BL_EVERSION for one this build does not know). */
+int seal_pack_raw_v(const seal_keys_t *k, uint8_t version, const char *topic, const char *json,
+                    uint8_t **out, size_t *out_len);
 /* Authenticate and parse. Does not check time, replay or signature (sigcheck.h). */
 int seal_unpack(const seal_keys_t *k, const char *topic, const uint8_t *buf, size_t len,
                 seal_msg_t *out);

@@ -11,7 +11,8 @@
 
 #include <glib.h>
 #include <openssl/evp.h>
-#include <openssl/x509.h>
+
+#include "peerid.h"
 
 #define ID_LEN 32 /* SHA-256 */
 
@@ -147,30 +148,15 @@ char *sigcheck_sign(const cert_t *cert, const seal_msg_t *m)
     return out;
 }
 
-/* true when m carries a certificate with the fingerprint pinned for peer and a valid
- * signature by it over `b`; fp receives the presented fingerprint (or "none"). */
+/* true when m carries the key pinned for peer (a certificate, or a browser's public key:
+ * peerid.h) and a valid signature by it over `b`; fp receives the presented fingerprint
+ * (or "none"), res what was wrong. */
 static bool signed_by(const config_peer_t *peer, const seal_msg_t *m, const GByteArray *b,
-                      char fp[96])
+                      char fp[96], peerid_result_t *res)
 {
-    snprintf(fp, 96, "none");
-    if (!m->cert || !m->sig)
-        return false;
-    gsize clen = 0, slen = 0;
-    guchar *der = g_base64_decode(m->cert, &clen);
-    guchar *sig = g_base64_decode(m->sig, &slen);
-    const unsigned char *p = der;
-    X509 *x = der && clen ? d2i_X509(NULL, &p, (long)clen) : NULL;
-    bool ok = false;
-    if (x && cert_fingerprint_of(x, fp) == 0 && strcmp(fp, peer->fingerprint) == 0) {
-        EVP_MD_CTX *c = EVP_MD_CTX_new();
-        ok = c && EVP_DigestVerifyInit(c, NULL, EVP_sha256(), NULL, X509_get0_pubkey(x)) == 1 &&
-             EVP_DigestVerify(c, sig, slen, b->data, b->len) == 1;
-        EVP_MD_CTX_free(c);
-    }
-    X509_free(x);
-    g_free(der);
-    g_free(sig);
-    return ok;
+    *res = peerid_verify(peer->browser ? PEERID_BROWSER : PEERID_SITE, peer->fingerprint, m->cert,
+                         m->sig, b->data, b->len, fp);
+    return *res == PEERID_OK;
 }
 
 /* ---- the replay cache ---- */
@@ -241,15 +227,20 @@ static sigcheck_verdict_t judge(sigcheck_t *c, const seal_msg_t *m, int64_t now,
     GByteArray *b = signed_bytes(m);
     uint8_t id[ID_LEN];
     char fp[96];
+    peerid_result_t res = PEERID_OK;
     sigcheck_verdict_t v = SIGCHECK_OK;
     prune(ps, now);
     if (digest(b, id))
         v = SIGCHECK_BAD;
     else if (g_hash_table_contains(ps->ids, id))
         v = SIGCHECK_REPLAYED;
-    else if (!signed_by(ps->peer, m, b, fp)) {
-        snprintf(why, whylen, "%s, presented certificate %s, pinned %s", m->from, fp,
-                 ps->peer->fingerprint);
+    else if (!signed_by(ps->peer, m, b, fp, &res)) {
+        if (ps->peer->browser)
+            snprintf(why, whylen, "%s (browser), presented key %s, pinned %s: %s", m->from, fp,
+                     ps->peer->fingerprint, peerid_result_str(res));
+        else
+            snprintf(why, whylen, "%s, presented certificate %s, pinned %s", m->from, fp,
+                     ps->peer->fingerprint);
         v = SIGCHECK_BAD_SIGNATURE;
     } else if (changes_session(m) && ps->changed && m->ts_ms <= ps->last_change_ts) {
         snprintf(why, whylen, "%s, %s of %lld, the last was of %lld", m->from, m->type,

@@ -51,6 +51,7 @@ static void peer_status(peer_ctx_t *p, status_peer_t *o)
     o->rtt_ms = li.rtt_ms;
     snprintf(o->last_error, sizeof(o->last_error), "%s", li.last_error);
     o->insecure = p->cfg->insecure;
+    o->browser = p->cfg->browser;
     o->msgs_out = p->msgs_sent;
     o->msgs_in = p->stats.remote_in;
     o->bytes_out = ls->bytes_out;

@@ -62,6 +62,8 @@ cJSON *status_peer_json(const status_peer_t *p)
     cJSON_AddStringToObject(o, "last_error", p->last_error);
     if (p->insecure)
         cJSON_AddStringToObject(o, "insecure", "plaintext, unauthenticated");
+    if (p->browser)
+        cJSON_AddStringToObject(o, "profile", "browser");
     return o;
 }
 

@@ -42,6 +42,7 @@ typedef struct status_peer {
     uint64_t link_opens, link_failures;
     char last_error[160];
     bool insecure; /* a plaintext, unauthenticated peer (an ESP32 without a key) */
+    bool browser;  /* profile = browser: "profile":"browser" in the JSON */
 } status_peer_t;
 
 typedef struct status_site {

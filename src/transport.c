@@ -35,6 +35,7 @@ static transport_t *webrtc_create(GMainContext *ctx, const transport_args_t *a,
         .offerer = a->offerer,
         .cert = a->cert,
         .peer_fingerprint = a->peer->fingerprint,
+        .profile = a->peer->browser ? PEERID_BROWSER : PEERID_SITE,
         .ice = ice_opts_of(a->cfg),
         .window = a->cfg->link_window,
     };

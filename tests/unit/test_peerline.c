@@ -56,6 +56,7 @@ static void test_line_refused(void **st)
                          "brokerless-peer name=home fingerprint=12:34",
                          "brokerless-peer name=home fingerprint=" FP " signal=http://x",
                          "brokerless-peer name=home fingerprint=" FP " colour=blue",
+                         "brokerless-peer name=home fingerprint=" FP " profile=phone",
                          "brokerless-peer name=home fingerprint=" FP " junk"};
     for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
         err[0] = '\0';
@@ -89,6 +90,22 @@ static void test_section_loads(void **st)
     assert_string_equal(c.peers[0].name, "home");
     assert_int_equal(c.peers[0].n_rules, 2);
     config_free(&c);
+    /* A browser's line, as its page shows it: the section says so, and loads. */
+    assert_int_equal(peerline_parse("brokerless-peer name=laptop fingerprint=" FP2
+                                    " profile=browser",
+                                    &p, err, 256),
+                     0);
+    assert_true(p.browser);
+    char *bsec = peerline_section(&p, "cabin", NULL, 0);
+    assert_non_null(strstr(bsec, "[peer laptop]\nprofile = browser\nfingerprint = " FP2 "\n"));
+    char *btext = peerline_append(BASE, bsec);
+    load(btext, &c);
+    assert_true(c.peers[0].browser);
+    config_free(&c);
+    g_free(btext);
+    g_free(bsec);
+    assert_int_equal(peerline_parse("brokerless-peer name=home fingerprint=" FP, &p, err, 256), 0);
+    assert_false(p.browser);
     const char *rules[] = {"sensors/# out 1", "# in 2 home/ \"\""};
     char *sec2 = peerline_section(&p, "cabin", rules, 2);
     assert_non_null(strstr(sec2, "topic = sensors/# out 1\n"));
