@@ -55,18 +55,9 @@ static const char *const ice_keys[] = {
     "stun", "turn",        "turn_username",        "turn_password",
     "tcp",  "force_relay", "send_host_candidates", NULL};
 static const char *const metrics_keys[] = {"listen", NULL};
-static const char *const peer_keys[] = {"fingerprint",
-                                        "mode",
-                                        "profile",
-                                        "queue_qos0",
-                                        "topic",
-                                        "retained_max_topics",
-                                        "retained_max_bytes",
-                                        "insecure",
-                                        "role",
-                                        "broker",
-                                        "sync_topic",
-                                        NULL};
+static const char *const peer_keys[] = {
+    "fingerprint",        "mode",     "profile", "queue_qos0", "topic",      "retained_max_topics",
+    "retained_max_bytes", "insecure", "role",    "broker",     "sync_topic", NULL};
 /* Keys only an esp32-example peer has, and one only a webrtc peer has. */
 static const char *const esp_keys[] = {"insecure", "role", "broker", "sync_topic", NULL};
 static const char *const webrtc_keys[] = {"profile", NULL};
