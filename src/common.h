@@ -40,7 +40,7 @@ int64_t bl_wall_ms(void);
 #define BL_SITE_NAME_MAX 64
 bool bl_site_name_valid(const char *name);
 
-/* Default maximum MQTT payload carried across a link (DESIGN.md). */
+/* Default maximum MQTT payload carried across a link (docs/CONFIG.md). */
 #define BL_MAX_MESSAGE_DEFAULT (16u * 1024u * 1024u)
 /* config link_window: what a link keeps in flight, enough for ~28 MB/s at 150 ms */
 #define BL_LINK_WINDOW_DEFAULT (4u * 1024u * 1024u)

@@ -597,7 +597,7 @@ link_t *link_new(GMainContext *ctx, const config_t *cfg, const config_peer_t *pe
     l->ev = *ev;
     l->ud = ud;
     snprintf(l->who, sizeof(l->who), "peer %s", peer->name);
-    /* DESIGN.md: the side with the smaller site name offers and controls ICE; a site
+    /* docs/PROTOCOL.md: the side with the smaller site name offers and controls ICE; a site
      * always offers to a browser (docs/PROTOCOL.md "Browser peers"). */
     l->offerer = peer->browser || strcmp(cfg->site_name, peer->name) < 0;
     l->backoff_ms = kind->retry_min_ms;
