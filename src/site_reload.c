@@ -152,7 +152,9 @@ int site_reload(site_t *s, const config_t *cfg, char *err, size_t errlen)
         peer_ctx_t *p = g_ptr_array_index(fresh, i);
         if (!s->recovering)
             link_start(p->link); /* as site_open_links at start */
-        if (link_sealed(p->link) && site_signal_need(s, true))
+        /* Signalling made now starts now, or with the links once recovery is over
+         * (site_open_links), never twice. */
+        if (link_sealed(p->link) && site_signal_need(s, !s->recovering))
             LOG_ERROR("site", "cannot start signalling for %s", p->cfg->name);
         else if (link_sealed(p->link) && signaling_connected(s->sig))
             link_signal_up(p->link); /* begin, as signal_up does at start */
