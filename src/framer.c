@@ -21,6 +21,8 @@
  * the window's worth of a 1 MiB message. Enough for SCTP to fill its window between two
  * refills, which come with the SACKs that make room. */
 #define FRAMER_BULK_BACKLOG (64 * 1024)
+/* Small frames waiting from which framer_can_send_small says no. */
+#define FRAMER_EXPRESS_HIGH_WATER (64 * 1024)
 /* At debug level, how often an attached framer with traffic logs where its windows stand. */
 #define FRAMER_TRACE_MS 250
 
@@ -55,7 +57,8 @@ struct framer {
      * FRAG pieces, and small MSG frames on a topic with a large message still in bulk. */
     GQueue express, bulk;
     GHashTable *bulk_topics; /* topic -> its messages in bulk */
-    size_t pending_bytes;
+    size_t pending_bytes;    /* express and bulk */
+    size_t express_bytes;
     bool batch;         /* the peer takes BATCH frames (its HELLO said so) */
     GSource *flush_src; /* sends what this turn of the loop queued, packed */
     uint32_t frag_no;
@@ -169,6 +172,7 @@ static void clear_pending(framer_t *f)
     while ((e = g_queue_pop_head(&f->bulk)))
         entry_done(f, e);
     f->pending_bytes = 0;
+    f->express_bytes = 0;
     wire_reasm_clear(&f->reasm);
     wire_reasm_init(&f->reasm, f->max_message + WIRE_MSG_MAX_OVERHEAD);
 }
@@ -209,6 +213,8 @@ static void sent(framer_t *f, GQueue *q, size_t count, size_t n)
     for (size_t i = 0; i < count; i++) {
         entry_t *e = g_queue_pop_head(q);
         f->pending_bytes -= g_bytes_get_size(e->data);
+        if (q == &f->express)
+            f->express_bytes -= g_bytes_get_size(e->data);
         f->stats.frames_out++;
         done_without_ack(f, e->seq);
         entry_done(f, e);
@@ -307,6 +313,7 @@ static int enqueue(framer_t *f, GBytes *frame, const char *topic, uint64_t seq, 
         e->batchable = batchable;
         g_queue_push_tail(&f->express, e);
         f->pending_bytes += len;
+        f->express_bytes += len;
         frame = NULL;
     } else {
         rc = bulk_push(f, frame, topic ? g_strdup(topic) : NULL, seq);
@@ -461,7 +468,8 @@ void framer_feed(framer_t *f, const uint8_t *buf, size_t len)
 void framer_writable(framer_t *f)
 {
     flush(f);
-    if (framer_can_send(f) && f->ev.on_writable)
+    /* While large frames back it up, the caller may still have small ones to send. */
+    if ((framer_can_send(f) || framer_can_send_small(f)) && f->ev.on_writable)
         f->ev.on_writable(f->ud);
 }
 
@@ -470,6 +478,11 @@ void framer_writable(framer_t *f)
 bool framer_can_send(const framer_t *f)
 {
     return f->tr && !f->broken && f->pending_bytes < FRAMER_HIGH_WATER;
+}
+
+bool framer_can_send_small(const framer_t *f)
+{
+    return f->tr && !f->broken && f->express_bytes < FRAMER_EXPRESS_HIGH_WATER;
 }
 
 const framer_stats_t *framer_stats(const framer_t *f)

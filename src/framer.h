@@ -7,7 +7,8 @@
  * large frames, and FRAG pieces of frames larger than the transport takes whole, wait
  * in another and go to the transport only while less than 64 KiB waits unsent there.
  * A small message on the topic of a large one still queued stays behind it (MQTT keeps
- * order per topic). Past 256 KiB queued, framer_can_send() says no until it drains.
+ * order per topic). Past 256 KiB queued, framer_can_send() says no until it drains;
+ * framer_can_send_small() still says yes while less than 64 KiB of small frames wait.
  * A framing without control (the ESP32 example's) refuses frames over its limit (counted
  * and logged with topic and size, never truncated) and takes a message with a sequence
  * as delivered once the transport has it: it reports an ACK for it (deferred).
@@ -31,7 +32,7 @@ typedef struct framer framer_t;
 typedef struct framer_events {
     /* A MSG, ACK or HELLO (owned by the framer; valid during the call). */
     void (*on_frame)(void *ud, const wire_frame_t *f);
-    /* framer_can_send() turned true again. */
+    /* framer_can_send() or framer_can_send_small() may have turned true again. */
     void (*on_writable)(void *ud);
     /* The transport refused a frame for good: the session cannot go on. Further sends
      * are refused until the next attach. */
@@ -62,6 +63,9 @@ void framer_feed(framer_t *f, const uint8_t *buf, size_t len);
 void framer_writable(framer_t *f);
 /* Attached, not broken and not backed up: the caller may queue more. */
 bool framer_can_send(const framer_t *f);
+/* Attached, not broken, and fewer than 64 KiB of small frames wait: a small frame may be
+ * queued even while large ones back the framer up (framer_can_send false). */
+bool framer_can_send_small(const framer_t *f);
 const framer_stats_t *framer_stats(const framer_t *f);
 void framer_free(framer_t *f);
 

@@ -496,6 +496,11 @@ bool link_can_send(const link_t *l)
     return framer_can_send(l->fr);
 }
 
+bool link_can_send_small(const link_t *l)
+{
+    return framer_can_send_small(l->fr);
+}
+
 void link_pause_rx(link_t *l, bool pause)
 {
     if (!l || l->rx_paused == pause)

@@ -49,7 +49,7 @@ typedef struct link_events {
      * leaf's messages carry its name as origin; an ACK may also be the link's own word
      * that a leaf was handed a message (framer.h). */
     void (*on_frame)(void *ud, link_t *l, const wire_frame_t *f);
-    /* link_can_send() turned true again. */
+    /* link_can_send() or link_can_send_small() may have turned true again. */
     void (*on_writable)(void *ud, link_t *l);
     /* State changed (for status reporting). */
     void (*on_state)(void *ud, link_t *l);
@@ -95,6 +95,9 @@ int link_send_hello(link_t *l, const wire_hello_t *h);
 int link_send_frame(link_t *l, const uint8_t *frame, size_t len);
 /* Open and not backed up: the caller may send more. */
 bool link_can_send(const link_t *l);
+/* Open, and room for small messages (framer_can_send_small), even while large ones back
+ * the link up: what the site's small-message lane sends by (site_out.c). */
+bool link_can_send_small(const link_t *l);
 /* Stop (true) or resume taking frames from the peer (transport.h pause_rx): the peer's
  * frames wait on its side. Kept across reconnects. */
 void link_pause_rx(link_t *l, bool pause);

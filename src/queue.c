@@ -50,6 +50,8 @@ static const char *const stmt_sql[S_COUNT_STMTS] = {
     [S_PUSH] = "INSERT INTO outq(peer, seq, enq_ms, frame) VALUES(?1, ?2, ?3, ?4)",
     [S_PEEK] = "SELECT seq, enq_ms, frame FROM outq WHERE peer = ?1 AND seq > ?2 "
                "ORDER BY seq LIMIT ?3",
+    [S_PEEK_SMALL] = "SELECT seq, enq_ms, frame FROM outq WHERE peer = ?1 AND seq > ?2 "
+                     "AND seq <= ?4 AND length(frame) <= ?5 ORDER BY seq LIMIT ?3",
     [S_ACK] = "DELETE FROM outq WHERE peer = ?1 AND seq BETWEEN ?2 AND ?3",
     [S_COUNT] = "SELECT COUNT(*) FROM outq WHERE peer = ?1",
     [S_SEEN_GET] = "SELECT 1 FROM seen WHERE origin = ?1 AND seq = ?2",

@@ -31,6 +31,8 @@ void queue_close(queue_t *q);
 QUEUE_MUST_USE int queue_begin(queue_t *q); /* nests: only the outermost begin/commit pair counts */
 QUEUE_MUST_USE int queue_commit(queue_t *q);
 
+/* The last origin sequence given out (0: none yet): every queued seq is at most this. */
+QUEUE_MUST_USE int queue_last_seq(queue_t *q, uint64_t *seq);
 /* Next origin sequence (1, 2, ...), persisted. */
 QUEUE_MUST_USE int queue_next_seq(queue_t *q, uint64_t *seq);
 
@@ -43,6 +45,13 @@ QUEUE_MUST_USE int queue_push(queue_t *q, const char *peer, const bl_msg_t *m, i
  * an array of owned messages (free with queue_msgs_free), enq_ms filled alongside. */
 QUEUE_MUST_USE int queue_peek(queue_t *q, const char *peer, uint64_t after_seq, size_t max,
                               bl_msg_t ***msgs, int64_t **enq_ms, size_t *n);
+/* The same for only the messages whose row is at most max_row bytes (queue_row_size),
+ * with after_seq < seq <= upto_seq: what may overtake larger ones (site_out.c). */
+QUEUE_MUST_USE int queue_peek_small(queue_t *q, const char *peer, uint64_t after_seq,
+                                    uint64_t upto_seq, size_t max_row, size_t max, bl_msg_t ***msgs,
+                                    int64_t **enq_ms, size_t *n);
+/* The bytes m takes as a queued row, exactly (the size queue_peek_small compares). */
+size_t queue_row_size(const bl_msg_t *m);
 void queue_msgs_free(bl_msg_t **msgs, int64_t *enq_ms, size_t n);
 /* The peer's broker has it: remove. Unknown seq is not an error. */
 QUEUE_MUST_USE int queue_ack(queue_t *q, const char *peer, uint64_t seq);

@@ -49,9 +49,22 @@ static uint8_t *put_str(uint8_t *p, const char *s)
     return put_bytes(p, s, strlen(s));
 }
 
-static size_t str_bound(const char *s)
+static size_t varint_size(uint64_t v)
 {
-    return s ? 10 + strlen(s) : 0;
+    size_t n = 1;
+    for (; v >= 0x80; v >>= 7)
+        n++;
+    return n;
+}
+
+static size_t bytes_size(size_t len)
+{
+    return varint_size(len) + len;
+}
+
+static size_t str_size(const char *s)
+{
+    return s ? bytes_size(strlen(s)) : 0;
 }
 
 int queue_frame_check(const bl_msg_t *m)
@@ -66,19 +79,27 @@ int queue_frame_check(const bl_msg_t *m)
     return 0;
 }
 
+size_t queue_frame_size(const bl_msg_t *m)
+{
+    size_t size = 4 + varint_size(m->seq) + (m->has_expiry ? varint_size(m->expiry_s) : 0) +
+                  str_size(m->topic) + str_size(m->origin) + str_size(m->content_type) +
+                  str_size(m->response_topic) +
+                  (m->correlation ? bytes_size(m->correlation_len) : 0) +
+                  varint_size(m->n_user_props) + bytes_size(m->payload_len);
+    for (size_t i = 0; i < m->n_user_props; i++)
+        size += str_size(m->user_props[i].key) + str_size(m->user_props[i].value);
+    return size;
+}
+
 int queue_frame_encode(const bl_msg_t *m, uint8_t **out, size_t *out_len)
 {
     int rc = queue_frame_check(m);
     if (rc)
         return rc;
-    size_t bound = 4 + 10 + 10 + str_bound(m->topic) + str_bound(m->origin) +
-                   str_bound(m->content_type) + str_bound(m->response_topic) + 10 +
-                   m->correlation_len + 10 + 10 + m->payload_len;
-    for (size_t i = 0; i < m->n_user_props; i++)
-        bound += str_bound(m->user_props[i].key) + str_bound(m->user_props[i].value);
-    if (bound > INT32_MAX) /* SQLite binds blob lengths as int */
+    size_t size = queue_frame_size(m);
+    if (size > INT32_MAX) /* SQLite binds blob lengths as int */
         return BL_ETOOBIG;
-    uint8_t *buf = malloc(bound), *p = buf;
+    uint8_t *buf = malloc(size), *p = buf;
     if (!buf)
         return BL_ENOMEM;
     uint8_t flags = (m->retain ? F_RETAIN : 0) | (m->dup ? F_DUP : 0) |

@@ -9,6 +9,8 @@
 
 /* 0 when m can be stored, else BL_EINVAL (a string with a NUL, a bad QoS...). */
 int queue_frame_check(const bl_msg_t *m);
+/* The length of m's row, exactly (m checked). */
+size_t queue_frame_size(const bl_msg_t *m);
 /* m as a row (malloc). */
 int queue_frame_encode(const bl_msg_t *m, uint8_t **out, size_t *out_len);
 /* A row back into a message (msg_free); BL_EINVAL for anything malformed. */

@@ -32,6 +32,7 @@ enum {
     S_SEQ_SET,
     S_PUSH,
     S_PEEK,
+    S_PEEK_SMALL,
     S_ACK,
     S_COUNT,
     S_SEEN_GET,

@@ -10,20 +10,38 @@
 
 /* ---- origin sequence ---- */
 
+static int load_seq(queue_t *q)
+{
+    if (q->seq_loaded)
+        return 0;
+    sqlite3_stmt *s = queue_stmt(q, S_SEQ_GET);
+    int src = sqlite3_step(s);
+    if (src != SQLITE_ROW && src != SQLITE_DONE)
+        return queue_db_fail(q, src, "reading the origin sequence");
+    q->last_seq = src == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    q->seq_loaded = true;
+    return 0;
+}
+
+int queue_last_seq(queue_t *q, uint64_t *seq)
+{
+    if (!q || !seq)
+        return BL_EINVAL;
+    int rc = load_seq(q);
+    if (rc == 0)
+        *seq = q->last_seq;
+    return rc;
+}
+
 int queue_next_seq(queue_t *q, uint64_t *seq)
 {
     FAULT(q, "next_seq");
     if (!q || !seq)
         return BL_EINVAL;
-    if (!q->seq_loaded) {
-        sqlite3_stmt *s = queue_stmt(q, S_SEQ_GET);
-        int src = sqlite3_step(s);
-        if (src != SQLITE_ROW && src != SQLITE_DONE)
-            return queue_db_fail(q, src, "reading the origin sequence");
-        q->last_seq = src == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(s, 0) : 0;
-        sqlite3_reset(s);
-        q->seq_loaded = true;
-    }
+    int rc = load_seq(q);
+    if (rc)
+        return rc;
     if (!queue_seq_ok(q->last_seq + 1))
         return BL_ETOOBIG;
     if (q->depth > 0) { /* stored by the commit that makes the message durable */
@@ -33,7 +51,7 @@ int queue_next_seq(queue_t *q, uint64_t *seq)
     }
     sqlite3_stmt *s = queue_stmt(q, S_SEQ_SET);
     sqlite3_bind_int64(s, 1, (int64_t)(q->last_seq + 1));
-    int rc = queue_run(q, s, "storing the origin sequence");
+    rc = queue_run(q, s, "storing the origin sequence");
     if (rc) {
         q->seq_loaded = false;
         return rc;
@@ -152,15 +170,26 @@ void queue_msgs_free(bl_msg_t **msgs, int64_t *enq_ms, size_t n)
     free(enq_ms);
 }
 
+/* Which rows a peek takes: seq in (after, upto], rows of at most max_row bytes
+ * (0: any; S_PEEK_SMALL). */
+typedef struct {
+    uint64_t upto;
+    size_t max_row;
+} peek_filter_t;
+
 /* One LIMITed page of rows. Rows that do not decode are logged and collected in bad[]
  * so the caller can delete them once the statement is reset. */
-static int peek_page(queue_t *q, const char *peer, uint64_t *after, size_t limit, queue_list_t *o,
-                     uint64_t *bad, size_t *n_bad, size_t *rows)
+static int peek_page(queue_t *q, const char *peer, const peek_filter_t *f, uint64_t *after,
+                     size_t limit, queue_list_t *o, uint64_t *bad, size_t *n_bad, size_t *rows)
 {
-    sqlite3_stmt *s = queue_stmt(q, S_PEEK);
+    sqlite3_stmt *s = queue_stmt(q, f->max_row ? S_PEEK_SMALL : S_PEEK);
     queue_bind_name(s, 1, peer);
     sqlite3_bind_int64(s, 2, (int64_t)*after);
     sqlite3_bind_int64(s, 3, (int64_t)BL_MIN(limit, (size_t)INT64_MAX));
+    if (f->max_row) {
+        sqlite3_bind_int64(s, 4, (int64_t)BL_MIN(f->upto, (uint64_t)INT64_MAX));
+        sqlite3_bind_int64(s, 5, (int64_t)BL_MIN(f->max_row, (size_t)INT64_MAX));
+    }
     int src = SQLITE_DONE, rc = 0;
     *rows = 0;
     while (rc == 0 && (src = sqlite3_step(s)) == SQLITE_ROW) {
@@ -194,8 +223,8 @@ static int peek_page(queue_t *q, const char *peer, uint64_t *after, size_t limit
     return rc;
 }
 
-int queue_peek(queue_t *q, const char *peer, uint64_t after_seq, size_t max, bl_msg_t ***msgs,
-               int64_t **enq_ms, size_t *n)
+static int peek(queue_t *q, const char *peer, const peek_filter_t *f, uint64_t after_seq,
+                size_t max, bl_msg_t ***msgs, int64_t **enq_ms, size_t *n)
 {
     if (!q || !bl_site_name_valid(peer) || !msgs || !enq_ms || !n)
         return BL_EINVAL;
@@ -209,7 +238,7 @@ int queue_peek(queue_t *q, const char *peer, uint64_t after_seq, size_t max, bl_
     while (rc == 0 && o.n < max) {
         uint64_t bad[16];
         size_t n_bad = 0, rows, want = max - o.n;
-        rc = peek_page(q, peer, &after_seq, want, &o, bad, &n_bad, &rows);
+        rc = peek_page(q, peer, f, &after_seq, want, &o, bad, &n_bad, &rows);
         for (size_t i = 0; rc == 0 && i < n_bad; i++)
             rc = queue_ack(q, peer, bad[i]);
         if (rows == 0 || (n_bad == 0 && rows < want))
@@ -223,4 +252,25 @@ int queue_peek(queue_t *q, const char *peer, uint64_t after_seq, size_t max, bl_
     *enq_ms = o.enq;
     *n = o.n;
     return 0;
+}
+
+int queue_peek(queue_t *q, const char *peer, uint64_t after_seq, size_t max, bl_msg_t ***msgs,
+               int64_t **enq_ms, size_t *n)
+{
+    const peek_filter_t all = {.upto = UINT64_MAX, .max_row = 0};
+    return peek(q, peer, &all, after_seq, max, msgs, enq_ms, n);
+}
+
+int queue_peek_small(queue_t *q, const char *peer, uint64_t after_seq, uint64_t upto_seq,
+                     size_t max_row, size_t max, bl_msg_t ***msgs, int64_t **enq_ms, size_t *n)
+{
+    if (!max_row)
+        return BL_EINVAL;
+    const peek_filter_t small = {.upto = upto_seq, .max_row = max_row};
+    return peek(q, peer, &small, after_seq, max, msgs, enq_ms, n);
+}
+
+size_t queue_row_size(const bl_msg_t *m)
+{
+    return queue_frame_size(m);
 }

@@ -68,6 +68,7 @@ static void on_link_open(void *ud, link_t *l)
     /* Resend everything not yet acknowledged, in order, then our retained state; with a
      * transaction open the resend waits for its commit, and the sync with it. */
     p->cursor = 0;
+    site_lane_reset(p);
     if (s->txn_open) {
         p->dirty = true;
         p->sync_pending = true;
@@ -152,6 +153,7 @@ static void on_link_frame(void *ud, link_t *l, const wire_frame_t *f)
                 ;
             site_db(queue_ack_range(s->q, p->cfg->name, f->u.ack.seqs[i], f->u.ack.seqs[j - 1]),
                     "cannot remove acknowledged messages from the queue");
+            site_lane_acked(p, f->u.ack.seqs[i], f->u.ack.seqs[j - 1]);
         }
         break;
     case WIRE_HELLO:
@@ -302,6 +304,7 @@ peer_ctx_t *site_peer_new(site_t *s, const config_peer_t *cfg)
     p->acks = g_array_new(FALSE, FALSE, sizeof(uint64_t));
     p->acks_ready = g_array_new(FALSE, FALSE, sizeof(uint64_t));
     g_queue_init(&p->q0);
+    site_lane_init(p);
     p->link = link_new(s->ctx, s->cfg, cfg, s->cert, &kev, s);
     if (!p->link) {
         site_peer_free(p);
@@ -319,6 +322,7 @@ void site_peer_free(peer_ctx_t *p)
     g_array_free(p->acks, TRUE);
     g_array_free(p->acks_ready, TRUE);
     g_queue_clear_full(&p->q0, (GDestroyNotify)msg_free);
+    site_lane_free(p);
     free(p);
 }
 

@@ -33,6 +33,7 @@ typedef struct site_stats {
     uint64_t retained_replays; /* retained messages the broker replayed that we knew */
     uint64_t rx_paused;        /* times the links stopped: the local broker was behind */
     uint64_t retained_refused; /* a peer's retained messages past its retained caps */
+    uint64_t overtook;         /* small messages sent ahead of large ones (site_out.c) */
 } site_stats_t;
 
 site_t *site_new(GMainContext *ctx, const config_t *cfg, const cert_t *cert);

@@ -55,6 +55,12 @@
 /* ...and at most this many more in the durable queue, so that a peer fed QoS 0 faster
  * than its link carries it for good cannot fill the queue that QoS 1 needs. */
 #define SITE_Q0_SPILL_MAX 100000
+/* The small-message lane (site_out.c): a message whose queued row is at most this many
+ * bytes may overtake larger ones (the link sends frames up to 2 KiB ahead of larger
+ * ones; a row is a little smaller than its frame), looking at most this far ahead of
+ * the cursor (well inside the receiver's dedupe window, QUEUE_SEEN_WINDOW). */
+#define SITE_LANE_ROW_MAX 1536
+#define SITE_LANE_SPAN 16384
 /* How often the retained stats and peer topics are published again (site_status.c). */
 #define SITE_STATUS_S 10
 
@@ -80,6 +86,13 @@ typedef struct peer_ctx {
     site_stats_t stats; /* this peer's share of the site's counters (SITE_COUNT) */
     uint64_t msgs_sent; /* MSG frames handed to the link, resends included */
     uint32_t features;  /* what the peer's HELLO on this link said (WIRE_FEAT_*) */
+    /* The small-message lane (site_out.c). */
+    GTree *large;        /* seq -> topic of each queued message too large for the lane */
+    GHashTable *ahead;   /* seqs the lane handed to the link in this session */
+    uint64_t lane_after; /* the lane has handed every small message up to here */
+    uint64_t lane_from;  /* queued before this peer's start: the lane waits until it is sent */
+    bool lane_dirty;     /* something may be for the lane: a small message, a topic freed */
+    size_t lane_blocked; /* small messages the last lane pass left behind a large one */
 } peer_ctx_t;
 
 /* Count one event of peer p in the site's counters and in p's own. */
@@ -168,6 +181,12 @@ int site_mq_start(site_t *s);
 
 /* site_out.c */
 void site_pump(peer_ctx_t *p);
+/* The small-message lane's state: made and freed with the peer, reset at each session,
+ * told of acknowledged sequences. */
+void site_lane_init(peer_ctx_t *p);
+void site_lane_free(peer_ctx_t *p);
+void site_lane_reset(peer_ctx_t *p);
+void site_lane_acked(peer_ctx_t *p, uint64_t first, uint64_t last);
 void site_out_local(site_t *s, const bl_msg_t *m);
 void site_sync_retained(peer_ctx_t *p);
 void site_out_transit(site_t *s, peer_ctx_t *from, const bl_msg_t *m);

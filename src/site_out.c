@@ -27,6 +27,156 @@ static bool expire(bl_msg_t *m, int64_t enq_ms)
     return false;
 }
 
+/* One queued message to the link, or out of the queue if it expired there. */
+static void hand(peer_ctx_t *p, bl_msg_t *m, int64_t enq_ms)
+{
+    site_t *s = p->site;
+    if (expire(m, enq_ms)) {
+        SITE_COUNT(p, expired);
+        LOG_DEBUG(p->who, "message on %s expired in its queue", m->topic);
+        site_txn(s);
+        site_db(queue_ack(s->q, p->cfg->name, m->seq),
+                "cannot remove an expired message from the queue");
+        site_lane_acked(p, m->seq, m->seq);
+        return;
+    }
+    /* dup: the peer may have it. A large message the lane overtook is marked too (it
+     * may not), so that nothing the peer may have goes without the mark. */
+    m->dup = m->seq <= p->sent_max;
+    if (send_msg(p, m))
+        LOG_WARN(p->who, "cannot send a message on %s", m->topic);
+    if (m->seq > p->sent_max)
+        p->sent_max = m->seq;
+}
+
+/* ---- the small-message lane ----
+ *
+ * The queue goes to the link in sequence order, and a large message holds the link for
+ * as long as it takes to cross: without the lane, a small message published after a
+ * 1 MiB one waits for all of it (docs/BENCH.md, head of line). While the link is backed
+ * up, the lane hands it small messages from further on in the queue, except those with a
+ * large message on their topic still before them (MQTT keeps order per topic): the link
+ * sends small frames ahead of large ones. What the lane handed is not handed again by
+ * the cursor in this session; at the next session everything unacknowledged goes again
+ * in order. The lane knows the large messages this process queued (p->large, until
+ * acknowledged); those queued before it started are unknown, so the lane waits until the
+ * cursor has passed them. */
+
+static gint seq_cmp(gconstpointer a, gconstpointer b, gpointer ud)
+{
+    (void)ud;
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static uint64_t *seq_new(uint64_t seq)
+{
+    uint64_t *k = g_new(uint64_t, 1);
+    *k = seq;
+    return k;
+}
+
+void site_lane_init(peer_ctx_t *p)
+{
+    p->large = g_tree_new_full(seq_cmp, NULL, g_free, g_free);
+    p->ahead = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+    /* Everything queued so far is unknown to the lane (p->large starts empty). */
+    if (queue_last_seq(p->site->q, &p->lane_from))
+        p->lane_from = UINT64_MAX; /* the lane stays shut */
+}
+
+void site_lane_free(peer_ctx_t *p)
+{
+    if (p->large)
+        g_tree_destroy(p->large);
+    if (p->ahead)
+        g_hash_table_destroy(p->ahead);
+}
+
+void site_lane_reset(peer_ctx_t *p)
+{
+    g_hash_table_remove_all(p->ahead);
+    p->lane_after = 0;
+    p->lane_dirty = true;
+}
+
+void site_lane_acked(peer_ctx_t *p, uint64_t first, uint64_t last)
+{
+    if (!g_tree_nnodes(p->large))
+        return;
+    GArray *gone = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+    for (GTreeNode *n = g_tree_lower_bound(p->large, &first);
+         n && *(const uint64_t *)g_tree_node_key(n) <= last; n = g_tree_node_next(n))
+        g_array_append_val(gone, *(const uint64_t *)g_tree_node_key(n));
+    for (guint i = 0; i < gone->len; i++)
+        g_tree_remove(p->large, &g_array_index(gone, uint64_t, i));
+    g_array_free(gone, TRUE);
+}
+
+/* The topics of the large messages the cursor has yet to hand, up to `upto`, each with
+ * its first sequence; NULL if there are none. */
+static GHashTable *large_ahead(peer_ctx_t *p, uint64_t upto)
+{
+    GHashTable *t = NULL;
+    uint64_t from = p->cursor + 1;
+    for (GTreeNode *n = g_tree_lower_bound(p->large, &from);
+         n && *(const uint64_t *)g_tree_node_key(n) <= upto; n = g_tree_node_next(n)) {
+        if (!t)
+            t = g_hash_table_new(g_str_hash, g_str_equal); /* borrows the tree's */
+        if (!g_hash_table_contains(t, g_tree_node_value(n)))
+            g_hash_table_insert(t, g_tree_node_value(n), g_tree_node_key(n));
+    }
+    return t;
+}
+
+static void pump_lane(peer_ctx_t *p)
+{
+    site_t *s = p->site;
+    if (!p->lane_dirty || !link_can_send_small(p->link))
+        return;
+    uint64_t upto = p->cursor + SITE_LANE_SPAN;
+    GHashTable *blocked = p->cursor >= p->lane_from ? large_ahead(p, upto) : NULL;
+    if (!blocked) { /* nothing large to overtake (or not known yet) */
+        p->lane_dirty = false;
+        return;
+    }
+    uint64_t after = BL_MAX(p->cursor, p->lane_after);
+    bool contiguous = true, full = false, more = true;
+    p->lane_blocked = 0;
+    while (more && !full) {
+        bl_msg_t **msgs;
+        int64_t *enq;
+        size_t n = 0;
+        if (queue_peek_small(s->q, p->cfg->name, after, upto, SITE_LANE_ROW_MAX, SITE_PUMP_BATCH,
+                             &msgs, &enq, &n))
+            break;
+        more = n == SITE_PUMP_BATCH;
+        for (size_t i = 0; i < n && !full; i++) {
+            bl_msg_t *m = msgs[i];
+            const uint64_t *first = g_hash_table_lookup(blocked, m->topic);
+            if (g_hash_table_contains(p->ahead, &m->seq)) {
+                /* handed already */
+            } else if (first && *first < m->seq) {
+                p->lane_blocked++;
+                contiguous = false;
+            } else if (!link_can_send_small(p->link)) {
+                full = true;
+                break;
+            } else {
+                g_hash_table_add(p->ahead, seq_new(m->seq));
+                SITE_COUNT(p, overtook);
+                hand(p, m, enq[i]);
+            }
+            after = m->seq;
+            if (contiguous)
+                p->lane_after = m->seq;
+        }
+        queue_msgs_free(msgs, enq, n);
+    }
+    g_hash_table_destroy(blocked);
+    p->lane_dirty = full;
+}
+
 void site_pump(peer_ctx_t *p)
 {
     site_t *s = p->site;
@@ -57,19 +207,11 @@ void site_pump(peer_ctx_t *p)
         for (; i < n && link_can_send(p->link); i++) {
             bl_msg_t *m = msgs[i];
             p->cursor = m->seq;
-            if (expire(m, enq[i])) {
-                SITE_COUNT(p, expired);
-                LOG_DEBUG(p->who, "message on %s expired in its queue", m->topic);
-                site_txn(s);
-                site_db(queue_ack(s->q, p->cfg->name, m->seq),
-                        "cannot remove an expired message from the queue");
-                continue;
-            }
-            m->dup = m->seq <= p->sent_max;
-            if (send_msg(p, m))
-                LOG_WARN(p->who, "cannot send a message on %s", m->topic);
-            if (m->seq > p->sent_max)
-                p->sent_max = m->seq;
+            if (g_hash_table_remove(p->ahead, &m->seq))
+                continue; /* the lane handed it in this session */
+            if (p->lane_blocked && g_tree_lookup(p->large, &m->seq))
+                p->lane_dirty = true; /* it may have held small ones back */
+            hand(p, m, enq[i]);
         }
         /* What the link could not take is read again next time: with large messages a
          * full batch would be read from the database many times over. Read about what
@@ -77,6 +219,7 @@ void site_pump(peer_ctx_t *p)
         p->pump_n = i < n ? BL_MAX(i, 1) : BL_MIN(want * 2, SITE_PUMP_BATCH);
         queue_msgs_free(msgs, enq, n);
     }
+    pump_lane(p);
 }
 
 static void route_out(site_t *s, peer_ctx_t *p, const bl_msg_t *m, uint64_t *seq)
@@ -158,6 +301,10 @@ static void route_out(site_t *s, peer_ctx_t *p, const bl_msg_t *m, uint64_t *seq
     } else {
         p->warned_full = false;
         p->dirty = true;
+        if (queue_row_size(c) > SITE_LANE_ROW_MAX)
+            g_tree_insert(p->large, seq_new(c->seq), g_strdup(c->topic));
+        else
+            p->lane_dirty = true;
     }
     msg_free(c);
 }

@@ -143,6 +143,12 @@ bool link_can_send(const link_t *l)
     return l->state == LINK_OPEN && l->room > 0;
 }
 
+/* Small frames always fit: the lane's limit is the real framer's (test_datachannel). */
+bool link_can_send_small(const link_t *l)
+{
+    return l->state == LINK_OPEN;
+}
+
 void link_pause_rx(link_t *l, bool pause)
 {
     l->paused = pause;

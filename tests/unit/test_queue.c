@@ -220,6 +220,44 @@ static void same_msg(const bl_msg_t *a, const bl_msg_t *b)
     }
 }
 
+/* queue_peek_small takes the rows of at most max_row bytes in (after, upto], in order;
+ * queue_row_size is a row's size exactly: a row of max_row bytes is in, one more is out. */
+static void test_peek_small(void **state)
+{
+    queue_t *q = open_q(*state);
+    char body[64];
+    memset(body, 'b', sizeof(body) - 1);
+    body[sizeof(body) - 1] = '\0';
+    size_t edge = 0;
+    for (uint64_t s = 1; s <= 8; s++) {
+        /* Odd seqs 40 bytes of payload, even ones 41 + s: 2 is the edge, 4..8 larger. */
+        size_t len = s % 2 ? 40 : 41 + s - 2;
+        body[len] = '\0';
+        bl_msg_t *m = mk(s, "t/x", body);
+        body[len] = 'b';
+        if (s == 2)
+            edge = queue_row_size(m);
+        assert_int_equal(queue_push(q, "alpha", m, 0, 0), 0);
+        msg_free(m);
+    }
+    bl_msg_t **msgs;
+    int64_t *enq;
+    size_t n = 0;
+    assert_int_equal(queue_peek_small(q, "alpha", 0, 100, edge, 100, &msgs, &enq, &n), 0);
+    const uint64_t want[] = {1, 2, 3, 5, 7};
+    assert_int_equal(n, BL_ARRAY_LEN(want));
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(msgs[i]->seq, want[i]);
+    queue_msgs_free(msgs, enq, n);
+    assert_int_equal(queue_peek_small(q, "alpha", 2, 5, edge - 1, 100, &msgs, &enq, &n), 0);
+    assert_int_equal(n, 2); /* 3 and 5 */
+    assert_int_equal(msgs[0]->seq, 3);
+    assert_int_equal(msgs[1]->seq, 5);
+    queue_msgs_free(msgs, enq, n);
+    assert_int_equal(queue_peek_small(q, "alpha", 0, 100, 0, 100, &msgs, &enq, &n), BL_EINVAL);
+    queue_close(q);
+}
+
 static void test_all_properties(void **state)
 {
     queue_t *q = open_q(*state);
@@ -955,6 +993,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_order_and_paging),
+        T(test_peek_small),
         T(test_all_properties),
         T(test_persistence),
         T(test_transactions),

@@ -541,6 +541,106 @@ static void test_qos0_burst_spills_to_the_queue(void **state)
     assert_int_equal(site_stats(fx->site)->dropped_qos0, n + 2 * 10);
 }
 
+/* ---- the small-message lane ------------------------------------------------------ */
+
+/* What bravo was sent, as "topic=payload" in order, payloads over 8 bytes as "L<n>". */
+static char *sent_list(fx_t *fx, bool *all_dup)
+{
+    sent_t s;
+    sent_read(fx->bravo, &s);
+    GString *out = g_string_new("");
+    *all_dup = true;
+    for (guint i = 0; i < s.msgs->len; i++) {
+        const bl_msg_t *m = g_ptr_array_index(s.msgs, i);
+        if (m->payload_len > 8)
+            g_string_append_printf(out, "%s%s=L%zu", i ? " " : "", m->topic, m->payload_len);
+        else
+            g_string_append_printf(out, "%s%s=%.*s", i ? " " : "", m->topic, (int)m->payload_len,
+                                   (const char *)m->payload);
+        *all_dup &= m->dup;
+    }
+    sent_clear(&s);
+    return g_string_free(out, FALSE);
+}
+
+/* A local client publishes two large messages on big/a, then small ones on small/b and
+ * big/a, while bravo's link takes one frame and is then backed up: the small messages on
+ * small/b overtake the second large message, the one on big/a stays behind it (order
+ * per topic), and once the link has room everything else goes, each message once. */
+static void test_small_messages_overtake_large(void **state)
+{
+    fx_t *fx = *state;
+    site_up(fx, CONFIG_DELIVERY_QOS);
+    assert_true(peer_up(fx, fx->bravo));
+    size_t hello = fake_link_n_sent(fx->bravo);
+    fake_link_set_room(fx->bravo, 1);
+    char big[4001];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    local_msg(fx, "big/a", big, 1);
+    local_msg(fx, "big/a", big, 1);
+    local_msg(fx, "small/b", "s1", 1);
+    local_msg(fx, "big/a", "s2", 1);
+    local_msg(fx, "small/b", "s3", 1);
+    assert_true(settle(fx));
+    bool dup;
+    char *got = sent_list(fx, &dup);
+    assert_string_equal(got, "big/a=L4000 small/b=s1 small/b=s3");
+    g_free(got);
+    assert_int_equal(site_stats(fx->site)->overtook, 2);
+
+    fake_link_drain(fx->bravo, 100);
+    assert_true(settle(fx));
+    got = sent_list(fx, &dup);
+    assert_string_equal(got, "big/a=L4000 small/b=s1 small/b=s3 big/a=L4000 big/a=s2");
+    g_free(got);
+    assert_int_equal(fake_link_n_sent(fx->bravo), hello + 5);
+
+    /* Nothing was acknowledged: the next session sends all of it again, in order, each
+     * with the dup mark, the lane idle as the link keeps up. */
+    fake_link_down(fx->bravo);
+    assert_true(peer_up(fx, fx->bravo));
+    got = sent_list(fx, &dup);
+    assert_string_equal(got, "big/a=L4000 small/b=s1 small/b=s3 big/a=L4000 big/a=s2 "
+                             "big/a=L4000 big/a=L4000 small/b=s1 big/a=s2 small/b=s3");
+    g_free(got);
+    assert_int_equal(site_stats(fx->site)->overtook, 2);
+}
+
+/* Messages queued before the site started are unknown to the lane: after a restart it
+ * waits until the cursor has passed them. Here a small message on big/a would otherwise
+ * overtake the last run's large one on big/a, seen only as a large one on big/c. */
+static void test_lane_waits_for_the_last_runs_queue(void **state)
+{
+    fx_t *fx = *state;
+    site_up(fx, CONFIG_DELIVERY_QOS);
+    char big[4001];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    local_msg(fx, "big/a", big, 1); /* bravo's link is down: all of it waits */
+    local_msg(fx, "big/a", big, 1);
+    local_msg(fx, "small/b", "s1", 1);
+    assert_true(settle(fx));
+    site_close(fx);
+    load_config(fx, CONFIG_DELIVERY_QOS);
+    assert_true(site_open(fx));
+    fake_link_set_room(fx->bravo, 2); /* the HELLO and one message */
+    assert_true(peer_up(fx, fx->bravo));
+    local_msg(fx, "big/c", big, 1);
+    local_msg(fx, "big/a", "s2", 1);
+    assert_true(settle(fx));
+    bool dup;
+    char *got = sent_list(fx, &dup);
+    assert_string_equal(got, "big/a=L4000");
+    g_free(got);
+    assert_int_equal(site_stats(fx->site)->overtook, 0);
+    fake_link_drain(fx->bravo, 100);
+    assert_true(settle(fx));
+    got = sent_list(fx, &dup);
+    assert_string_equal(got, "big/a=L4000 big/a=L4000 small/b=s1 big/c=L4000 big/a=s2");
+    g_free(got);
+}
+
 /* ---- QoS 2 with delivery = qos -------------------------------------------------- */
 
 /* Bravo's QoS 2 message goes over the persistent session with a packet id recorded
@@ -691,6 +791,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_backpressure_by_count, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backpressure_by_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_qos0_burst_spills_to_the_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_small_messages_overtake_large, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lane_waits_for_the_last_runs_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_qos2_delivered_at_pubrec, setup, teardown),
         cmocka_unit_test_setup_teardown(test_qos2_across_a_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
