@@ -147,8 +147,9 @@ static int signalling(const config_t *c)
                           .timeout_ms = PROBE_MS};
     mqttprobe_result_t r;
     char what[300];
-    snprintf(what, sizeof(what), "signalling broker %s://%s:%d", c->signal_tls ? "mqtts" : "mqtt",
-             c->signal_host, c->signal_port);
+    char *url = config_signal_url(c);
+    snprintf(what, sizeof(what), "signalling broker %s", url);
+    g_free(url);
     int bad = mqttprobe_run(&o, &r) ? say(false, what, "%s", r.why)
                                     : say(true, what, "reachable, MQTT 5, lets a client in");
     g_free(r.codes);
