@@ -118,8 +118,7 @@ static int peer_add(const char *path, char **rules, bool no_reload, int argc, ch
                 pl.name, path);
         rc = 1;
     }
-    char *ours = g_strdup_printf("%s://%s:%d", c.signal_tls ? "mqtts" : "mqtt", c.signal_host,
-                                 c.signal_port);
+    char *ours = config_signal_url(&c);
     if (!rc && pl.signal[0] && strcmp(pl.signal, ours) != 0)
         printf("note: %s signals through %s, this site through %s: both sites need the same "
                "signalling broker and network secret\n",

@@ -40,8 +40,7 @@ static int init_settings(char **name, char **dir, char **signal, const char *con
         g_free(*dir);
         *name = g_strdup(c.site_name);
         *dir = g_strdup(c.state_dir);
-        *signal = g_strdup_printf("%s://%s:%d", c.signal_tls ? "mqtts" : "mqtt", c.signal_host,
-                                  c.signal_port);
+        *signal = config_signal_url(&c);
     }
     config_free(&c);
     return rc;

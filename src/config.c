@@ -699,6 +699,12 @@ const config_peer_t *config_find_peer(const config_t *c, const char *name)
     return NULL;
 }
 
+char *config_signal_url(const config_t *c)
+{
+    return g_strdup_printf("%s://%s:%d", c->signal_tls ? "mqtts" : "mqtt", c->signal_host,
+                           c->signal_port);
+}
+
 int config_fingerprint_normalise(const char *in, char out[96])
 {
     if (!in || !out)

@@ -112,6 +112,8 @@ int config_load_data(const char *data, size_t len, const char *name, config_t *o
                      size_t errlen);
 void config_free(config_t *c);
 const config_peer_t *config_find_peer(const config_t *c, const char *name);
+/* The signalling broker as [signal] url names it, mqtt[s]://host:port (g_free). */
+char *config_signal_url(const config_t *c);
 /* Normalise a fingerprint ("ab:cd..", "ABCD..", "sha-256 AB:..") to "AB:CD:..";
  * returns BL_EINVAL unless it is 32 bytes of hex. out must hold 96 bytes. */
 int config_fingerprint_normalise(const char *in, char out[96]);

@@ -30,6 +30,7 @@
 #include <nice/agent.h>
 
 #include "log.h"
+#include "loop.h"
 
 #define ICE_COMPONENT 1
 #define ICE_STREAM_NAME "application"
@@ -734,11 +735,7 @@ static gboolean ice_remove_stream_later(gpointer data)
  * callback was detached stays readable and would starve a default-priority idle. */
 static void ice_defer(ice_t *ice, GSourceFunc fn, gpointer data)
 {
-    GSource *src = g_idle_source_new();
-    g_source_set_priority(src, G_PRIORITY_HIGH);
-    g_source_set_callback(src, fn, data, NULL);
-    g_source_attach(src, ice->ctx);
-    g_source_unref(src);
+    loop_idle(ice->ctx, G_PRIORITY_HIGH, fn, data);
 }
 
 /* RFC 8445 9: new credentials, new candidates. nice_agent_restart_stream keeps the old

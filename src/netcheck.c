@@ -51,23 +51,29 @@ static int daemon_local(const config_t *c, bool *connected)
     return rc;
 }
 
+/* A probe of the local broker with the address and credentials the daemon uses. */
+static mqttprobe_opts_t local_probe(const config_t *c, const char *client_id, bool clean_start)
+{
+    return (mqttprobe_opts_t){.host = c->local_host,
+                              .port = c->local_port,
+                              .tls = c->local_tls,
+                              .cafile = c->local_cafile,
+                              .client_id = client_id,
+                              .username = c->local_username,
+                              .password = c->local_password,
+                              .clean_start = clean_start,
+                              .timeout_ms = PROBE_MS};
+}
+
 static int local_acl(const config_t *c)
 {
     GPtrArray *f = subs_local_filters(c);
     char *sync = g_strdup_printf("brokerless/%s/sync", c->site_name);
     g_ptr_array_add(f, sync);
     char *id = probe_id(c->local_client_id);
-    mqttprobe_opts_t o = {.host = c->local_host,
-                          .port = c->local_port,
-                          .tls = c->local_tls,
-                          .cafile = c->local_cafile,
-                          .client_id = id,
-                          .username = c->local_username,
-                          .password = c->local_password,
-                          .clean_start = true,
-                          .filters = (const char *const *)f->pdata,
-                          .n_filters = f->len,
-                          .timeout_ms = PROBE_MS};
+    mqttprobe_opts_t o = local_probe(c, id, true);
+    o.filters = (const char *const *)f->pdata;
+    o.n_filters = f->len;
     mqttprobe_result_t r;
     char what[300];
     snprintf(what, sizeof(what), "local broker %s:%d", c->local_host, c->local_port);
@@ -112,15 +118,8 @@ static int local_ids(const config_t *c)
     size_t n = c->delivery == CONFIG_DELIVERY_EXACTLY_ONCE ? 2 : 1;
     int bad = 0;
     for (size_t i = 0; i < n; i++) {
-        mqttprobe_opts_t o = {.host = c->local_host,
-                              .port = c->local_port,
-                              .tls = c->local_tls,
-                              .cafile = c->local_cafile,
-                              .client_id = ids[i],
-                              .username = c->local_username,
-                              .password = c->local_password,
-                              .clean_start = i == 1, /* "-in" is a clean session (local.c) */
-                              .timeout_ms = PROBE_MS};
+        /* "-in" is a clean session (local.c) */
+        mqttprobe_opts_t o = local_probe(c, ids[i], i == 1);
         mqttprobe_result_t r;
         snprintf(what, sizeof(what), "local broker, client id %s", ids[i]);
         if (mqttprobe_run(&o, &r))
@@ -148,8 +147,9 @@ static int signalling(const config_t *c)
                           .timeout_ms = PROBE_MS};
     mqttprobe_result_t r;
     char what[300];
-    snprintf(what, sizeof(what), "signalling broker %s://%s:%d", c->signal_tls ? "mqtts" : "mqtt",
-             c->signal_host, c->signal_port);
+    char *url = config_signal_url(c);
+    snprintf(what, sizeof(what), "signalling broker %s", url);
+    g_free(url);
     int bad = mqttprobe_run(&o, &r) ? say(false, what, "%s", r.why)
                                     : say(true, what, "reachable, MQTT 5, lets a client in");
     g_free(r.codes);

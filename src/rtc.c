@@ -15,6 +15,7 @@
 
 #include "dtls.h"
 #include "log.h"
+#include "loop.h"
 #include "sctp.h"
 #include "sdp.h"
 #include "wire.h"
@@ -232,10 +233,7 @@ static void rtc_fail(rtc_t *r, const char *why)
         return;
     r->fail_why = strdup(why);
     r->open = false;
-    r->fail_src = g_idle_source_new();
-    g_source_set_callback(r->fail_src, fail_cb, r, NULL);
-    g_source_attach(r->fail_src, r->ctx);
-    g_source_unref(r->fail_src);
+    r->fail_src = loop_idle(r->ctx, G_PRIORITY_DEFAULT_IDLE, fail_cb, r);
 }
 
 /* ---- transport ops ---- */
@@ -394,8 +392,7 @@ static void op_free(transport_t *t)
     rtc_t *r = (rtc_t *)t;
     if (!r)
         return;
-    if (r->fail_src)
-        g_source_destroy(r->fail_src);
+    loop_cancel(&r->fail_src);
     /* Top down, so no lower layer calls into a freed upper one. */
     sctp_free(r->sctp);
     dtls_free(r->dtls);
