@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "fixture.h"
 #include "peerid.h"
 #include "sigcheck.h"
 
@@ -58,16 +59,6 @@ static char *sign_b64(EVP_PKEY *k, const uint8_t *d, size_t len)
     return g_base64_encode(sig, n);
 }
 
-static char *cert_b64(const cert_t *c)
-{
-    unsigned char *der = NULL;
-    int n = i2d_X509(c->x509, &der);
-    assert_true(n > 0);
-    char *b = g_base64_encode(der, (gsize)n);
-    OPENSSL_free(der);
-    return b;
-}
-
 static void test_site_profile(void **state)
 {
     (void)state;
@@ -75,7 +66,7 @@ static void test_site_profile(void **state)
     char fp[96];
     assert_int_equal(cert_generate("home", &site), 0);
     assert_int_equal(cert_generate("other", &other), 0);
-    char *cert = cert_b64(site), *sig = sign_b64(site->key, data, sizeof(data));
+    char *cert = fixture_cert_b64(site), *sig = sign_b64(site->key, data, sizeof(data));
     assert_int_equal(
         peerid_verify(PEERID_SITE, site->fingerprint, cert, sig, data, sizeof(data), fp),
         PEERID_OK);
@@ -145,7 +136,7 @@ static void test_browser_profile(void **state)
                      PEERID_BAD_KEY);
     cert_t *site;
     assert_int_equal(cert_generate("home", &site), 0);
-    char *cert = cert_b64(site), *csig = sign_b64(site->key, data, sizeof(data));
+    char *cert = fixture_cert_b64(site), *csig = sign_b64(site->key, data, sizeof(data));
     assert_int_equal(
         peerid_verify(PEERID_BROWSER, site->fingerprint, cert, csig, data, sizeof(data), fp),
         PEERID_BAD_KEY);
