@@ -21,6 +21,10 @@
 
 #define SECRET "a network secret for the unit test"
 #define NOW 1700000000000LL
+/* A peer's pinned certificate fingerprint (sha-256, upper case), as a config holds it. */
+#define PIN                                                                                        \
+    "AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:"   \
+    "88:99"
 
 static const uint8_t data[] = "brokerless-signal-v1\0web\0home\0abcd\0001\0restart\0";
 
@@ -187,8 +191,7 @@ static void test_dtls_binding(void **state)
     (void)state;
     sdp_desc_t d;
     char out[96];
-    const char *pin = "AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:"
-                      "33:44:55:66:77:88:99";
+    const char *pin = PIN;
     assert_int_equal(sdp_parse(chrome_answer, strlen(chrome_answer), &d), 0);
     peerid_dtls_fingerprint(PEERID_BROWSER, pin, &d, out);
     assert_string_equal(out, "1D:2C:3B:4A:59:68:77:86:95:A4:B3:C2:D1:E0:FF:0E:1D:2C:3B:4A:59:68:"
@@ -213,8 +216,7 @@ static void test_config_profile(void **state)
     (void)state;
     config_t cfg;
     char err[512];
-    const char *fp = "AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:"
-                     "33:44:55:66:77:88:99";
+    const char *fp = PIN;
     char *s = g_strdup_printf("[peer web]\nprofile = browser\nfingerprint = %s\ntopic = # both 1\n"
                               "[peer cabin]\nprofile = site\nfingerprint = %s\ntopic = # both 1\n",
                               fp,
