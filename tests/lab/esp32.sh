@@ -9,6 +9,10 @@
 #   bl_sites 2; esp_config 1 "$(esp_peer_section cabin peer2 'test/# both 1')"
 #   bl_start 1; esp_start board 2 peer1; bl_wait_open 1 cabin 60
 
+# Load sites.sh (and through it lab.sh), which the boards stand beside, unless the caller
+# already did.
+declare -F bl_sites >/dev/null || . "$(dirname "${BASH_SOURCE[0]}")/sites.sh"
+
 ESP_PEER=${BL_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}/tests/lab/esppeer
 
 # esp_check: node and the board's npm packages are there (scripts/deps.sh installs them).
@@ -35,8 +39,7 @@ esp_config() {
   {
     bl_config_head "$i" "${3:-}"
     echo
-    echo "[ice]"
-    echo "stun = $LAB_PUB_IP:3478"
+    bl_config_ice stun
     echo "$2"
   } >"$f"
 }
@@ -63,4 +66,16 @@ esp_count() { grep -cE "$2" "$(esp_log "$1")" 2>/dev/null || true; }
 # esp_wait NAME PATTERN TIMEOUT [N]: until board NAME's log has N (default 1) such lines.
 esp_wait() {
   lab_wait_for "$3" bash -c "[[ \$(grep -cE '$2' '$(esp_log "$1")' 2>/dev/null) -ge ${4:-1} ]]"
+}
+
+# esp_reboot_repair NAME SITE PEER TIMEOUT: reboot board NAME (its first reboot: SIGUSR1)
+# and wait until site SITE's second link to PEER is open (within TIMEOUT s) and the board
+# says 'boot 2: ice connected' (within 30 s more); ESP_REPAIR_S is how long it all took.
+# shellcheck disable=SC2034 # ESP_REPAIR_S is read by the tests
+esp_reboot_repair() {
+  local t0
+  t0=$(_lab_now_us)
+  kill -USR1 "$(lab_pid "$1")"
+  bl_wait_open "$2" "$3" "$4" 2 && esp_wait "$1" 'boot 2: ice connected' 30 || return 1
+  ESP_REPAIR_S=$(lab_elapsed "$t0")
 }

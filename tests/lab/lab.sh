@@ -407,19 +407,24 @@ lab_running() {
 
 # ---------------------------------------------------------------- servers
 
+# lab_broker_conf LOG_TYPES LINE...: print a lab mosquitto config: the LINEs (its
+# listeners), then anonymous clients, no persistence, and a log to stderr of each of
+# LOG_TYPES (a space-separated list, e.g. "all" or "error warning").
+lab_broker_conf() {
+  local t
+  printf '%s\n' "${@:2}" "allow_anonymous true" "persistence false" "log_dest stderr"
+  for t in $1; do echo "log_type $t"; done
+}
+
 # lab_start_pub_broker: the signalling broker, mosquitto on 198.18.0.1:1883 in the public
 # host (anonymous, no persistence, logs every client address to pub-broker.log). Returns
 # when it listens.
 lab_start_pub_broker() {
   local conf=$LAB_DIR/pub-broker.conf
-  cat >"$conf" <<EOF
-listener 1883 $LAB_PUB_IP
-allow_anonymous true
-persistence false
-log_dest stderr
-log_type all
-connection_messages true
-EOF
+  {
+    lab_broker_conf all "listener 1883 $LAB_PUB_IP"
+    echo "connection_messages true"
+  } >"$conf"
   lab_bg pub-broker pub mosquitto -c "$conf" || return 1
   lab_wait_for 5 _lab_listening pub tcp 1883 || { _lab_log "pub broker did not start"; return 1; }
 }
@@ -450,17 +455,10 @@ lab_start_coturn() {
 lab_start_site_broker() {
   _lab_check_site "$1" || return 1
   local conf=$LAB_DIR/site$1-broker.conf
-  cat >"$conf" <<EOF
-listener 1883 127.0.0.1
-allow_anonymous true
-persistence false
-log_dest stderr
-log_type error
-log_type warning
-log_type notice
-log_type information
-${LAB_BROKER_EXTRA:-}
-EOF
+  {
+    lab_broker_conf "error warning notice information" "listener 1883 127.0.0.1"
+    echo "${LAB_BROKER_EXTRA:-}"
+  } >"$conf"
   lab_bg "site$1-broker" "h$1" mosquitto -c "$conf" || return 1
   lab_wait_for 5 _lab_listening "h$1" tcp 1883 || { _lab_log "site $1 broker did not start"; return 1; }
 }

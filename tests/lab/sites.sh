@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # sites.sh - brokerless sites on top of lab.sh: identities, configs, daemons.
 #
-#   . "$(dirname "$0")/lab.sh"; . "$(dirname "$0")/sites.sh"
+#   . "$(dirname "$0")/sites.sh"    # loads lab.sh too (unless the test already did)
 #   lab_up 2 cone; lab_start_pub_broker; lab_start_coturn
 #   bl_sites 2                      # names alpha, bravo; brokers + identities
 #   bl_config 1 "test/# both 2"     # site 1's config: every other site as a peer
@@ -9,6 +9,9 @@
 #   bl_wait_open 1 bravo 30
 #
 # Site i is named ${BL_NAMES[i]}; its state dir, config and log live in $LAB_DIR.
+
+# Load lab.sh, which everything here stands on, unless the caller already did.
+declare -F lab_up >/dev/null || . "$(dirname "${BASH_SOURCE[0]}")/lab.sh"
 
 BL_BIN=${BL_BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build/brokerless}
 BL_NAMES=(none alpha bravo charlie delta)
@@ -52,32 +55,38 @@ bl_config_head() {
   fi
 }
 
+# bl_config_ice ICE_MODE: print the [ice] section of a site's config for ICE_MODE: stun
+# (the lab's STUN server), turn (its TURN server), both, or relay (TURN with force_relay).
+bl_config_ice() {
+  echo "[ice]"
+  case $1 in
+    stun) echo "stun = $LAB_PUB_IP:3478" ;;
+    turn | both | relay)
+      if [[ $1 == both ]]; then echo "stun = $LAB_PUB_IP:3478"; fi
+      echo "turn = $LAB_PUB_IP:3478"
+      echo "turn_username = $LAB_TURN_USER"
+      echo "turn_password = $LAB_TURN_PASS"
+      if [[ $1 == relay ]]; then echo "force_relay = true"; fi
+      ;;
+  esac
+}
+
 # bl_config SITE RULE [ICE_MODE] [EXTRA_PEER_LINES]: write site SITE's config with every
-# other site of the lab as a peer using RULE. ICE_MODE: stun (default), turn, both,
-# relay (TURN with force_relay).
+# other site of the lab as a peer using RULE. ICE_MODE (bl_config_ice): stun (default),
+# turn, both, relay.
 bl_config() {
-  local i=$1 rule=$2 mode=${3:-stun} extra=${4:-} j f=$LAB_DIR/site$1.conf
+  local i=$1 rule=$2 mode=${3:-stun} peer_lines=${4:-} j f=$LAB_DIR/site$1.conf
   {
     bl_config_head "$i"
     echo
-    echo "[ice]"
-    case $mode in
-      stun) echo "stun = $LAB_PUB_IP:3478" ;;
-      turn | both | relay)
-        if [[ $mode == both ]]; then echo "stun = $LAB_PUB_IP:3478"; fi
-        echo "turn = $LAB_PUB_IP:3478"
-        echo "turn_username = $LAB_TURN_USER"
-        echo "turn_password = $LAB_TURN_PASS"
-        if [[ $mode == relay ]]; then echo "force_relay = true"; fi
-        ;;
-    esac
+    bl_config_ice "$mode"
     for ((j = 1; j <= LAB_N; j++)); do
       ((j == i)) && continue
       echo
       echo "[peer ${BL_NAMES[$j]}]"
       echo "fingerprint = ${BL_FP[$j]}"
       echo "topic = $rule"
-      if [[ -n $extra ]]; then echo "$extra"; fi
+      if [[ -n $peer_lines ]]; then echo "$peer_lines"; fi
     done
   } >"$f"
 }
@@ -282,6 +291,19 @@ bl_wan_cut_for() {
 bl_broker_restart() {
   lab_restart_site_broker "$1" && pass "${BL_NAMES[$1]}'s broker restarted after $(bl_got "$2" | wc -l) messages" ||
     fail "${BL_NAMES[$1]}'s broker did not restart"
+}
+
+# bl_stream_under_impairment TOPIC N TIMEOUT: bravo's subscriber subB on TOPIC, N QoS 1
+# messages from alpha (bl_pub_seq), how long they took printed (never checked), and the
+# check that subB got all N once each, in order, under $BL_IMPAIRED (bl_impair).
+bl_stream_under_impairment() {
+  local t0
+  bl_sub 2 subB "$1" -F '%p'
+  t0=$(_lab_now_us)
+  bl_pub_seq 1 "$1" 1 "$2" 1
+  bl_wait_seq subB "$2" "$3" || true
+  echo "delivered in $(lab_elapsed "$t0") s under $BL_IMPAIRED"
+  bl_expect_seq subB "$2" 0 1 "all $2 arrive once, in order, under $BL_IMPAIRED"
 }
 
 # bl_impair WHAT MIN_MS FALLBACK FALLBACK_WHAT SITE=SPEC...: impair each SITE's WAN with

@@ -6,10 +6,7 @@
 # board then reboots (a new handshake, new ICE credentials) and the pair comes back by
 # itself. The site has no [signal] section: a board alone needs none.
 set -euo pipefail
-HERE=$(dirname "$0")
-. "$HERE/lab.sh"
-. "$HERE/sites.sh"
-. "$HERE/esp32.sh"
+. "$(dirname "$0")/esp32.sh"
 
 esp_lab 2
 esp_config 1 "$(esp_peer_section cabin peer2 'test/# both 1')" nosignal
@@ -54,10 +51,8 @@ assert_eq "$(bl_got home | grep -c '^test/home/')" "$N" "nothing of home's came 
 
 # The board reboots: a new handshake (its "0" reaches us while the old link is open),
 # new ICE credentials; the site pairs again without being touched.
-t0=$(_lab_now_us)
-kill -USR1 "$(lab_pid board)"
-if bl_wait_open 1 cabin 60 2 && esp_wait board 'boot 2: ice connected' 30; then
-  pass "after the board's reboot the pair is back in $(lab_elapsed "$t0") s"
+if esp_reboot_repair board 1 cabin 60; then
+  pass "after the board's reboot the pair is back in $ESP_REPAIR_S s"
 else
   fail "no second link after the board rebooted"
 fi

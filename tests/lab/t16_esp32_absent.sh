@@ -5,10 +5,7 @@
 # pair; when it reboots it is silent (peer2 waits for our "0"), so the site notices only
 # when ICE consent runs out, and pairs again by itself.
 set -euo pipefail
-HERE=$(dirname "$0")
-. "$HERE/lab.sh"
-. "$HERE/sites.sh"
-. "$HERE/esp32.sh"
+. "$(dirname "$0")/esp32.sh"
 
 esp_lab 2
 esp_config 1 "$(esp_peer_section cabin peer1 'test/# both 1')" nosignal
@@ -45,10 +42,8 @@ assert_eq "$(bl_got home | grep -c '^test/cabin/1 hi')" 1 "board -> home"
 
 # The board reboots as peer2: silent until our next "0", which comes once the old path's
 # consent has run out on our side.
-t0=$(_lab_now_us)
-kill -USR1 "$(lab_pid board)"
-if bl_wait_open 1 cabin 90 2 && esp_wait board 'boot 2: ice connected' 30; then
-  pass "paired again $(lab_elapsed "$t0") s after the board's silent reboot"
+if esp_reboot_repair board 1 cabin 90; then
+  pass "paired again $ESP_REPAIR_S s after the board's silent reboot"
 else
   fail "no second pair after the board rebooted"
 fi

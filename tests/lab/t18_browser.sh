@@ -17,7 +17,6 @@
 # BL_UPDATE_SCREENSHOT=1 copies the page's screenshot to docs/browser-peer.png.
 set -euo pipefail
 HERE=$(dirname "$0")
-. "$HERE/lab.sh"
 . "$HERE/sites.sh"
 SRC=${BL_SRC:-$(cd "$HERE/../.." && pwd)}
 WEBDRIVER=$SRC/tests/lab/webdriver
@@ -37,18 +36,10 @@ done
 lab_up 2 cone
 # The signalling broker, with a WebSockets listener beside the MQTT one (mosquitto 2.0.11
 # starts a WebSockets listener only beside another listener).
-cat >"$LAB_DIR/pub-broker.conf" <<CONF
-listener 1883 $LAB_PUB_IP
-listener $WS_PORT
-protocol websockets
-allow_anonymous true
-persistence false
-log_dest stderr
-log_type error
-log_type warning
-log_type notice
-connection_messages true
-CONF
+{
+  lab_broker_conf "error warning notice" "listener 1883 $LAB_PUB_IP" "listener $WS_PORT" "protocol websockets"
+  echo "connection_messages true"
+} >"$LAB_DIR/pub-broker.conf"
 lab_bg pub-broker pub mosquitto -c "$LAB_DIR/pub-broker.conf"
 if lab_wait_for 5 _lab_listening pub tcp 1883 && lab_wait_for 5 _lab_listening pub tcp $WS_PORT; then
   pass "the signalling broker listens for MQTT and for MQTT over WebSockets"
@@ -61,23 +52,11 @@ bl_sites 1
 # A broker that keeps sessions across its own restarts (step 8).
 bl_persistent_broker 1
 CONF=$LAB_DIR/site1.conf
-cat >"$CONF" <<CONF
-[site]
-name = alpha
-state_dir = $LAB_DIR/state1
-log_level = debug
-
-[local]
-host = 127.0.0.1
-port = 1883
-
-[signal]
-url = mqtt://$LAB_PUB_IP:1883
-secret = $BL_SECRET
-
-[ice]
-stun = $LAB_PUB_IP:3478
-CONF
+{
+  BL_LOG_LEVEL=debug bl_config_head 1
+  echo
+  bl_config_ice stun
+} >"$CONF"
 bl_start 1
 lab_wait_for 10 grep -q "signal: connected" "$(bl_log 1)" || fail "the site's signalling did not connect"
 

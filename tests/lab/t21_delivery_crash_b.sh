@@ -5,9 +5,7 @@
 # to alpha (an echo bravo's broker sends again after the restart must not pass for a
 # local message). The promise of exactly-once: a duplicate here fails the test.
 set -euo pipefail
-HERE=$(dirname "$0")
-. "$HERE/lab.sh"
-. "$HERE/sites.sh"
+. "$(dirname "$0")/sites.sh"
 N=${BL_TEST_N:-10000}
 export BL_DELIVERY=exactly-once
 

@@ -3,9 +3,7 @@
 # (spread over ~40 s, so the cut falls in the middle of it); after the restore every
 # message arrives at bravo's subscriber, none twice, in order.
 set -euo pipefail
-HERE=$(dirname "$0")
-. "$HERE/lab.sh"
-. "$HERE/sites.sh"
+. "$(dirname "$0")/sites.sh"
 N=${BL_TEST_N:-10000}
 CUT_S=${BL_TEST_CUT_S:-30}
 

@@ -13,9 +13,7 @@
 #      at the kill is never handed to the restarted daemon (libmosquitto keeps QoS 2
 #      state in memory only), so that message is delivered again (docs/PROTOCOL.md).
 set -euo pipefail
-HERE=$(dirname "$0")
-. "$HERE/lab.sh"
-. "$HERE/sites.sh"
+. "$(dirname "$0")/sites.sh"
 N=${BL_TEST_N:-3000}
 CUT_S=${BL_TEST_CUT_S:-10}
 

@@ -12,9 +12,7 @@
 # before q1-1197, the subscriber got them the other way round). That reordering is the
 # broker's, whoever publishes; this test is about brokerless's.
 set -euo pipefail
-HERE=$(dirname "$0")
-. "$HERE/lab.sh"
-. "$HERE/sites.sh"
+. "$(dirname "$0")/sites.sh"
 N=${BL_TEST_N:-3000}
 LAB_BROKER_EXTRA="max_queued_messages 0
 max_inflight_messages 0"

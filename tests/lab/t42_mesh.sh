@@ -6,9 +6,7 @@
 # origin, and the counts stay at 3,000 after a few more seconds. Then 1,000 QoS 0 from
 # each site: again exactly 3,000 everywhere.
 set -euo pipefail
-HERE=$(dirname "$0")
-. "$HERE/lab.sh"
-. "$HERE/sites.sh"
+. "$(dirname "$0")/sites.sh"
 N=${BL_TEST_N:-1000}
 S=3
 

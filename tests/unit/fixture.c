@@ -10,7 +10,10 @@
 #include <cmocka.h>
 
 #include <glib/gstdio.h>
+#include <openssl/crypto.h>
+#include <openssl/x509.h>
 
+#include "cert.h"
 #include "fixture.h"
 
 static const uint8_t k_payload[] = {0x00, 0x01, 0xfe, 0xff, 0x00};
@@ -140,4 +143,14 @@ void fixture_rmdir(char *dir)
         g_dir_close(d);
     g_rmdir(dir);
     g_free(dir);
+}
+
+char *fixture_cert_b64(const struct cert *c)
+{
+    unsigned char *der = NULL;
+    int n = i2d_X509(c->x509, &der);
+    assert_true(n > 0);
+    char *b = g_base64_encode(der, (gsize)n);
+    OPENSSL_free(der);
+    return b;
 }

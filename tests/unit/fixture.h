@@ -47,6 +47,10 @@ bool fixture_poll_until(GMainContext *ctx, bool loop, void (*poll)(void), fixtur
  * from `level` up); BL_TEST_FILTER=test_name runs that test alone. */
 void fixture_env(log_level_t level);
 
+struct cert;
+/* c's certificate (DER) in base64, as the signalling carries it (g_free). */
+char *fixture_cert_b64(const struct cert *c);
+
 /* A new empty directory under the system's temporary one (g_free), and its removal with
  * the files in it (it holds no subdirectories). */
 char *fixture_tmpdir(const char *prefix);

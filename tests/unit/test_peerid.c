@@ -15,11 +15,16 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "fixture.h"
 #include "peerid.h"
 #include "sigcheck.h"
 
 #define SECRET "a network secret for the unit test"
 #define NOW 1700000000000LL
+/* A peer's pinned certificate fingerprint (sha-256, upper case), as a config holds it. */
+#define PIN                                                                                        \
+    "AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:"   \
+    "88:99"
 
 static const uint8_t data[] = "brokerless-signal-v1\0web\0home\0abcd\0001\0restart\0";
 
@@ -58,16 +63,6 @@ static char *sign_b64(EVP_PKEY *k, const uint8_t *d, size_t len)
     return g_base64_encode(sig, n);
 }
 
-static char *cert_b64(const cert_t *c)
-{
-    unsigned char *der = NULL;
-    int n = i2d_X509(c->x509, &der);
-    assert_true(n > 0);
-    char *b = g_base64_encode(der, (gsize)n);
-    OPENSSL_free(der);
-    return b;
-}
-
 static void test_site_profile(void **state)
 {
     (void)state;
@@ -75,7 +70,7 @@ static void test_site_profile(void **state)
     char fp[96];
     assert_int_equal(cert_generate("home", &site), 0);
     assert_int_equal(cert_generate("other", &other), 0);
-    char *cert = cert_b64(site), *sig = sign_b64(site->key, data, sizeof(data));
+    char *cert = fixture_cert_b64(site), *sig = sign_b64(site->key, data, sizeof(data));
     assert_int_equal(
         peerid_verify(PEERID_SITE, site->fingerprint, cert, sig, data, sizeof(data), fp),
         PEERID_OK);
@@ -145,7 +140,7 @@ static void test_browser_profile(void **state)
                      PEERID_BAD_KEY);
     cert_t *site;
     assert_int_equal(cert_generate("home", &site), 0);
-    char *cert = cert_b64(site), *csig = sign_b64(site->key, data, sizeof(data));
+    char *cert = fixture_cert_b64(site), *csig = sign_b64(site->key, data, sizeof(data));
     assert_int_equal(
         peerid_verify(PEERID_BROWSER, site->fingerprint, cert, csig, data, sizeof(data), fp),
         PEERID_BAD_KEY);
@@ -196,8 +191,7 @@ static void test_dtls_binding(void **state)
     (void)state;
     sdp_desc_t d;
     char out[96];
-    const char *pin = "AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:"
-                      "33:44:55:66:77:88:99";
+    const char *pin = PIN;
     assert_int_equal(sdp_parse(chrome_answer, strlen(chrome_answer), &d), 0);
     peerid_dtls_fingerprint(PEERID_BROWSER, pin, &d, out);
     assert_string_equal(out, "1D:2C:3B:4A:59:68:77:86:95:A4:B3:C2:D1:E0:FF:0E:1D:2C:3B:4A:59:68:"
@@ -222,8 +216,7 @@ static void test_config_profile(void **state)
     (void)state;
     config_t cfg;
     char err[512];
-    const char *fp = "AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:"
-                     "33:44:55:66:77:88:99";
+    const char *fp = PIN;
     char *s = g_strdup_printf("[peer web]\nprofile = browser\nfingerprint = %s\ntopic = # both 1\n"
                               "[peer cabin]\nprofile = site\nfingerprint = %s\ntopic = # both 1\n",
                               fp,

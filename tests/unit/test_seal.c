@@ -40,40 +40,51 @@ static bool contains(const uint8_t *buf, size_t len, const char *needle)
     return memmem(buf, len, needle, strlen(needle)) != NULL;
 }
 
-static void test_round_trip(void **state)
-{
-    (void)state;
+/* One message through the envelope: the keys, the message, its sealed bytes and what they
+ * open to. */
+typedef struct {
     seal_keys_t k;
     seal_msg_t m, got;
     uint8_t *buf;
     size_t len;
-    keys(&k, SECRET);
-    make_msg(&m, "offer", sdp);
-    assert_int_equal(seal_pack(&k, TOPIC, &m, &buf, &len), 0);
-    assert_int_equal(seal_unpack(&k, TOPIC, buf, len, &got), 0);
-    assert_string_equal(got.from, "alpha-site");
-    assert_string_equal(got.to, "beta.site");
-    assert_string_equal(got.sid, "00ff11ee22dd33cc");
-    assert_string_equal(got.type, "offer");
-    assert_string_equal(got.body, sdp);
-    assert_true(got.ts_ms == NOW);
-    assert_memory_equal(got.nonce, buf + 1, SEAL_NONCE_LEN);
+} sealed_t;
+
+/* Seal s->m under s->k for TOPIC into s->buf and open it again into s->got: both succeed. */
+static void pack_and_open(sealed_t *s)
+{
+    assert_int_equal(seal_pack(&s->k, TOPIC, &s->m, &s->buf, &s->len), 0);
+    assert_int_equal(seal_unpack(&s->k, TOPIC, s->buf, s->len, &s->got), 0);
+}
+
+static void test_round_trip(void **state)
+{
+    (void)state;
+    sealed_t s;
+    keys(&s.k, SECRET);
+    make_msg(&s.m, "offer", sdp);
+    pack_and_open(&s);
+    assert_string_equal(s.got.from, "alpha-site");
+    assert_string_equal(s.got.to, "beta.site");
+    assert_string_equal(s.got.sid, "00ff11ee22dd33cc");
+    assert_string_equal(s.got.type, "offer");
+    assert_string_equal(s.got.body, sdp);
+    assert_true(s.got.ts_ms == NOW);
+    assert_memory_equal(s.got.nonce, s.buf + 1, SEAL_NONCE_LEN);
     /* Nothing readable goes over the broker. */
-    assert_false(contains(buf, len, "alpha-site"));
-    assert_false(contains(buf, len, "beta.site"));
-    assert_false(contains(buf, len, "ice-pwd"));
-    assert_false(contains(buf, len, "offer"));
-    seal_msg_clear(&got);
-    free(buf);
+    assert_false(contains(s.buf, s.len, "alpha-site"));
+    assert_false(contains(s.buf, s.len, "beta.site"));
+    assert_false(contains(s.buf, s.len, "ice-pwd"));
+    assert_false(contains(s.buf, s.len, "offer"));
+    seal_msg_clear(&s.got);
+    free(s.buf);
 
     /* A body-less type and a candidate line. */
-    make_msg(&m, "eoc", NULL);
-    assert_int_equal(seal_pack(&k, TOPIC, &m, &buf, &len), 0);
-    assert_int_equal(seal_unpack(&k, TOPIC, buf, len, &got), 0);
-    assert_null(got.body);
-    assert_string_equal(got.type, "eoc");
-    seal_msg_clear(&got);
-    free(buf);
+    make_msg(&s.m, "eoc", NULL);
+    pack_and_open(&s);
+    assert_null(s.got.body);
+    assert_string_equal(s.got.type, "eoc");
+    seal_msg_clear(&s.got);
+    free(s.buf);
 }
 
 static void test_pack_refuses_bad_msg(void **state)
@@ -134,19 +145,28 @@ static void assert_only_authentic(const seal_keys_t *k, const seal_keys_t *other
     free(buf);
 }
 
+/* A candidate line sealed under k in envelope VERSION (0: the default) opens only as it is
+ * (assert_only_authentic, with other as the wrong key). */
+static void assert_candidate_only_authentic(const seal_keys_t *k, const seal_keys_t *other,
+                                            uint8_t version)
+{
+    seal_msg_t m;
+    uint8_t *buf;
+    size_t len;
+    make_msg(&m, "cand", "a=candidate:1 1 UDP 2122317823 198.18.0.1 40000 typ host");
+    m.version = version;
+    assert_int_equal(seal_pack(k, TOPIC, &m, &buf, &len), 0);
+    assert_only_authentic(k, other, buf, len);
+}
+
 static void test_wrong_key_topic_tamper(void **state)
 {
     (void)state;
     seal_keys_t k, other;
-    seal_msg_t m;
-    uint8_t *buf;
-    size_t len;
     keys(&k, SECRET);
     keys(&other, "another secret");
     assert_memory_not_equal(k.key, other.key, SEAL_KEY_LEN);
-    make_msg(&m, "cand", "a=candidate:1 1 UDP 2122317823 198.18.0.1 40000 typ host");
-    assert_int_equal(seal_pack(&k, TOPIC, &m, &buf, &len), 0);
-    assert_only_authentic(&k, &other, buf, len);
+    assert_candidate_only_authentic(&k, &other, 0);
 }
 
 /* Each of these is authentic (sealed with the right key) but not a valid message. */
@@ -257,55 +277,44 @@ static void test_short_and_version(void **state)
 static void test_v2_round_trip(void **state)
 {
     (void)state;
-    seal_keys_t k;
-    seal_msg_t m, got;
-    uint8_t *buf;
-    size_t len;
-    keys(&k, SECRET);
-    make_msg(&m, "offer", sdp);
-    m.version = SEAL_V2_AESGCM;
-    assert_int_equal(seal_pack(&k, TOPIC, &m, &buf, &len), 0);
-    assert_int_equal(buf[0], SEAL_V2_AESGCM);
-    assert_int_equal(seal_unpack(&k, TOPIC, buf, len, &got), 0);
-    assert_int_equal(got.version, SEAL_V2_AESGCM);
-    assert_string_equal(got.from, "alpha-site");
-    assert_string_equal(got.type, "offer");
-    assert_string_equal(got.body, sdp);
-    assert_true(got.ts_ms == NOW);
-    assert_false(contains(buf, len, "alpha-site"));
-    assert_false(contains(buf, len, "ice-pwd"));
+    sealed_t s;
+    keys(&s.k, SECRET);
+    make_msg(&s.m, "offer", sdp);
+    s.m.version = SEAL_V2_AESGCM;
+    pack_and_open(&s);
+    assert_int_equal(s.buf[0], SEAL_V2_AESGCM);
+    assert_int_equal(s.got.version, SEAL_V2_AESGCM);
+    assert_string_equal(s.got.from, "alpha-site");
+    assert_string_equal(s.got.type, "offer");
+    assert_string_equal(s.got.body, sdp);
+    assert_true(s.got.ts_ms == NOW);
+    assert_false(contains(s.buf, s.len, "alpha-site"));
+    assert_false(contains(s.buf, s.len, "ice-pwd"));
     /* What was received in version 2 packs again in version 2. */
     uint8_t *again;
     size_t again_len;
-    assert_int_equal(seal_pack(&k, TOPIC, &got, &again, &again_len), 0);
+    assert_int_equal(seal_pack(&s.k, TOPIC, &s.got, &again, &again_len), 0);
     assert_int_equal(again[0], SEAL_V2_AESGCM);
     free(again);
-    seal_msg_clear(&got);
-    free(buf);
+    seal_msg_clear(&s.got);
+    free(s.buf);
 
     /* Version 1 stays the default, and says so. */
-    make_msg(&m, "eoc", NULL);
-    assert_int_equal(seal_pack(&k, TOPIC, &m, &buf, &len), 0);
-    assert_int_equal(buf[0], SEAL_V1_CHACHA);
-    assert_int_equal(seal_unpack(&k, TOPIC, buf, len, &got), 0);
-    assert_int_equal(got.version, SEAL_V1_CHACHA);
-    seal_msg_clear(&got);
-    free(buf);
+    make_msg(&s.m, "eoc", NULL);
+    pack_and_open(&s);
+    assert_int_equal(s.buf[0], SEAL_V1_CHACHA);
+    assert_int_equal(s.got.version, SEAL_V1_CHACHA);
+    seal_msg_clear(&s.got);
+    free(s.buf);
 }
 
 static void test_v2_tamper_refused(void **state)
 {
     (void)state;
     seal_keys_t k, other;
-    seal_msg_t m;
-    uint8_t *buf;
-    size_t len;
     keys(&k, SECRET);
     keys(&other, "another secret");
-    make_msg(&m, "cand", "a=candidate:1 1 UDP 2122317823 198.18.0.1 40000 typ host");
-    m.version = SEAL_V2_AESGCM;
-    assert_int_equal(seal_pack(&k, TOPIC, &m, &buf, &len), 0);
-    assert_only_authentic(&k, &other, buf, len);
+    assert_candidate_only_authentic(&k, &other, SEAL_V2_AESGCM);
 }
 
 /* The version byte is authenticated and names the cipher: a message relabelled to the

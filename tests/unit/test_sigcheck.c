@@ -16,6 +16,7 @@
 #include <openssl/ec.h>
 #include <openssl/x509.h>
 
+#include "fixture.h"
 #include "sigcheck.h"
 #include "../lab/ecdsa_high_s.h"
 
@@ -68,16 +69,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static char *cert_b64(const cert_t *c)
-{
-    unsigned char *der = NULL;
-    int n = i2d_X509(c->x509, &der);
-    assert_true(n > 0);
-    char *b = g_base64_encode(der, (gsize)n);
-    OPENSSL_free(der);
-    return b;
-}
-
 /* A message `from` -> alpha, signed with `signer`'s key and certificate. */
 static void make(seal_msg_t *m, const char *from, const cert_t *signer, const char *type,
                  const char *sid, int64_t ts, const char *body)
@@ -89,7 +80,7 @@ static void make(seal_msg_t *m, const char *from, const cert_t *signer, const ch
     snprintf(m->type, sizeof(m->type), "%s", type);
     m->ts_ms = ts;
     m->body = body ? g_strdup(body) : NULL;
-    m->cert = cert_b64(signer);
+    m->cert = fixture_cert_b64(signer);
     m->sig = sigcheck_sign(signer, m);
     assert_non_null(m->sig);
 }

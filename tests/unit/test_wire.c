@@ -843,6 +843,15 @@ static wire_frag_t piece(uint32_t msg_no, uint32_t offset, uint32_t total, const
     return p;
 }
 
+/* Feed r the piece (piece()) and return what wire_reasm_feed does; a frame it completes is
+ * left in *whole (*wl bytes). */
+static int feed(wire_reasm_t *r, uint32_t msg_no, uint32_t offset, uint32_t total, const char *s,
+                uint8_t **whole, size_t *wl)
+{
+    wire_frag_t p = piece(msg_no, offset, total, s);
+    return wire_reasm_feed(r, &p, whole, wl);
+}
+
 static void test_reasm_errors(void **state)
 {
     (void)state;
@@ -853,48 +862,36 @@ static void test_reasm_errors(void **state)
     wire_frag_t p;
 
     /* Offset gap: the frame is dropped, the next offset-0 piece starts afresh. */
-    p = piece(1, 0, 9, "abc");
-    assert_int_equal(wire_reasm_feed(&r, &p, &whole, &wl), 0);
-    p = piece(1, 4, 9, "def");
-    assert_int_equal(wire_reasm_feed(&r, &p, &whole, &wl), BL_EINVAL);
+    assert_int_equal(feed(&r, 1, 0, 9, "abc", &whole, &wl), 0);
+    assert_int_equal(feed(&r, 1, 4, 9, "def", &whole, &wl), BL_EINVAL);
     assert_null(r.buf);
-    p = piece(1, 6, 9, "ghi"); /* rest of the dropped frame */
-    assert_int_equal(wire_reasm_feed(&r, &p, &whole, &wl), BL_EINVAL);
+    /* The rest of the dropped frame. */
+    assert_int_equal(feed(&r, 1, 6, 9, "ghi", &whole, &wl), BL_EINVAL);
 
     /* Total changes mid-frame. */
-    p = piece(2, 0, 9, "abc");
-    assert_int_equal(wire_reasm_feed(&r, &p, &whole, &wl), 0);
-    p = piece(2, 3, 10, "def");
-    assert_int_equal(wire_reasm_feed(&r, &p, &whole, &wl), BL_EINVAL);
+    assert_int_equal(feed(&r, 2, 0, 9, "abc", &whole, &wl), 0);
+    assert_int_equal(feed(&r, 2, 3, 10, "def", &whole, &wl), BL_EINVAL);
 
     /* msg_no changes mid-frame, even with a fresh offset 0 piece. */
-    p = piece(3, 0, 6, "abc");
-    assert_int_equal(wire_reasm_feed(&r, &p, &whole, &wl), 0);
-    p = piece(4, 3, 6, "def");
-    assert_int_equal(wire_reasm_feed(&r, &p, &whole, &wl), BL_EINVAL);
-    p = piece(5, 0, 6, "abc");
-    assert_int_equal(wire_reasm_feed(&r, &p, &whole, &wl), 0);
-    p = piece(6, 0, 6, "abc");
-    assert_int_equal(wire_reasm_feed(&r, &p, &whole, &wl), BL_EINVAL);
+    assert_int_equal(feed(&r, 3, 0, 6, "abc", &whole, &wl), 0);
+    assert_int_equal(feed(&r, 4, 3, 6, "def", &whole, &wl), BL_EINVAL);
+    assert_int_equal(feed(&r, 5, 0, 6, "abc", &whole, &wl), 0);
+    assert_int_equal(feed(&r, 6, 0, 6, "abc", &whole, &wl), BL_EINVAL);
 
     /* Over max_total, including a hostile 4 GiB total (refused before any allocation). */
-    p = piece(7, 0, 101, "abc");
-    assert_int_equal(wire_reasm_feed(&r, &p, &whole, &wl), BL_ETOOBIG);
-    p = piece(7, 0, UINT32_MAX, "abc");
-    assert_int_equal(wire_reasm_feed(&r, &p, &whole, &wl), BL_ETOOBIG);
+    assert_int_equal(feed(&r, 7, 0, 101, "abc", &whole, &wl), BL_ETOOBIG);
+    assert_int_equal(feed(&r, 7, 0, UINT32_MAX, "abc", &whole, &wl), BL_ETOOBIG);
     assert_null(r.buf);
 
     /* A piece past its own total. */
-    p = piece(8, 0, 2, "abc");
-    assert_int_equal(wire_reasm_feed(&r, &p, &whole, &wl), BL_EINVAL);
+    assert_int_equal(feed(&r, 8, 0, 2, "abc", &whole, &wl), BL_EINVAL);
 
     /* Still works after all that; exactly max_total is fine. */
     char hundred[101];
     memset(hundred, 'z', 100);
     hundred[100] = '\0';
     hundred[1] = WIRE_MSG;
-    p = piece(9, 0, 100, hundred);
-    assert_int_equal(wire_reasm_feed(&r, &p, &whole, &wl), 1);
+    assert_int_equal(feed(&r, 9, 0, 100, hundred, &whole, &wl), 1);
     assert_int_equal(wl, 100);
     assert_memory_equal(whole, hundred, 100);
     free(whole);
@@ -905,8 +902,7 @@ static void test_reasm_errors(void **state)
     assert_int_equal(wire_reasm_feed(&r, &p, &whole, &wl), BL_EINVAL);
 
     /* Clearing mid-frame releases the partial buffer (ASan checks the leak). */
-    p = piece(11, 0, 50, "abc");
-    assert_int_equal(wire_reasm_feed(&r, &p, &whole, &wl), 0);
+    assert_int_equal(feed(&r, 11, 0, 50, "abc", &whole, &wl), 0);
     wire_reasm_clear(&r);
     assert_null(r.buf);
 }
