@@ -3,9 +3,7 @@
 # signalling broker and open a direct (non-relay) link; messages flow both ways with
 # their QoS, retain flag and properties.
 set -euo pipefail
-HERE=$(dirname "$0")
-. "$HERE/lab.sh"
-. "$HERE/sites.sh"
+. "$(dirname "$0")/sites.sh"
 
 bl_lab 2 cone "test/# both 2" both
 bl_open_pair 30

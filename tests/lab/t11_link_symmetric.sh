@@ -2,9 +2,7 @@
 # Two sites behind symmetric NATs: hole punching cannot work, so the link comes up
 # through the coturn relay on the public host, and messages flow.
 set -euo pipefail
-HERE=$(dirname "$0")
-. "$HERE/lab.sh"
-. "$HERE/sites.sh"
+. "$(dirname "$0")/sites.sh"
 
 bl_lab 2 symmetric "test/# both 2" both
 bl_open_pair 40 "through symmetric NATs"

@@ -7,9 +7,7 @@
 #  - a listener subscribed to '#' on the signalling broker learns no site name and no
 #    address.
 set -euo pipefail
-HERE=$(dirname "$0")
-. "$HERE/lab.sh"
-. "$HERE/sites.sh"
+. "$(dirname "$0")/sites.sh"
 
 lab_up 3 cone
 lab_start_pub_broker

@@ -2,9 +2,7 @@
 # Cut site B's WAN for 20 s, restore it: the link notices, comes back by itself, and
 # messages flow again. The log tells the failure and the recovery.
 set -euo pipefail
-HERE=$(dirname "$0")
-. "$HERE/lab.sh"
-. "$HERE/sites.sh"
+. "$(dirname "$0")/sites.sh"
 
 bl_lab_up 2
 bl_sub 2 subB 'test/#'

@@ -6,8 +6,7 @@
 # anywhere reaches each other side exactly once, and never comes back.
 set -euo pipefail
 HERE=$(dirname "$0")
-. "$HERE/lab.sh"
-. "$HERE/sites.sh"
+. "$HERE/sites.sh" # loads lab.sh too
 . "$HERE/esp32.sh"
 
 esp_lab 3

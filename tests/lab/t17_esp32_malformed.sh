@@ -7,8 +7,7 @@
 # arrive, once each.
 set -euo pipefail
 HERE=$(dirname "$0")
-. "$HERE/lab.sh"
-. "$HERE/sites.sh"
+. "$HERE/sites.sh" # loads lab.sh too
 . "$HERE/esp32.sh"
 CORPUS=${BL_SRC:-$(cd "$HERE/../.." && pwd)}/fuzz/corpus
 

@@ -6,9 +6,7 @@
 # acknowledged: nothing is lost. Duplicates (a broker redelivering an unacknowledged
 # message after its restart, allowed by QoS 1) are counted and printed, not failed.
 set -euo pipefail
-HERE=$(dirname "$0")
-. "$HERE/lab.sh"
-. "$HERE/sites.sh"
+. "$(dirname "$0")/sites.sh"
 N=${BL_TEST_N:-10000}
 
 bl_lab_sites 2 cone

@@ -10,9 +10,7 @@
 # with it (site_mq.c). (With the default delivery such a resend may come twice: QoS 1
 # is at least once; t25 prints how many.)
 set -euo pipefail
-HERE=$(dirname "$0")
-. "$HERE/lab.sh"
-. "$HERE/sites.sh"
+. "$(dirname "$0")/sites.sh"
 N=${BL_TEST_N:-10000}
 export BL_DELIVERY=exactly-once
 LAB_BROKER_EXTRA="max_queued_messages 0

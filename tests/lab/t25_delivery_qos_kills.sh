@@ -21,9 +21,7 @@
 #      (libmosquitto once lost such a session for good: every reconnect ended in a
 #      protocol error): exactly 5,000 more arrive.
 set -euo pipefail
-HERE=$(dirname "$0")
-. "$HERE/lab.sh"
-. "$HERE/sites.sh"
+. "$(dirname "$0")/sites.sh"
 N=${BL_TEST_N:-20000}
 LAB_BROKER_EXTRA="max_queued_messages 0
 max_inflight_messages 0"

@@ -7,9 +7,7 @@
 # reaches bravo's subscriber exactly once, in order. The last round runs bravo with
 # delivery = exactly-once and QoS 1 (the in-doubt record of the echo).
 set -euo pipefail
-HERE=$(dirname "$0")
-. "$HERE/lab.sh"
-. "$HERE/sites.sh"
+. "$(dirname "$0")/sites.sh"
 M=${BL_TEST_N:-300}
 
 # site:write:call[:qos[:publisher options]]

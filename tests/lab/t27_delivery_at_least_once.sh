@@ -6,9 +6,7 @@
 # still duplicates nothing (the dedupe window); a kill -9 of the receiver loses nothing
 # and duplicates at most what was in flight to its broker.
 set -euo pipefail
-HERE=$(dirname "$0")
-. "$HERE/lab.sh"
-. "$HERE/sites.sh"
+. "$(dirname "$0")/sites.sh"
 N=${BL_TEST_N:-10000}
 CUT_S=${BL_TEST_CUT_S:-10}
 

@@ -5,9 +5,7 @@
 # memory until the next message came.) The site brokers queue without limit here, so
 # that what is measured is brokerless, not mosquitto's max_queued_messages.
 set -euo pipefail
-HERE=$(dirname "$0")
-. "$HERE/lab.sh"
-. "$HERE/sites.sh"
+. "$(dirname "$0")/sites.sh"
 N=${BL_TEST_N:-30000}
 export LAB_BROKER_EXTRA="max_queued_messages 0"
 

@@ -6,9 +6,7 @@
 # subscriber. Duplicates are printed, not failed (what alpha had stored but not yet
 # acknowledged comes again from its broker: QoS 1 is at least once).
 set -euo pipefail
-HERE=$(dirname "$0")
-. "$HERE/lab.sh"
-. "$HERE/sites.sh"
+. "$(dirname "$0")/sites.sh"
 N=${BL_TEST_N:-4000}
 
 bl_lab 2 cone "test/# both 2" both

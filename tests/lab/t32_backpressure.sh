@@ -8,9 +8,7 @@
 #     (brokerless/alpha/peers/charlie);
 #   - when charlie is back it gets exactly the 500 that were queued, once, in order.
 set -euo pipefail
-HERE=$(dirname "$0")
-. "$HERE/lab.sh"
-. "$HERE/sites.sh"
+. "$(dirname "$0")/sites.sh"
 N=${BL_TEST_N:-2000}
 CAP=500
 

@@ -10,9 +10,7 @@
 # rounds, each a promise of exactly once: the default delivery with QoS 2, and
 # delivery = exactly-once with QoS 1.
 set -euo pipefail
-HERE=$(dirname "$0")
-. "$HERE/lab.sh"
-. "$HERE/sites.sh"
+. "$(dirname "$0")/sites.sh"
 N=${BL_TEST_N:-60000}
 PAD=$(head -c 990 /dev/zero | tr '\0' 'x')
 

@@ -9,9 +9,7 @@
 #   - once charlie's daemon runs again (SIGCONT), charlie gets all 3,000, once, in order,
 #     and alpha's queue for it drains.
 set -euo pipefail
-HERE=$(dirname "$0")
-. "$HERE/lab.sh"
-. "$HERE/sites.sh"
+. "$(dirname "$0")/sites.sh"
 N=${BL_TEST_N:-3000}
 
 # retained_match SITE TOPIC PATTERN: the retained value of TOPIC at SITE matches PATTERN.

@@ -8,9 +8,7 @@
 #   test/ret/c  set to "sea" with QoS 0 while bravo is down (QoS 0 is not queued): it
 #               still reaches bravo as retained, through the retained sync on link-up.
 set -euo pipefail
-HERE=$(dirname "$0")
-. "$HERE/lab.sh"
-. "$HERE/sites.sh"
+. "$(dirname "$0")/sites.sh"
 
 bl_lab_up 2
 

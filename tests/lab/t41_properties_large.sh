@@ -9,9 +9,7 @@
 #     is refused at alpha with a log line naming topic and size, and the next small
 #     message still arrives.
 set -euo pipefail
-HERE=$(dirname "$0")
-. "$HERE/lab.sh"
-. "$HERE/sites.sh"
+. "$(dirname "$0")/sites.sh"
 # The site brokers also log subscriptions ("CLIENT QOS TOPIC"): readiness of the
 # one-shot subscriber of the big payload.
 # shellcheck disable=SC2034 # read by lab_start_site_broker

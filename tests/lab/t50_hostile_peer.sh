@@ -19,9 +19,7 @@
 #      frames (its memory stays below holding them all); once the broker is back, all
 #      3000 are delivered and acknowledged.
 set -euo pipefail
-HERE=$(dirname "$0")
-. "$HERE/lab.sh"
-. "$HERE/sites.sh"
+. "$(dirname "$0")/sites.sh"
 PEER=$(bl_tool blpeer)
 
 bl_lab_sites 2 cone

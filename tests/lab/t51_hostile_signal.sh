@@ -19,9 +19,7 @@
 #   - (item 5) someone who connects with alpha's client id pushes alpha off the broker
 #     once; alpha comes back under a new random id, and the old one is worth nothing.
 set -euo pipefail
-HERE=$(dirname "$0")
-. "$HERE/lab.sh"
-. "$HERE/sites.sh"
+. "$(dirname "$0")/sites.sh"
 FORGE=$(bl_tool blforge)
 forge() { BL_SECRET=$BL_SECRET "$FORGE" "$@"; }
 

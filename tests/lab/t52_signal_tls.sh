@@ -10,9 +10,7 @@
 #   - with the right CA on 8883 both connect (the password over TLS is not warned about)
 #     and the link between them opens.
 set -euo pipefail
-HERE=$(dirname "$0")
-. "$HERE/lab.sh"
-. "$HERE/sites.sh"
+. "$(dirname "$0")/sites.sh"
 
 lab_up 2 cone
 lab_start_coturn

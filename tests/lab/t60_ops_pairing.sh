@@ -6,9 +6,7 @@
 # with both addresses and exact counts, `ping` answers, `peer list` and the status table
 # say the same.
 set -euo pipefail
-HERE=$(dirname "$0")
-. "$HERE/lab.sh"
-. "$HERE/sites.sh"
+. "$(dirname "$0")/sites.sh"
 PY=/usr/bin/python3
 
 lab_up 2 cone

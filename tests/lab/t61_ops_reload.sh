@@ -7,9 +7,7 @@
 # keeps running on its config, and a peer removed by `peer remove` is closed with what
 # is queued for it kept until `peer forget`.
 set -euo pipefail
-HERE=$(dirname "$0")
-. "$HERE/lab.sh"
-. "$HERE/sites.sh"
+. "$(dirname "$0")/sites.sh"
 N=10000
 
 bl_lab 3 cone "test/# both 1"

@@ -8,9 +8,7 @@
 # systemd) gets READY with a STATUS, watchdog pings, RELOADING and READY on SIGHUP, and
 # STOPPING.
 set -euo pipefail
-HERE=$(dirname "$0")
-. "$HERE/lab.sh"
-. "$HERE/sites.sh"
+. "$(dirname "$0")/sites.sh"
 PY=/usr/bin/python3
 
 bl_lab 2 cone "test/# both 1"

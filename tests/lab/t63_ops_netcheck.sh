@@ -5,9 +5,7 @@
 # and signalling brokers are found reachable, MQTT 5, letting the client ids in; a
 # broker that is not there fails the check.
 set -euo pipefail
-HERE=$(dirname "$0")
-. "$HERE/lab.sh"
-. "$HERE/sites.sh"
+. "$(dirname "$0")/sites.sh"
 
 lab_up 2 cone,symmetric
 lab_start_pub_broker
