@@ -57,24 +57,8 @@ struct dtls {
     loop_guard_t guard; /* entry points on the stack; dtls_free while inside waits */
 };
 
-static void destroy(dtls_t *d);
-
-/* ---- re-entrancy guard ---------------------------------------------------------------- */
-
-static void enter(dtls_t *d)
-{
-    loop_enter(&d->guard);
-}
-
-/* Returns true when the object is gone (or going): the caller must not touch it. */
-static bool leave(dtls_t *d)
-{
-    if (loop_leave(&d->guard)) {
-        destroy(d);
-        return true;
-    }
-    return false;
-}
+/* Entry points enter d->guard and leave it with loop_leave_destroy(..., destroy, d). */
+static void destroy(void *p);
 
 static void fail(dtls_t *d, const char *why)
 {
@@ -291,7 +275,7 @@ static void arm_retx(dtls_t *d)
 static gboolean retx_fire(gpointer p)
 {
     dtls_t *d = p;
-    enter(d);
+    loop_enter(&d->guard);
     d->retx = NULL; /* this source is finished: arm_retx makes a new one */
     ERR_clear_error();
     if (DTLSv1_handle_timeout(d->ssl) < 0) {
@@ -300,18 +284,18 @@ static gboolean retx_fire(gpointer p)
     } else {
         arm_retx(d);
     }
-    leave(d);
+    loop_leave_destroy(&d->guard, destroy, d);
     return G_SOURCE_REMOVE;
 }
 
 static gboolean deadline_fire(gpointer p)
 {
     dtls_t *d = p;
-    enter(d);
+    loop_enter(&d->guard);
     d->deadline = NULL;
     if (d->state != ST_CONNECTED)
         fail(d, "handshake timeout (30 s)");
-    leave(d);
+    loop_leave_destroy(&d->guard, destroy, d);
     return G_SOURCE_REMOVE;
 }
 
@@ -400,9 +384,9 @@ int dtls_start(dtls_t *d)
         return BL_EINVAL;
     if (d->state != ST_NEW)
         return d->state == ST_FAILED ? BL_ESTATE : 0;
-    enter(d);
+    loop_enter(&d->guard);
     start_locked(d);
-    leave(d);
+    loop_leave_destroy(&d->guard, destroy, d);
     return 0;
 }
 
@@ -412,7 +396,7 @@ int dtls_feed(dtls_t *d, const uint8_t *buf, size_t len)
         return BL_EINVAL;
     if (d->state == ST_FAILED)
         return BL_ESTATE;
-    enter(d);
+    loop_enter(&d->guard);
     /* The peer may finish ICE first and send its ClientHello before our caller has
      * called dtls_start: start now rather than drop it. */
     if (d->state == ST_NEW)
@@ -427,7 +411,7 @@ int dtls_feed(dtls_t *d, const uint8_t *buf, size_t len)
         if (!d->guard.freed)
             (void)BIO_reset(d->rbio);
     }
-    leave(d);
+    loop_leave_destroy(&d->guard, destroy, d);
     return 0;
 }
 
@@ -439,7 +423,7 @@ int dtls_send(dtls_t *d, const uint8_t *buf, size_t len)
         return BL_ESTATE;
     if (len > 16384)
         return BL_ETOOBIG;
-    enter(d);
+    loop_enter(&d->guard);
     ERR_clear_error();
     int n = SSL_write(d->ssl, buf, (int)len);
     int rc = 0;
@@ -448,7 +432,7 @@ int dtls_send(dtls_t *d, const uint8_t *buf, size_t len)
         LOG_DEBUG(d->who, "dtls: write failed (%d)", e);
         rc = BL_EIO;
     }
-    leave(d);
+    loop_leave_destroy(&d->guard, destroy, d);
     return rc;
 }
 
@@ -462,8 +446,9 @@ const char *dtls_peer_fingerprint(const dtls_t *d)
     return d ? d->peer_fp : "";
 }
 
-static void destroy(dtls_t *d)
+static void destroy(void *p)
 {
+    dtls_t *d = p;
     loop_cancel(&d->retx);
     loop_cancel(&d->deadline);
     if (d->ssl)

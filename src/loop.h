@@ -38,6 +38,16 @@ static inline bool loop_leave(loop_guard_t *g)
     return --g->depth == 0 && g->freed;
 }
 
+/* loop_leave, and destroy(obj) when it says so. True when the object is gone: the
+ * caller does not touch it again. */
+static inline bool loop_leave_destroy(loop_guard_t *g, void (*destroy)(void *), void *obj)
+{
+    if (!loop_leave(g))
+        return false;
+    destroy(obj);
+    return true;
+}
+
 /* Mark the object freed; true when it can be destroyed at once (not inside itself). */
 static inline bool loop_free(loop_guard_t *g)
 {

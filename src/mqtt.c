@@ -32,27 +32,12 @@
 
 #include "log.h"
 
-static void mqtt_destroy(mqtt_t *c);
+/* Entry points enter c->guard and leave it with loop_leave_destroy(..., mqtt_destroy, c). */
+static void mqtt_destroy(void *obj);
 static void conn_lost(mqtt_t *c, const char *why);
 static void attempt(mqtt_t *c);
 static void kick(mqtt_t *c);
 static void arm_timer(mqtt_t *c);
-
-static void enter(mqtt_t *c)
-{
-    loop_enter(&c->guard);
-}
-
-/* After a callback or a loop function: destroy the client if it was freed meanwhile.
- * False when it is gone and must not be touched any more. */
-static bool leave(mqtt_t *c)
-{
-    if (loop_leave(&c->guard)) {
-        mqtt_destroy(c);
-        return false;
-    }
-    return true;
-}
 
 /* ---------------------------------------------------------------- output */
 
@@ -336,7 +321,7 @@ static gboolean kick_cb(gpointer ud)
 {
     mqtt_t *c = ud;
     c->kick = NULL;
-    enter(c);
+    loop_enter(&c->guard);
     if (reading(c)) {
         parse_in(c);
         if (c->in_full)
@@ -344,7 +329,7 @@ static gboolean kick_cb(gpointer ud)
         parse_in(c);
     }
     pump(c);
-    leave(c);
+    loop_leave_destroy(&c->guard, mqtt_destroy, c);
     return G_SOURCE_REMOVE;
 }
 
@@ -361,7 +346,7 @@ static void kick(mqtt_t *c)
 static void io_up(void *ud)
 {
     mqtt_t *c = ud;
-    enter(c);
+    loop_enter(&c->guard);
     c->state = ST_CONNACK;
     char idbuf[40];
     const char *id = c->o.client_id;
@@ -401,33 +386,33 @@ static void io_up(void *ud)
         else if (n > 0)
             c->out_off = (size_t)n;
     }
-    leave(c);
+    loop_leave_destroy(&c->guard, mqtt_destroy, c);
 }
 
 static void io_readable(void *ud)
 {
     mqtt_t *c = ud;
-    enter(c);
+    loop_enter(&c->guard);
     read_in(c);
     parse_in(c);
     pump(c);
-    leave(c);
+    loop_leave_destroy(&c->guard, mqtt_destroy, c);
 }
 
 static void io_writable(void *ud)
 {
     mqtt_t *c = ud;
-    enter(c);
+    loop_enter(&c->guard);
     pump(c);
-    leave(c);
+    loop_leave_destroy(&c->guard, mqtt_destroy, c);
 }
 
 static void io_failed(void *ud, const char *why)
 {
     mqtt_t *c = ud;
-    enter(c);
+    loop_enter(&c->guard);
     conn_lost(c, why);
-    leave(c);
+    loop_leave_destroy(&c->guard, mqtt_destroy, c);
 }
 
 static void attempt(mqtt_t *c)
@@ -453,9 +438,9 @@ static gboolean retry_cb(gpointer ud)
 {
     mqtt_t *c = ud;
     c->retry = NULL;
-    enter(c);
+    loop_enter(&c->guard);
     attempt(c);
-    leave(c);
+    loop_leave_destroy(&c->guard, mqtt_destroy, c);
     return G_SOURCE_REMOVE;
 }
 
@@ -485,7 +470,7 @@ static gboolean timer_cb(gpointer ud)
 {
     mqtt_t *c = ud;
     c->timer = NULL;
-    enter(c);
+    loop_enter(&c->guard);
     int64_t now = bl_now_ms(), due = next_deadline(c);
     if (due >= 0 && now >= due) {
         if (c->state != ST_CONNECTED)
@@ -500,7 +485,7 @@ static gboolean timer_cb(gpointer ud)
     }
     if (!c->guard.freed && c->io)
         arm_timer(c);
-    leave(c);
+    loop_leave_destroy(&c->guard, mqtt_destroy, c);
     return G_SOURCE_REMOVE;
 }
 
@@ -583,9 +568,9 @@ int mqtt_start(mqtt_t *c)
 {
     if (!c || c->state != ST_IDLE)
         return BL_ESTATE;
-    enter(c);
+    loop_enter(&c->guard);
     attempt(c);
-    return leave(c) ? 0 : BL_ESTATE;
+    return loop_leave_destroy(&c->guard, mqtt_destroy, c) ? BL_ESTATE : 0;
 }
 
 bool mqtt_connected(const mqtt_t *c)
@@ -593,8 +578,9 @@ bool mqtt_connected(const mqtt_t *c)
     return c && c->state == ST_CONNECTED;
 }
 
-static void mqtt_destroy(mqtt_t *c)
+static void mqtt_destroy(void *obj)
 {
+    mqtt_t *c = obj;
     if (c->io && c->state == ST_CONNECTED) {
         /* A clean goodbye: the Will is not published (3.14.4). Whatever else waits in
          * the buffer goes too, ahead of it; what depends on an uncommitted write does

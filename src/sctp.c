@@ -9,8 +9,8 @@
  *
  * usrsctp calls back from deep inside itself (conn_output, the socket upcall). Those
  * callbacks only send a packet or schedule `work`, an idle source; all reading and every
- * sctp_events_t callback happen there, outside usrsctp. Re-entrancy: entry points hold
- * `busy`, and sctp_free from inside a callback defers the final free.
+ * sctp_events_t callback happen there, outside usrsctp. Re-entrancy: entry points enter
+ * the guard (loop.h), and sctp_free from inside a callback defers the final free.
  *
  * Over 600 lines: usrsctp's socket API wants its process-wide setup, the per-socket
  * options that fit a WAN, DCEP on the wire, reassembly, timers and window figures kept
@@ -28,6 +28,7 @@
 
 #include "dcep.h"
 #include "log.h"
+#include "loop.h"
 
 #define SCTP_PORT 5000
 #define SCTP_COMMON_HEADER 12 /* ports, verification tag, checksum at offset 8 */
@@ -120,8 +121,7 @@ struct sctp {
     size_t asm_len, asm_cap;
     uint64_t dropped_oversize;
 
-    int busy;
-    bool freed;
+    loop_guard_t guard; /* entry points on the stack; sctp_free while inside waits */
 };
 
 static struct {
@@ -137,7 +137,7 @@ static struct {
     uint64_t packets_out, packets_in; /* usrsctp does not count AF_CONN packets */
 } g;
 
-static void destroy(sctp_t *s);
+static void destroy(void *obj);
 static void tick_activity(void);
 static void schedule_work(sctp_t *s);
 
@@ -148,7 +148,7 @@ static sctp_t *lookup(void *addr)
     if (!g.by_id)
         return NULL;
     sctp_t *s = g_hash_table_lookup(g.by_id, addr);
-    return s && !s->freed ? s : NULL;
+    return s && !s->guard.freed ? s : NULL;
 }
 
 /* usrsctp wants a packet sent: hand it to DTLS. A lost packet is retransmitted by
@@ -307,25 +307,11 @@ void sctp_global_finish(void)
     g.packets_in = in;
 }
 
-/* ---- re-entrancy guard and events ------------------------------------------------------- */
-
-static void enter(sctp_t *s)
-{
-    s->busy++;
-}
-
-static bool leave(sctp_t *s)
-{
-    if (--s->busy == 0 && s->freed) {
-        destroy(s);
-        return true;
-    }
-    return false;
-}
+/* ---- events ---------------------------------------------------------------------------- */
 
 static void closed(sctp_t *s, const char *why)
 {
-    if (s->state == ST_CLOSED || s->freed)
+    if (s->state == ST_CLOSED || s->guard.freed)
         return;
     s->state = ST_CLOSED;
     LOG_WARN(s->who, "sctp: association closed: %s", why);
@@ -549,7 +535,7 @@ static void stream_reset_in(sctp_t *s, const struct sctp_stream_reset_event *e, 
         (e->strreset_flags & (SCTP_STREAM_RESET_DENIED | SCTP_STREAM_RESET_FAILED)))
         return;
     size_t n = (len - sizeof(*e)) / sizeof(uint16_t);
-    for (size_t i = 0; i < n && !s->freed; i++) {
+    for (size_t i = 0; i < n && !s->guard.freed; i++) {
         uint16_t sid = e->strreset_stream_list[i];
         chan_t *c = g_hash_table_lookup(s->chans, GUINT_TO_POINTER(sid));
         if (!c)
@@ -649,7 +635,7 @@ static bool read_one(sctp_t *s)
 
 static void check_writable(sctp_t *s)
 {
-    if ((!s->want_writable && !s->backlog_below) || s->state != ST_CONNECTED || s->freed)
+    if ((!s->want_writable && !s->backlog_below) || s->state != ST_CONNECTED || s->guard.freed)
         return;
     bool ready = false;
     if (s->want_writable) {
@@ -677,24 +663,24 @@ static void check_writable(sctp_t *s)
 static gboolean work_fire(gpointer p)
 {
     sctp_t *s = p;
-    enter(s);
+    loop_enter(&s->guard);
     g_source_unref(s->work);
     s->work = NULL;
     /* Bounded so one busy association cannot starve the rest of the loop. */
-    for (int i = 0; i < 256 && !s->freed && s->state != ST_CLOSED && !s->rx_paused && read_one(s);
-         i++)
+    for (int i = 0;
+         i < 256 && !s->guard.freed && s->state != ST_CLOSED && !s->rx_paused && read_one(s); i++)
         ;
-    if (!s->freed && s->state != ST_CLOSED && !s->rx_paused &&
+    if (!s->guard.freed && s->state != ST_CLOSED && !s->rx_paused &&
         (usrsctp_get_events(s->sock) & SCTP_EVENT_READ))
         schedule_work(s);
     check_writable(s);
-    leave(s);
+    loop_leave_destroy(&s->guard, destroy, s);
     return G_SOURCE_REMOVE;
 }
 
 static void schedule_work(sctp_t *s)
 {
-    if (s->work || s->freed)
+    if (s->work || s->guard.freed)
         return;
     s->work = g_idle_source_new();
     /* Default, not idle, priority: a source that stays ready at default priority (a
@@ -858,33 +844,33 @@ static int start_locked(sctp_t *s)
 
 int sctp_start(sctp_t *s)
 {
-    if (!s || s->freed)
+    if (!s || s->guard.freed)
         return BL_EINVAL;
     if (s->state != ST_NEW)
         return s->state == ST_CLOSED ? BL_ESTATE : 0;
-    enter(s);
+    loop_enter(&s->guard);
     int rc = start_locked(s);
-    leave(s);
+    loop_leave_destroy(&s->guard, destroy, s);
     return rc;
 }
 
 int sctp_feed(sctp_t *s, const uint8_t *buf, size_t len)
 {
-    if (!s || s->freed || !buf || len == 0)
+    if (!s || s->guard.freed || !buf || len == 0)
         return BL_EINVAL;
     if (s->state == ST_CLOSED)
         return BL_ESTATE;
-    enter(s);
+    loop_enter(&s->guard);
     /* A packet can only come through a connected DTLS: if the peer's INIT beats our
      * caller's sctp_start, connecting now turns it into a normal INIT collision instead
      * of an ABORT from a socket that is neither listening nor connecting. */
     int rc = s->state == ST_NEW ? start_locked(s) : 0;
-    if (rc == 0 && !s->freed) {
+    if (rc == 0 && !s->guard.freed) {
         g.packets_in++;
         tick_activity();
         usrsctp_conninput((void *)s->id, buf, len, 0);
     }
-    leave(s);
+    loop_leave_destroy(&s->guard, destroy, s);
     return rc;
 }
 
@@ -901,7 +887,7 @@ static uint16_t alloc_sid(sctp_t *s)
 
 int sctp_open_channel(sctp_t *s, const char *label, bool ordered, int max_rtx)
 {
-    if (!s || s->freed || !label)
+    if (!s || s->guard.freed || !label)
         return BL_EINVAL;
     if (s->state != ST_CONNECTED)
         return BL_ESTATE;
@@ -920,7 +906,7 @@ int sctp_open_channel(sctp_t *s, const char *label, bool ordered, int max_rtx)
     int rc = dcep_build_open(&o, &msg, &len);
     if (rc)
         return rc;
-    enter(s);
+    loop_enter(&s->guard);
     chan_t *c = chan_add(s, sid, o.channel_type, o.reliability, label);
     rc = send_raw(s, c, DCEP_PPID, msg, len, true);
     if (rc)
@@ -928,13 +914,13 @@ int sctp_open_channel(sctp_t *s, const char *label, bool ordered, int max_rtx)
     else
         LOG_DEBUG(s->who, "sctp: opening channel \"%s\" on stream %u", label, sid);
     free(msg);
-    leave(s);
+    loop_leave_destroy(&s->guard, destroy, s);
     return rc ? rc : sid;
 }
 
 int sctp_send(sctp_t *s, uint16_t stream, const uint8_t *buf, size_t len)
 {
-    if (!s || s->freed || (!buf && len))
+    if (!s || s->guard.freed || (!buf && len))
         return BL_EINVAL;
     if (s->state != ST_CONNECTED)
         return BL_ESTATE;
@@ -949,17 +935,17 @@ int sctp_send(sctp_t *s, uint16_t stream, const uint8_t *buf, size_t len)
         return BL_EAGAIN;
     }
     static const uint8_t zero = 0;
-    enter(s);
+    loop_enter(&s->guard);
     /* RFC 8831 6.6: an empty message is one zero byte with the "empty" PPID. */
     int rc = len ? send_raw(s, c, DCEP_PPID_BINARY, buf, len, false)
                  : send_raw(s, c, DCEP_PPID_BINARY_EMPTY, &zero, 1, false);
-    leave(s);
+    loop_leave_destroy(&s->guard, destroy, s);
     return rc;
 }
 
 size_t sctp_buffered(const sctp_t *s)
 {
-    if (!s || s->freed || !s->sock || s->state != ST_CONNECTED)
+    if (!s || s->guard.freed || !s->sock || s->state != ST_CONNECTED)
         return 0;
     struct bl_sctp_sockstat ss = {.ss_assoc_id = SCTP_FUTURE_ASSOC};
     socklen_t len = sizeof(ss);
@@ -970,7 +956,7 @@ size_t sctp_buffered(const sctp_t *s)
 
 size_t sctp_backlog(sctp_t *s, size_t notify_below)
 {
-    if (!s || s->freed || !s->sock || s->state != ST_CONNECTED)
+    if (!s || s->guard.freed || !s->sock || s->state != ST_CONNECTED)
         return 0;
     struct sctp_status st;
     socklen_t len = sizeof(st);
@@ -990,7 +976,7 @@ size_t sctp_backlog(sctp_t *s, size_t notify_below)
 int sctp_get_info(const sctp_t *s, sctp_info_t *out)
 {
     memset(out, 0, sizeof(*out));
-    if (!s || s->freed || !s->sock || s->state != ST_CONNECTED)
+    if (!s || s->guard.freed || !s->sock || s->state != ST_CONNECTED)
         return BL_ESTATE;
     struct sctp_status st;
     socklen_t len = sizeof(st);
@@ -1029,8 +1015,9 @@ void sctp_get_counters(sctp_counters_t *out)
     out->burst_limited = st.sctps_maxburstqueued;
 }
 
-static void destroy(sctp_t *s)
+static void destroy(void *obj)
 {
+    sctp_t *s = obj;
     if (s->chans)
         g_hash_table_destroy(s->chans);
     g_free(s->rbuf);
@@ -1042,14 +1029,14 @@ static void destroy(sctp_t *s)
 
 void sctp_free(sctp_t *s)
 {
-    if (!s || s->freed)
+    if (!s || s->guard.freed)
         return;
     if (s->dropped_oversize)
         LOG_INFO(s->who, "sctp: %" G_GUINT64_FORMAT " oversized messages were dropped",
                  s->dropped_oversize);
     /* From here usrsctp's callbacks for this id find nothing: the ABORT that close sends
      * (SO_LINGER 0) is dropped too, so nothing reaches ev->send after this call. */
-    s->freed = true;
+    bool now = loop_free(&s->guard);
     g_hash_table_remove(g.by_id, (void *)s->id);
     if (s->work) {
         g_source_destroy(s->work);
@@ -1065,6 +1052,6 @@ void sctp_free(sctp_t *s)
     usrsctp_deregister_address((void *)s->id);
     tick_activity(); /* the closed socket's teardown runs on timers */
     timer_update();
-    if (s->busy == 0)
+    if (now)
         destroy(s);
 }
