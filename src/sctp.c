@@ -75,6 +75,11 @@
 #ifndef SCTP_GET_SNDBUF_USE
 #define SCTP_GET_SNDBUF_USE 0x00001101
 #endif
+/* ...and the association's congestion control module (netinet/sctp.h): setting it, even
+ * to the one it has, starts its congestion state afresh (restart_after_idle). */
+#ifndef SCTP_PLUGGABLE_CC
+#define SCTP_PLUGGABLE_CC 0x00001202
+#endif
 struct bl_sctp_sockstat {
     sctp_assoc_t ss_assoc_id;
     uint32_t ss_total_sndbuf;
@@ -111,6 +116,8 @@ struct sctp {
     bool want_writable;
     size_t backlog_below; /* sctp_backlog: on_writable once the backlog is under this */
     size_t sndbuf;
+    gint64 sent_us;       /* the last sctp_send */
+    uint64_t idle_resets; /* restart_after_idle */
 
     uint8_t *rbuf; /* one usrsctp_recvv, max_message bytes */
     /* Reassembly of a message delivered in pieces (no MSG_EOR). */
@@ -271,11 +278,14 @@ int sctp_global_init(GMainContext *ctx)
     /* RFC 4960 6.1's burst rule, as usrsctp applies it by default, sets cwnd to the data
      * in flight plus 4 packets whenever the sender has less than that to send: a sender
      * that feeds SCTP in turns of the loop kept losing its window, and every burst after
-     * a pause started again from 4 packets. Off, usrsctp caps each send at 4 packets
-     * (its max_burst) without touching cwnd. */
+     * a pause started again from 4 packets. Off, usrsctp caps each send at max_burst
+     * packets (below) without touching cwnd. */
     usrsctp_sysctl_set_sctp_use_cwnd_based_maxburst(0);
-    /* 10 packets, as TCP (RFC 6928). */
+    /* 10 packets, as TCP (RFC 6928). usrsctp caps the initial window at max_burst
+     * packets (4 by default), so that goes to 10 too: a send call, or a SACK, lets at
+     * most 10 packets go at once. */
     usrsctp_sysctl_set_sctp_initial_cwnd(10);
+    usrsctp_sysctl_set_sctp_max_burst_default(10);
     g.init = true;
     return 0;
 }
@@ -918,6 +928,34 @@ int sctp_open_channel(sctp_t *s, const char *label, bool ordered, int max_rtx)
     return rc ? rc : sid;
 }
 
+/* Congestion state after an idle association. usrsctp keeps the slow-start threshold
+ * that the last loss left (RFC 4960 7.2.3) for as long as the association lives, and
+ * from there adds one packet per round trip: after a lossy minute, a burst across 150 ms
+ * took tens of seconds to regain its window (docs/BENCH.md, round 9). A burst that comes
+ * after SCTP_IDLE_RESTART_US with nothing in flight starts as a new association does:
+ * initial window, threshold at the peer's receive window, slow start until the first
+ * loss. usrsctp does exactly that when an association's congestion control module is
+ * set, to the one it has. */
+#define SCTP_IDLE_RESTART_US (1000 * 1000)
+
+static void restart_after_idle(sctp_t *s)
+{
+    struct sctp_status st;
+    socklen_t len = sizeof(st);
+    memset(&st, 0, sizeof(st));
+    if (usrsctp_getsockopt(s->sock, IPPROTO_SCTP, SCTP_STATUS, &st, &len) < 0 ||
+        st.sstat_unackdata || st.sstat_penddata)
+        return;
+    struct sctp_assoc_value av = {.assoc_id = st.sstat_assoc_id};
+    len = sizeof(av);
+    if (usrsctp_getsockopt(s->sock, IPPROTO_SCTP, SCTP_PLUGGABLE_CC, &av, &len) < 0 ||
+        usrsctp_setsockopt(s->sock, IPPROTO_SCTP, SCTP_PLUGGABLE_CC, &av, sizeof(av)) < 0)
+        return;
+    s->idle_resets++;
+    LOG_DEBUG(s->who, "sctp: idle, cwnd %u B: congestion state starts afresh",
+              st.sstat_primary.spinfo_cwnd);
+}
+
 int sctp_send(sctp_t *s, uint16_t stream, const uint8_t *buf, size_t len)
 {
     if (!s || s->guard.freed || (!buf && len))
@@ -935,6 +973,10 @@ int sctp_send(sctp_t *s, uint16_t stream, const uint8_t *buf, size_t len)
         return BL_EAGAIN;
     }
     static const uint8_t zero = 0;
+    gint64 now = g_get_monotonic_time();
+    if (s->sent_us && now - s->sent_us > SCTP_IDLE_RESTART_US)
+        restart_after_idle(s);
+    s->sent_us = now;
     loop_enter(&s->guard);
     /* RFC 8831 6.6: an empty message is one zero byte with the "empty" PPID. */
     int rc = len ? send_raw(s, c, DCEP_PPID_BINARY, buf, len, false)
@@ -991,6 +1033,7 @@ int sctp_get_info(const sctp_t *s, sctp_info_t *out)
     out->unacked = st.sstat_unackdata;
     out->pending = st.sstat_penddata;
     out->sndbuf_used = sctp_buffered(s);
+    out->idle_restarts = s->idle_resets;
     return 0;
 }
 

@@ -70,9 +70,10 @@ typedef struct sctp_info {
     uint32_t cwnd;      /* congestion window of the path, bytes */
     uint32_t peer_rwnd; /* the peer's receive window as last advertised, less our flight */
     uint32_t srtt_ms, rto_ms, mtu;
-    uint32_t unacked;   /* DATA chunks sent and not yet acknowledged */
-    uint32_t pending;   /* DATA chunks queued, not yet sent */
-    size_t sndbuf_used; /* bytes in the send buffer (unsent + unacknowledged) */
+    uint32_t unacked;       /* DATA chunks sent and not yet acknowledged */
+    uint32_t pending;       /* DATA chunks queued, not yet sent */
+    size_t sndbuf_used;     /* bytes in the send buffer (unsent + unacknowledged) */
+    uint64_t idle_restarts; /* sends after an idle second that started congestion afresh */
 } sctp_info_t;
 int sctp_get_info(const sctp_t *s, sctp_info_t *out);
 

@@ -504,6 +504,24 @@ static bool never(pair_t *p)
     return false;
 }
 
+/* A send after a second with nothing in flight starts the congestion state afresh, once;
+ * sends in a row do not. */
+static void test_idle_restart(void **state)
+{
+    (void)state;
+    pair_t *p = pair_new(NULL, NULL, 0);
+    connect_pair(p);
+    exchange(p, 30);
+    sctp_info_t before, after;
+    assert_int_equal(sctp_get_info(p->a.sctp, &before), 0);
+    assert_false(run_until(p, never, 1300)); /* idle */
+    exchange(p, 31);
+    assert_int_equal(sctp_get_info(p->a.sctp, &after), 0);
+    assert_int_equal(after.idle_restarts - before.idle_restarts, 1);
+    fprintf(stderr, "idle restart: cwnd %u B after it\n", after.cwnd);
+    pair_free(p);
+}
+
 /* A receiver that stops reading (sctp_pause_rx: its local broker is behind) hands up
  * nothing, and its window stops the sender, whose sends are refused; once it reads
  * again, everything arrives, in order, and the association is still up. */
@@ -676,6 +694,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_varied_messages),
         cmocka_unit_test(test_loss),
+        cmocka_unit_test(test_idle_restart),
         cmocka_unit_test(test_wrong_pin_client),
         cmocka_unit_test(test_wrong_pin_server),
         cmocka_unit_test(test_burst_backpressure),
