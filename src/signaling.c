@@ -24,9 +24,6 @@ struct signaling {
     sigcheck_t *check; /* what we accept (sigcheck.h) */
     int64_t last_ts;   /* of the last message we sent */
     char inbox[64];
-    /* Peer name -> the envelope version of the last message accepted from it: we answer
-     * each peer in the version it speaks (docs/PROTOCOL.md "Envelope versions"). */
-    GHashTable *versions;
     mqtt_t *mqtt;
     signaling_stats_t stats;
     signaling_events_t ev;
@@ -100,7 +97,6 @@ static void on_message(void *ud, const bl_msg_t *m)
         st->received++;
         LOG_DEBUG("signal", "%s from %s (session %s), envelope v%u", sm.type, sm.from, sm.sid,
                   sm.version);
-        g_hash_table_insert(s->versions, g_strdup(sm.from), GUINT_TO_POINTER(sm.version));
         s->ev.on_message(s->ud, &sm);
         seal_msg_clear(&sm);
     } else if ((size_t)res < BL_ARRAY_LEN(refusals) && refusals[res].what) {
@@ -132,7 +128,6 @@ signaling_t *signaling_new(GMainContext *ctx, const config_t *cfg, const cert_t 
     OPENSSL_free(der);
     s->ev = *ev;
     s->ud = ud;
-    s->versions = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     if (seal_derive(cfg->network_secret, &s->keys) ||
         seal_inbox_topic(cfg->network_secret, cfg->site_name, s->inbox, sizeof(s->inbox)))
         goto error;
@@ -176,13 +171,13 @@ int signaling_start(signaling_t *s)
     return rc ? rc : mqtt_start(s->mqtt);
 }
 
-/* The envelope version for `to`: the one it last spoke to us, else 2 (AES-256-GCM) for a
- * browser, whose WebCrypto has no ChaCha20-Poly1305, and 1 for a site. */
+/* The envelope version for `to`, by its profile alone: 2 (AES-256-GCM) for a browser,
+ * whose WebCrypto has no ChaCha20-Poly1305, and 1 for a site. Not by the version it last
+ * spoke: the version byte is not signed, and a holder of the secret could re-seal a
+ * peer's message in the other version to turn our answers into one it cannot open
+ * (docs/PROTOCOL.md "Envelope versions"). */
 static uint8_t version_for(const signaling_t *s, const char *to)
 {
-    gpointer v = g_hash_table_lookup(s->versions, to);
-    if (v)
-        return (uint8_t)GPOINTER_TO_UINT(v);
     for (size_t i = 0; i < s->cfg->n_peers; i++)
         if (!strcmp(s->cfg->peers[i].name, to) && s->cfg->peers[i].browser)
             return SEAL_V2_AESGCM;
@@ -250,8 +245,6 @@ void signaling_free(signaling_t *s)
         return;
     mqtt_free(s->mqtt);
     sigcheck_free(s->check);
-    if (s->versions)
-        g_hash_table_destroy(s->versions);
     g_free(s->cert_b64);
     OPENSSL_cleanse(&s->keys, sizeof(s->keys));
     free(s);

@@ -8,6 +8,7 @@
  *   blforge open TOPIC HEX           the JSON inside a sealed payload
  *   blforge nonce HEX                its nonce, as hex
  *   blforge seal TOPIC [NONCE] <JSON a sealed payload (hex), under NONCE or a random one
+ *   blforge seal2 TOPIC <JSON        the same in envelope version 2 (AES-256-GCM)
  *   blforge mutate MODE <JSON        the same message with its signature changed:
  *     b64nl   the same signature, its base64 text with a line break (read alike)
  *     highs   the other valid ECDSA signature of the same bytes, (r, n - s)
@@ -117,6 +118,20 @@ static int cmd_seal(const char *topic, const char *nonce_hex)
     return 0;
 }
 
+/* Envelope version 2, as the site and the browser page seal it (seal.c). */
+static int cmd_seal2(const char *topic)
+{
+    char *json = read_stdin();
+    uint8_t *out = NULL;
+    size_t len = 0;
+    int rc = seal_pack_raw_v(&keys, SEAL_V2_AESGCM, topic, json, &out, &len);
+    if (!rc)
+        print_hex(out, len);
+    free(out);
+    g_free(json);
+    return rc ? 1 : 0;
+}
+
 static int cmd_mutate(const char *mode)
 {
     char *json = read_stdin();
@@ -172,6 +187,8 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "seal"))
         return cmd_seal(argv[2], argc > 3 ? argv[3] : NULL);
+    if (!strcmp(cmd, "seal2"))
+        return cmd_seal2(argv[2]);
     if (!strcmp(cmd, "mutate"))
         return cmd_mutate(argv[2]);
     fprintf(stderr, "blforge: unknown command %s\n", cmd);

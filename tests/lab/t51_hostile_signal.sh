@@ -17,7 +17,10 @@
 #     alpha: its CONNECT says how much it takes (Maximum Packet Size), so the broker
 #     keeps the rest from it;
 #   - (item 5) someone who connects with alpha's client id pushes alpha off the broker
-#     once; alpha comes back under a new random id, and the old one is worth nothing.
+#     once; alpha comes back under a new random id, and the old one is worth nothing;
+#   - bravo's request for a new session, re-sealed in envelope version 2 and delivered
+#     once alpha is linked again, is taken; when bravo then stops, alpha asks it for a
+#     new session in version 1 all the same (the profile chooses, not what came last).
 set -euo pipefail
 . "$(dirname "$0")/sites.sh"
 FORGE=$(bl_tool blforge)
@@ -77,6 +80,49 @@ bl_start 2
 assert_ok "the link opens" bl_wait_open 1 bravo 30
 assert_eq "$(grep -ci 'secret id' "$(bl_log 1)" "$(bl_log 2)" | awk -F: '{ s += $NF } END { print s }')" 0 \
   "no daemon logs an id of the secret"
+
+# The envelope version is not signed: a holder of the secret can re-seal a peer's genuine
+# message in the other version. Alpha stops, and bravo asks it for a new session
+# (captured: alpha is away). Alpha comes back and links again; then the attacker
+# delivers that request re-sealed in version 2. Alpha takes it (bravo signed it). Bravo
+# stops, and alpha asks it for a new session: in version 1, bravo's profile, not in the
+# version of the last message that came from bravo (it used to be: an old site, or the
+# page, would then never read alpha again).
+lab_bg capture_b pub mosquitto_sub -h "$LAB_PUB_IP" -V 5 -q 1 -t "$(forge inbox bravo)" -F '%x'
+gone_ms=$(date +%s%3N)
+bl_stop 1
+# The restart bravo sends when alpha's link goes down: no alpha that runs after it saw it.
+fresh_restart() {
+  local line json ts
+  while read -r line; do
+    json=$(forge open "$INBOX" "$line") || continue
+    ts=$(grep -oE '"ts":[0-9]+' <<<"$json" | cut -d: -f2)
+    if grep -q '"type":"restart"' <<<"$json" && ((ts > gone_ms)); then
+      echo "$json"
+      return 0
+    fi
+  done <"$LAB_DIR/capture.log"
+  return 1
+}
+assert_ok "the attacker captured bravo's request for a new session" \
+  lab_wait_for 30 fresh_restart
+J2=$(fresh_restart)
+bl_start 1
+assert_ok "the link opens again" bl_wait_open 1 bravo 30 2
+junk=$(bl_count 1 'dropped a signalling message: cannot open it')
+publish_hex "01$(head -c 40 /dev/urandom | xxd -p | tr -d '\n')"
+publish_hex "$(forge seal2 "$INBOX" <<<"$J2")"
+assert_ok "alpha accepts the copy re-sealed in version 2" lab_wait_for 10 \
+  grep -q "from bravo (session [^)]*), envelope v2" "$(bl_log 1)"
+assert_eq "$(bl_count 1 'dropped a signalling message: cannot open it')" $((junk + 1)) \
+  "only the junk before it was refused"
+n_b=$(wc -l <"$LAB_DIR/capture_b.log")
+bl_stop 2
+assert_ok "alpha asks the stopped bravo for a new session" lab_wait_for 20 \
+  bash -c "[[ \$(wc -l <'$LAB_DIR/capture_b.log') -gt $n_b ]]"
+sealed=$(tail -n +"$((n_b + 1))" "$LAB_DIR/capture_b.log")
+assert_eq "$(grep -vc '^01' <<<"$sealed" || true)" 0 "in version 1, as all before"
+assert_eq "$(grep -vc '^01' "$LAB_DIR/capture_b.log" || true)" 0 "nothing alpha sealed for bravo was version 2"
 
 # Item 7: 300 KiB of junk, then 40 bytes of junk. The broker handles them in order, so
 # once alpha has refused the small one, the big one would have come before it.
