@@ -112,13 +112,13 @@ static void trace_line(framer_t *f)
         f->who,
         "window: %" G_GUINT64_FORMAT " msgs unacked (+%" G_GUINT64_FORMAT
         " sent, +%" G_GUINT64_FORMAT " acked), link queue %zu B, sctp buffer %zu B "
-        "(%u chunks unacked, %u unsent), cwnd %u B, peer rwnd %u B, srtt %u ms, rto %u "
+        "(%u chunks unacked; %u received, unread), cwnd %u B, peer rwnd %u B, srtt %u ms, rto %u "
         "ms; acks out +%" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT " seqs; rtx +%" G_GUINT64_FORMAT
         " (fast +%" G_GUINT64_FORMAT "), T3 +%" G_GUINT64_FORMAT
         ", delayed SACKs +%" G_GUINT64_FORMAT ", burst-held +%" G_GUINT64_FORMAT
         ", packets +%" G_GUINT64_FORMAT "/+%" G_GUINT64_FORMAT " out/in",
         c->msgs_out - c->acked_in, c->msgs_out - o->msgs_out, c->acked_in - o->acked_in,
-        f->pending_bytes, t->buffered, t->unacked, t->unsent, t->cwnd, t->peer_rwnd, t->srtt_ms,
+        f->pending_bytes, t->buffered, t->unacked, t->unread, t->cwnd, t->peer_rwnd, t->srtt_ms,
         t->rto_ms, c->acks_out - o->acks_out, c->ack_seqs_out - o->ack_seqs_out,
         t->retrans - ot->retrans, t->fast_retrans - ot->fast_retrans, t->timeouts - ot->timeouts,
         t->delayed_acks - ot->delayed_acks, t->burst_limited - ot->burst_limited,
@@ -483,6 +483,11 @@ bool framer_can_send(const framer_t *f)
 bool framer_can_send_small(const framer_t *f)
 {
     return f->tr && !f->broken && f->express_bytes < FRAMER_EXPRESS_HIGH_WATER;
+}
+
+bool framer_topic_held(const framer_t *f, const char *topic)
+{
+    return g_hash_table_size(f->bulk_topics) && g_hash_table_contains(f->bulk_topics, topic);
 }
 
 const framer_stats_t *framer_stats(const framer_t *f)

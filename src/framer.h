@@ -66,6 +66,8 @@ bool framer_can_send(const framer_t *f);
 /* Attached, not broken, and fewer than 64 KiB of small frames wait: a small frame may be
  * queued even while large ones back the framer up (framer_can_send false). */
 bool framer_can_send_small(const framer_t *f);
+/* A large message on `topic` waits in the framer: a small one on it would wait behind. */
+bool framer_topic_held(const framer_t *f, const char *topic);
 const framer_stats_t *framer_stats(const framer_t *f);
 void framer_free(framer_t *f);
 

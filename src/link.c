@@ -501,6 +501,11 @@ bool link_can_send_small(const link_t *l)
     return framer_can_send_small(l->fr);
 }
 
+bool link_topic_held(const link_t *l, const char *topic)
+{
+    return framer_topic_held(l->fr, topic);
+}
+
 void link_pause_rx(link_t *l, bool pause)
 {
     if (!l || l->rx_paused == pause)

@@ -98,6 +98,8 @@ bool link_can_send(const link_t *l);
 /* Open, and room for small messages (framer_can_send_small), even while large ones back
  * the link up: what the site's small-message lane sends by (site_out.c). */
 bool link_can_send_small(const link_t *l);
+/* A large message on `topic` waits in the link (framer_topic_held). */
+bool link_topic_held(const link_t *l, const char *topic);
 /* Stop (true) or resume taking frames from the peer (transport.h pause_rx): the peer's
  * frames wait on its side. Kept across reconnects. */
 void link_pause_rx(link_t *l, bool pause);

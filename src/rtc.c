@@ -364,7 +364,7 @@ static int op_stats(const transport_t *t, transport_stats_t *out)
                                .srtt_ms = i.srtt_ms,
                                .rto_ms = i.rto_ms,
                                .unacked = i.unacked,
-                               .unsent = i.pending,
+                               .unread = i.pending,
                                .retrans = c.retrans,
                                .fast_retrans = c.fast_retrans,
                                .timeouts = c.t3_timeouts,

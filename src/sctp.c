@@ -943,8 +943,11 @@ static void restart_after_idle(sctp_t *s)
     struct sctp_status st;
     socklen_t len = sizeof(st);
     memset(&st, 0, sizeof(st));
+    /* Nothing in flight or waiting to be sent; and the peer's window, which becomes the
+     * threshold, above the window we have (a peer that stopped reading, its window near
+     * 0, would leave the threshold there). */
     if (usrsctp_getsockopt(s->sock, IPPROTO_SCTP, SCTP_STATUS, &st, &len) < 0 ||
-        st.sstat_unackdata || st.sstat_penddata)
+        st.sstat_unackdata || sctp_buffered(s) || st.sstat_rwnd <= st.sstat_primary.spinfo_cwnd)
         return;
     struct sctp_assoc_value av = {.assoc_id = st.sstat_assoc_id};
     len = sizeof(av);

@@ -71,7 +71,7 @@ typedef struct sctp_info {
     uint32_t peer_rwnd; /* the peer's receive window as last advertised, less our flight */
     uint32_t srtt_ms, rto_ms, mtu;
     uint32_t unacked;       /* DATA chunks sent and not yet acknowledged */
-    uint32_t pending;       /* DATA chunks queued, not yet sent */
+    uint32_t pending;       /* DATA chunks received, not yet read (sstat_penddata) */
     size_t sndbuf_used;     /* bytes in the send buffer (unsent + unacknowledged) */
     uint64_t idle_restarts; /* sends after an idle second that started congestion afresh */
 } sctp_info_t;

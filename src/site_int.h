@@ -187,6 +187,8 @@ void site_lane_init(peer_ctx_t *p);
 void site_lane_free(peer_ctx_t *p);
 void site_lane_reset(peer_ctx_t *p);
 void site_lane_acked(peer_ctx_t *p, uint64_t first, uint64_t last);
+/* The peer's out-rules changed: topics queued so far were mapped by the old ones. */
+void site_lane_rules_changed(peer_ctx_t *p);
 void site_out_local(site_t *s, const bl_msg_t *m);
 void site_sync_retained(peer_ctx_t *p);
 void site_out_transit(site_t *s, peer_ctx_t *from, const bl_msg_t *m);

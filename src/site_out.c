@@ -80,7 +80,14 @@ void site_lane_init(peer_ctx_t *p)
 {
     p->large = g_tree_new_full(seq_cmp, NULL, g_free, g_free);
     p->ahead = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
-    /* Everything queued so far is unknown to the lane (p->large starts empty). */
+    site_lane_rules_changed(p);
+}
+
+void site_lane_rules_changed(peer_ctx_t *p)
+{
+    /* Everything queued so far is unknown to the lane (p->large starts empty), or was
+     * mapped to wire topics by other rules: the lane waits until the cursor has passed
+     * it. */
     if (queue_last_seq(p->site->q, &p->lane_from))
         p->lane_from = UINT64_MAX; /* the lane stays shut */
 }
@@ -100,8 +107,34 @@ void site_lane_reset(peer_ctx_t *p)
     p->lane_dirty = true;
 }
 
+/* Forget the sequences in [first, last] the lane handed: acknowledged, the cursor will
+ * not meet them. */
+static void ahead_acked(peer_ctx_t *p, uint64_t first, uint64_t last)
+{
+    guint n = g_hash_table_size(p->ahead);
+    if (!n)
+        return;
+    if (last - first < n) {
+        for (uint64_t seq = first;; seq++) {
+            g_hash_table_remove(p->ahead, &seq);
+            if (seq == last)
+                break;
+        }
+        return;
+    }
+    GHashTableIter it;
+    gpointer key;
+    g_hash_table_iter_init(&it, p->ahead);
+    while (g_hash_table_iter_next(&it, &key, NULL)) {
+        uint64_t seq = *(const uint64_t *)key;
+        if (seq >= first && seq <= last)
+            g_hash_table_iter_remove(&it);
+    }
+}
+
 void site_lane_acked(peer_ctx_t *p, uint64_t first, uint64_t last)
 {
+    ahead_acked(p, first, last);
     if (!g_tree_nnodes(p->large))
         return;
     GArray *gone = g_array_new(FALSE, FALSE, sizeof(uint64_t));
@@ -140,9 +173,23 @@ static void pump_lane(peer_ctx_t *p)
         p->lane_dirty = false;
         return;
     }
+    /* Memory first, as site_pump sends it: QoS 0 waiting there is older than any QoS 0
+     * in the queue (the spill, a retained one behind a backlog). */
+    bl_msg_t *m0;
+    while ((m0 = g_queue_peek_head(&p->q0)) && queue_row_size(m0) <= SITE_LANE_ROW_MAX &&
+           link_can_send_small(p->link)) {
+        g_queue_pop_head(&p->q0);
+        send_msg(p, m0);
+        msg_free(m0);
+    }
+    if (p->q0.length) {
+        g_hash_table_destroy(blocked);
+        return; /* still dirty: again when the link has room */
+    }
+    /* Rows up to lane_after were looked at in this session: sent, or held back until a
+     * large message is handed (site_pump then rewinds lane_after). */
     uint64_t after = BL_MAX(p->cursor, p->lane_after);
-    bool contiguous = true, full = false, more = true;
-    p->lane_blocked = 0;
+    bool full = false, more = true;
     while (more && !full) {
         bl_msg_t **msgs;
         int64_t *enq;
@@ -151,14 +198,14 @@ static void pump_lane(peer_ctx_t *p)
                              &msgs, &enq, &n))
             break;
         more = n == SITE_PUMP_BATCH;
-        for (size_t i = 0; i < n && !full; i++) {
+        for (size_t i = 0; i < n; i++) {
             bl_msg_t *m = msgs[i];
             const uint64_t *first = g_hash_table_lookup(blocked, m->topic);
             if (g_hash_table_contains(p->ahead, &m->seq)) {
                 /* handed already */
-            } else if (first && *first < m->seq) {
+            } else if ((first && *first < m->seq) || link_topic_held(p->link, m->topic)) {
+                /* a large message on its topic is before it, here or in the link */
                 p->lane_blocked++;
-                contiguous = false;
             } else if (!link_can_send_small(p->link)) {
                 full = true;
                 break;
@@ -167,9 +214,7 @@ static void pump_lane(peer_ctx_t *p)
                 SITE_COUNT(p, overtook);
                 hand(p, m, enq[i]);
             }
-            after = m->seq;
-            if (contiguous)
-                p->lane_after = m->seq;
+            after = p->lane_after = m->seq;
         }
         queue_msgs_free(msgs, enq, n);
     }
@@ -209,8 +254,11 @@ void site_pump(peer_ctx_t *p)
             p->cursor = m->seq;
             if (g_hash_table_remove(p->ahead, &m->seq))
                 continue; /* the lane handed it in this session */
-            if (p->lane_blocked && g_tree_lookup(p->large, &m->seq))
-                p->lane_dirty = true; /* it may have held small ones back */
+            if (p->lane_blocked && g_tree_lookup(p->large, &m->seq)) {
+                p->lane_dirty = true; /* it may have held small ones back: look again */
+                p->lane_after = 0;
+                p->lane_blocked = 0;
+            }
             hand(p, m, enq[i]);
         }
         /* What the link could not take is read again next time: with large messages a

@@ -106,8 +106,10 @@ int site_reload(site_t *s, const config_t *cfg, char *err, size_t errlen)
         peer_ctx_t *p = old_named(s, pc->name);
         if (p && confdiff_same_link(p->cfg, pc)) {
             bool same = confdiff_same_peer(p->cfg, pc);
-            if (!same)
+            if (!same) {
                 LOG_INFO(pc->name, "rules changed: they apply from now on, the link stays up");
+                site_lane_rules_changed(p);
+            }
             changed += !same;
             kept += same;
             p->cfg = pc;

@@ -62,7 +62,8 @@ typedef struct transport_stats {
     uint32_t cwnd;      /* congestion window, bytes */
     uint32_t peer_rwnd; /* what the peer's receive window leaves us, bytes */
     uint32_t srtt_ms, rto_ms;
-    uint32_t unacked, unsent; /* chunks in flight / queued behind them */
+    uint32_t unacked; /* chunks in flight */
+    uint32_t unread;  /* chunks received from the peer, not yet read */
     /* Counters of the whole process, since it started. */
     uint64_t retrans, fast_retrans, timeouts, delayed_acks, burst_limited;
     uint64_t packets_out, packets_in;

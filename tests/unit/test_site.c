@@ -618,6 +618,29 @@ static void test_small_messages_overtake_large(void **state)
     assert_int_equal(site_stats(fx->site)->overtook, 2);
 }
 
+/* QoS 0 waiting in memory for a busy link is older than a QoS 0 message in the queue
+ * (here a retained one, queued because bravo has a backlog): the lane sends memory
+ * first, so the two on `sensor` keep their order. */
+static void test_lane_sends_memory_first(void **state)
+{
+    fx_t *fx = *state;
+    site_up(fx, CONFIG_DELIVERY_QOS);
+    assert_true(peer_up(fx, fx->bravo));
+    fake_link_set_room(fx->bravo, 1);
+    local_big(fx, "big/a");
+    local_big(fx, "big/a");
+    assert_true(settle(fx));         /* the first went, the link is busy */
+    local_msg(fx, "sensor", "a", 0); /* in memory */
+    bl_msg_t m;
+    msg_init(&m);
+    m.retain = true;
+    assert_int_equal(msg_set_topic(&m, "sensor"), 0);
+    assert_int_equal(msg_set_payload(&m, "b", 1), 0);
+    fake_local_message(fx->local, &m); /* QoS 0, retained, behind the backlog: queued */
+    msg_clear(&m);
+    expect_now_then_rest(fx, "big/a=L4000 sensor=a sensor=b", 1, "big/a=L4000*");
+}
+
 /* Messages queued before the site started are unknown to the lane: after a restart it
  * waits until the cursor has passed them. Here a small message on big/a would otherwise
  * overtake the last run's large one on big/a, seen only as a large one on big/c. */
@@ -790,6 +813,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_backpressure_by_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_qos0_burst_spills_to_the_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_small_messages_overtake_large, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lane_sends_memory_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lane_waits_for_the_last_runs_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_qos2_delivered_at_pubrec, setup, teardown),
         cmocka_unit_test_setup_teardown(test_qos2_across_a_crash, setup, teardown),
