@@ -58,7 +58,9 @@
 /* The small-message lane (site_out.c): a message whose queued row is at most this many
  * bytes may overtake larger ones (the link sends frames up to 2 KiB ahead of larger
  * ones; a row is a little smaller than its frame), looking at most this far ahead of
- * the cursor (well inside the receiver's dedupe window, QUEUE_SEEN_WINDOW). */
+ * the cursor: well inside the receiver's dedupe window (QUEUE_SEEN_WINDOW, 100,000), so
+ * a message sent but not yet received may trail the cursor by up to 83,616 sequences
+ * before the receiver would take it for one it had (100,000 without the lane). */
 #define SITE_LANE_ROW_MAX 1536
 #define SITE_LANE_SPAN 16384
 /* How often the retained stats and peer topics are published again (site_status.c). */
