@@ -64,6 +64,9 @@
  * sender's timer had already fired, and each such spurious timeout cut the congestion
  * window to one packet (docs/BENCH.md, WAN round). 20 ms, like libdatachannel. */
 #define SCTP_SACK_DELAY_MS 20
+/* The initial window and the most packets one send or SACK lets go at once: 10, as
+ * TCP's initial window (RFC 6928). */
+#define SCTP_INITIAL_CWND_PACKETS 10
 /* usrsctp counts the chunks an association holds, each way, and refuses to send or drops
  * what arrives past sctp_max_chunks_on_queue (default 512, ~580 KiB of full packets: the
  * real window at 150 ms was that, not the buffers). Raised so that a whole window of
@@ -284,8 +287,8 @@ int sctp_global_init(GMainContext *ctx)
     /* 10 packets, as TCP (RFC 6928). usrsctp caps the initial window at max_burst
      * packets (4 by default), so that goes to 10 too: a send call, or a SACK, lets at
      * most 10 packets go at once. */
-    usrsctp_sysctl_set_sctp_initial_cwnd(10);
-    usrsctp_sysctl_set_sctp_max_burst_default(10);
+    usrsctp_sysctl_set_sctp_initial_cwnd(SCTP_INITIAL_CWND_PACKETS);
+    usrsctp_sysctl_set_sctp_max_burst_default(SCTP_INITIAL_CWND_PACKETS);
     g.init = true;
     return 0;
 }
@@ -932,13 +935,27 @@ int sctp_open_channel(sctp_t *s, const char *label, bool ordered, int max_rtx)
  * that the last loss left (RFC 4960 7.2.3) for as long as the association lives, and
  * from there adds one packet per round trip: after a lossy minute, a burst across 150 ms
  * took tens of seconds to regain its window (docs/BENCH.md, round 9). A burst that comes
- * after SCTP_IDLE_RESTART_US with nothing in flight starts as a new association does:
- * initial window, threshold at the peer's receive window, slow start until the first
- * loss. usrsctp does exactly that when an association's congestion control module is
- * set, to the one it has. */
+ * after SCTP_IDLE_RESTART_US with nothing in flight starts with the threshold at the
+ * peer's receive window, as a new association does, so it is in slow start until its
+ * first loss. usrsctp does that when an association's congestion control module is set,
+ * to the one it has; it also sets the window to the initial one, capped at the
+ * association's max_burst, both of which this sets for that moment only.
+ *
+ * The window itself is kept, as RFC 7661 (congestion window validation) lets a sender
+ * keep a window it has used for up to SCTP_IDLE_KEEP_US of idle: a site that sends in
+ * bursts a minute apart across 150 ms would otherwise pay seven round trips of slow start
+ * at every burst. After that it starts from the initial window (RFC 4960 7.2.1 asks
+ * for a window that decays while idle; usrsctp does not decay it). */
 #define SCTP_IDLE_RESTART_US (1000 * 1000)
+#define SCTP_IDLE_KEEP_US (5 * 60 * G_GINT64_CONSTANT(1000000))
 
-static void restart_after_idle(sctp_t *s)
+static int set_max_burst(sctp_t *s, sctp_assoc_t id, uint32_t packets)
+{
+    struct sctp_assoc_value av = {.assoc_id = id, .assoc_value = packets};
+    return usrsctp_setsockopt(s->sock, IPPROTO_SCTP, SCTP_MAX_BURST, &av, sizeof(av));
+}
+
+static void restart_after_idle(sctp_t *s, gint64 idle_us)
 {
     struct sctp_status st;
     socklen_t len = sizeof(st);
@@ -949,14 +966,28 @@ static void restart_after_idle(sctp_t *s)
     if (usrsctp_getsockopt(s->sock, IPPROTO_SCTP, SCTP_STATUS, &st, &len) < 0 ||
         st.sstat_unackdata || sctp_buffered(s) || st.sstat_rwnd <= st.sstat_primary.spinfo_cwnd)
         return;
+    uint32_t cwnd = st.sstat_primary.spinfo_cwnd;
+    uint32_t mtu = st.sstat_primary.spinfo_mtu ? st.sstat_primary.spinfo_mtu : SCTP_PATH_MTU;
+    uint32_t payload = mtu - SCTP_COMMON_HEADER; /* as usrsctp counts a window in packets */
+    uint32_t packets = SCTP_INITIAL_CWND_PACKETS;
+    if (idle_us < SCTP_IDLE_KEEP_US && cwnd / payload > packets)
+        packets = cwnd / payload;
     struct sctp_assoc_value av = {.assoc_id = st.sstat_assoc_id};
     len = sizeof(av);
     if (usrsctp_getsockopt(s->sock, IPPROTO_SCTP, SCTP_PLUGGABLE_CC, &av, &len) < 0 ||
-        usrsctp_setsockopt(s->sock, IPPROTO_SCTP, SCTP_PLUGGABLE_CC, &av, sizeof(av)) < 0)
+        set_max_burst(s, st.sstat_assoc_id, packets) < 0)
+        return;
+    /* usrsctp_init_nothreads: nothing else runs in usrsctp while this holds the value. */
+    usrsctp_sysctl_set_sctp_initial_cwnd(packets);
+    int rc = usrsctp_setsockopt(s->sock, IPPROTO_SCTP, SCTP_PLUGGABLE_CC, &av, sizeof(av));
+    usrsctp_sysctl_set_sctp_initial_cwnd(SCTP_INITIAL_CWND_PACKETS);
+    set_max_burst(s, st.sstat_assoc_id, SCTP_INITIAL_CWND_PACKETS);
+    if (rc < 0)
         return;
     s->idle_resets++;
-    LOG_DEBUG(s->who, "sctp: idle, cwnd %u B: congestion state starts afresh",
-              st.sstat_primary.spinfo_cwnd);
+    LOG_DEBUG(s->who,
+              "sctp: idle %" G_GINT64_FORMAT " ms, cwnd %u B: threshold at %u B, window %u packets",
+              idle_us / 1000, cwnd, st.sstat_rwnd, packets);
 }
 
 int sctp_send(sctp_t *s, uint16_t stream, const uint8_t *buf, size_t len)
@@ -978,7 +1009,7 @@ int sctp_send(sctp_t *s, uint16_t stream, const uint8_t *buf, size_t len)
     static const uint8_t zero = 0;
     gint64 now = g_get_monotonic_time();
     if (s->sent_us && now - s->sent_us > SCTP_IDLE_RESTART_US)
-        restart_after_idle(s);
+        restart_after_idle(s, now - s->sent_us);
     s->sent_us = now;
     loop_enter(&s->guard);
     /* RFC 8831 6.6: an empty message is one zero byte with the "empty" PPID. */

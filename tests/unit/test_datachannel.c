@@ -504,21 +504,27 @@ static bool never(pair_t *p)
     return false;
 }
 
-/* A send after a second with nothing in flight starts the congestion state afresh, once;
- * sends in a row do not. */
+/* A send after a second with nothing in flight starts the congestion state afresh, once
+ * (sends in a row do not), and keeps the window the association had grown: a burst after
+ * a pause does not start again from the initial window. */
 static void test_idle_restart(void **state)
 {
     (void)state;
     pair_t *p = pair_new(NULL, NULL, 0);
     connect_pair(p);
-    exchange(p, 30);
+    p->a.size_of = p->b.size_of = burst_size;
+    exchange(p, 40); /* 2.4 MB each way: the window grows well past the initial one */
     sctp_info_t before, after;
     assert_int_equal(sctp_get_info(p->a.sctp, &before), 0);
+    uint32_t packet = before.mtu - 12;
+    assert_true(before.cwnd > 4 * 10 * packet);
     assert_false(run_until(p, never, 1300)); /* idle */
-    exchange(p, 31);
+    exchange(p, 41);
     assert_int_equal(sctp_get_info(p->a.sctp, &after), 0);
     assert_int_equal(after.idle_restarts - before.idle_restarts, 1);
-    fprintf(stderr, "idle restart: cwnd %u B after it\n", after.cwnd);
+    assert_true(after.cwnd + packet > before.cwnd); /* kept, to the packet */
+    fprintf(stderr, "idle restart: cwnd %u B before the pause, %u B after it\n", before.cwnd,
+            after.cwnd);
     pair_free(p);
 }
 
