@@ -21,10 +21,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             const config_peer_t *p = &c.peers[i];
             bool esp = !strcmp(p->mode, "esp32-example");
             bool ok = esp ? !p->fingerprint && p->insecure &&
-                                (p->esp_role == 1 || p->esp_role == 2) && p->esp_broker_host &&
+                                (p->esp_role == 1 || p->esp_role == 2) && p->esp_broker.host &&
                                 p->esp_sync_topic
                           : p->fingerprint && strlen(p->fingerprint) == 95 && c.network_secret &&
-                                c.signal_host && !p->insecure;
+                                c.signal.host && !p->insecure;
             if (!p->name || !ok || p->n_rules == 0 || config_find_peer(&c, p->name) != p)
                 abort();
         }

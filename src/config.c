@@ -112,16 +112,15 @@ static int load_site(confscan_t *L, config_t *c)
 }
 
 /* A broker's username, password and cafile in section S: a password needs a username, a
- * cafile needs TLS (no_tls: how the section turns it on). */
-static int load_login(confscan_t *L, const char *S, bool tls, const char *no_tls, char **user,
-                      char **pass, char **cafile)
+ * cafile needs TLS (b->tls; no_tls: how the section turns it on). */
+static int load_login(confscan_t *L, const char *S, const char *no_tls, config_broker_t *b)
 {
-    *user = confscan_str(L, S, "username");
-    *pass = confscan_str(L, S, "password");
-    if (*pass && !*user)
+    b->username = confscan_str(L, S, "username");
+    b->password = confscan_str(L, S, "password");
+    if (b->password && !b->username)
         return fail(L, S, "password", "given without a username");
-    *cafile = confscan_str(L, S, "cafile");
-    if (*cafile && !tls)
+    b->cafile = confscan_str(L, S, "cafile");
+    if (b->cafile && !b->tls)
         return fail(L, S, "cafile", "given but %s", no_tls);
     return 0;
 }
@@ -129,16 +128,16 @@ static int load_login(confscan_t *L, const char *S, bool tls, const char *no_tls
 static int load_local(confscan_t *L, config_t *c)
 {
     const char *S = "local";
-    c->local_host = confscan_str(L, S, "host");
-    if (!c->local_host)
-        c->local_host = g_strdup("127.0.0.1");
-    if (confscan_bool(L, S, "tls", &c->local_tls))
+    config_broker_t *b = &c->local;
+    b->host = confscan_str(L, S, "host");
+    if (!b->host)
+        b->host = g_strdup("127.0.0.1");
+    if (confscan_bool(L, S, "tls", &b->tls))
         return BL_EINVAL;
-    c->local_port = c->local_tls ? 8883 : 1883;
-    if (confscan_int(L, S, "port", 1, 65535, &c->local_port))
+    b->port = b->tls ? 8883 : 1883;
+    if (confscan_int(L, S, "port", 1, 65535, &b->port))
         return BL_EINVAL;
-    if (load_login(L, S, c->local_tls, "tls is false (set tls = true)", &c->local_username,
-                   &c->local_password, &c->local_cafile))
+    if (load_login(L, S, "tls is false (set tls = true)", b))
         return BL_EINVAL;
     c->local_client_id = confscan_str(L, S, "client_id");
     if (!c->local_client_id)
@@ -148,19 +147,18 @@ static int load_local(confscan_t *L, config_t *c)
 }
 
 /* "mqtt://host[:port]" (1883) or "mqtts://host[:port]" (8883), optional trailing '/',
- * from [sect] key, which is there. */
-static int parse_url(confscan_t *L, const char *sect, const char *key, char **host, int *port,
-                     bool *tls)
+ * from [sect] key, which is there: b's host, port and tls. */
+static int parse_url(confscan_t *L, const char *sect, const char *key, config_broker_t *b)
 {
     char *url = confscan_str(L, sect, key);
     const char *rest = NULL, *why = NULL;
-    *tls = false;
+    b->tls = false;
     if (!url) /* present but empty */
         return fail(L, sect, key, "missing (required): mqtt://HOST[:PORT] or mqtts://HOST[:PORT]");
     if (g_ascii_strncasecmp(url, "mqtt://", 7) == 0)
         rest = url + 7;
     else if (g_ascii_strncasecmp(url, "mqtts://", 8) == 0)
-        rest = url + 8, *tls = true;
+        rest = url + 8, b->tls = true;
     if (!rest) {
         why = "scheme is not mqtt:// or mqtts://";
     } else {
@@ -168,7 +166,7 @@ static int parse_url(confscan_t *L, const char *sect, const char *key, char **ho
         size_t n = strlen(hp);
         if (n && hp[n - 1] == '/')
             hp[n - 1] = '\0';
-        why = confscan_parse_hostport(hp, *tls ? 8883 : 1883, host, port);
+        why = confscan_parse_hostport(hp, b->tls ? 8883 : 1883, &b->host, &b->port);
         g_free(hp);
     }
     if (why)
@@ -186,7 +184,7 @@ static int load_url(confscan_t *L, config_t *c, bool need)
                     "missing (required): mqtt://HOST[:PORT] or "
                     "mqtts://HOST[:PORT] of the signalling broker");
     }
-    return parse_url(L, "signal", "url", &c->signal_host, &c->signal_port, &c->signal_tls);
+    return parse_url(L, "signal", "url", &c->signal);
 }
 
 /* The first line of the file, trailing blanks removed. Only a regular file is read, so a
@@ -246,8 +244,7 @@ static int load_signal(confscan_t *L, config_t *c, bool need)
     const char *S = "signal";
     if (load_url(L, c, need))
         return BL_EINVAL;
-    if (load_login(L, S, c->signal_tls, "the url is mqtt:// (use mqtts:// for TLS)",
-                   &c->signal_username, &c->signal_password, &c->signal_cafile))
+    if (load_login(L, S, "the url is mqtt:// (use mqtts:// for TLS)", &c->signal))
         return BL_EINVAL;
     char *file = confscan_str(L, S, "secret_file");
     c->network_secret = confscan_str(L, S, "secret");
@@ -375,16 +372,15 @@ static int load_esp(confscan_t *L, const config_t *c, const char *sect, config_p
     if (p->esp_role <= 0)
         return BL_EINVAL;
     if (g_key_file_has_key(L->kf, sect, "broker", NULL)) {
-        if (parse_url(L, sect, "broker", &p->esp_broker_host, &p->esp_broker_port,
-                      &p->esp_broker_tls))
+        if (parse_url(L, sect, "broker", &p->esp_broker))
             return BL_EINVAL;
-    } else if (c->signal_host) {
-        p->esp_broker_host = g_strdup(c->signal_host);
-        p->esp_broker_port = c->signal_port;
-        p->esp_broker_tls = c->signal_tls;
-        p->esp_broker_username = c->signal_username;
-        p->esp_broker_password = c->signal_password;
-        p->esp_broker_cafile = c->signal_cafile;
+    } else if (c->signal.host) {
+        p->esp_broker = (config_broker_t){.host = g_strdup(c->signal.host),
+                                          .port = c->signal.port,
+                                          .tls = c->signal.tls,
+                                          .username = g_strdup(c->signal.username),
+                                          .password = g_strdup(c->signal.password),
+                                          .cafile = g_strdup(c->signal.cafile)};
     } else {
         return fail(L, sect, "broker",
                     "missing: mqtt://HOST[:PORT] of the broker the board signals on (there is "
@@ -652,6 +648,14 @@ static void wipe_free(char *s)
     g_free(s);
 }
 
+static void broker_clear(config_broker_t *b)
+{
+    g_free(b->host);
+    g_free(b->username);
+    wipe_free(b->password);
+    g_free(b->cafile);
+}
+
 void config_free(config_t *c)
 {
     if (!c)
@@ -664,28 +668,16 @@ void config_free(config_t *c)
         g_free(p->name);
         g_free(p->fingerprint);
         g_free(p->mode);
-        g_free(p->esp_broker_host);
+        broker_clear(&p->esp_broker);
         g_free(p->esp_sync_topic);
     }
     g_free(c->peers);
-    char *strs[] = {c->path,
-                    c->site_name,
-                    c->state_dir,
-                    c->local_host,
-                    c->local_username,
-                    c->local_cafile,
-                    c->local_client_id,
-                    c->signal_host,
-                    c->signal_username,
-                    c->signal_cafile,
-                    c->stun_host,
-                    c->turn_host,
-                    c->turn_username,
-                    c->metrics_host};
+    char *strs[] = {c->path,      c->site_name, c->state_dir,     c->local_client_id,
+                    c->stun_host, c->turn_host, c->turn_username, c->metrics_host};
     for (size_t i = 0; i < BL_ARRAY_LEN(strs); i++)
         g_free(strs[i]);
-    wipe_free(c->local_password);
-    wipe_free(c->signal_password);
+    broker_clear(&c->local);
+    broker_clear(&c->signal);
     wipe_free(c->turn_password);
     wipe_free(c->network_secret);
     memset(c, 0, sizeof(*c));
@@ -701,8 +693,8 @@ const config_peer_t *config_find_peer(const config_t *c, const char *name)
 
 char *config_signal_url(const config_t *c)
 {
-    return g_strdup_printf("%s://%s:%d", c->signal_tls ? "mqtts" : "mqtt", c->signal_host,
-                           c->signal_port);
+    return g_strdup_printf("%s://%s:%d", c->signal.tls ? "mqtts" : "mqtt", c->signal.host,
+                           c->signal.port);
 }
 
 int config_fingerprint_normalise(const char *in, char out[96])

@@ -29,6 +29,16 @@
 #include "common.h"
 #include "router.h"
 
+/* A broker the daemon connects to: [local], [signal], an esp32-example peer's. Every
+ * string is its own (g_free; the password is wiped first). */
+typedef struct config_broker {
+    char *host;
+    int port;
+    bool tls;
+    char *username, *password; /* NULL: none */
+    char *cafile;              /* NULL: the system store (with tls) */
+} config_broker_t;
+
 typedef struct config_peer {
     char *name;
     char *fingerprint; /* normalised upper-case "AB:CD:..." (95 chars); NULL: none */
@@ -40,12 +50,10 @@ typedef struct config_peer {
     bool browser;
     bool insecure; /* insecure = true: the peer's link is plaintext (esp32-example) */
     /* esp32-example: our role in the example's handshake (1: we send "0"), its broker
-     * (plain MQTT unless it is the [signal] one) and topic base. */
+     * (plain MQTT unless it is the [signal] one: then a copy of [signal]'s, login and
+     * cafile too) and topic base. */
     int esp_role;
-    char *esp_broker_host;
-    int esp_broker_port;
-    bool esp_broker_tls;
-    const char *esp_broker_username, *esp_broker_password, *esp_broker_cafile; /* [signal]'s */
+    config_broker_t esp_broker;
     char *esp_sync_topic;
     bool queue_qos0;
     size_t retained_max_topics; /* retained entries this peer may keep in our store */
@@ -74,19 +82,12 @@ typedef struct config {
     size_t link_window;
     config_delivery_t delivery; /* default CONFIG_DELIVERY_QOS */
 
-    char *local_host; /* default 127.0.0.1 */
-    int local_port;   /* default 1883 (8883 with tls) */
-    char *local_username, *local_password;
-    bool local_tls;
-    char *local_cafile;
+    config_broker_t local; /* default 127.0.0.1, port 1883 (8883 with tls) */
     char *local_client_id; /* default "brokerless-<site>" */
     int local_keepalive;   /* seconds, default 30 */
 
-    char *signal_host;
-    int signal_port;
-    bool signal_tls;
-    char *signal_username, *signal_password, *signal_cafile;
-    char *network_secret; /* never logged */
+    config_broker_t signal; /* host NULL: no [signal] url */
+    char *network_secret;   /* never logged */
 
     char *stun_host;
     int stun_port; /* NULL = none */

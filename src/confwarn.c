@@ -13,14 +13,14 @@ static bool loopback(const char *host)
 
 void confwarn_list(const config_t *c, GPtrArray *out)
 {
-    if (c->local_password && !c->local_tls && !loopback(c->local_host))
+    if (c->local.password && !c->local.tls && !loopback(c->local.host))
         g_ptr_array_add(out, g_strdup_printf("[local] password goes to %s:%d without TLS: anyone "
                                              "on the path can read it (set tls = true)",
-                                             c->local_host, c->local_port));
-    if (c->signal_password && !c->signal_tls && !loopback(c->signal_host))
+                                             c->local.host, c->local.port));
+    if (c->signal.password && !c->signal.tls && !loopback(c->signal.host))
         g_ptr_array_add(out, g_strdup_printf("[signal] password goes to %s:%d without TLS: "
                                              "anyone on the path can read it (use mqtts://)",
-                                             c->signal_host, c->signal_port));
+                                             c->signal.host, c->signal.port));
     for (size_t i = 0; i < c->n_peers; i++) {
         const config_peer_t *p = &c->peers[i];
         if (p->insecure)
@@ -31,7 +31,7 @@ void confwarn_list(const config_t *c, GPtrArray *out)
                          "the way; the board's addresses and ICE credentials are readable on "
                          "%s:%d (topics %s1 and %s2), where anyone can also answer in its "
                          "place",
-                         p->name, p->mode, p->esp_broker_host, p->esp_broker_port,
+                         p->name, p->mode, p->esp_broker.host, p->esp_broker.port,
                          p->esp_sync_topic, p->esp_sync_topic));
     }
     unsigned bits = secret_estimate_bits(c->network_secret);

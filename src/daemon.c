@@ -219,13 +219,13 @@ static gboolean on_watch(gpointer ud)
     daemon_t *d = ud;
     status_site_t st = snapshot(d);
     char what[256];
-    snprintf(what, sizeof(what), "the local broker %s:%d has been unreachable", d->cfg->local_host,
-             d->cfg->local_port);
+    snprintf(what, sizeof(what), "the local broker %s:%d has been unreachable", d->cfg->local.host,
+             d->cfg->local.port);
     watch_one(&d->w_local, !st.local_connected, DAEMON_SAY_AFTER_MS, "local", what,
               ": messages from peers wait in their queues. Is it running, and does it let "
               "our client id in?");
     snprintf(what, sizeof(what), "the signalling broker %s:%d has been unreachable",
-             d->cfg->signal_host, d->cfg->signal_port);
+             d->cfg->signal.host, d->cfg->signal.port);
     watch_one(&d->w_signal, !st.signal_connected, DAEMON_SAY_AFTER_MS, "signal", what,
               ": links that drop cannot be made again");
     for (size_t i = 0; i < st.n_peers; i++) {

@@ -236,12 +236,6 @@ espsig_t *espsig_new(GMainContext *ctx, const char *who, const config_peer_t *pe
     snprintf(name, sizeof(name), "%s: broker", who);
     mqtt_opts_t o = {
         .name = name,
-        .host = peer->esp_broker_host,
-        .port = peer->esp_broker_port,
-        .tls = peer->esp_broker_tls,
-        .username = peer->esp_broker_username,
-        .password = peer->esp_broker_password,
-        .cafile = peer->esp_broker_cafile,
         /* Like the board: a session that starts empty and nothing kept for us. */
         .clean_start = true,
         .fresh_client_id = true,
@@ -249,6 +243,7 @@ espsig_t *espsig_new(GMainContext *ctx, const char *who, const config_peer_t *pe
         .max_packet_size = ESPSIG_MAX_PACKET,
         .quiet = true,
     };
+    mqtt_opts_set_broker(&o, &peer->esp_broker);
     mqtt_events_t mev = {
         .on_connect = on_connect, .on_disconnect = on_disconnect, .on_message = on_message};
     s->mqtt = mqtt_new(ctx, &o, &mev, s);

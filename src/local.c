@@ -91,7 +91,7 @@ static void on_unsubscribed(void *ud)
 
 local_t *local_new(GMainContext *ctx, const config_t *cfg, const local_events_t *ev, void *ud)
 {
-    if (!cfg || !cfg->local_host)
+    if (!cfg || !cfg->local.host)
         return NULL;
     local_t *l = calloc(1, sizeof(*l));
     if (!l)
@@ -109,19 +109,14 @@ local_t *local_new(GMainContext *ctx, const config_t *cfg, const local_events_t 
     will.retain = true;
     mqtt_opts_t o = {
         .name = "local",
-        .host = cfg->local_host,
-        .port = cfg->local_port,
         .client_id = cfg->local_client_id,
-        .username = cfg->local_username,
-        .password = cfg->local_password,
-        .tls = cfg->local_tls,
-        .cafile = cfg->local_cafile,
         .keepalive = cfg->local_keepalive > 0 ? cfg->local_keepalive : 30,
         .clean_start = false,
         .will = &will,
         /* No Maximum Packet Size: a message over max_message_size is refused and
          * counted by the site, not dropped unseen by the broker. */
     };
+    mqtt_opts_set_broker(&o, &cfg->local);
     static const mqtt_events_t mev = {.on_connect = on_connect,
                                       .on_disconnect = on_disconnect,
                                       .on_message = on_message,

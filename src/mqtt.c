@@ -30,6 +30,7 @@
 
 #include <openssl/rand.h>
 
+#include "config.h"
 #include "log.h"
 
 /* Entry points enter c->guard and leave it with loop_leave_destroy(..., mqtt_destroy, c). */
@@ -500,6 +501,12 @@ static void arm_timer(mqtt_t *c)
 }
 
 /* ---------------------------------------------------------------- public API */
+
+void mqtt_opts_set_broker(mqtt_opts_t *o, const config_broker_t *b)
+{
+    o->host = b->host, o->port = b->port, o->tls = b->tls, o->cafile = b->cafile;
+    o->username = b->username, o->password = b->password;
+}
 
 mqtt_t *mqtt_new(GMainContext *ctx, const mqtt_opts_t *opts, const mqtt_events_t *ev, void *ud)
 {

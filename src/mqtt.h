@@ -33,6 +33,7 @@
 #include "msg.h"
 
 typedef struct mqtt mqtt_t;
+struct config_broker;
 
 #define MQTT_SESSION_EXPIRY_S 86400u /* one day, for clean_start false */
 
@@ -107,6 +108,8 @@ typedef struct mqtt_store {
     bool (*in1_seen)(void *ud, uint16_t pid, const bl_msg_t *m);
 } mqtt_store_t;
 
+/* o's host, port, tls, username, password and cafile: b's (borrowed, as all of o). */
+void mqtt_opts_set_broker(mqtt_opts_t *o, const struct config_broker *b);
 mqtt_t *mqtt_new(GMainContext *ctx, const mqtt_opts_t *opts, const mqtt_events_t *ev, void *ud);
 /* clean_start false only, before mqtt_start: keep the session state in `st`, whose
  * calls get `ud`. */

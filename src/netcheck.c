@@ -51,16 +51,17 @@ static int daemon_local(const config_t *c, bool *connected)
     return rc;
 }
 
-/* A probe of the local broker with the address and credentials the daemon uses. */
-static mqttprobe_opts_t local_probe(const config_t *c, const char *client_id, bool clean_start)
+/* A probe of broker b with the address and credentials the daemon uses. */
+static mqttprobe_opts_t broker_probe(const config_broker_t *b, const char *client_id,
+                                     bool clean_start)
 {
-    return (mqttprobe_opts_t){.host = c->local_host,
-                              .port = c->local_port,
-                              .tls = c->local_tls,
-                              .cafile = c->local_cafile,
+    return (mqttprobe_opts_t){.host = b->host,
+                              .port = b->port,
+                              .tls = b->tls,
+                              .cafile = b->cafile,
                               .client_id = client_id,
-                              .username = c->local_username,
-                              .password = c->local_password,
+                              .username = b->username,
+                              .password = b->password,
                               .clean_start = clean_start,
                               .timeout_ms = PROBE_MS};
 }
@@ -71,18 +72,18 @@ static int local_acl(const config_t *c)
     char *sync = g_strdup_printf("brokerless/%s/sync", c->site_name);
     g_ptr_array_add(f, sync);
     char *id = probe_id(c->local_client_id);
-    mqttprobe_opts_t o = local_probe(c, id, true);
+    mqttprobe_opts_t o = broker_probe(&c->local, id, true);
     o.filters = (const char *const *)f->pdata;
     o.n_filters = f->len;
     mqttprobe_result_t r;
     char what[300];
-    snprintf(what, sizeof(what), "local broker %s:%d", c->local_host, c->local_port);
+    snprintf(what, sizeof(what), "local broker %s:%d", c->local.host, c->local.port);
     int bad = 0;
     if (mqttprobe_run(&o, &r)) {
         bad = say(false, what, "%s", r.why);
     } else {
         say(true, what, "reachable, MQTT 5, lets user %s in",
-            c->local_username ? c->local_username : "(anonymous)");
+            c->local.username ? c->local.username : "(anonymous)");
         for (guint i = 0; i < f->len; i++) {
             const char *fl = g_ptr_array_index(f, i);
             if (r.codes[i] >= 0x80)
@@ -119,7 +120,7 @@ static int local_ids(const config_t *c)
     int bad = 0;
     for (size_t i = 0; i < n; i++) {
         /* "-in" is a clean session (local.c) */
-        mqttprobe_opts_t o = local_probe(c, ids[i], i == 1);
+        mqttprobe_opts_t o = broker_probe(&c->local, ids[i], i == 1);
         mqttprobe_result_t r;
         snprintf(what, sizeof(what), "local broker, client id %s", ids[i]);
         if (mqttprobe_run(&o, &r))
@@ -136,15 +137,7 @@ static int local_ids(const config_t *c)
 static int signalling(const config_t *c)
 {
     char *id = probe_id("brokerless");
-    mqttprobe_opts_t o = {.host = c->signal_host,
-                          .port = c->signal_port,
-                          .tls = c->signal_tls,
-                          .cafile = c->signal_cafile,
-                          .client_id = id,
-                          .username = c->signal_username,
-                          .password = c->signal_password,
-                          .clean_start = true,
-                          .timeout_ms = PROBE_MS};
+    mqttprobe_opts_t o = broker_probe(&c->signal, id, true);
     mqttprobe_result_t r;
     char what[300];
     char *url = config_signal_url(c);

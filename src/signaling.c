@@ -35,8 +35,8 @@ static void on_connect(void *ud)
     signaling_t *s = ud;
     /* Nothing derived from the secret is logged: each would let whoever reads the log
      * test guesses of it offline. */
-    LOG_INFO("signal", "connected to %s:%d, listening on our inbox", s->cfg->signal_host,
-             s->cfg->signal_port);
+    LOG_INFO("signal", "connected to %s:%d, listening on our inbox", s->cfg->signal.host,
+             s->cfg->signal.port);
     if (s->ev.on_connect)
         s->ev.on_connect(s->ud);
 }
@@ -136,8 +136,6 @@ signaling_t *signaling_new(GMainContext *ctx, const config_t *cfg, const cert_t 
         goto error;
     mqtt_opts_t o = {
         .name = "signal",
-        .host = cfg->signal_host,
-        .port = cfg->signal_port,
         /* A new random client id at every connection: one derived from what the broker
          * sees (the inbox topic) would let anyone take it over, again and again, and
          * keep our links from forming (a broker drops the older of two clients with
@@ -147,13 +145,10 @@ signaling_t *signaling_new(GMainContext *ctx, const config_t *cfg, const cert_t 
          * keeps anything larger from us (3.1.2.11.4), so a holder of the secret cannot
          * make us buffer its junk. */
         .max_packet_size = SIGNAL_MAX_PACKET,
-        .username = cfg->signal_username,
-        .password = cfg->signal_password,
-        .tls = cfg->signal_tls,
-        .cafile = cfg->signal_cafile,
         .keepalive = 20,
         .clean_start = true,
     };
+    mqtt_opts_set_broker(&o, &cfg->signal);
     mqtt_events_t mev = {
         .on_connect = on_connect, .on_disconnect = on_disconnect, .on_message = on_message};
     s->mqtt = mqtt_new(ctx, &o, &mev, s);

@@ -323,8 +323,8 @@ static void local_make(void)
 {
     config_t cfg;
     memset(&cfg, 0, sizeof(cfg));
-    cfg.local_host = "127.0.0.1";
-    cfg.local_port = g_port;
+    cfg.local.host = "127.0.0.1";
+    cfg.local.port = g_port;
     cfg.local_client_id = "bl-test-local";
     cfg.local_keepalive = 10;
     cfg.delivery = CONFIG_DELIVERY_EXACTLY_ONCE; /* with the injecting connection */
