@@ -504,8 +504,12 @@ static void arm_timer(mqtt_t *c)
 
 void mqtt_opts_set_broker(mqtt_opts_t *o, const config_broker_t *b)
 {
-    o->host = b->host, o->port = b->port, o->tls = b->tls, o->cafile = b->cafile;
-    o->username = b->username, o->password = b->password;
+    o->host = b->host;
+    o->port = b->port;
+    o->tls = b->tls;
+    o->cafile = b->cafile;
+    o->username = b->username;
+    o->password = b->password;
 }
 
 mqtt_t *mqtt_new(GMainContext *ctx, const mqtt_opts_t *opts, const mqtt_events_t *ev, void *ud)
