@@ -43,7 +43,8 @@ struct ice {
     GMainContext *ctx;
     guint stream_id;
     char *who;
-    ice_opts_t opts; /* string fields point into the owned copies below */
+    ice_opts_t opts;    /* string fields point into the owned copies below */
+    size_t send_buffer; /* the smallest SO_SNDBUF of our sockets (ice_grow_buffers) */
     char *stun_ip, *turn_ip, *turn_user, *turn_pass;
     ice_events_t ev;
     void *ud;
@@ -533,6 +534,11 @@ static void ice_grow_buffers(ice_t *ice)
             setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
         if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &snd, sizeof(snd)) != 0)
             setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &snd, sizeof(snd));
+        int got = 0;
+        socklen_t len = sizeof(got);
+        if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &got, &len) == 0 && got > 0 &&
+            (!ice->send_buffer || (size_t)got < ice->send_buffer))
+            ice->send_buffer = (size_t)got;
     }
     g_ptr_array_unref(socks);
 }
@@ -552,6 +558,11 @@ int ice_gather(ice_t *ice)
     ice_grow_buffers(ice);
     ice->gather_called = true;
     return 0;
+}
+
+size_t ice_send_buffer(const ice_t *ice)
+{
+    return ice ? ice->send_buffer : 0;
 }
 
 const char *ice_ufrag(const ice_t *ice)

@@ -65,6 +65,9 @@ int ice_add_remote_candidate(ice_t *ice, const char *line);
 /* The peer has no more candidates (end-of-candidates). */
 void ice_remote_gathering_done(ice_t *ice);
 int ice_send(ice_t *ice, const uint8_t *buf, size_t len);
+/* Bytes the kernel lets our sockets hold before it refuses a send (SO_SNDBUF, as the
+ * kernel counts them: about twice a datagram's size each); 0 before ice_gather. */
+size_t ice_send_buffer(const ice_t *ice);
 /* Fresh credentials and candidates, keeping the agent (RFC 8445 9): a new stream is
  * gathered at once (on_candidate/on_gathering_done again); state starts over from
  * GATHERING. Set the peer's new credentials and candidates afterwards. */

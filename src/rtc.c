@@ -137,7 +137,8 @@ static void dtls_up(void *ud)
     sctp_opts_t so = {.who = r->who,
                       .dtls_client = !r->offerer,
                       .max_message = r->max_message,
-                      .window = r->window};
+                      .window = r->window,
+                      .send_buffer = ice_send_buffer(r->ice)};
     sctp_events_t sev = {.send = sctp_out,
                          .on_connected = sctp_up,
                          .on_channel_open = sctp_chan_open,

@@ -67,6 +67,10 @@
 /* The initial window and the most packets one send or SACK lets go at once: 10, as
  * TCP's initial window (RFC 6928). */
 #define SCTP_INITIAL_CWND_PACKETS 10
+/* After this long without a send, the congestion state restarts; a window unused this
+ * long is not kept (restart_after_idle). */
+#define SCTP_IDLE_RESTART_US (1000 * 1000)
+#define SCTP_IDLE_KEEP_US (5 * 60 * G_GINT64_CONSTANT(1000000))
 /* usrsctp counts the chunks an association holds, each way, and refuses to send or drops
  * what arrives past sctp_max_chunks_on_queue (default 512, ~580 KiB of full packets: the
  * real window at 150 ms was that, not the buffers). Raised so that a whole window of
@@ -120,6 +124,10 @@ struct sctp {
     size_t backlog_below; /* sctp_backlog: on_writable once the backlog is under this */
     size_t sndbuf;
     gint64 sent_us;       /* the last sctp_send */
+    gint64 used_us;       /* when at least half the window was last in use */
+    gint64 checked_us;    /* when sctp_send last looked (note_window_use) */
+    gint64 idle_keep_us;  /* opts.idle_keep_ms */
+    size_t send_buffer;   /* opts.send_buffer */
     uint64_t idle_resets; /* restart_after_idle */
 
     uint8_t *rbuf; /* one usrsctp_recvv, max_message bytes */
@@ -803,6 +811,9 @@ sctp_t *sctp_new(GMainContext *ctx, const sctp_opts_t *opts, const sctp_events_t
     s->ctx = g_main_context_ref(g.ctx);
     snprintf(s->who, sizeof(s->who), "%s", opts->who ? opts->who : "sctp");
     s->dtls_client = opts->dtls_client;
+    s->send_buffer = opts->send_buffer;
+    s->idle_keep_us =
+        opts->idle_keep_ms ? opts->idle_keep_ms * G_GINT64_CONSTANT(1000) : SCTP_IDLE_KEEP_US;
     s->max_message = opts->max_message ? opts->max_message : SCTP_DEFAULT_MAX_MESSAGE;
     s->sndbuf = BL_MAX(opts->window ? opts->window : SCTP_DEFAULT_WINDOW, 2 * s->max_message);
     if (s->sndbuf > INT_MAX / 2)
@@ -941,21 +952,47 @@ int sctp_open_channel(sctp_t *s, const char *label, bool ordered, int max_rtx)
  * to the one it has; it also sets the window to the initial one, capped at the
  * association's max_burst, both of which this sets for that moment only.
  *
- * The window itself is kept, as RFC 7661 (congestion window validation) lets a sender
- * keep a window it has used for up to SCTP_IDLE_KEEP_US of idle: a site that sends in
- * bursts a minute apart across 150 ms would otherwise pay seven round trips of slow start
- * at every burst. After that it starts from the initial window (RFC 4960 7.2.1 asks
- * for a window that decays while idle; usrsctp does not decay it). */
-#define SCTP_IDLE_RESTART_US (1000 * 1000)
-#define SCTP_IDLE_KEEP_US (5 * 60 * G_GINT64_CONSTANT(1000000))
-
+ * The window itself is kept if it was last in use (at least half of it buffered) less
+ * than idle_keep_us ago (5 minutes: RFC 7661's non-validated period); then it goes back
+ * to the initial window. Without that, a site sending in bursts a minute apart across
+ * 150 ms paid seven round trips of slow start at every burst (round 9). A kept window
+ * leaves in one burst, with nothing to pace it: it is held to what the datagram socket
+ * below takes at once (send_buffer; the kernel counts about twice the bytes of a
+ * datagram this size), since what that socket refuses is lost. */
 static int set_max_burst(sctp_t *s, sctp_assoc_t id, uint32_t packets)
 {
     struct sctp_assoc_value av = {.assoc_id = id, .assoc_value = packets};
     return usrsctp_setsockopt(s->sock, IPPROTO_SCTP, SCTP_MAX_BURST, &av, sizeof(av));
 }
 
-static void restart_after_idle(sctp_t *s, gint64 idle_us)
+/* At most every tick, from sctp_send: is the window in use? */
+static void note_window_use(sctp_t *s, gint64 now)
+{
+    if (now - s->checked_us < SCTP_TICK_MS * 1000)
+        return;
+    s->checked_us = now;
+    struct sctp_status st;
+    socklen_t len = sizeof(st);
+    memset(&st, 0, sizeof(st));
+    if (usrsctp_getsockopt(s->sock, IPPROTO_SCTP, SCTP_STATUS, &st, &len) == 0 &&
+        sctp_buffered(s) * 2 >= st.sstat_primary.spinfo_cwnd)
+        s->used_us = now;
+}
+
+/* The window a restart after idle gives, in packets. */
+static uint32_t kept_window(const sctp_t *s, gint64 now, uint32_t cwnd, uint32_t mtu)
+{
+    /* usrsctp counts a window of N packets as N * mtu bytes (0.9.5) or N * (mtu - 12)
+     * (later): cwnd / mtu packets never give more than cwnd. */
+    uint32_t packets = cwnd / mtu;
+    if (!s->used_us || now - s->used_us >= s->idle_keep_us)
+        return SCTP_INITIAL_CWND_PACKETS;
+    if (s->send_buffer)
+        packets = BL_MIN(packets, (uint32_t)BL_MIN(s->send_buffer / (2 * mtu), UINT32_MAX));
+    return BL_MAX(packets, SCTP_INITIAL_CWND_PACKETS);
+}
+
+static void restart_after_idle(sctp_t *s, gint64 now)
 {
     struct sctp_status st;
     socklen_t len = sizeof(st);
@@ -967,11 +1004,10 @@ static void restart_after_idle(sctp_t *s, gint64 idle_us)
         st.sstat_unackdata || sctp_buffered(s) || st.sstat_rwnd <= st.sstat_primary.spinfo_cwnd)
         return;
     uint32_t cwnd = st.sstat_primary.spinfo_cwnd;
-    uint32_t mtu = st.sstat_primary.spinfo_mtu ? st.sstat_primary.spinfo_mtu : SCTP_PATH_MTU;
-    uint32_t payload = mtu - SCTP_COMMON_HEADER; /* as usrsctp counts a window in packets */
-    uint32_t packets = SCTP_INITIAL_CWND_PACKETS;
-    if (idle_us < SCTP_IDLE_KEEP_US && cwnd / payload > packets)
-        packets = cwnd / payload;
+    uint32_t mtu = st.sstat_primary.spinfo_mtu > 2 * SCTP_COMMON_HEADER
+                       ? st.sstat_primary.spinfo_mtu
+                       : SCTP_PATH_MTU;
+    uint32_t packets = kept_window(s, now, cwnd, mtu);
     struct sctp_assoc_value av = {.assoc_id = st.sstat_assoc_id};
     len = sizeof(av);
     if (usrsctp_getsockopt(s->sock, IPPROTO_SCTP, SCTP_PLUGGABLE_CC, &av, &len) < 0 ||
@@ -987,7 +1023,7 @@ static void restart_after_idle(sctp_t *s, gint64 idle_us)
     s->idle_resets++;
     LOG_DEBUG(s->who,
               "sctp: idle %" G_GINT64_FORMAT " ms, cwnd %u B: threshold at %u B, window %u packets",
-              idle_us / 1000, cwnd, st.sstat_rwnd, packets);
+              (now - s->sent_us) / 1000, cwnd, st.sstat_rwnd, packets);
 }
 
 int sctp_send(sctp_t *s, uint16_t stream, const uint8_t *buf, size_t len)
@@ -1009,7 +1045,9 @@ int sctp_send(sctp_t *s, uint16_t stream, const uint8_t *buf, size_t len)
     static const uint8_t zero = 0;
     gint64 now = g_get_monotonic_time();
     if (s->sent_us && now - s->sent_us > SCTP_IDLE_RESTART_US)
-        restart_after_idle(s, now - s->sent_us);
+        restart_after_idle(s, now);
+    else
+        note_window_use(s, now);
     s->sent_us = now;
     loop_enter(&s->guard);
     /* RFC 8831 6.6: an empty message is one zero byte with the "empty" PPID. */

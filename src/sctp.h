@@ -39,6 +39,12 @@ typedef struct sctp_opts {
     /* Send and receive buffer, i.e. what may be in flight each way (default 1 MiB; at
      * least twice max_message). */
     size_t window;
+    /* What the datagram socket below takes at once before it refuses a send (the
+     * kernel's SO_SNDBUF; 0: unknown, no limit): a window kept across a pause goes out in
+     * one burst and is held to it (restart_after_idle in sctp.c). */
+    size_t send_buffer;
+    /* How long an unused window is kept, ms (0: 5 minutes; tests set it shorter). */
+    unsigned idle_keep_ms;
 } sctp_opts_t;
 
 /* Process-wide init (idempotent); sctp_new calls it. */

@@ -86,6 +86,10 @@ static size_t varied_size(uint32_t seq)
     return sizes[seq % BL_ARRAY_LEN(sizes)];
 }
 
+/* sctp_opts_t's send_buffer and idle_keep_ms of the pairs made next. */
+static size_t opt_send_buffer;
+static unsigned opt_idle_keep_ms;
+
 static size_t burst_size(uint32_t seq)
 {
     (void)seq;
@@ -289,7 +293,11 @@ static void side_init(pair_t *p, side_t *s, side_t *peer, const char *name, bool
         .who = name, .cert = mine, .expected_fp = pin, .client = client, .mtu = MTU};
     s->dtls = dtls_new(p->ctx, &dopts, &dev, s);
     assert_non_null(s->dtls);
-    sctp_opts_t sopts = {.who = name, .dtls_client = client, .max_message = max_message};
+    sctp_opts_t sopts = {.who = name,
+                         .dtls_client = client,
+                         .max_message = max_message,
+                         .send_buffer = opt_send_buffer,
+                         .idle_keep_ms = opt_idle_keep_ms};
     s->sctp = sctp_new(p->ctx, &sopts, &sev, s);
     assert_non_null(s->sctp);
 }
@@ -504,27 +512,119 @@ static bool never(pair_t *p)
     return false;
 }
 
+/* The window of a new association, 10 packets: what usrsctp counts for one packet. */
+static uint32_t packet_bytes(void)
+{
+    pair_t *p = pair_new(NULL, NULL, 0);
+    connect_pair(p);
+    sctp_info_t fresh;
+    assert_int_equal(sctp_get_info(p->a.sctp, &fresh), 0);
+    pair_free(p);
+    assert_int_equal(fresh.cwnd % 10, 0);
+    return fresh.cwnd / 10;
+}
+
+/* A pair whose window has grown past 4 times the initial one (2.4 MB each way), idle for
+ * 1.3 s; then one more message from a: the window a has right after sctp_send (before any
+ * SACK could change it), and the association's before the pause. */
+static void idle_then_send(pair_t *p, sctp_info_t *before, uint32_t *after_cwnd)
+{
+    connect_pair(p);
+    p->a.size_of = p->b.size_of = burst_size;
+    exchange(p, 40);
+    assert_int_equal(sctp_get_info(p->a.sctp, before), 0);
+    assert_true(before->cwnd > 4 * 10 * before->mtu);
+    assert_false(run_until(p, never, 1300)); /* idle */
+    p->a.tx_total = 41;
+    pump_tx(&p->a);
+    assert_int_equal(p->a.tx_seq, 41);
+    sctp_info_t now;
+    assert_int_equal(sctp_get_info(p->a.sctp, &now), 0);
+    assert_int_equal(now.idle_restarts - before->idle_restarts, 1);
+    *after_cwnd = now.cwnd;
+    exchange(p, 41); /* everything arrives */
+}
+
 /* A send after a second with nothing in flight starts the congestion state afresh, once
- * (sends in a row do not), and keeps the window the association had grown: a burst after
- * a pause does not start again from the initial window. */
+ * (sends in a row do not), and keeps the window the association had in use, to the
+ * packet: a burst after a pause does not start again from the initial window. usrsctp's
+ * settings that this borrows for the moment are back after it: a new association starts
+ * at 10 packets. */
 static void test_idle_restart(void **state)
 {
     (void)state;
+    opt_send_buffer = 0;
+    opt_idle_keep_ms = 0;
+    uint32_t packet = packet_bytes();
     pair_t *p = pair_new(NULL, NULL, 0);
-    connect_pair(p);
-    p->a.size_of = p->b.size_of = burst_size;
-    exchange(p, 40); /* 2.4 MB each way: the window grows well past the initial one */
-    sctp_info_t before, after;
-    assert_int_equal(sctp_get_info(p->a.sctp, &before), 0);
-    uint32_t packet = before.mtu - 12;
-    assert_true(before.cwnd > 4 * 10 * packet);
-    assert_false(run_until(p, never, 1300)); /* idle */
-    exchange(p, 41);
-    assert_int_equal(sctp_get_info(p->a.sctp, &after), 0);
-    assert_int_equal(after.idle_restarts - before.idle_restarts, 1);
-    assert_true(after.cwnd + packet > before.cwnd); /* kept, to the packet */
+    sctp_info_t before;
+    uint32_t after;
+    idle_then_send(p, &before, &after);
+    assert_int_equal(after, before.cwnd / before.mtu * packet);
     fprintf(stderr, "idle restart: cwnd %u B before the pause, %u B after it\n", before.cwnd,
-            after.cwnd);
+            after);
+    pair_free(p);
+    assert_int_equal(packet_bytes(), packet);
+}
+
+/* A window unused for longer than idle_keep_ms (5 minutes by default) is not kept. */
+static void test_idle_window_expires(void **state)
+{
+    (void)state;
+    opt_send_buffer = 0;
+    opt_idle_keep_ms = 500;
+    uint32_t packet = packet_bytes();
+    pair_t *p = pair_new(NULL, NULL, 0);
+    sctp_info_t before;
+    uint32_t after;
+    idle_then_send(p, &before, &after);
+    opt_idle_keep_ms = 0;
+    assert_int_equal(after, 10 * packet);
+    pair_free(p);
+}
+
+/* What counts is when the window was last in use, not the last send: a message now and
+ * then after a burst does not keep the burst's window alive. */
+static void test_idle_window_sparse_sends(void **state)
+{
+    (void)state;
+    opt_send_buffer = 0;
+    opt_idle_keep_ms = 3000; /* > 1.3 s + the burst's drain; < 1.3 s + 2 s */
+    uint32_t packet = packet_bytes();
+    pair_t *p = pair_new(NULL, NULL, 0);
+    sctp_info_t before;
+    uint32_t after;
+    idle_then_send(p, &before, &after); /* 1.3 s after the burst: kept */
+    assert_int_equal(after, before.cwnd / before.mtu * packet);
+    assert_false(run_until(p, never, 2000)); /* over 3.3 s after the burst's last send */
+    sctp_info_t mid, now;
+    assert_int_equal(sctp_get_info(p->a.sctp, &mid), 0);
+    p->a.tx_total = 42;
+    pump_tx(&p->a);
+    assert_int_equal(sctp_get_info(p->a.sctp, &now), 0);
+    opt_idle_keep_ms = 0;
+    assert_int_equal(now.idle_restarts - mid.idle_restarts, 1);
+    assert_int_equal(now.cwnd, 10 * packet);
+    exchange(p, 42);
+    pair_free(p);
+}
+
+/* A kept window leaves in one burst: it is held to what the datagram socket takes at once
+ * (the kernel counts about twice a datagram's bytes). */
+static void test_idle_window_held_to_send_buffer(void **state)
+{
+    (void)state;
+    opt_send_buffer = 64 * 1024;
+    opt_idle_keep_ms = 0;
+    uint32_t packet = packet_bytes();
+    pair_t *p = pair_new(NULL, NULL, 0);
+    sctp_info_t before;
+    uint32_t after;
+    idle_then_send(p, &before, &after);
+    opt_send_buffer = 0;
+    uint32_t held = 64 * 1024 / (2 * before.mtu);
+    assert_true(before.cwnd / before.mtu > held);
+    assert_int_equal(after, held * packet);
     pair_free(p);
 }
 
@@ -701,6 +801,9 @@ int main(void)
         cmocka_unit_test(test_varied_messages),
         cmocka_unit_test(test_loss),
         cmocka_unit_test(test_idle_restart),
+        cmocka_unit_test(test_idle_window_expires),
+        cmocka_unit_test(test_idle_window_sparse_sends),
+        cmocka_unit_test(test_idle_window_held_to_send_buffer),
         cmocka_unit_test(test_wrong_pin_client),
         cmocka_unit_test(test_wrong_pin_server),
         cmocka_unit_test(test_burst_backpressure),
