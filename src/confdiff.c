@@ -70,10 +70,19 @@ int confdiff_needs_restart(const config_t *a, const config_t *b, char *what, siz
     return 0;
 }
 
+static bool broker_eq(const config_broker_t *a, const config_broker_t *b)
+{
+    return str_eq(a->host, b->host) && a->port == b->port && a->tls == b->tls &&
+           str_eq(a->username, b->username) && str_eq(a->password, b->password) &&
+           str_eq(a->cafile, b->cafile);
+}
+
 bool confdiff_same_link(const config_peer_t *a, const config_peer_t *b)
 {
     return str_eq(a->name, b->name) && str_eq(a->fingerprint, b->fingerprint) &&
-           str_eq(a->mode, b->mode) && a->browser == b->browser;
+           str_eq(a->mode, b->mode) && a->browser == b->browser && a->insecure == b->insecure &&
+           a->esp_role == b->esp_role && broker_eq(&a->esp_broker, &b->esp_broker) &&
+           str_eq(a->esp_sync_topic, b->esp_sync_topic);
 }
 
 static bool rule_eq(const route_rule_t *a, const route_rule_t *b)

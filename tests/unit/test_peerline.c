@@ -151,6 +151,29 @@ static void test_confdiff(void **st)
     assert_int_equal(confdiff_needs_restart(&a, &b, what, sizeof(what)), 1);
     assert_string_equal(what, "[ice] stun");
     config_free(&b);
+    /* An esp32-example peer's link is its broker, role and topic base too. */
+#define ESP_PEER(role, broker, sync)                                                               \
+    BASE "[peer esp]\nmode = esp32-example\ninsecure = true\nrole = " role "\nbroker = " broker    \
+         "\nsync_topic = " sync "\ntopic = esp/#\n"
+    config_t e;
+    load(ESP_PEER("peer1", "mqtt://198.18.0.1", "s"), &e);
+    load(ESP_PEER("peer1", "mqtt://198.18.0.1", "s"), &b);
+    assert_true(confdiff_same_link(&e.peers[0], &b.peers[0]));
+    config_free(&b);
+    load(ESP_PEER("peer1", "mqtt://198.18.0.2", "s"), &b);
+    assert_false(confdiff_same_link(&e.peers[0], &b.peers[0]));
+    config_free(&b);
+    load(ESP_PEER("peer1", "mqtt://198.18.0.1:1884", "s"), &b);
+    assert_false(confdiff_same_link(&e.peers[0], &b.peers[0]));
+    config_free(&b);
+    load(ESP_PEER("peer2", "mqtt://198.18.0.1", "s"), &b);
+    assert_false(confdiff_same_link(&e.peers[0], &b.peers[0]));
+    config_free(&b);
+    load(ESP_PEER("peer1", "mqtt://198.18.0.1", "t"), &b);
+    assert_false(confdiff_same_link(&e.peers[0], &b.peers[0]));
+    config_free(&b);
+    config_free(&e);
+#undef ESP_PEER
     load("[site]\nname = cabin\n[signal]\nurl = mqtt://127.0.0.1\nsecret = 0123456789abcdeX\n", &b);
     assert_int_equal(confdiff_needs_restart(&a, &b, what, sizeof(what)), 1);
     assert_string_equal(what, "[signal] secret");
