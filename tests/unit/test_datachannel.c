@@ -524,24 +524,36 @@ static uint32_t packet_bytes(void)
     return fresh.cwnd / 10;
 }
 
-/* A pair whose window has grown past 4 times the initial one (2.4 MB each way), idle for
- * 1.3 s; then one more message from a: the window a has right after sctp_send (before any
- * SACK could change it), and the association's before the pause. */
-static void idle_then_send(pair_t *p, sctp_info_t *before, uint32_t *after_cwnd)
+/* A pair made with send_buffer and idle_keep_ms, whose window has grown past 4 times the
+ * initial one (2.4 MB each way), idle for 1.3 s; then one more message from a. */
+typedef struct idle_case {
+    pair_t *p;
+    uint32_t packet;    /* what usrsctp counts for a packet in a window */
+    sctp_info_t before; /* a's association before the pause */
+    uint32_t after;     /* a's window right after that sctp_send, before any SACK */
+} idle_case_t;
+
+static void idle_case(idle_case_t *c, size_t send_buffer, unsigned idle_keep_ms)
 {
+    c->packet = packet_bytes();
+    opt_send_buffer = send_buffer;
+    opt_idle_keep_ms = idle_keep_ms;
+    pair_t *p = c->p = pair_new(NULL, NULL, 0);
+    opt_send_buffer = 0;
+    opt_idle_keep_ms = 0;
     connect_pair(p);
     p->a.size_of = p->b.size_of = burst_size;
     exchange(p, 40);
-    assert_int_equal(sctp_get_info(p->a.sctp, before), 0);
-    assert_true(before->cwnd > 4 * 10 * before->mtu);
+    assert_int_equal(sctp_get_info(p->a.sctp, &c->before), 0);
+    assert_true(c->before.cwnd > 4 * 10 * c->before.mtu);
     assert_false(run_until(p, never, 1300)); /* idle */
     p->a.tx_total = 41;
     pump_tx(&p->a);
     assert_int_equal(p->a.tx_seq, 41);
     sctp_info_t now;
     assert_int_equal(sctp_get_info(p->a.sctp, &now), 0);
-    assert_int_equal(now.idle_restarts - before->idle_restarts, 1);
-    *after_cwnd = now.cwnd;
+    assert_int_equal(now.idle_restarts - c->before.idle_restarts, 1);
+    c->after = now.cwnd;
     exchange(p, 41); /* everything arrives */
 }
 
@@ -553,34 +565,23 @@ static void idle_then_send(pair_t *p, sctp_info_t *before, uint32_t *after_cwnd)
 static void test_idle_restart(void **state)
 {
     (void)state;
-    opt_send_buffer = 0;
-    opt_idle_keep_ms = 0;
-    uint32_t packet = packet_bytes();
-    pair_t *p = pair_new(NULL, NULL, 0);
-    sctp_info_t before;
-    uint32_t after;
-    idle_then_send(p, &before, &after);
-    assert_int_equal(after, before.cwnd / before.mtu * packet);
-    fprintf(stderr, "idle restart: cwnd %u B before the pause, %u B after it\n", before.cwnd,
-            after);
-    pair_free(p);
-    assert_int_equal(packet_bytes(), packet);
+    idle_case_t c;
+    idle_case(&c, 0, 0);
+    assert_int_equal(c.after, c.before.cwnd / c.before.mtu * c.packet);
+    fprintf(stderr, "idle restart: cwnd %u B before the pause, %u B after it\n", c.before.cwnd,
+            c.after);
+    pair_free(c.p);
+    assert_int_equal(packet_bytes(), c.packet);
 }
 
 /* A window unused for longer than idle_keep_ms (5 minutes by default) is not kept. */
 static void test_idle_window_expires(void **state)
 {
     (void)state;
-    opt_send_buffer = 0;
-    opt_idle_keep_ms = 500;
-    uint32_t packet = packet_bytes();
-    pair_t *p = pair_new(NULL, NULL, 0);
-    sctp_info_t before;
-    uint32_t after;
-    idle_then_send(p, &before, &after);
-    opt_idle_keep_ms = 0;
-    assert_int_equal(after, 10 * packet);
-    pair_free(p);
+    idle_case_t c;
+    idle_case(&c, 0, 500);
+    assert_int_equal(c.after, 10 * c.packet);
+    pair_free(c.p);
 }
 
 /* What counts is when the window was last in use, not the last send: a message now and
@@ -588,25 +589,19 @@ static void test_idle_window_expires(void **state)
 static void test_idle_window_sparse_sends(void **state)
 {
     (void)state;
-    opt_send_buffer = 0;
-    opt_idle_keep_ms = 3000; /* > 1.3 s + the burst's drain; < 1.3 s + 2 s */
-    uint32_t packet = packet_bytes();
-    pair_t *p = pair_new(NULL, NULL, 0);
-    sctp_info_t before;
-    uint32_t after;
-    idle_then_send(p, &before, &after); /* 1.3 s after the burst: kept */
-    assert_int_equal(after, before.cwnd / before.mtu * packet);
-    assert_false(run_until(p, never, 2000)); /* over 3.3 s after the burst's last send */
+    idle_case_t c;
+    idle_case(&c, 0, 3000); /* 3 s: > 1.3 s + the burst's drain; < 1.3 s + 2 s */
+    assert_int_equal(c.after, c.before.cwnd / c.before.mtu * c.packet); /* kept */
+    assert_false(run_until(c.p, never, 2000)); /* over 3.3 s after the burst's last send */
     sctp_info_t mid, now;
-    assert_int_equal(sctp_get_info(p->a.sctp, &mid), 0);
-    p->a.tx_total = 42;
-    pump_tx(&p->a);
-    assert_int_equal(sctp_get_info(p->a.sctp, &now), 0);
-    opt_idle_keep_ms = 0;
+    assert_int_equal(sctp_get_info(c.p->a.sctp, &mid), 0);
+    c.p->a.tx_total = 42;
+    pump_tx(&c.p->a);
+    assert_int_equal(sctp_get_info(c.p->a.sctp, &now), 0);
     assert_int_equal(now.idle_restarts - mid.idle_restarts, 1);
-    assert_int_equal(now.cwnd, 10 * packet);
-    exchange(p, 42);
-    pair_free(p);
+    assert_int_equal(now.cwnd, 10 * c.packet);
+    exchange(c.p, 42);
+    pair_free(c.p);
 }
 
 /* A kept window leaves in one burst: it is held to what the datagram socket takes at once
@@ -614,18 +609,12 @@ static void test_idle_window_sparse_sends(void **state)
 static void test_idle_window_held_to_send_buffer(void **state)
 {
     (void)state;
-    opt_send_buffer = 64 * 1024;
-    opt_idle_keep_ms = 0;
-    uint32_t packet = packet_bytes();
-    pair_t *p = pair_new(NULL, NULL, 0);
-    sctp_info_t before;
-    uint32_t after;
-    idle_then_send(p, &before, &after);
-    opt_send_buffer = 0;
-    uint32_t held = 64 * 1024 / (2 * before.mtu);
-    assert_true(before.cwnd / before.mtu > held);
-    assert_int_equal(after, held * packet);
-    pair_free(p);
+    idle_case_t c;
+    idle_case(&c, 64 * 1024, 0);
+    uint32_t held = 64 * 1024 / (2 * c.before.mtu);
+    assert_true(c.before.cwnd / c.before.mtu > held);
+    assert_int_equal(c.after, held * c.packet);
+    pair_free(c.p);
 }
 
 /* A receiver that stops reading (sctp_pause_rx: its local broker is behind) hands up

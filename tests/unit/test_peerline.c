@@ -155,25 +155,22 @@ static void test_confdiff(void **st)
 #define ESP_PEER(role, broker, sync)                                                               \
     BASE "[peer esp]\nmode = esp32-example\ninsecure = true\nrole = " role "\nbroker = " broker    \
          "\nsync_topic = " sync "\ntopic = esp/#\n"
-    config_t e;
-    load(ESP_PEER("peer1", "mqtt://198.18.0.1", "s"), &e);
-    load(ESP_PEER("peer1", "mqtt://198.18.0.1", "s"), &b);
-    assert_true(confdiff_same_link(&e.peers[0], &b.peers[0]));
-    config_free(&b);
-    load(ESP_PEER("peer1", "mqtt://198.18.0.2", "s"), &b);
-    assert_false(confdiff_same_link(&e.peers[0], &b.peers[0]));
-    config_free(&b);
-    load(ESP_PEER("peer1", "mqtt://198.18.0.1:1884", "s"), &b);
-    assert_false(confdiff_same_link(&e.peers[0], &b.peers[0]));
-    config_free(&b);
-    load(ESP_PEER("peer2", "mqtt://198.18.0.1", "s"), &b);
-    assert_false(confdiff_same_link(&e.peers[0], &b.peers[0]));
-    config_free(&b);
-    load(ESP_PEER("peer1", "mqtt://198.18.0.1", "t"), &b);
-    assert_false(confdiff_same_link(&e.peers[0], &b.peers[0]));
-    config_free(&b);
-    config_free(&e);
+    static const char *const esp[] = {
+        ESP_PEER("peer1", "mqtt://198.18.0.1", "s"),      /* the same */
+        ESP_PEER("peer1", "mqtt://198.18.0.2", "s"),      /* another broker */
+        ESP_PEER("peer1", "mqtt://198.18.0.1:1884", "s"), /* another port */
+        ESP_PEER("peer2", "mqtt://198.18.0.1", "s"),      /* the other role */
+        ESP_PEER("peer1", "mqtt://198.18.0.1", "t"),      /* another topic base */
+    };
 #undef ESP_PEER
+    config_t e;
+    load(esp[0], &e);
+    for (size_t i = 0; i < BL_ARRAY_LEN(esp); i++) {
+        load(esp[i], &b);
+        assert_int_equal(confdiff_same_link(&e.peers[0], &b.peers[0]), i == 0);
+        config_free(&b);
+    }
+    config_free(&e);
     load("[site]\nname = cabin\n[signal]\nurl = mqtt://127.0.0.1\nsecret = 0123456789abcdeX\n", &b);
     assert_int_equal(confdiff_needs_restart(&a, &b, what, sizeof(what)), 1);
     assert_string_equal(what, "[signal] secret");
