@@ -37,6 +37,7 @@
 /* The largest datagram we hand to libnice (UDP payload; ours are ~1200 bytes). */
 #define ICE_MAX_DATAGRAM 65507
 #define ICE_MIN_RCVBUF (4 * 1024 * 1024)
+#define ICE_SNDBUF (1024 * 1024)
 
 struct ice {
     NiceAgent *agent;
@@ -519,13 +520,48 @@ error:
  * (opts.recv_buffer: the link's window; the kernel's skb overhead roughly takes the
  * doubling it applies to the value). SO_RCVBUFFORCE goes past net.core.rmem_max when we
  * may (root); otherwise the kernel caps SO_RCVBUF. */
+int ice_buffer_advice(size_t want_rcv, size_t got_rcv, size_t want_snd, size_t got_snd, char *buf,
+                      size_t len)
+{
+    bool rcv_short = got_rcv / 2 < want_rcv, snd_short = got_snd / 2 < want_snd;
+    if (!rcv_short && !snd_short)
+        return 0;
+    char rmem[64] = "", wmem[64] = "";
+    if (rcv_short)
+        snprintf(rmem, sizeof(rmem), " net.core.rmem_max=%zu", want_rcv);
+    if (snd_short)
+        snprintf(wmem, sizeof(wmem), " net.core.wmem_max=%zu", want_snd);
+    snprintf(buf, len,
+             "UDP socket buffers are smaller than asked (receive %zu of %zu KiB, send %zu of %zu "
+             "KiB): without CAP_NET_ADMIN the kernel caps them at net.core.rmem_max and "
+             "wmem_max, and a burst past them is dropped and sent again, slowly. Raise the "
+             "caps: sysctl -w%s%s (and in a file in /etc/sysctl.d/ to keep them)",
+             got_rcv / 2 / 1024, want_rcv / 1024, got_snd / 2 / 1024, want_snd / 1024, rmem, wmem);
+    return 1;
+}
+
+/* The smallest of what getsockopt reports for opt over socks. */
+static size_t buffer_got(GPtrArray *socks, int opt)
+{
+    size_t least = 0;
+    for (guint i = 0; i < socks->len; i++) {
+        int fd = g_socket_get_fd(g_ptr_array_index(socks, i)), got = 0;
+        socklen_t len = sizeof(got);
+        if (fd >= 0 && getsockopt(fd, SOL_SOCKET, opt, &got, &len) == 0 && got > 0 &&
+            (!least || (size_t)got < least))
+            least = (size_t)got;
+    }
+    return least;
+}
+
 static void ice_grow_buffers(ice_t *ice)
 {
+    static bool warned; /* once per process: every link's sockets are capped alike */
     GPtrArray *socks = nice_agent_get_sockets(ice->agent, ice->stream_id, ICE_COMPONENT);
     if (!socks)
         return;
     size_t want = BL_MAX(ice->opts.recv_buffer, (size_t)ICE_MIN_RCVBUF);
-    int rcv = (int)BL_MIN(want, (size_t)INT_MAX / 2), snd = 1024 * 1024;
+    int rcv = (int)BL_MIN(want, (size_t)INT_MAX / 2), snd = ICE_SNDBUF;
     for (guint i = 0; i < socks->len; i++) {
         int fd = g_socket_get_fd(g_ptr_array_index(socks, i));
         if (fd < 0)
@@ -534,11 +570,14 @@ static void ice_grow_buffers(ice_t *ice)
             setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
         if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &snd, sizeof(snd)) != 0)
             setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &snd, sizeof(snd));
-        int got = 0;
-        socklen_t len = sizeof(got);
-        if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &got, &len) == 0 && got > 0 &&
-            (!ice->send_buffer || (size_t)got < ice->send_buffer))
-            ice->send_buffer = (size_t)got;
+    }
+    ice->send_buffer = buffer_got(socks, SO_SNDBUF);
+    char advice[512];
+    if (socks->len && !warned &&
+        ice_buffer_advice((size_t)rcv, buffer_got(socks, SO_RCVBUF), (size_t)snd, ice->send_buffer,
+                          advice, sizeof(advice))) {
+        warned = true;
+        LOG_WARN(ice->who, "%s", advice);
     }
     g_ptr_array_unref(socks);
 }

@@ -68,6 +68,12 @@ int ice_send(ice_t *ice, const uint8_t *buf, size_t len);
 /* Bytes the kernel lets our sockets hold before it refuses a send (SO_SNDBUF, as the
  * kernel counts them: about twice a datagram's size each); 0 before ice_gather. */
 size_t ice_send_buffer(const ice_t *ice);
+/* What to tell the operator when the kernel gave our sockets less buffer than asked:
+ * want_* as asked, got_* as getsockopt reports them (twice what was granted). Writes the
+ * advice (which sysctl to raise, to what) to buf and returns 1; 0 when both got what they
+ * asked. Pure. */
+int ice_buffer_advice(size_t want_rcv, size_t got_rcv, size_t want_snd, size_t got_snd, char *buf,
+                      size_t len);
 /* Fresh credentials and candidates, keeping the agent (RFC 8445 9): a new stream is
  * gathered at once (on_candidate/on_gathering_done again); state starts over from
  * GATHERING. Set the peer's new credentials and candidates afterwards. */

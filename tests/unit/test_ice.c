@@ -662,6 +662,26 @@ static void test_host_candidates_withheld(void **state)
     assert_null(ice_new(ctx, &o, &ev, NULL));
 }
 
+/* A daemon without CAP_NET_ADMIN (the packaged service) gets the kernel's caps, 208 KiB
+ * by default: it says which sysctl to raise, and to what; nothing when it got enough. */
+static void test_buffer_advice(void **state)
+{
+    (void)state;
+    char buf[512] = "";
+    size_t capped = 2 * 212992; /* what getsockopt reports under the default caps */
+    assert_int_equal(ice_buffer_advice(4194304, capped, 1048576, capped, buf, sizeof(buf)), 1);
+    FIXTURE_CONTAINS(buf, "receive 208 of 4096 KiB", "send 208 of 1024 KiB",
+                     "sysctl -w net.core.rmem_max=4194304 net.core.wmem_max=1048576",
+                     "/etc/sysctl.d/");
+    assert_int_equal(ice_buffer_advice(4194304, capped, 1048576, 2 * 1048576, buf, sizeof(buf)), 1);
+    FIXTURE_CONTAINS(buf, "sysctl -w net.core.rmem_max=4194304 (");
+    assert_null(strstr(buf, "wmem_max="));
+    strcpy(buf, "untouched");
+    assert_int_equal(
+        ice_buffer_advice(4194304, 2 * 4194304, 1048576, 2 * 1048576, buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "untouched");
+}
+
 int main(void)
 {
     fixture_env(LOG_LVL_WARN);
@@ -673,6 +693,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_host_candidates_withheld, setup, teardown),
         cmocka_unit_test_setup_teardown(test_consent_lost_reports_failed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_consent_survives_short_blackout, setup, teardown),
+        cmocka_unit_test(test_buffer_advice),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
