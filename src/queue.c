@@ -271,6 +271,16 @@ static int configure(queue_t *q)
         sqlite3_exec(q->db, "PRAGMA wal_autocheckpoint=" BL_STR(QUEUE_WAL_PAGES), NULL, NULL, NULL);
     if (src != SQLITE_OK)
         return queue_db_fail(q, src, "setting wal_autocheckpoint");
+    /* Debian builds SQLite with secure_delete on: every deleted row's pages are
+     * overwritten with zeros, so an acknowledged 1 MiB message was written three times
+     * (queued, zeroed, checkpointed). FAST zeroes what it can without more writes (the
+     * b-tree pages) and leaves freed overflow pages, a large payload's, as they were
+     * until reused; the file is the daemon's alone (0600 in a 0700 directory).
+     * Measured: queue, commit and acknowledge 1 MiB 6.4 -> 4.8 ms, 64 KiB 0.25 -> 0.14
+     * ms (docs/QUEUE.md). */
+    src = sqlite3_exec(q->db, "PRAGMA secure_delete=FAST", NULL, NULL, NULL);
+    if (src != SQLITE_OK)
+        return queue_db_fail(q, src, "setting secure_delete=FAST");
     sqlite3_busy_timeout(q->db, BUSY_TIMEOUT_MS);
     return 0;
 }
