@@ -523,7 +523,9 @@ error:
 int ice_buffer_advice(size_t want_rcv, size_t got_rcv, size_t want_snd, size_t got_snd, char *buf,
                       size_t len)
 {
-    bool rcv_short = got_rcv / 2 < want_rcv, snd_short = got_snd / 2 < want_snd;
+    /* 0: not known (no socket answered), nothing to say */
+    bool rcv_short = got_rcv && got_rcv / 2 < want_rcv,
+         snd_short = got_snd && got_snd / 2 < want_snd;
     if (!rcv_short && !snd_short)
         return 0;
     char rmem[64] = "", wmem[64] = "";
@@ -556,7 +558,7 @@ static size_t buffer_got(GPtrArray *socks, int opt)
 
 static void ice_grow_buffers(ice_t *ice)
 {
-    static bool warned; /* once per process: every link's sockets are capped alike */
+    static bool warned; /* once per process: the caps are the system's */
     GPtrArray *socks = nice_agent_get_sockets(ice->agent, ice->stream_id, ICE_COMPONENT);
     if (!socks)
         return;

@@ -71,7 +71,7 @@ size_t ice_send_buffer(const ice_t *ice);
 /* What to tell the operator when the kernel gave our sockets less buffer than asked:
  * want_* as asked, got_* as getsockopt reports them (twice what was granted). Writes the
  * advice (which sysctl to raise, to what) to buf and returns 1; 0 when both got what they
- * asked. Pure. */
+ * asked (a got_* of 0, unknown, counts as that). Pure. */
 int ice_buffer_advice(size_t want_rcv, size_t got_rcv, size_t want_snd, size_t got_snd, char *buf,
                       size_t len);
 /* Fresh credentials and candidates, keeping the agent (RFC 8445 9): a new stream is

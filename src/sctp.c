@@ -125,7 +125,6 @@ struct sctp {
     size_t sndbuf;
     gint64 sent_us;       /* the last sctp_send */
     gint64 used_us;       /* when at least half the window was last in use */
-    gint64 checked_us;    /* when sctp_send last looked (note_window_use) */
     gint64 idle_keep_us;  /* opts.idle_keep_ms */
     size_t send_buffer;   /* opts.send_buffer */
     uint64_t idle_resets; /* restart_after_idle */
@@ -230,6 +229,8 @@ static bool tick_busy(gint64 now)
     return false;
 }
 
+static void note_window_use(sctp_t *s, gint64 now);
+
 static gboolean tick(gpointer unused)
 {
     (void)unused;
@@ -240,8 +241,14 @@ static gboolean tick(gpointer unused)
         g.last_us += ms * 1000; /* keep the remainder for the next tick */
         usrsctp_handle_timers((uint32_t)BL_MIN(ms, due_ms + SCTP_LATE_CREDIT_MS));
     }
-    if (g.timer) /* a callback of usrsctp may have freed the last association */
-        tick_arm(now, tick_busy(now));
+    if (!g.timer) /* a callback of usrsctp may have freed the last association */
+        return G_SOURCE_CONTINUE;
+    GHashTableIter it;
+    gpointer k, v;
+    g_hash_table_iter_init(&it, g.by_id);
+    while (g_hash_table_iter_next(&it, &k, &v))
+        note_window_use(v, now);
+    tick_arm(now, tick_busy(now));
     return G_SOURCE_CONTINUE;
 }
 
@@ -952,30 +959,31 @@ int sctp_open_channel(sctp_t *s, const char *label, bool ordered, int max_rtx)
  * to the one it has; it also sets the window to the initial one, capped at the
  * association's max_burst, both of which this sets for that moment only.
  *
- * The window itself is kept if it was last in use (at least half of it buffered) less
- * than idle_keep_us ago (5 minutes: RFC 7661's non-validated period); then it goes back
- * to the initial window. Without that, a site sending in bursts a minute apart across
- * 150 ms paid seven round trips of slow start at every burst (round 9). A kept window
- * leaves in one burst, with nothing to pace it: it is held to what the datagram socket
- * below takes at once (send_buffer; the kernel counts about twice the bytes of a
- * datagram this size), since what that socket refuses is lost. */
+ * The window itself is kept if it was last in use (at least half of it buffered, as the
+ * tick sees it) less than idle_keep_us ago (5 minutes: RFC 7661's non-validated period); then it
+ * goes back to the initial window. Without that, a site sending in bursts a minute apart across 150
+ * ms paid seven round trips of slow start at every burst (round 9). A kept window leaves in one
+ * burst, with nothing to pace it: it is held to what the datagram socket below takes at once
+ * (send_buffer; the kernel counts about twice the bytes of a datagram this size), since what that
+ * socket refuses is lost. */
 static int set_max_burst(sctp_t *s, sctp_assoc_t id, uint32_t packets)
 {
     struct sctp_assoc_value av = {.assoc_id = id, .assoc_value = packets};
     return usrsctp_setsockopt(s->sock, IPPROTO_SCTP, SCTP_MAX_BURST, &av, sizeof(av));
 }
 
-/* At most every tick, from sctp_send: is the window in use? */
+/* From the tick (every SCTP_TICK_MS while data is buffered): is the window in use? A
+ * burst handed over in one turn of the loop is seen here whole. */
 static void note_window_use(sctp_t *s, gint64 now)
 {
-    if (now - s->checked_us < SCTP_TICK_MS * 1000)
+    size_t buffered = sctp_buffered(s);
+    if (!buffered)
         return;
-    s->checked_us = now;
     struct sctp_status st;
     socklen_t len = sizeof(st);
     memset(&st, 0, sizeof(st));
     if (usrsctp_getsockopt(s->sock, IPPROTO_SCTP, SCTP_STATUS, &st, &len) == 0 &&
-        sctp_buffered(s) * 2 >= st.sstat_primary.spinfo_cwnd)
+        buffered * 2 >= st.sstat_primary.spinfo_cwnd)
         s->used_us = now;
 }
 
@@ -1046,8 +1054,6 @@ int sctp_send(sctp_t *s, uint16_t stream, const uint8_t *buf, size_t len)
     gint64 now = g_get_monotonic_time();
     if (s->sent_us && now - s->sent_us > SCTP_IDLE_RESTART_US)
         restart_after_idle(s, now);
-    else
-        note_window_use(s, now);
     s->sent_us = now;
     loop_enter(&s->guard);
     /* RFC 8831 6.6: an empty message is one zero byte with the "empty" PPID. */

@@ -2,11 +2,12 @@
 /* site_reload.c - a new config applied to the running site (SIGHUP, `brokerless reload`).
  *
  * Only [peer] sections change a running site (confdiff.h; the caller applies
- * log_level). A peer whose name, fingerprint and mode are the same keeps its context,
- * its link and whatever is in flight on it, and reads its rules from the new config at
- * once; one that is new gets a link that starts as at startup; one that is gone has its
- * link closed, its queue left in the database (a peer added back later finds it, `peer
- * forget` drops it). A peer whose fingerprint or mode changed is closed and added anew.
+ * log_level). A peer whose link settings are the same (confdiff_same_link: name,
+ * fingerprint, mode, profile; an esp32-example peer's broker, role and topic base) keeps
+ * its context, its link and whatever is in flight on it, and reads its rules from the new
+ * config at once; one that is new gets a link that starts as at startup; one that is gone
+ * has its link closed, its queue left in the database (a peer added back later finds it,
+ * `peer forget` drops it). A peer whose link settings changed is closed and added anew.
  * The local subscriptions follow the rules: new filters are subscribed, filters no rule
  * wants any more are dropped from the session. Nothing queued is touched, so nothing
  * queued is lost. */
@@ -124,7 +125,7 @@ int site_reload(site_t *s, const config_t *cfg, char *err, size_t errlen)
             for (size_t j = 0; j < s->n_peers; j++)
                 if (s->peers[j] == p)
                     s->peers[j] = NULL;
-            close_peer(s, p, "fingerprint or mode changed");
+            close_peer(s, p, "its link settings changed");
         }
         if ((np[i] = site_peer_new(s, pc)))
             g_ptr_array_add(fresh, np[i]);

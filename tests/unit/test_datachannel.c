@@ -529,7 +529,7 @@ static uint32_t packet_bytes(void)
 typedef struct idle_case {
     pair_t *p;
     uint32_t packet;    /* what usrsctp counts for a packet in a window */
-    sctp_info_t before; /* a's association before the pause */
+    sctp_info_t before; /* a's association at the end of the pause */
     uint32_t after;     /* a's window right after that sctp_send, before any SACK */
 } idle_case_t;
 
@@ -544,9 +544,9 @@ static void idle_case(idle_case_t *c, size_t send_buffer, unsigned idle_keep_ms)
     connect_pair(p);
     p->a.size_of = p->b.size_of = burst_size;
     exchange(p, 40);
+    assert_false(run_until(p, never, 1300)); /* idle; the burst's last SACKs arrive */
     assert_int_equal(sctp_get_info(p->a.sctp, &c->before), 0);
     assert_true(c->before.cwnd > 4 * 10 * c->before.mtu);
-    assert_false(run_until(p, never, 1300)); /* idle */
     p->a.tx_total = 41;
     pump_tx(&p->a);
     assert_int_equal(p->a.tx_seq, 41);

@@ -677,6 +677,7 @@ static void test_buffer_advice(void **state)
     FIXTURE_CONTAINS(buf, "sysctl -w net.core.rmem_max=4194304 (");
     assert_null(strstr(buf, "wmem_max="));
     strcpy(buf, "untouched");
+    assert_int_equal(ice_buffer_advice(4194304, 0, 1048576, 0, buf, sizeof(buf)), 0);
     assert_int_equal(
         ice_buffer_advice(4194304, 2 * 4194304, 1048576, 2 * 1048576, buf, sizeof(buf)), 0);
     assert_string_equal(buf, "untouched");

@@ -156,11 +156,12 @@ static void test_confdiff(void **st)
     BASE "[peer esp]\nmode = esp32-example\ninsecure = true\nrole = " role "\nbroker = " broker    \
          "\nsync_topic = " sync "\ntopic = esp/#\n"
     static const char *const esp[] = {
-        ESP_PEER("peer1", "mqtt://198.18.0.1", "s"),      /* the same */
-        ESP_PEER("peer1", "mqtt://198.18.0.2", "s"),      /* another broker */
-        ESP_PEER("peer1", "mqtt://198.18.0.1:1884", "s"), /* another port */
-        ESP_PEER("peer2", "mqtt://198.18.0.1", "s"),      /* the other role */
-        ESP_PEER("peer1", "mqtt://198.18.0.1", "t"),      /* another topic base */
+        ESP_PEER("peer1", "mqtt://198.18.0.1", "s"),       /* the same */
+        ESP_PEER("peer1", "mqtt://198.18.0.2", "s"),       /* another broker */
+        ESP_PEER("peer1", "mqtt://198.18.0.1:1884", "s"),  /* another port */
+        ESP_PEER("peer1", "mqtts://198.18.0.1:1883", "s"), /* tls */
+        ESP_PEER("peer2", "mqtt://198.18.0.1", "s"),       /* the other role */
+        ESP_PEER("peer1", "mqtt://198.18.0.1", "t"),       /* another topic base */
     };
 #undef ESP_PEER
     config_t e;
