@@ -162,6 +162,21 @@ static GHashTable *large_ahead(peer_ctx_t *p, uint64_t upto)
     return t;
 }
 
+/* QoS 0 waiting in memory, oldest first, while the link has room for it; for the lane,
+ * room for small ones, and only while the oldest is small. True when none is left. */
+static bool send_memory(peer_ctx_t *p, bool lane)
+{
+    bl_msg_t *m0;
+    while ((m0 = g_queue_peek_head(&p->q0)) &&
+           (lane ? queue_row_size(m0) <= SITE_LANE_ROW_MAX && link_can_send_small(p->link)
+                 : link_can_send(p->link))) {
+        g_queue_pop_head(&p->q0);
+        send_msg(p, m0);
+        msg_free(m0);
+    }
+    return !p->q0.length;
+}
+
 static void pump_lane(peer_ctx_t *p)
 {
     site_t *s = p->site;
@@ -175,14 +190,7 @@ static void pump_lane(peer_ctx_t *p)
     }
     /* Memory first, as site_pump sends it: QoS 0 waiting there is older than any QoS 0
      * in the queue (the spill, a retained one behind a backlog). */
-    bl_msg_t *m0;
-    while ((m0 = g_queue_peek_head(&p->q0)) && queue_row_size(m0) <= SITE_LANE_ROW_MAX &&
-           link_can_send_small(p->link)) {
-        g_queue_pop_head(&p->q0);
-        send_msg(p, m0);
-        msg_free(m0);
-    }
-    if (p->q0.length) {
+    if (!send_memory(p, true)) {
         g_hash_table_destroy(blocked);
         return; /* still dirty: again when the link has room */
     }
@@ -232,11 +240,7 @@ void site_pump(peer_ctx_t *p)
         site_schedule_commit(s);
         return;
     }
-    bl_msg_t *m0;
-    while (link_can_send(p->link) && (m0 = g_queue_pop_head(&p->q0))) {
-        send_msg(p, m0);
-        msg_free(m0);
-    }
+    send_memory(p, false);
     while (link_can_send(p->link)) {
         bl_msg_t **msgs;
         int64_t *enq;
