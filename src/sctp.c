@@ -213,23 +213,7 @@ static void tick_activity(void)
         tick_arm(g.active_us, true);
 }
 
-/* Whether some association may have a timer running (see SCTP_TICK_MS). */
-static bool tick_busy(gint64 now)
-{
-    if (now - g.active_us < SCTP_BUSY_MS * 1000LL)
-        return true;
-    GHashTableIter it;
-    gpointer k, v;
-    g_hash_table_iter_init(&it, g.by_id);
-    while (g_hash_table_iter_next(&it, &k, &v)) {
-        const sctp_t *s = v;
-        if (s->state == ST_CONNECTING || sctp_buffered(s) > 0)
-            return true;
-    }
-    return false;
-}
-
-static void note_window_use(sctp_t *s, gint64 now);
+static bool note_window_use(sctp_t *s, gint64 now);
 
 static gboolean tick(gpointer unused)
 {
@@ -243,12 +227,18 @@ static gboolean tick(gpointer unused)
     }
     if (!g.timer) /* a callback of usrsctp may have freed the last association */
         return G_SOURCE_CONTINUE;
+    /* Busy (see SCTP_TICK_MS) while some association may have a timer running: a packet
+     * lately, one being set up, or data buffered. */
+    bool busy = now - g.active_us < SCTP_BUSY_MS * 1000LL;
     GHashTableIter it;
     gpointer k, v;
     g_hash_table_iter_init(&it, g.by_id);
-    while (g_hash_table_iter_next(&it, &k, &v))
-        note_window_use(v, now);
-    tick_arm(now, tick_busy(now));
+    while (g_hash_table_iter_next(&it, &k, &v)) {
+        sctp_t *s = v;
+        if (note_window_use(s, now) || s->state == ST_CONNECTING)
+            busy = true;
+    }
+    tick_arm(now, busy);
     return G_SOURCE_CONTINUE;
 }
 
@@ -973,18 +963,20 @@ static int set_max_burst(sctp_t *s, sctp_assoc_t id, uint32_t packets)
 }
 
 /* From the tick (every SCTP_TICK_MS while data is buffered): is the window in use? A
- * burst handed over in one turn of the loop is seen here whole. */
-static void note_window_use(sctp_t *s, gint64 now)
+ * burst handed over in one turn of the loop is seen here whole. Returns whether anything
+ * is buffered. */
+static bool note_window_use(sctp_t *s, gint64 now)
 {
     size_t buffered = sctp_buffered(s);
     if (!buffered)
-        return;
+        return false;
     struct sctp_status st;
     socklen_t len = sizeof(st);
     memset(&st, 0, sizeof(st));
     if (usrsctp_getsockopt(s->sock, IPPROTO_SCTP, SCTP_STATUS, &st, &len) == 0 &&
         buffered * 2 >= st.sstat_primary.spinfo_cwnd)
         s->used_us = now;
+    return true;
 }
 
 /* The window a restart after idle gives, in packets. */
