@@ -512,14 +512,6 @@ error:
 
 /* ---- socket buffers ---- */
 
-/* libnice's UDP sockets keep the kernel's default buffers (~200 KiB). SCTP sends a
- * window's worth of datagrams at once; when our single thread is busy for a moment a
- * default receive buffer overflows, the datagrams are dropped (RcvbufErrors), and SCTP
- * waits out retransmission timeouts: measured in the lab, 21 drops turned a 100k-message
- * transfer from seconds into 40 s. At least 4 MiB, and what the peer may have in flight
- * (opts.recv_buffer: the link's window; the kernel's skb overhead roughly takes the
- * doubling it applies to the value). SO_RCVBUFFORCE goes past net.core.rmem_max when we
- * may (root); otherwise the kernel caps SO_RCVBUF. */
 int ice_buffer_advice(size_t want_rcv, size_t got_rcv, size_t want_snd, size_t got_snd, char *buf,
                       size_t len)
 {
@@ -556,6 +548,14 @@ static size_t buffer_got(GPtrArray *socks, int opt)
     return least;
 }
 
+/* libnice's UDP sockets keep the kernel's default buffers (~200 KiB). SCTP sends a
+ * window's worth of datagrams at once; when our single thread is busy for a moment a
+ * default receive buffer overflows, the datagrams are dropped (RcvbufErrors), and SCTP
+ * waits out retransmission timeouts: measured in the lab, 21 drops turned a 100k-message
+ * transfer from seconds into 40 s. At least 4 MiB, and what the peer may have in flight
+ * (opts.recv_buffer: the link's window; the kernel's skb overhead roughly takes the
+ * doubling it applies to the value). SO_RCVBUFFORCE goes past net.core.rmem_max when we
+ * may (root); otherwise the kernel caps SO_RCVBUF. */
 static void ice_grow_buffers(ice_t *ice)
 {
     static bool warned; /* once per process: the caps are the system's */
