@@ -17,6 +17,7 @@
 #include "ice.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <ifaddrs.h>
 #include <limits.h>
 #include <net/if.h>
@@ -31,6 +32,7 @@
 
 #include "log.h"
 #include "loop.h"
+#include "udpgso.h"
 
 #define ICE_COMPONENT 1
 #define ICE_STREAM_NAME "application"
@@ -67,6 +69,12 @@ struct ice {
      * and we re-armed it; 0 = no lapse outstanding. */
     gint64 lapse_us;
     bool rearming; /* inside our nice_agent_set_selected_pair: its signals are ours */
+
+    /* ice_queue: datagrams of this turn of the loop, sent by send_queued (udpgso.h). */
+    udpgso_queue_t outq;
+    GSource *outq_src;
+    bool gso_off; /* the path refused a segmented send: one datagram per send */
+    ice_send_stats_t sent;
 };
 
 static void ice_destroy(ice_t *ice);
@@ -753,6 +761,140 @@ int ice_send(ice_t *ice, const uint8_t *buf, size_t len)
     return rc;
 }
 
+/* ---- queued sends (ice_queue) ---- */
+
+/* The socket and peer address of the selected pair when it is a direct UDP path (host,
+ * server- or peer-reflexive on our side): the path segmented sends may take. A relayed
+ * pair goes through libnice, which wraps each datagram for the TURN server. */
+static bool direct_path(ice_t *ice, int *fd, struct sockaddr_storage *to, socklen_t *tolen)
+{
+    NiceCandidate *l = NULL, *r = NULL;
+    if (ice->gso_off ||
+        !nice_agent_get_selected_pair(ice->agent, ice->stream_id, ICE_COMPONENT, &l, &r) || !l ||
+        !r || l->type == NICE_CANDIDATE_TYPE_RELAYED ||
+        l->transport != NICE_CANDIDATE_TRANSPORT_UDP)
+        return false;
+    GSocket *gs = nice_agent_get_selected_socket(ice->agent, ice->stream_id, ICE_COMPONENT);
+    if (!gs)
+        return false;
+    *fd = g_socket_get_fd(gs);
+    g_object_unref(gs); /* the agent keeps its own reference while the pair is selected */
+    memset(to, 0, sizeof(*to));
+    nice_address_copy_to_sockaddr(&r->addr, (struct sockaddr *)to);
+    *tolen = to->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    return *fd >= 0 && (to->ss_family == AF_INET || to->ss_family == AF_INET6);
+}
+
+/* Through libnice, all of q from index i and byte offset off in one call (one sendmmsg
+ * on UDP). Returns how many it took. */
+static size_t send_via_agent(ice_t *ice, const udpgso_queue_t *q, size_t i, size_t off)
+{
+    GOutputVector vec[UDPGSO_QUEUE_MAX];
+    NiceOutputMessage msg[UDPGSO_QUEUE_MAX];
+    size_t n = 0;
+    for (size_t k = i; k < q->n; k++, n++) {
+        vec[n] = (GOutputVector){.buffer = q->buf + off, .size = q->len[k]};
+        msg[n] = (NiceOutputMessage){.buffers = &vec[n], .n_buffers = 1};
+        off += q->len[k];
+    }
+    GError *err = NULL;
+    gint sent = nice_agent_send_messages_nonblocking(ice->agent, ice->stream_id, ICE_COMPONENT, msg,
+                                                     (guint)n, NULL, &err);
+    if (err && !g_error_matches(err, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+        LOG_DEBUG(ice->who, "ICE send failed: %s", err->message);
+    g_clear_error(&err);
+    return sent > 0 ? (size_t)sent : 0;
+}
+
+static void send_queued(ice_t *ice)
+{
+    udpgso_queue_t *q = &ice->outq;
+    loop_cancel(&ice->outq_src);
+    if (q->n == 0)
+        return;
+    if (ice->state != ICE_ST_CONNECTED && ice->state != ICE_ST_READY) {
+        ice->sent.dropped += q->n;
+        udpgso_queue_clear(q);
+        return;
+    }
+    int fd = -1;
+    struct sockaddr_storage to;
+    socklen_t tolen = 0;
+    bool direct = direct_path(ice, &fd, &to, &tolen);
+    size_t i = 0, off = 0;
+    while (i < q->n) {
+        if (!direct) {
+            size_t took = send_via_agent(ice, q, i, off);
+            ice->sent.datagrams += took;
+            ice->sent.dropped += q->n - i - took;
+            break;
+        }
+        size_t k = udpgso_run(q->len + i, q->n - i, UDPGSO_QUEUE_MAX, UDPGSO_MAX_BYTES);
+        size_t bytes = 0;
+        for (size_t j = i; j < i + k; j++)
+            bytes += q->len[j];
+        int rc = udpgso_send(fd, (struct sockaddr *)&to, tolen, q->buf + off, bytes,
+                             k > 1 ? q->len[i] : 0);
+        if (rc && k > 1 && udpgso_unsupported(rc)) {
+            LOG_INFO(ice->who,
+                     "this path does not take segmented UDP sends (%s): one datagram "
+                     "per send from now on",
+                     g_strerror(-rc));
+            ice->gso_off = true;
+            direct = false;
+            continue; /* the same datagrams, through libnice */
+        }
+        if (rc == -EAGAIN || rc == -EWOULDBLOCK) {
+            ice->sent.dropped += q->n - i; /* the socket is full: the rest would be too */
+            break;
+        }
+        if (rc) {
+            LOG_DEBUG(ice->who, "ICE send failed: %s", g_strerror(-rc));
+            ice->sent.dropped += k;
+        } else {
+            ice->sent.datagrams += k;
+            ice->sent.gso_sends += k > 1;
+        }
+        i += k;
+        off += bytes;
+    }
+    udpgso_queue_clear(q);
+}
+
+static gboolean send_queued_cb(gpointer data)
+{
+    ice_t *ice = data;
+    ice->outq_src = NULL;
+    send_queued(ice);
+    return G_SOURCE_REMOVE;
+}
+
+int ice_queue(ice_t *ice, const uint8_t *buf, size_t len)
+{
+    if (!ice || ice->dead || (!buf && len))
+        return BL_EINVAL;
+    if (len == 0 || len > UDPGSO_MAX_BYTES)
+        return len ? BL_ETOOBIG : BL_EINVAL;
+    if (ice->state == ICE_ST_FAILED)
+        return BL_EIO;
+    if (ice->state != ICE_ST_CONNECTED && ice->state != ICE_ST_READY)
+        return BL_EAGAIN;
+    int rc = udpgso_queue_add(&ice->outq, buf, len);
+    if (rc)
+        return rc;
+    if (udpgso_queue_full(&ice->outq))
+        send_queued(ice);
+    else if (!ice->outq_src)
+        /* Right after the callback that is sending, before other I/O. */
+        ice->outq_src = loop_idle(ice->ctx, G_PRIORITY_HIGH, send_queued_cb, ice);
+    return 0;
+}
+
+ice_send_stats_t ice_send_stats(const ice_t *ice)
+{
+    return ice ? ice->sent : (ice_send_stats_t){0};
+}
+
 /* Installed instead of no callback when we let go of a stream: libnice only reads a
  * socket that has a receiver, and an unread readable socket keeps its GSource ready,
  * i.e. the main loop spins at default priority and starves lower-priority sources, and
@@ -900,6 +1042,8 @@ static void ice_destroy(ice_t *ice)
     }
     if (ice->pending)
         g_ptr_array_free(ice->pending, TRUE);
+    loop_cancel(&ice->outq_src);
+    udpgso_queue_free(&ice->outq);
     g_main_context_unref(ice->ctx);
     g_free(ice->ufrag);
     if (ice->pwd)
@@ -924,6 +1068,7 @@ void ice_free(ice_t *ice)
     if (ice->stream_id)
         nice_agent_attach_recv(ice->agent, ice->stream_id, ICE_COMPONENT, ice->ctx,
                                ice_discard_recv, NULL);
+    loop_cancel(&ice->outq_src); /* what is queued goes nowhere now */
     ice->dead = true;
     if (ice->depth == 0) {
         ice->dead = false; /* not inside a handler: the agent can go right away */

@@ -65,6 +65,19 @@ int ice_add_remote_candidate(ice_t *ice, const char *line);
 /* The peer has no more candidates (end-of-candidates). */
 void ice_remote_gathering_done(ice_t *ice);
 int ice_send(ice_t *ice, const uint8_t *buf, size_t len);
+/* Like ice_send, but the datagram leaves when this turn of the main loop is over (or
+ * when UDPGSO_QUEUE_MAX are waiting), together with the others queued in the turn: on a
+ * direct UDP path, runs of equal-size datagrams go as one segmented send (udpgso.h),
+ * otherwise through libnice, all in one call. Order is kept. A datagram the socket
+ * refuses then (its buffer full) is dropped and counted, as a router would drop it:
+ * the transport above retransmits. 0 = queued; the errors of ice_send otherwise. */
+int ice_queue(ice_t *ice, const uint8_t *buf, size_t len);
+typedef struct ice_send_stats {
+    uint64_t datagrams; /* sent from ice_queue */
+    uint64_t gso_sends; /* sendmsg calls that carried more than one of them */
+    uint64_t dropped;   /* refused by the socket or the path, or the path went away */
+} ice_send_stats_t;
+ice_send_stats_t ice_send_stats(const ice_t *ice);
 /* Bytes the kernel lets our sockets hold before it refuses a send (SO_SNDBUF, as the
  * kernel counts them: about twice a datagram's size each); 0 before ice_gather. */
 size_t ice_send_buffer(const ice_t *ice);

@@ -127,7 +127,7 @@ static void sctp_closed(void *ud, const char *why)
 static int dtls_out(void *ud, const uint8_t *buf, size_t len)
 {
     rtc_t *r = ud;
-    return r->ice ? ice_send(r->ice, buf, len) : BL_ESTATE;
+    return r->ice ? ice_queue(r->ice, buf, len) : BL_ESTATE;
 }
 
 static void dtls_up(void *ud)
