@@ -116,13 +116,16 @@ static void trace_line(framer_t *f)
         "ms; acks out +%" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT " seqs; rtx +%" G_GUINT64_FORMAT
         " (fast +%" G_GUINT64_FORMAT "), T3 +%" G_GUINT64_FORMAT
         ", delayed SACKs +%" G_GUINT64_FORMAT ", burst-held +%" G_GUINT64_FORMAT
-        ", packets +%" G_GUINT64_FORMAT "/+%" G_GUINT64_FORMAT " out/in",
+        ", packets +%" G_GUINT64_FORMAT "/+%" G_GUINT64_FORMAT
+        " out/in; datagrams +%" G_GUINT64_FORMAT " in segmented sends, +%" G_GUINT64_FORMAT
+        " dropped by the socket",
         c->msgs_out - c->acked_in, c->msgs_out - o->msgs_out, c->acked_in - o->acked_in,
         f->pending_bytes, t->buffered, t->unacked, t->unread, t->cwnd, t->peer_rwnd, t->srtt_ms,
         t->rto_ms, c->acks_out - o->acks_out, c->ack_seqs_out - o->ack_seqs_out,
         t->retrans - ot->retrans, t->fast_retrans - ot->fast_retrans, t->timeouts - ot->timeouts,
         t->delayed_acks - ot->delayed_acks, t->burst_limited - ot->burst_limited,
-        t->packets_out - ot->packets_out, t->packets_in - ot->packets_in);
+        t->packets_out - ot->packets_out, t->packets_in - ot->packets_in,
+        t->gso_datagrams - ot->gso_datagrams, t->dropped_datagrams - ot->dropped_datagrams);
 }
 
 static gboolean trace_cb(gpointer p)

@@ -854,6 +854,7 @@ static void send_queued(ice_t *ice)
         } else {
             ice->sent.datagrams += k;
             ice->sent.gso_sends += k > 1;
+            ice->sent.gso_datagrams += k > 1 ? k : 0;
         }
         i += k;
         off += bytes;

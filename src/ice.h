@@ -73,9 +73,10 @@ int ice_send(ice_t *ice, const uint8_t *buf, size_t len);
  * the transport above retransmits. 0 = queued; the errors of ice_send otherwise. */
 int ice_queue(ice_t *ice, const uint8_t *buf, size_t len);
 typedef struct ice_send_stats {
-    uint64_t datagrams; /* sent from ice_queue */
-    uint64_t gso_sends; /* sendmsg calls that carried more than one of them */
-    uint64_t dropped;   /* refused by the socket or the path, or the path went away */
+    uint64_t datagrams;     /* sent from ice_queue */
+    uint64_t gso_sends;     /* sendmsg calls that carried more than one of them */
+    uint64_t gso_datagrams; /* the datagrams those carried */
+    uint64_t dropped;       /* refused by the socket or the path, or the path went away */
 } ice_send_stats_t;
 ice_send_stats_t ice_send_stats(const ice_t *ice);
 /* Bytes the kernel lets our sockets hold before it refuses a send (SO_SNDBUF, as the

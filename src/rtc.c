@@ -373,6 +373,9 @@ static int op_stats(const transport_t *t, transport_stats_t *out)
                                .burst_limited = c.burst_limited,
                                .packets_out = c.packets_out,
                                .packets_in = c.packets_in};
+    ice_send_stats_t d = ice_send_stats(r->ice);
+    out->gso_datagrams = d.gso_datagrams;
+    out->dropped_datagrams = d.dropped;
     return 0;
 }
 

@@ -67,6 +67,9 @@ typedef struct transport_stats {
     /* Counters of the whole process, since it started. */
     uint64_t retrans, fast_retrans, timeouts, delayed_acks, burst_limited;
     uint64_t packets_out, packets_in;
+    /* This attempt's datagrams: sent in segmented sends (several per sendmsg), and
+     * dropped because the socket was full or the path refused them. */
+    uint64_t gso_datagrams, dropped_datagrams;
 } transport_stats_t;
 
 typedef struct transport_ops {
