@@ -73,11 +73,14 @@ struct ice {
     /* ice_queue: datagrams of this turn of the loop, sent by send_queued (udpgso.h). */
     udpgso_queue_t outq;
     GSource *outq_src;
-    bool gso_off; /* the path refused a segmented send: one datagram per send */
+    bool gso_off;    /* this pair takes no segmented sends: all through libnice */
+    bool gso_probed; /* the socket of the selected pair was asked (udpgso_supported) */
+    bool sending;    /* inside send_queued */
     ice_send_stats_t sent;
 };
 
 static void ice_destroy(ice_t *ice);
+static void send_queued(ice_t *ice);
 
 /* ---- helpers ---- */
 
@@ -350,6 +353,7 @@ static void on_selected_pair(NiceAgent *agent, guint stream_id, guint component_
     if (stream_id != ice->stream_id || component_id != ICE_COMPONENT || !l || !r || ice->rearming)
         return;
     ice_record_pair(ice, l, r);
+    ice->gso_off = ice->gso_probed = false; /* a new pair, maybe a new socket: ask again */
     LOG_INFO(ice->who, "ICE selected %s -> %s: %s", ice->local_type, ice->remote_type, ice->pair);
 }
 
@@ -745,6 +749,14 @@ int ice_send(ice_t *ice, const uint8_t *buf, size_t len)
         return BL_EIO;
     if (ice->state != ICE_ST_CONNECTED && ice->state != ICE_ST_READY)
         return BL_EAGAIN;
+    if (ice->outq.n) { /* what ice_queue holds goes first */
+        ice_enter(ice);
+        send_queued(ice);
+        bool gone = ice->dead;
+        ice_leave(ice); /* frees ice when a callback freed it */
+        if (gone)
+            return BL_EINVAL;
+    }
     GOutputVector vec = {.buffer = buf, .size = len};
     NiceOutputMessage msg = {.buffers = &vec, .n_buffers = 1};
     GError *err = NULL;
@@ -764,8 +776,11 @@ int ice_send(ice_t *ice, const uint8_t *buf, size_t len)
 /* ---- queued sends (ice_queue) ---- */
 
 /* The socket and peer address of the selected pair when it is a direct UDP path (host,
- * server- or peer-reflexive on our side): the path segmented sends may take. A relayed
- * pair goes through libnice, which wraps each datagram for the TURN server. */
+ * server- or peer-reflexive on our side) whose socket takes segmented sends: the path
+ * udpgso_send may use. It is what libnice itself sends on for such a pair (the local
+ * candidate's socket, the remote candidate's address); a relayed pair goes through
+ * libnice, which wraps each datagram for the TURN server. Sending needs consent (RFC
+ * 7675), which ice->state mirrors: libnice reports FAILED when it lapses. */
 static bool direct_path(ice_t *ice, int *fd, struct sockaddr_storage *to, socklen_t *tolen)
 {
     NiceCandidate *l = NULL, *r = NULL;
@@ -774,28 +789,34 @@ static bool direct_path(ice_t *ice, int *fd, struct sockaddr_storage *to, sockle
         !r || l->type == NICE_CANDIDATE_TYPE_RELAYED ||
         l->transport != NICE_CANDIDATE_TRANSPORT_UDP)
         return false;
+    memset(to, 0, sizeof(*to));
+    nice_address_copy_to_sockaddr(&r->addr, (struct sockaddr *)to);
+    *tolen = to->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
     GSocket *gs = nice_agent_get_selected_socket(ice->agent, ice->stream_id, ICE_COMPONENT);
     if (!gs)
         return false;
     *fd = g_socket_get_fd(gs);
     g_object_unref(gs); /* the agent keeps its own reference while the pair is selected */
-    memset(to, 0, sizeof(*to));
-    nice_address_copy_to_sockaddr(&r->addr, (struct sockaddr *)to);
-    *tolen = to->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-    return *fd >= 0 && (to->ss_family == AF_INET || to->ss_family == AF_INET6);
+    if (*fd < 0 || (to->ss_family != AF_INET && to->ss_family != AF_INET6))
+        return false;
+    if (!ice->gso_probed) { /* once per selected pair: a kernel before 4.18 says no */
+        ice->gso_probed = true;
+        ice->gso_off = !udpgso_supported(*fd);
+    }
+    return !ice->gso_off;
 }
 
-/* Through libnice, all of q from index i and byte offset off in one call (one sendmmsg
- * on UDP). Returns how many it took. */
-static size_t send_via_agent(ice_t *ice, const udpgso_queue_t *q, size_t i, size_t off)
+/* Through libnice, in one call (one sendmmsg on UDP), the n queued datagrams from index
+ * i, which start at byte off. Returns how many it took. */
+static size_t send_via_agent(ice_t *ice, size_t i, size_t off, size_t n)
 {
+    const udpgso_queue_t *q = &ice->outq;
     GOutputVector vec[UDPGSO_QUEUE_MAX];
     NiceOutputMessage msg[UDPGSO_QUEUE_MAX];
-    size_t n = 0;
-    for (size_t k = i; k < q->n; k++, n++) {
-        vec[n] = (GOutputVector){.buffer = q->buf + off, .size = q->len[k]};
-        msg[n] = (NiceOutputMessage){.buffers = &vec[n], .n_buffers = 1};
-        off += q->len[k];
+    for (size_t k = 0; k < n; k++) {
+        vec[k] = (GOutputVector){.buffer = q->buf + off, .size = q->len[i + k]};
+        msg[k] = (NiceOutputMessage){.buffers = &vec[k], .n_buffers = 1};
+        off += q->len[i + k];
     }
     GError *err = NULL;
     gint sent = nice_agent_send_messages_nonblocking(ice->agent, ice->stream_id, ICE_COMPONENT, msg,
@@ -806,49 +827,60 @@ static size_t send_via_agent(ice_t *ice, const udpgso_queue_t *q, size_t i, size
     return sent > 0 ? (size_t)sent : 0;
 }
 
+/* Send what ice_queue collected, in order. Wrapped in enter/leave: a libnice call may emit
+ * a signal whose handler frees us (then the agent lives on until we leave, and what is
+ * left is still sent: close_notify is often the last datagram of a session). */
 static void send_queued(ice_t *ice)
 {
     udpgso_queue_t *q = &ice->outq;
+    if (ice->sending) /* from inside our own send: the outer loop sends it */
+        return;
     loop_cancel(&ice->outq_src);
-    if (q->n == 0)
-        return;
-    if (ice->state != ICE_ST_CONNECTED && ice->state != ICE_ST_READY) {
-        ice->sent.dropped += q->n;
-        udpgso_queue_clear(q);
-        return;
-    }
+    ice->sending = true;
+    ice_enter(ice);
     int fd = -1;
     struct sockaddr_storage to;
     socklen_t tolen = 0;
-    bool direct = direct_path(ice, &fd, &to, &tolen);
+    bool up = ice->state == ICE_ST_CONNECTED || ice->state == ICE_ST_READY;
+    bool direct = up && direct_path(ice, &fd, &to, &tolen);
     size_t i = 0, off = 0;
     while (i < q->n) {
-        if (!direct) {
-            size_t took = send_via_agent(ice, q, i, off);
-            ice->sent.datagrams += took;
-            ice->sent.dropped += q->n - i - took;
+        if (ice->state != ICE_ST_CONNECTED && ice->state != ICE_ST_READY) {
+            ice->sent.dropped += q->n - i; /* no path, or no consent: RFC 7675 says stop */
             break;
         }
-        size_t k = udpgso_run(q->len + i, q->n - i, UDPGSO_QUEUE_MAX, UDPGSO_MAX_BYTES);
+        size_t k = direct ? udpgso_run(q->len + i, q->n - i, UDPGSO_QUEUE_MAX, UDPGSO_MAX_BYTES)
+                          : q->n - i;
         size_t bytes = 0;
         for (size_t j = i; j < i + k; j++)
             bytes += q->len[j];
-        int rc = udpgso_send(fd, (struct sockaddr *)&to, tolen, q->buf + off, bytes,
+        int rc = 0;
+        if (direct)
+            rc = udpgso_send(fd, (struct sockaddr *)&to, tolen, q->buf + off, bytes,
                              k > 1 ? q->len[i] : 0);
-        if (rc && k > 1 && udpgso_unsupported(rc)) {
-            LOG_INFO(ice->who,
-                     "this path does not take segmented UDP sends (%s): one datagram "
-                     "per send from now on",
-                     g_strerror(-rc));
-            ice->gso_off = true;
-            direct = false;
-            continue; /* the same datagrams, through libnice */
-        }
-        if (rc == -EAGAIN || rc == -EWOULDBLOCK) {
-            ice->sent.dropped += q->n - i; /* the socket is full: the rest would be too */
+        if (direct && rc && rc != -EAGAIN && rc != -EWOULDBLOCK && k > 1) {
+            /* Refused as one send (a path MTU below the segment size, a filter on packet
+             * length, IPsec): datagram by datagram, and so from now on on this pair. */
+            size_t took = send_via_agent(ice, i, off, k);
+            if (took == k) {
+                LOG_INFO(ice->who,
+                         "the path refused a segmented UDP send (%s): the datagrams go "
+                         "one by one from now on",
+                         g_strerror(-rc));
+                ice->gso_off = true;
+                direct = false;
+            }
+            rc = 0;
+            ice->sent.datagrams += took;
+            ice->sent.dropped += k - took;
+        } else if (!direct) {
+            size_t took = send_via_agent(ice, i, off, k);
+            ice->sent.datagrams += took;
+            ice->sent.dropped += k - took;
+        } else if (rc == -EAGAIN || rc == -EWOULDBLOCK) {
+            ice->sent.dropped += q->n - i; /* the socket is full: as a full router queue */
             break;
-        }
-        if (rc) {
+        } else if (rc) {
             LOG_DEBUG(ice->who, "ICE send failed: %s", g_strerror(-rc));
             ice->sent.dropped += k;
         } else {
@@ -857,9 +889,12 @@ static void send_queued(ice_t *ice)
             ice->sent.gso_datagrams += k > 1 ? k : 0;
         }
         i += k;
-        off += bytes;
+        for (size_t j = i - k; j < i; j++)
+            off += q->len[j];
     }
     udpgso_queue_clear(q);
+    ice->sending = false;
+    ice_leave(ice); /* may free ice */
 }
 
 static gboolean send_queued_cb(gpointer data)
@@ -886,8 +921,10 @@ int ice_queue(ice_t *ice, const uint8_t *buf, size_t len)
     if (udpgso_queue_full(&ice->outq))
         send_queued(ice);
     else if (!ice->outq_src)
-        /* Right after the callback that is sending, before other I/O. */
-        ice->outq_src = loop_idle(ice->ctx, G_PRIORITY_HIGH, send_queued_cb, ice);
+        /* When the callback that is sending has returned, before anything else: ahead
+         * of the site's commit (G_PRIORITY_HIGH) too, as nothing queued here waits for
+         * one (what depends on a commit is only produced after it, site_txn.c). */
+        ice->outq_src = loop_idle(ice->ctx, G_PRIORITY_HIGH - 1, send_queued_cb, ice);
     return 0;
 }
 
@@ -943,6 +980,11 @@ int ice_restart(ice_t *ice)
     if (!ice || ice->dead)
         return BL_EINVAL;
     guint old = ice->stream_id;
+    /* Datagrams of the old session must not reach the new path. */
+    ice->sent.dropped += ice->outq.n;
+    udpgso_queue_clear(&ice->outq);
+    loop_cancel(&ice->outq_src);
+    ice->gso_off = ice->gso_probed = false;
     nice_agent_attach_recv(ice->agent, old, ICE_COMPONENT, ice->ctx, ice_discard_recv, NULL);
     if (ice->depth > 0) {
         ice_stream_ref_t *r = g_new(ice_stream_ref_t, 1);
@@ -1069,7 +1111,7 @@ void ice_free(ice_t *ice)
     if (ice->stream_id)
         nice_agent_attach_recv(ice->agent, ice->stream_id, ICE_COMPONENT, ice->ctx,
                                ice_discard_recv, NULL);
-    loop_cancel(&ice->outq_src); /* what is queued goes nowhere now */
+    send_queued(ice); /* DTLS's close_notify, queued as the session was torn down */
     ice->dead = true;
     if (ice->depth == 0) {
         ice->dead = false; /* not inside a handler: the agent can go right away */

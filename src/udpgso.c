@@ -94,10 +94,9 @@ int udpgso_send(int fd, const struct sockaddr *to, socklen_t tolen, const uint8_
     return 0;
 }
 
-bool udpgso_unsupported(int err)
+bool udpgso_supported(int fd)
 {
-    /* EINVAL: segment larger than the path MTU allows, or no GSO for this socket;
-     * EIO: IPsec on the route or no checksum offload where the kernel insists on it;
-     * ENOPROTOOPT / EOPNOTSUPP: a kernel without UDP_SEGMENT. */
-    return err == -EINVAL || err == -EIO || err == -ENOPROTOOPT || err == -EOPNOTSUPP;
+    int v = 0;
+    socklen_t l = sizeof(v);
+    return getsockopt(fd, SOL_UDP, UDP_SEGMENT, &v, &l) == 0;
 }

@@ -54,8 +54,8 @@ size_t udpgso_run(const size_t *len, size_t n, size_t max_segs, size_t max_bytes
 int udpgso_send(int fd, const struct sockaddr *to, socklen_t tolen, const uint8_t *buf, size_t len,
                 size_t seg);
 
-/* Whether udpgso_send's -errno says this socket or path cannot segment (an old kernel,
- * IPsec, a path MTU below the segment size): send datagram by datagram from then on. */
-bool udpgso_unsupported(int err);
+/* Whether the kernel takes segmented sends on this UDP socket (Linux 4.18 on; an older
+ * one ignores the option and would send one oversized datagram instead). */
+bool udpgso_supported(int fd);
 
 #endif

@@ -96,13 +96,12 @@ static void test_segmented_send(void **state)
     uint8_t buf[20 * 1100 + 300];
     for (size_t i = 0; i < 21; i++)
         memset(buf + i * 1100, (int)(i + 1), i < 20 ? 1100 : 300);
-    int rc = udpgso_send(s, (struct sockaddr *)&ra, sizeof(ra), buf, sizeof(buf), 1100);
-    if (udpgso_unsupported(rc)) {
+    if (!udpgso_supported(s)) {
         close(s);
         close(r);
-        skip(); /* a kernel without UDP_SEGMENT: ice.c sends datagram by datagram */
+        skip(); /* a kernel without UDP_SEGMENT: ice.c sends through libnice */
     }
-    assert_int_equal(rc, 0);
+    assert_int_equal(udpgso_send(s, (struct sockaddr *)&ra, sizeof(ra), buf, sizeof(buf), 1100), 0);
     for (size_t i = 0; i < 21; i++) {
         uint8_t in[2000];
         ssize_t n = recv(r, in, sizeof(in), 0);
