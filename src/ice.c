@@ -836,6 +836,8 @@ static void send_queued(ice_t *ice)
     if (ice->sending) /* from inside our own send: the outer loop sends it */
         return;
     loop_cancel(&ice->outq_src);
+    if (q->n == 0)
+        return;
     ice->sending = true;
     ice_enter(ice);
     int fd = -1;
@@ -916,6 +918,10 @@ int ice_queue(ice_t *ice, const uint8_t *buf, size_t len)
     if (ice->state != ICE_ST_CONNECTED && ice->state != ICE_ST_READY)
         return BL_EAGAIN;
     int rc = udpgso_queue_add(&ice->outq, buf, len);
+    if (rc == BL_ETOOBIG) { /* full while send_queued runs: this one is lost, as on a wire */
+        ice->sent.dropped++;
+        return 0;
+    }
     if (rc)
         return rc;
     if (udpgso_queue_full(&ice->outq))
@@ -980,9 +986,12 @@ int ice_restart(ice_t *ice)
     if (!ice || ice->dead)
         return BL_EINVAL;
     guint old = ice->stream_id;
-    /* Datagrams of the old session must not reach the new path. */
-    ice->sent.dropped += ice->outq.n;
-    udpgso_queue_clear(&ice->outq);
+    /* Datagrams of the old session must not reach the new path. Inside send_queued,
+     * its loop drops and counts them when it sees the state below. */
+    if (!ice->sending) {
+        ice->sent.dropped += ice->outq.n;
+        udpgso_queue_clear(&ice->outq);
+    }
     loop_cancel(&ice->outq_src);
     ice->gso_off = ice->gso_probed = false;
     nice_agent_attach_recv(ice->agent, old, ICE_COMPONENT, ice->ctx, ice_discard_recv, NULL);

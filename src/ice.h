@@ -70,7 +70,8 @@ int ice_send(ice_t *ice, const uint8_t *buf, size_t len);
  * direct UDP path, runs of equal-size datagrams go as one segmented send (udpgso.h),
  * otherwise through libnice, all in one call. Order is kept. A datagram the socket
  * refuses then (its buffer full) is dropped and counted, as a router would drop it:
- * the transport above retransmits. 0 = queued; the errors of ice_send otherwise. */
+ * the transport above retransmits. 0 = queued; the errors of ice_send otherwise, and
+ * BL_ETOOBIG above UDPGSO_MAX_BYTES (65,000). */
 int ice_queue(ice_t *ice, const uint8_t *buf, size_t len);
 typedef struct ice_send_stats {
     uint64_t datagrams;     /* sent from ice_queue */

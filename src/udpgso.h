@@ -22,8 +22,8 @@
 
 #include "common.h"
 
-/* Datagrams queued before the queue must be sent; also the kernel's limit on segments
- * per send (UDP_MAX_SEGMENTS). */
+/* Datagrams queued before the queue must be sent; also the most segments per send
+ * (UDP_MAX_SEGMENTS is 64 in Linux 6.1; later kernels take more). */
 #define UDPGSO_QUEUE_MAX 64
 /* Bytes in one send: a UDP datagram's payload is at most 65,507 bytes over IPv4. */
 #define UDPGSO_MAX_BYTES 65000
