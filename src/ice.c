@@ -11,9 +11,11 @@
  * returns) and the teardown happens when the outermost handler returns; the agent
  * reference itself is then dropped from an idle source on the context.
  *
- * Over 600 lines: libnice's signal handlers, candidate gathering and the socket buffers
+ * Over 600 lines: libnice's signal handlers, candidate gathering, the socket buffers and
+ * the queued sends (ice_queue: the selected pair's socket, libnice's send as fallback)
  * all work on one agent under the re-entrancy rule above; apart they would each need it
- * restated. The pure part (SDP candidate lines) is sdp.c. */
+ * restated. The pure parts are sdp.c (SDP candidate lines) and udpgso.c (which queued
+ * datagrams share one segmented send). */
 #include "ice.h"
 
 #include <arpa/inet.h>
@@ -739,16 +741,25 @@ void ice_remote_gathering_done(ice_t *ice)
         nice_agent_peer_candidate_gathering_done(ice->agent, ice->stream_id);
 }
 
-int ice_send(ice_t *ice, const uint8_t *buf, size_t len)
+/* Whether a datagram of len bytes (at most max) can be sent now: 0 or why not. */
+static int sendable(const ice_t *ice, const uint8_t *buf, size_t len, size_t max)
 {
     if (!ice || ice->dead || (!buf && len))
         return BL_EINVAL;
-    if (len == 0 || len > ICE_MAX_DATAGRAM)
+    if (len == 0 || len > max)
         return len ? BL_ETOOBIG : BL_EINVAL;
     if (ice->state == ICE_ST_FAILED)
         return BL_EIO;
     if (ice->state != ICE_ST_CONNECTED && ice->state != ICE_ST_READY)
         return BL_EAGAIN;
+    return 0;
+}
+
+int ice_send(ice_t *ice, const uint8_t *buf, size_t len)
+{
+    int rc = sendable(ice, buf, len, ICE_MAX_DATAGRAM);
+    if (rc)
+        return rc;
     if (ice->outq.n) { /* what ice_queue holds goes first */
         ice_enter(ice);
         send_queued(ice);
@@ -764,7 +775,7 @@ int ice_send(ice_t *ice, const uint8_t *buf, size_t len)
                                                   1, NULL, &err);
     if (n == 1)
         return 0;
-    int rc = BL_EAGAIN;
+    rc = BL_EAGAIN;
     if (err && !g_error_matches(err, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
         LOG_DEBUG(ice->who, "ICE send failed: %s", err->message);
         rc = BL_EIO;
@@ -909,15 +920,10 @@ static gboolean send_queued_cb(gpointer data)
 
 int ice_queue(ice_t *ice, const uint8_t *buf, size_t len)
 {
-    if (!ice || ice->dead || (!buf && len))
-        return BL_EINVAL;
-    if (len == 0 || len > UDPGSO_MAX_BYTES)
-        return len ? BL_ETOOBIG : BL_EINVAL;
-    if (ice->state == ICE_ST_FAILED)
-        return BL_EIO;
-    if (ice->state != ICE_ST_CONNECTED && ice->state != ICE_ST_READY)
-        return BL_EAGAIN;
-    int rc = udpgso_queue_add(&ice->outq, buf, len);
+    int rc = sendable(ice, buf, len, UDPGSO_MAX_BYTES);
+    if (rc)
+        return rc;
+    rc = udpgso_queue_add(&ice->outq, buf, len);
     if (rc == BL_ETOOBIG) { /* full while send_queued runs: this one is lost, as on a wire */
         ice->sent.dropped++;
         return 0;
