@@ -760,27 +760,25 @@ int ice_send(ice_t *ice, const uint8_t *buf, size_t len)
     int rc = sendable(ice, buf, len, ICE_MAX_DATAGRAM);
     if (rc)
         return rc;
-    if (ice->outq.n) { /* what ice_queue holds goes first */
-        ice_enter(ice);
+    /* Inside enter/leave: a libnice call may emit a signal whose handler frees us. */
+    ice_enter(ice);
+    if (ice->outq.n) /* what ice_queue holds goes first */
         send_queued(ice);
-        bool gone = ice->dead;
-        ice_leave(ice); /* frees ice when a callback freed it */
-        if (gone)
-            return BL_EINVAL;
+    rc = BL_EINVAL;
+    if (!ice->dead) {
+        GOutputVector vec = {.buffer = buf, .size = len};
+        NiceOutputMessage msg = {.buffers = &vec, .n_buffers = 1};
+        GError *err = NULL;
+        gint n = nice_agent_send_messages_nonblocking(ice->agent, ice->stream_id, ICE_COMPONENT,
+                                                      &msg, 1, NULL, &err);
+        rc = n == 1 ? 0 : BL_EAGAIN;
+        if (n != 1 && err && !g_error_matches(err, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
+            LOG_DEBUG(ice->who, "ICE send failed: %s", err->message);
+            rc = BL_EIO;
+        }
+        g_clear_error(&err);
     }
-    GOutputVector vec = {.buffer = buf, .size = len};
-    NiceOutputMessage msg = {.buffers = &vec, .n_buffers = 1};
-    GError *err = NULL;
-    gint n = nice_agent_send_messages_nonblocking(ice->agent, ice->stream_id, ICE_COMPONENT, &msg,
-                                                  1, NULL, &err);
-    if (n == 1)
-        return 0;
-    rc = BL_EAGAIN;
-    if (err && !g_error_matches(err, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
-        LOG_DEBUG(ice->who, "ICE send failed: %s", err->message);
-        rc = BL_EIO;
-    }
-    g_clear_error(&err);
+    ice_leave(ice); /* frees ice when a callback freed it */
     return rc;
 }
 
