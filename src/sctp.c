@@ -215,6 +215,26 @@ static void tick_activity(void)
 
 static bool note_window_use(sctp_t *s, gint64 now);
 
+/* Before usrsctp is handed data or a packet while the tick is idle: its clock stood
+ * still since the last tick, up to SCTP_IDLE_TICK_MS ago, and a timer started now
+ * (usrsctp counts from its clock) would fire at the next tick, which moves the clock by
+ * the whole pause: the first packet of a flood after a pause had its retransmission
+ * timer expire 10 ms later, which doubled the RTO and counted an error against the path
+ * (the chunk itself, sent less than an RTO ago, was not resent). So the clock is brought
+ * to now first. Only when idle: nothing is in flight then (the tick stays fast while
+ * anything is buffered), so no timer runs that a SACK still unread could stop, the case
+ * SCTP_LATE_CREDIT_MS guards. Never from inside usrsctp (conn_output). */
+static void clock_catch_up(void)
+{
+    if (!g.timer || g.fast)
+        return;
+    gint64 ms = (g_get_monotonic_time() - g.last_us) / 1000;
+    if (ms <= 0)
+        return;
+    g.last_us += ms * 1000;
+    usrsctp_handle_timers((uint32_t)ms);
+}
+
 static gboolean tick(gpointer unused)
 {
     (void)unused;
@@ -888,6 +908,7 @@ int sctp_feed(sctp_t *s, const uint8_t *buf, size_t len)
     int rc = s->state == ST_NEW ? start_locked(s) : 0;
     if (rc == 0 && !s->guard.freed) {
         g.packets_in++;
+        clock_catch_up();
         tick_activity();
         usrsctp_conninput((void *)s->id, buf, len, 0);
     }
@@ -1048,6 +1069,7 @@ int sctp_send(sctp_t *s, uint16_t stream, const uint8_t *buf, size_t len)
         restart_after_idle(s, now);
     s->sent_us = now;
     loop_enter(&s->guard);
+    clock_catch_up();
     /* RFC 8831 6.6: an empty message is one zero byte with the "empty" PPID. */
     int rc = len ? send_raw(s, c, DCEP_PPID_BINARY, buf, len, false)
                  : send_raw(s, c, DCEP_PPID_BINARY_EMPTY, &zero, 1, false);

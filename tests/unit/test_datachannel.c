@@ -574,6 +574,31 @@ static void test_idle_restart(void **state)
     assert_int_equal(packet_bytes(), c.packet);
 }
 
+/* After a pause long enough for the tick to idle, the retransmission timers of a burst
+ * count from now: none expires while SACKs come (one did, at the first tick, which moved
+ * usrsctp's clock by the whole pause, and doubled the RTO). */
+static void test_no_timeout_after_pause(void **state)
+{
+    (void)state;
+    pair_t *p = pair_new(NULL, NULL, 0);
+    connect_pair(p);
+    p->a.size_of = p->b.size_of = burst_size;
+    exchange(p, 40);
+    assert_false(run_until(p, never, 600)); /* nothing in flight: the tick idles */
+    sctp_counters_t c0, c1;
+    sctp_info_t i0, i1;
+    sctp_get_counters(&c0);
+    assert_int_equal(sctp_get_info(p->a.sctp, &i0), 0);
+    exchange(p, 80);                        /* a burst each way, in flight at the first tick */
+    assert_false(run_until(p, never, 300)); /* the last SACKs */
+    sctp_get_counters(&c1);
+    assert_int_equal(sctp_get_info(p->a.sctp, &i1), 0);
+    assert_int_equal(c1.t3_timeouts - c0.t3_timeouts, 0);
+    assert_int_equal(c1.retrans - c0.retrans, 0);
+    assert_int_equal(i1.rto_ms, i0.rto_ms);
+    pair_free(p);
+}
+
 /* A window unused for longer than idle_keep_ms (5 minutes by default) is not kept. */
 static void test_idle_window_expires(void **state)
 {
@@ -790,6 +815,7 @@ int main(void)
         cmocka_unit_test(test_varied_messages),
         cmocka_unit_test(test_loss),
         cmocka_unit_test(test_idle_restart),
+        cmocka_unit_test(test_no_timeout_after_pause),
         cmocka_unit_test(test_idle_window_expires),
         cmocka_unit_test(test_idle_window_sparse_sends),
         cmocka_unit_test(test_idle_window_held_to_send_buffer),
