@@ -149,6 +149,7 @@ static struct {
     gint64 ready_us;   /* the tick is due then */
     gint64 active_us;  /* last packet in or out */
     bool fast;         /* ticking every SCTP_TICK_MS */
+    bool stale;        /* the tick went idle since usrsctp's clock was last moved */
     GHashTable *by_id; /* id -> sctp_t */
     uintptr_t next_id;
     uint64_t packets_out, packets_in; /* usrsctp does not count AF_CONN packets */
@@ -201,6 +202,7 @@ static void upcall(struct socket *so, void *arg, int flags)
 static void tick_arm(gint64 now, bool fast)
 {
     g.fast = fast;
+    g.stale = g.stale || !fast;
     g.ready_us = now + (fast ? SCTP_TICK_MS : SCTP_IDLE_TICK_MS) * 1000LL;
     g_source_set_ready_time(g.timer, g.ready_us);
 }
@@ -215,36 +217,39 @@ static void tick_activity(void)
 
 static bool note_window_use(sctp_t *s, gint64 now);
 
-/* Before usrsctp is handed data or a packet while the tick is idle: its clock stood
- * still since the last tick, up to SCTP_IDLE_TICK_MS ago, and a timer started now
- * (usrsctp counts from its clock) would fire at the next tick, which moves the clock by
- * the whole pause: the first packet of a flood after a pause had its retransmission
- * timer expire 10 ms later, which doubled the RTO and counted an error against the path
- * (the chunk itself, sent less than an RTO ago, was not resent). So the clock is brought
- * to now first. Only when idle: nothing is in flight then (the tick stays fast while
- * anything is buffered), so no timer runs that a SACK still unread could stop, the case
- * SCTP_LATE_CREDIT_MS guards. Never from inside usrsctp (conn_output). */
-static void clock_catch_up(void)
+/* Tell usrsctp's clock that up to `cap` ms of the time since it was last moved passed. */
+static void clock_advance(gint64 now, gint64 cap)
 {
-    if (!g.timer || g.fast)
-        return;
-    gint64 ms = (g_get_monotonic_time() - g.last_us) / 1000;
+    gint64 ms = (now - g.last_us) / 1000;
+    g.stale = false;
     if (ms <= 0)
         return;
-    g.last_us += ms * 1000;
-    usrsctp_handle_timers((uint32_t)ms);
+    g.last_us += ms * 1000; /* keep the remainder for the next time */
+    usrsctp_handle_timers((uint32_t)BL_MIN(ms, cap));
+}
+
+/* First thing at every entry that hands usrsctp something (data, a packet, a connect, a
+ * read that may open the window, a stream reset): when the tick went idle since the
+ * clock was last moved, usrsctp's clock stood still, up to SCTP_IDLE_TICK_MS, and a timer
+ * started now would count from then (sctp_callout.c: c_time = ticks + to_ticks) and fire
+ * at the next tick, which moves the clock by the whole pause. The first burst after a
+ * pause had its retransmission timer expire at once: the RTO doubled, an error counted
+ * against the path, and chunks older than the smoothed round trip (a few ms on a LAN)
+ * were resent with the window cut to one packet. So the clock is brought to now first.
+ * Only after idling: nothing was in flight then, so no timer runs that a SACK still
+ * unread could stop (the case SCTP_LATE_CREDIT_MS guards while busy). Never from inside
+ * usrsctp (conn_output, upcall). */
+static void clock_catch_up(void)
+{
+    if (g.timer && g.stale)
+        clock_advance(g_get_monotonic_time(), G_MAXINT64);
 }
 
 static gboolean tick(gpointer unused)
 {
     (void)unused;
     gint64 now = g_get_monotonic_time();
-    gint64 ms = (now - g.last_us) / 1000;
-    if (ms > 0) {
-        gint64 due_ms = (g.ready_us - g.last_us) / 1000;
-        g.last_us += ms * 1000; /* keep the remainder for the next tick */
-        usrsctp_handle_timers((uint32_t)BL_MIN(ms, due_ms + SCTP_LATE_CREDIT_MS));
-    }
+    clock_advance(now, (g.ready_us - g.last_us) / 1000 + SCTP_LATE_CREDIT_MS);
     if (!g.timer) /* a callback of usrsctp may have freed the last association */
         return G_SOURCE_CONTINUE;
     /* Busy (see SCTP_TICK_MS) while some association may have a timer running: a packet
@@ -395,6 +400,7 @@ static int send_raw(sctp_t *s, const chan_t *c, uint32_t ppid, const void *buf, 
 /* RFC 8831 6.7: a channel is closed by resetting its outgoing stream. */
 static void reset_stream(sctp_t *s, uint16_t sid)
 {
+    clock_catch_up();
     size_t n = sizeof(struct sctp_reset_streams) + sizeof(uint16_t);
     struct sctp_reset_streams *srs = g_malloc0(n);
     srs->srs_flags = SCTP_STREAM_RESET_OUTGOING;
@@ -704,6 +710,7 @@ static gboolean work_fire(gpointer p)
     loop_enter(&s->guard);
     g_source_unref(s->work);
     s->work = NULL;
+    clock_catch_up();
     /* Bounded so one busy association cannot starve the rest of the loop. */
     for (int i = 0;
          i < 256 && !s->guard.freed && s->state != ST_CLOSED && !s->rx_paused && read_one(s); i++)
@@ -874,6 +881,7 @@ error:
 static int start_locked(sctp_t *s)
 {
     struct sockaddr_conn a = conn_addr(s);
+    clock_catch_up();
     s->state = ST_CONNECTING;
     /* Both ends connect (RFC 8841 / RFC 8831 6.2): SCTP resolves the INIT collision. */
     if (usrsctp_connect(s->sock, (struct sockaddr *)&a, sizeof(a)) < 0 && errno != EINPROGRESS) {
@@ -902,13 +910,13 @@ int sctp_feed(sctp_t *s, const uint8_t *buf, size_t len)
     if (s->state == ST_CLOSED)
         return BL_ESTATE;
     loop_enter(&s->guard);
+    clock_catch_up(); /* before start_locked's INIT timer, too */
     /* A packet can only come through a connected DTLS: if the peer's INIT beats our
      * caller's sctp_start, connecting now turns it into a normal INIT collision instead
      * of an ABORT from a socket that is neither listening nor connecting. */
     int rc = s->state == ST_NEW ? start_locked(s) : 0;
     if (rc == 0 && !s->guard.freed) {
         g.packets_in++;
-        clock_catch_up();
         tick_activity();
         usrsctp_conninput((void *)s->id, buf, len, 0);
     }
@@ -949,6 +957,7 @@ int sctp_open_channel(sctp_t *s, const char *label, bool ordered, int max_rtx)
     if (rc)
         return rc;
     loop_enter(&s->guard);
+    clock_catch_up();
     chan_t *c = chan_add(s, sid, o.channel_type, o.reliability, label);
     rc = send_raw(s, c, DCEP_PPID, msg, len, true);
     if (rc)
@@ -1064,15 +1073,16 @@ int sctp_send(sctp_t *s, uint16_t stream, const uint8_t *buf, size_t len)
         return BL_EAGAIN;
     }
     static const uint8_t zero = 0;
+    clock_catch_up();
     gint64 now = g_get_monotonic_time();
     if (s->sent_us && now - s->sent_us > SCTP_IDLE_RESTART_US)
         restart_after_idle(s, now);
     s->sent_us = now;
     loop_enter(&s->guard);
-    clock_catch_up();
     /* RFC 8831 6.6: an empty message is one zero byte with the "empty" PPID. */
-    int rc = len ? send_raw(s, c, DCEP_PPID_BINARY, buf, len, false)
-                 : send_raw(s, c, DCEP_PPID_BINARY_EMPTY, &zero, 1, false);
+    int rc = s->guard.freed ? BL_ESTATE
+             : len          ? send_raw(s, c, DCEP_PPID_BINARY, buf, len, false)
+                            : send_raw(s, c, DCEP_PPID_BINARY_EMPTY, &zero, 1, false);
     loop_leave_destroy(&s->guard, destroy, s);
     return rc;
 }
