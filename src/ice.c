@@ -177,6 +177,12 @@ static void ice_clear_pending(ice_t *ice)
 
 /* ---- libnice signal handlers (each wrapped in enter/leave, see the file comment) ---- */
 
+/* ICE has a path the peer consents to (RFC 7675): sends may go. */
+static bool ice_up(const ice_t *ice)
+{
+    return ice->state == ICE_ST_CONNECTED || ice->state == ICE_ST_READY;
+}
+
 static void ice_enter(ice_t *ice)
 {
     ice->depth++;
@@ -327,7 +333,7 @@ static void on_state_changed(NiceAgent *agent, guint stream_id, guint component_
     /* libnice restarts at DISCONNECTED only through a restart, which we announce. */
     if ((st == ICE_ST_NEW && ice->state != ICE_ST_NEW) || ice->rearming)
         return;
-    bool up = ice->state == ICE_ST_CONNECTED || ice->state == ICE_ST_READY;
+    bool up = ice_up(ice);
     if (up && ice->lapse_us && st != ICE_ST_FAILED) {
         /* After a re-arm: libnice only moves on through a new check pair that works. */
         if (st == ICE_ST_READY) {
@@ -750,7 +756,7 @@ static int sendable(const ice_t *ice, const uint8_t *buf, size_t len, size_t max
         return len ? BL_ETOOBIG : BL_EINVAL;
     if (ice->state == ICE_ST_FAILED)
         return BL_EIO;
-    if (ice->state != ICE_ST_CONNECTED && ice->state != ICE_ST_READY)
+    if (!ice_up(ice))
         return BL_EAGAIN;
     return 0;
 }
@@ -816,7 +822,8 @@ static bool direct_path(ice_t *ice, int *fd, struct sockaddr_storage *to, sockle
 }
 
 /* Through libnice, in one call (one sendmmsg on UDP), the n queued datagrams from index
- * i, which start at byte off. Returns how many it took. */
+ * i, which start at byte off; what it did not take is counted as dropped. Returns how
+ * many it took. */
 static size_t send_via_agent(ice_t *ice, size_t i, size_t off, size_t n)
 {
     const udpgso_queue_t *q = &ice->outq;
@@ -833,7 +840,10 @@ static size_t send_via_agent(ice_t *ice, size_t i, size_t off, size_t n)
     if (err && !g_error_matches(err, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
         LOG_DEBUG(ice->who, "ICE send failed: %s", err->message);
     g_clear_error(&err);
-    return sent > 0 ? (size_t)sent : 0;
+    size_t took = sent > 0 ? (size_t)sent : 0;
+    ice->sent.datagrams += took;
+    ice->sent.dropped += n - took;
+    return took;
 }
 
 /* Send what ice_queue collected, in order. Wrapped in enter/leave: a libnice call may emit
@@ -852,11 +862,10 @@ static void send_queued(ice_t *ice)
     int fd = -1;
     struct sockaddr_storage to;
     socklen_t tolen = 0;
-    bool up = ice->state == ICE_ST_CONNECTED || ice->state == ICE_ST_READY;
-    bool direct = up && direct_path(ice, &fd, &to, &tolen);
+    bool direct = ice_up(ice) && direct_path(ice, &fd, &to, &tolen);
     size_t i = 0, off = 0;
     while (i < q->n) {
-        if (ice->state != ICE_ST_CONNECTED && ice->state != ICE_ST_READY) {
+        if (!ice_up(ice)) {
             ice->sent.dropped += q->n - i; /* no path, or no consent: RFC 7675 says stop */
             break;
         }
@@ -872,8 +881,7 @@ static void send_queued(ice_t *ice)
         if (direct && rc && rc != -EAGAIN && rc != -EWOULDBLOCK && k > 1) {
             /* Refused as one send (a path MTU below the segment size, a filter on packet
              * length, IPsec): datagram by datagram, and so from now on on this pair. */
-            size_t took = send_via_agent(ice, i, off, k);
-            if (took == k) {
+            if (send_via_agent(ice, i, off, k) == k) {
                 LOG_INFO(ice->who,
                          "the path refused a segmented UDP send (%s): the datagrams go "
                          "one by one from now on",
@@ -881,13 +889,8 @@ static void send_queued(ice_t *ice)
                 ice->gso_off = true;
                 direct = false;
             }
-            rc = 0;
-            ice->sent.datagrams += took;
-            ice->sent.dropped += k - took;
         } else if (!direct) {
-            size_t took = send_via_agent(ice, i, off, k);
-            ice->sent.datagrams += took;
-            ice->sent.dropped += k - took;
+            send_via_agent(ice, i, off, k);
         } else if (rc == -EAGAIN || rc == -EWOULDBLOCK) {
             ice->sent.dropped += q->n - i; /* the socket is full: as a full router queue */
             break;
@@ -900,8 +903,7 @@ static void send_queued(ice_t *ice)
             ice->sent.gso_datagrams += k > 1 ? k : 0;
         }
         i += k;
-        for (size_t j = i - k; j < i; j++)
-            off += q->len[j];
+        off += bytes;
     }
     udpgso_queue_clear(q);
     ice->sending = false;
