@@ -1,11 +1,13 @@
 /* bldelay - a WAN delay for the namespace lab on kernels without sch_netem.
  *
- *   bldelay --queue N --delay-ms D [--jitter-ms J] [--loss-pct P] [--seed S]
+ *   bldelay --queue N --delay-ms D [--jitter-ms J] [--loss-pct P] [--seed S] [--segment]
  *
  * Binds netfilter queue N (in the network namespace it runs in) and, for every packet
  * an iptables NFQUEUE rule sends there: with probability P% drops it (NF_DROP) at once,
  * otherwise holds it and lets it go on (NF_ACCEPT, payload unchanged) D ms later, give
- * or take a uniform jitter of up to J ms.
+ * or take a uniform jitter of up to J ms. With --segment the kernel cuts segmented
+ * sends (GSO: TCP super-packets, UDP_SEGMENT runs) into their datagrams before queueing,
+ * so the loss is drawn per datagram, as on a real link.
  *
  * Order: packets leave in the order they came (FIFO per queue). netem without a
  * reorder option keeps order only without jitter; here a packet's due time is clamped
@@ -59,6 +61,7 @@ struct bld {
     uint16_t queue;
     int64_t delay_ns, jitter_ns, last_due_ns;
     double loss; /* probability, 0..1 */
+    int segment; /* --segment: the kernel cuts segmented sends before we see them */
     uint64_t rng;
     uint64_t seen, delayed, dropped, early, enobufs, verdict_errors, no_header, bad_messages;
 };
@@ -210,9 +213,10 @@ static int bld_parse_num(const char *opt, const char *s, double lo, double hi, d
 static void bld_usage(void)
 {
     fprintf(stderr, "usage: bldelay --queue N --delay-ms D [--jitter-ms J] [--loss-pct P]"
-                    " [--seed S]\n"
+                    " [--seed S] [--segment]\n"
                     "  holds each packet of netfilter queue N for D ms (+-J, order kept),\n"
-                    "  drops P %% of them; SIGTERM/SIGINT releases the held ones and exits\n");
+                    "  drops P %% of them (--segment: of the datagrams, the kernel cutting\n"
+                    "  segmented sends first); SIGTERM/SIGINT releases the held ones and exits\n");
 }
 
 static int bld_parse_args(int argc, char **argv, struct bld *d)
@@ -223,6 +227,7 @@ static int bld_parse_args(int argc, char **argv, struct bld *d)
                                          {"loss-pct", required_argument, NULL, 'l'},
                                          {"seed", required_argument, NULL, 's'},
                                          {"help", no_argument, NULL, 'h'},
+                                         {"segment", no_argument, NULL, 'g'},
                                          {NULL, 0, NULL, 0}};
     double queue = -1, delay = -1, jitter = 0, loss = 0, seed = -1;
     /* The numeric options, as opts lists them: each one's range and its variable. */
@@ -236,10 +241,14 @@ static int bld_parse_args(int argc, char **argv, struct bld *d)
                {0, 100, &loss},
                {0, 4294967295.0, &seed}};
     int c;
-    while ((c = getopt_long(argc, argv, "q:d:j:l:s:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "q:d:j:l:s:hg", opts, NULL)) != -1) {
         if (c == 'h') {
             bld_usage();
             exit(0);
+        }
+        if (c == 'g') {
+            d->segment = 1;
+            continue;
         }
         const char *k = c ? strchr(num_opts, c) : NULL;
         if (!k)
@@ -288,8 +297,12 @@ static int bld_open(struct bld *d)
         return -1;
     }
     /* GSO packets as they are (no segmenting just to show them to us): we never look at
-     * the payload. Older kernels refuse the flag; then they segment, which is correct. */
-    if (nfq_set_queue_flags(d->qh, NFQA_CFG_F_GSO, NFQA_CFG_F_GSO) < 0)
+     * the payload. Older kernels refuse the flag; then they segment, which is correct.
+     * With --segment the flag stays off, so the kernel cuts a segmented send (a TCP
+     * super-packet, a UDP_SEGMENT run) into the datagrams a real link would carry before
+     * queueing them, each with its own id: the loss draw is then per datagram, as on a
+     * real path, and not one draw for a whole run of up to 64 datagrams. */
+    if (!d->segment && nfq_set_queue_flags(d->qh, NFQA_CFG_F_GSO, NFQA_CFG_F_GSO) < 0)
         fprintf(stderr, "bldelay: queue flag GSO: %s (continuing without)\n", strerror(errno));
     int fd = nfq_fd(d->h), size = BLD_RCVBUF;
     if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) < 0) {
@@ -367,8 +380,10 @@ int main(int argc, char **argv)
     }
     int rc = 1;
     if (bld_open(&d) == 0) {
-        fprintf(stderr, "bldelay: queue %u ready: delay %.3f ms jitter %.3f ms loss %.2f %%\n",
-                d.queue, (double)d.delay_ns / 1e6, (double)d.jitter_ns / 1e6, d.loss * 100);
+        fprintf(stderr,
+                "bldelay: queue %u ready: delay %.3f ms jitter %.3f ms loss %.2f %%%s\n",
+                d.queue, (double)d.delay_ns / 1e6, (double)d.jitter_ns / 1e6, d.loss * 100,
+                d.segment ? " per datagram (segmented sends cut)" : "");
         rc = bld_loop(&d, sfd) == 0 ? 0 : 1;
         bld_release(&d, d.len); /* whatever happened, nothing stays held */
         fprintf(stderr,

@@ -493,8 +493,16 @@ lab_wan_cut() {
 lab_wan_restore() { _lab_check_site "$1" || return 1; _lab_in "r$1" iptables -F LAB_CUT; }
 
 # lab_netem SITE "SPEC": impair the router's WAN. SPEC words:
-#   loss P%     drop each forwarded packet with probability P, both directions
-#               (iptables statistic match, so it works without sch_netem)
+#   loss P%     drop each forwarded packet with probability P, both directions.
+#               With a delay held by bldelay (below), per datagram: that bldelay also
+#               draws the loss of what goes out, with --segment (the kernel cuts a
+#               segmented send, a TCP super-packet or a UDP_SEGMENT run of up to 64
+#               datagrams, into its datagrams first, as a real link carries them), and a
+#               second one, "bldelayin<SITE>" on queue 100 + SITE with no delay, draws
+#               it for what comes in from the WAN (LAB_LOSS: -i wan -j NFQUEUE).
+#               Otherwise (loss alone, or with sch_netem) an iptables statistic match
+#               in FORWARD, per packet as the router sees it: a segmented send that
+#               crossed a veth whole is dropped, or not, as one.
 #   rate R      shape WAN egress and LAN egress (= WAN ingress) to R (tc tbf, "2mbit")
 #   delay D [J] one-way delay (and jitter) of what the router sends out of its WAN, as
 #               a netem on wan's egress would do: a ping from the site's host gains D
@@ -540,7 +548,11 @@ lab_netem() {
       tbf=0
       [[ -n $rate ]] && { _lab_in "$r" tc qdisc replace dev lan root tbf rate "$rate" burst 64kb latency 100ms || return 1; }
     else
-      _lab_delay_start "$site" "${delay[@]}" || return 2
+      _lab_delay_start "$site" "$loss" "${delay[@]}" || return 2
+      if [[ -n $loss ]]; then
+        _lab_loss_in_start "$site" "$loss" || return 1
+        loss=""
+      fi
     fi
   fi
   if [[ -n $rate ]] && ((tbf)); then
@@ -576,11 +588,14 @@ _lab_time_ms() {
     printf "%.3f", v * f }'
 }
 
-# _lab_delay_start SITE D [J]: bldelay in router SITE, then the rule that feeds it
-# (queue number = SITE; queues are per namespace anyway). Returns 1, with nothing left
-# behind, when the delay cannot be had this way.
+# _lab_delay_start SITE LOSS D [J]: bldelay in router SITE, then the rule that feeds it
+# (queue number = SITE; queues are per namespace anyway). LOSS (percent, or empty for
+# none) is drawn there per datagram (--segment). Returns 1, with nothing left behind,
+# when the delay cannot be had this way.
 _lab_delay_start() {
-  local site=$1 r=r$1 bin d j=0 name=bldelay$1
+  local site=$1 r=r$1 bin d j=0 name=bldelay$1 lossargs=()
+  [[ -n $2 ]] && lossargs=(--loss-pct "$2" --segment)
+  shift
   bin=$(_lab_delay_bin)
   if [[ ! -x $bin ]]; then
     _lab_log "lab_netem: no sch_netem in this kernel and no bldelay at $bin: delay unsupported"
@@ -588,7 +603,7 @@ _lab_delay_start() {
   fi
   d=$(_lab_time_ms "$2") || { _lab_log "lab_netem: bad delay '$2'"; return 1; }
   if [[ -n ${3:-} ]]; then j=$(_lab_time_ms "$3") || { _lab_log "lab_netem: bad jitter '$3'"; return 1; }; fi
-  lab_bg "$name" "$r" "$bin" --queue "$site" --delay-ms "$d" --jitter-ms "$j" || return 1
+  lab_bg "$name" "$r" "$bin" --queue "$site" --delay-ms "$d" --jitter-ms "$j" "${lossargs[@]}" || return 1
   if ! lab_wait_for 5 grep -q "bldelay: queue $site ready" "$LAB_DIR/$name.log"; then
     _lab_log "lab_netem: bldelay did not bind queue $site: delay unsupported ($(tail -n 3 "$LAB_DIR/$name.log" | tr '\n' ' '))"
     lab_kill "$name" TERM || true
@@ -599,7 +614,21 @@ _lab_delay_start() {
     lab_kill "$name" TERM || true
     return 1
   fi
-  _lab_log "lab_netem: site $site WAN egress delayed ${d} ms (jitter ${j} ms) by bldelay (no sch_netem)"
+  _lab_log "lab_netem: site $site WAN egress delayed ${d} ms (jitter ${j} ms)${lossargs:+, ${lossargs[1]} % lost per datagram,} by bldelay (no sch_netem)"
+}
+
+# _lab_loss_in_start SITE LOSS: what router SITE forwards in from its WAN loses LOSS %
+# per datagram: a bldelay without delay on queue 100 + SITE, fed from LAB_LOSS. Returns
+# 1, with nothing left behind, when it cannot be had.
+_lab_loss_in_start() {
+  local site=$1 r=r$1 q=$((100 + $1)) name=bldelayin$1
+  lab_bg "$name" "$r" "$(_lab_delay_bin)" --queue "$q" --delay-ms 0 --loss-pct "$2" --segment || return 1
+  if ! lab_wait_for 5 grep -q "bldelay: queue $q ready" "$LAB_DIR/$name.log" ||
+    ! _lab_in "$r" iptables -A LAB_LOSS -i wan -j NFQUEUE --queue-num "$q"; then
+    _lab_log "lab_netem: no per-datagram loss on site $site's WAN in ($(tail -n 3 "$LAB_DIR/$name.log" | tr '\n' ' '))"
+    lab_kill "$name" TERM || true
+    return 1
+  fi
 }
 
 # lab_netem_clear SITE: remove every impairment set by lab_netem. The queue rule goes
@@ -610,6 +639,7 @@ lab_netem_clear() {
   _lab_in "r$1" iptables -F LAB_LOSS
   _lab_in "r$1" iptables -t raw -F LAB_DELAY 2>/dev/null || true # absent in a lab from before it existed
   if [[ -f $LAB_DIR/pids/bldelay$1 ]]; then lab_kill "bldelay$1" TERM || true; fi
+  if [[ -f $LAB_DIR/pids/bldelayin$1 ]]; then lab_kill "bldelayin$1" TERM || true; fi
   _lab_in "r$1" tc qdisc del dev wan root 2>/dev/null || true
   _lab_in "r$1" tc qdisc del dev lan root 2>/dev/null || true
 }

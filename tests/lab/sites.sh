@@ -351,6 +351,7 @@ bl_impair_clear() {
   for i in "$@"; do lab_netem_clear "$i"; done
   for i in "$@"; do
     if [[ -f $LAB_DIR/bldelay$i.log ]]; then sed -n 's/^/  /; /queue '"$i"':\|kernel queue/p' "$LAB_DIR/bldelay$i.log"; fi
+    if [[ -f $LAB_DIR/bldelayin$i.log ]]; then sed -n 's/^/  in: /; /queue '"$((100 + i))"':\|kernel queue/p' "$LAB_DIR/bldelayin$i.log"; fi
   done
 }
 
