@@ -150,20 +150,23 @@ static int bld_on_packet(struct nfq_q_handle *qh, struct nfgenmsg *msg, struct n
     return 0;
 }
 
-/* Read what the kernel queued, up to a burst; returns -1 on a fatal socket error. */
+/* Read what the kernel queued, up to a burst; returns how many messages were read, or
+ * -1 on a fatal socket error. */
 static int bld_read(struct bld *d, int fd)
 {
     static _Alignas(16) char buf[65536];
+    int got = 0;
     for (int i = 0; i < BLD_READ_BURST; i++) {
         ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
         if (n > 0) {
+            got++;
             if (nfq_handle_packet(d->h, buf, (int)n) < 0 && d->bad_messages++ == 0)
                 fprintf(stderr, "bldelay: a message the library could not handle: %s\n",
                         strerror(errno));
             continue;
         }
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return 0;
+            return got;
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == ENOBUFS) { /* the socket overflowed: the kernel dropped some */
@@ -174,7 +177,7 @@ static int bld_read(struct bld *d, int fd)
         fprintf(stderr, "bldelay: recv: %s\n", n == 0 ? "socket closed" : strerror(errno));
         return -1;
     }
-    return 0;
+    return got;
 }
 
 /* The kernel's own counters for our queue (queue_dropped: queue full; user_dropped:
@@ -346,6 +349,11 @@ static int bld_loop(struct bld *d, int sfd)
                 fprintf(stderr, "bldelay: read signalfd: %s\n", strerror(errno));
                 return -1;
             }
+            /* What the kernel queued before the rule went is still ours to let go:
+             * unread, it would be dropped when the queue is unbound. Bounded, in case
+             * the rule is still there and traffic keeps coming. */
+            for (int i = 0; i < 64 && bld_read(d, pfd[0].fd) > 0; i++)
+                ;
             fprintf(stderr, "bldelay: signal %u, releasing %zu held packets\n", si.ssi_signo,
                     d->len);
             return 0;

@@ -499,7 +499,8 @@ lab_wan_restore() { _lab_check_site "$1" || return 1; _lab_in "r$1" iptables -F 
 #               segmented send, a TCP super-packet or a UDP_SEGMENT run of up to 64
 #               datagrams, into its datagrams first, as a real link carries them), and a
 #               second one, "bldelayin<SITE>" on queue 100 + SITE with no delay, draws
-#               it for what comes in from the WAN (LAB_LOSS: -i wan -j NFQUEUE).
+#               it for what comes in from the WAN (LAB_LOSS: -i wan -o lan, established
+#               flows, -j NFQUEUE).
 #               Otherwise (loss alone, or with sch_netem) an iptables statistic match
 #               in FORWARD, per packet as the router sees it: a segmented send that
 #               crossed a veth whole is dropped, or not, as one.
@@ -517,11 +518,13 @@ lab_wan_restore() { _lab_check_site "$1" || return 1; _lab_in "r$1" iptables -F 
 #               entry yet: the second packet of a new flow cannot overtake the first
 #               one's NAT mapping (queued in FORWARD it could, and get another port);
 #               NAT sees the delayed stream as netem's egress would. One bldelay per
-#               site, "bldelay<SITE>" (log bldelay<SITE>.log), started before the rule
-#               and stopped by lab_netem_clear and lab_down. No --queue-bypass: if
-#               bldelay dies the site goes dark instead of silently losing its delay.
-#               Returns 2 (nothing impaired) when neither works: no netem and no
-#               bldelay binary, or it cannot bind its queue.
+#               site for the delay, "bldelay<SITE>" (log bldelay<SITE>.log, emptied at
+#               each start), and with a loss one more, "bldelayin<SITE>" (above); each
+#               started before its rule and stopped by lab_netem_clear and lab_down. No
+#               --queue-bypass: if a bldelay dies the site goes dark instead of
+#               silently losing its delay or loss. Returns 2 (nothing impaired) when
+#               neither works: no netem and no bldelay binary, or a bldelay cannot bind
+#               its queue.
 # Replaces any earlier impairment of that site. Returns 0 when all of SPEC is in place.
 lab_netem() {
   _lab_check_site "$1" || return 1
@@ -530,7 +533,7 @@ lab_netem() {
   read -r -a w <<<"$2"
   while ((${#w[@]})); do
     case ${w[0]} in
-      loss) loss=${w[1]%\%}; w=("${w[@]:2}") ;;
+      loss) loss=${w[1]%\%}; w=("${w[@]:2}"); awk -v l="$loss" 'BEGIN { exit !(l + 0 == 0) }' && loss="" ;;
       rate) rate=${w[1]}; w=("${w[@]:2}") ;;
       delay)
         delay=("${w[1]}"); w=("${w[@]:2}")
@@ -550,7 +553,7 @@ lab_netem() {
     else
       _lab_delay_start "$site" "$loss" "${delay[@]}" || return 2
       if [[ -n $loss ]]; then
-        _lab_loss_in_start "$site" "$loss" || return 1
+        _lab_loss_in_start "$site" "$loss" || { lab_netem_clear "$site"; return 2; }
         loss=""
       fi
     fi
@@ -603,8 +606,9 @@ _lab_delay_start() {
   fi
   d=$(_lab_time_ms "$2") || { _lab_log "lab_netem: bad delay '$2'"; return 1; }
   if [[ -n ${3:-} ]]; then j=$(_lab_time_ms "$3") || { _lab_log "lab_netem: bad jitter '$3'"; return 1; }; fi
+  : >"$LAB_DIR/$name.log" # a "ready" line from an earlier start must not count
   lab_bg "$name" "$r" "$bin" --queue "$site" --delay-ms "$d" --jitter-ms "$j" "${lossargs[@]}" || return 1
-  if ! lab_wait_for 5 grep -q "bldelay: queue $site ready" "$LAB_DIR/$name.log"; then
+  if ! lab_wait_for 5 grep -q "bldelay: queue $site ready" "$LAB_DIR/$name.log" || ! lab_running "$name"; then
     _lab_log "lab_netem: bldelay did not bind queue $site: delay unsupported ($(tail -n 3 "$LAB_DIR/$name.log" | tr '\n' ' '))"
     lab_kill "$name" TERM || true
     return 1
@@ -617,14 +621,17 @@ _lab_delay_start() {
   _lab_log "lab_netem: site $site WAN egress delayed ${d} ms (jitter ${j} ms)${lossargs:+, ${lossargs[1]} % lost per datagram,} by bldelay (no sch_netem)"
 }
 
-# _lab_loss_in_start SITE LOSS: what router SITE forwards in from its WAN loses LOSS %
-# per datagram: a bldelay without delay on queue 100 + SITE, fed from LAB_LOSS. Returns
-# 1, with nothing left behind, when it cannot be had.
+# _lab_loss_in_start SITE LOSS: what router SITE forwards in from its WAN to its LAN loses
+# LOSS % per datagram: a bldelay without delay on queue 100 + SITE, fed from LAB_LOSS.
+# Only what the next rule of FORWARD would accept anyway (established flows) is queued:
+# an accepted verdict ends the filter table for the packet. Returns 1, with nothing left
+# behind, when it cannot be had.
 _lab_loss_in_start() {
   local site=$1 r=r$1 q=$((100 + $1)) name=bldelayin$1
+  : >"$LAB_DIR/$name.log"
   lab_bg "$name" "$r" "$(_lab_delay_bin)" --queue "$q" --delay-ms 0 --loss-pct "$2" --segment || return 1
-  if ! lab_wait_for 5 grep -q "bldelay: queue $q ready" "$LAB_DIR/$name.log" ||
-    ! _lab_in "$r" iptables -A LAB_LOSS -i wan -j NFQUEUE --queue-num "$q"; then
+  if ! lab_wait_for 5 grep -q "bldelay: queue $q ready" "$LAB_DIR/$name.log" || ! lab_running "$name" ||
+    ! _lab_in "$r" iptables -A LAB_LOSS -i wan -o lan -m conntrack --ctstate ESTABLISHED,RELATED -j NFQUEUE --queue-num "$q"; then
     _lab_log "lab_netem: no per-datagram loss on site $site's WAN in ($(tail -n 3 "$LAB_DIR/$name.log" | tr '\n' ' '))"
     lab_kill "$name" TERM || true
     return 1
