@@ -224,14 +224,11 @@ static void bld_usage(void)
 
 static int bld_parse_args(int argc, char **argv, struct bld *d)
 {
-    static const struct option opts[] = {{"queue", required_argument, NULL, 'q'},
-                                         {"delay-ms", required_argument, NULL, 'd'},
-                                         {"jitter-ms", required_argument, NULL, 'j'},
-                                         {"loss-pct", required_argument, NULL, 'l'},
-                                         {"seed", required_argument, NULL, 's'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {"segment", no_argument, NULL, 'g'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"queue", required_argument, NULL, 'q'},     {"delay-ms", required_argument, NULL, 'd'},
+        {"jitter-ms", required_argument, NULL, 'j'}, {"loss-pct", required_argument, NULL, 'l'},
+        {"seed", required_argument, NULL, 's'},      {"help", no_argument, NULL, 'h'},
+        {"segment", no_argument, NULL, 'g'},         {NULL, 0, NULL, 0}};
     double queue = -1, delay = -1, jitter = 0, loss = 0, seed = -1;
     /* The numeric options, as opts lists them: each one's range and its variable. */
     static const char num_opts[] = "qdjls";
@@ -388,8 +385,7 @@ int main(int argc, char **argv)
     }
     int rc = 1;
     if (bld_open(&d) == 0) {
-        fprintf(stderr,
-                "bldelay: queue %u ready: delay %.3f ms jitter %.3f ms loss %.2f %%%s\n",
+        fprintf(stderr, "bldelay: queue %u ready: delay %.3f ms jitter %.3f ms loss %.2f %%%s\n",
                 d.queue, (double)d.delay_ns / 1e6, (double)d.jitter_ns / 1e6, d.loss * 100,
                 d.segment ? " per datagram (segmented sends cut)" : "");
         rc = bld_loop(&d, sfd) == 0 ? 0 : 1;
