@@ -606,13 +606,7 @@ _lab_delay_start() {
   fi
   d=$(_lab_time_ms "$2") || { _lab_log "lab_netem: bad delay '$2'"; return 1; }
   if [[ -n ${3:-} ]]; then j=$(_lab_time_ms "$3") || { _lab_log "lab_netem: bad jitter '$3'"; return 1; }; fi
-  : >"$LAB_DIR/$name.log" # a "ready" line from an earlier start must not count
-  lab_bg "$name" "$r" "$bin" --queue "$site" --delay-ms "$d" --jitter-ms "$j" "${lossargs[@]}" || return 1
-  if ! lab_wait_for 5 grep -q "bldelay: queue $site ready" "$LAB_DIR/$name.log" || ! lab_running "$name"; then
-    _lab_log "lab_netem: bldelay did not bind queue $site: delay unsupported ($(tail -n 3 "$LAB_DIR/$name.log" | tr '\n' ' '))"
-    lab_kill "$name" TERM || true
-    return 1
-  fi
+  _lab_bldelay_up "$name" "$r" "$site" --delay-ms "$d" --jitter-ms "$j" "${lossargs[@]}" || return 1
   if ! _lab_in "$r" iptables -t raw -A LAB_DELAY -i lan ! -d "$LAB_LAN_GW" -j NFQUEUE --queue-num "$site"; then
     _lab_log "lab_netem: iptables has no NFQUEUE here: delay unsupported"
     lab_kill "$name" TERM || true
@@ -628,11 +622,25 @@ _lab_delay_start() {
 # behind, when it cannot be had.
 _lab_loss_in_start() {
   local site=$1 r=r$1 q=$((100 + $1)) name=bldelayin$1
+  _lab_bldelay_up "$name" "$r" "$q" --delay-ms 0 --loss-pct "$2" --segment || return 1
+  if ! _lab_in "$r" iptables -A LAB_LOSS -i wan -o lan -m conntrack --ctstate ESTABLISHED,RELATED -j NFQUEUE --queue-num "$q"; then
+    _lab_log "lab_netem: iptables has no NFQUEUE here: no per-datagram loss on site $site's WAN in"
+    lab_kill "$name" TERM || true
+    return 1
+  fi
+}
+
+# _lab_bldelay_up NAME ROUTER QUEUE ARG...: the bldelay of the build under test as lab
+# process NAME in ROUTER, bound to QUEUE (bldelay ARG... besides). Its log is emptied
+# first, so that a "ready" line from an earlier start does not count. Returns 1, with
+# the process stopped, when it is not running with its queue bound within 5 s.
+_lab_bldelay_up() {
+  local name=$1 r=$2 q=$3
+  shift 3
   : >"$LAB_DIR/$name.log"
-  lab_bg "$name" "$r" "$(_lab_delay_bin)" --queue "$q" --delay-ms 0 --loss-pct "$2" --segment || return 1
-  if ! lab_wait_for 5 grep -q "bldelay: queue $q ready" "$LAB_DIR/$name.log" || ! lab_running "$name" ||
-    ! _lab_in "$r" iptables -A LAB_LOSS -i wan -o lan -m conntrack --ctstate ESTABLISHED,RELATED -j NFQUEUE --queue-num "$q"; then
-    _lab_log "lab_netem: no per-datagram loss on site $site's WAN in ($(tail -n 3 "$LAB_DIR/$name.log" | tr '\n' ' '))"
+  lab_bg "$name" "$r" "$(_lab_delay_bin)" --queue "$q" "$@" || return 1
+  if ! lab_wait_for 5 grep -q "bldelay: queue $q ready" "$LAB_DIR/$name.log" || ! lab_running "$name"; then
+    _lab_log "lab_netem: $name did not bind queue $q: delay or loss unsupported ($(tail -n 3 "$LAB_DIR/$name.log" | tr '\n' ' '))"
     lab_kill "$name" TERM || true
     return 1
   fi
